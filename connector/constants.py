@@ -1,0 +1,21 @@
+"""Constants shared by the connector and the emulator (no imports, no logic)."""
+
+PAGE_SIZE = 50
+BATCH_MAX = 50
+
+# Leaky bucket per plan: (capacity X, drain per second Y).
+BUCKET_PLANS: dict[str, tuple[int, float]] = {"standard": (50, 2.0), "enterprise": (250, 5.0)}
+
+# System CRM entity types by name (crm.enum.ownertype).
+SYSTEM_ENTITY_TYPES: dict[str, int] = {
+    "lead": 1,
+    "deal": 2,
+    "contact": 3,
+    "company": 4,
+    "quote": 7,
+    "invoice": 31,
+}
+
+# Codes of the five stages Bitrix24 creates for every new smart-process funnel.
+DEFAULT_STAGE_CODES = ("NEW", "PREPARATION", "CLIENT", "SUCCESS", "FAIL")
+SYSTEM_STAGE_CODES = ("NEW", "SUCCESS", "FAIL")

@@ -1,0 +1,1 @@
+"""Emulator: cost (being written)."""

@@ -1,0 +1,1 @@
+"""Emulator: details (being written)."""

@@ -1,0 +1,1 @@
+"""Emulator: faults (being written)."""

@@ -1,0 +1,1 @@
+"""Emulator: limits (being written)."""
