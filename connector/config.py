@@ -1,0 +1,190 @@
+"""Configuration: portals by name, store paths, policies. Secrets come from environment variables."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Plan = Literal["standard", "enterprise"]
+Policy = Literal["remote-wins", "local-wins", "newest-wins", "merge", "manual"]
+
+CONFIG_ENV = "B24SYNC_CONFIG"
+DEFAULT_CONFIG_FILES = ("b24sync.toml",)
+WEBHOOK_RE = re.compile(r"^https?://[^/]+/rest/\d+/[^/]+/?$")
+
+
+class ConfigError(Exception):
+    """A configuration problem, with the file and key that caused it."""
+
+
+class Defaults(BaseModel):
+    """Settings every portal inherits unless it overrides them."""
+
+    model_config = ConfigDict(extra="forbid")
+    store: str = "data/{portal}.db"
+    conflict_policy: Policy = "newest-wins"
+
+
+class PortalConfig(BaseModel):
+    """One portal: a webhook (from env or a loopback URL) or an OAuth application."""
+
+    model_config = ConfigDict(extra="forbid")
+    plan: Plan = "standard"
+    webhook: str | None = None
+    endpoint: str | None = None
+    client_id: str | None = None
+    token_file: str | None = None
+    store: str | None = None
+    conflict_policy: Policy | None = None
+    allow_http: bool = False
+    policies: dict[str, Policy] = Field(default_factory=dict)
+
+
+class Config(BaseModel):
+    """The whole configuration file."""
+
+    model_config = ConfigDict(extra="forbid")
+    defaults: Defaults = Field(default_factory=Defaults)
+    portals: dict[str, PortalConfig] = Field(default_factory=dict)
+    path: Path | None = Field(default=None, exclude=True)
+
+
+class PortalRef(BaseModel):
+    """A portal resolved for use: where it is, how to authenticate, where its store lives."""
+
+    name: str
+    url: str
+    plan: Plan = "standard"
+    store: Path
+    conflict_policy: Policy = "newest-wins"
+    policies: dict[str, Policy] = Field(default_factory=dict)
+    allow_http: bool = False
+    oauth: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"PortalRef(name={self.name!r}, key={self.key!r}, plan={self.plan!r})"
+
+    __str__ = __repr__
+
+    @property
+    def key(self) -> str:
+        """The portal key used in the id map (see `portal_key`)."""
+        return portal_key(self.url)
+
+
+def portal_key(base_url: str) -> str:
+    """The stable key of a portal: its lower-cased `host[:port]`, never the secret path."""
+    netloc = urlsplit(base_url).netloc.lower()
+    if not netloc:
+        raise ConfigError(f"not a portal URL (expected https://host/rest/...): {redact(base_url)}")
+    return netloc.rsplit("@", 1)[-1]
+
+
+def redact(url: str) -> str:
+    """Hide the secret code of a webhook URL: https://host/rest/1/****/."""
+    return re.sub(r"(/rest/\d+/)[^/]+", r"\1****", url)
+
+
+def env_name(portal: str, what: str) -> str:
+    """`B24SYNC_PORTAL_<NAME>_<WHAT>` for a portal name."""
+    return f"B24SYNC_PORTAL_{re.sub(r'[^A-Za-z0-9]', '_', portal).upper()}_{what}"
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read the config file named, or $B24SYNC_CONFIG, or ./b24sync.toml; an empty config if none."""
+    candidate = path or os.environ.get(CONFIG_ENV)
+    if candidate is None:
+        candidate = next((p for p in DEFAULT_CONFIG_FILES if Path(p).is_file()), None)
+        if candidate is None:
+            return Config()
+    file = Path(candidate)
+    if not file.is_file():
+        raise ConfigError(f"config file not found: {file}")
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{file}: {problems}") from None
+    config.path = file
+    return config
+
+
+def resolve_portal(config: Config, portal: str) -> PortalRef:
+    """Turn `--portal` (a configured name or a webhook URL) into a PortalRef."""
+    if "://" in portal:
+        if not WEBHOOK_RE.match(portal):
+            raise ConfigError(
+                f"--portal {redact(portal)!r} is not a webhook URL; expected https://host/rest/<user>/<code>/"
+            )
+        key = portal_key(portal)
+        store = Path(config.defaults.store.replace("{portal}", _safe(key)))
+        policy = config.defaults.conflict_policy
+        return PortalRef(name=key, url=_slash(portal), store=store, conflict_policy=policy)
+    if portal not in config.portals:
+        known = ", ".join(sorted(config.portals)) or "none configured"
+        raise ConfigError(f"unknown portal {portal!r}; configured portals: {known}; or pass a webhook URL")
+    pc = config.portals[portal]
+    store = Path(pc.store or config.defaults.store.replace("{portal}", _safe(portal)))
+    policy = pc.conflict_policy or config.defaults.conflict_policy
+    common = dict(name=portal, plan=pc.plan, store=store, conflict_policy=policy,
+                  policies=pc.policies, allow_http=pc.allow_http)
+    webhook = os.environ.get(env_name(portal, "WEBHOOK")) or pc.webhook
+    if webhook:
+        if not WEBHOOK_RE.match(webhook):
+            raise ConfigError(f"portal {portal!r}: webhook {redact(webhook)!r} is not https://host/rest/<user>/<code>/")
+        return PortalRef(url=_slash(webhook), **common)
+    if pc.endpoint and pc.client_id:
+        return PortalRef(url=_slash(pc.endpoint), oauth=_oauth_settings(portal, pc), **common)
+    raise ConfigError(
+        f"portal {portal!r} has no credentials: set {env_name(portal, 'WEBHOOK')} to its webhook URL, "
+        "or give endpoint + client_id (with tokens in the environment) in the config"
+    )
+
+
+def _oauth_settings(portal: str, pc: PortalConfig) -> dict[str, Any]:
+    tokens: dict[str, Any] = {}
+    if pc.token_file and Path(pc.token_file).is_file():
+        tokens = json.loads(Path(pc.token_file).read_text(encoding="utf-8"))
+    access = os.environ.get(env_name(portal, "ACCESS_TOKEN")) or tokens.get("access_token")
+    refresh = os.environ.get(env_name(portal, "REFRESH_TOKEN")) or tokens.get("refresh_token")
+    secret = os.environ.get(env_name(portal, "CLIENT_SECRET"))
+    if not access or not refresh or not secret:
+        raise ConfigError(
+            f"portal {portal!r}: OAuth needs {env_name(portal, 'ACCESS_TOKEN')}, "
+            f"{env_name(portal, 'REFRESH_TOKEN')} (or token_file) and {env_name(portal, 'CLIENT_SECRET')}"
+        )
+    return {"endpoint": pc.endpoint, "client_id": pc.client_id, "client_secret": secret,
+            "access_token": access, "refresh_token": refresh, "token_file": pc.token_file}
+
+
+def save_tokens(token_file: str | None, tokens: dict[str, Any]) -> None:
+    """Persist refreshed OAuth tokens to the portal's token file (owner-only permissions)."""
+    if not token_file:
+        return
+    path = Path(token_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keep = {k: tokens[k] for k in ("access_token", "refresh_token", "expires", "member_id") if k in tokens}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(keep, fh)
+
+
+def _slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
