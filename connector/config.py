@@ -88,8 +88,13 @@ def portal_key(base_url: str) -> str:
 
 
 def redact(url: str) -> str:
-    """Hide the secret code of a webhook URL: https://host/rest/1/****/."""
-    return re.sub(r"(/rest/\d+/)[^/]+", r"\1****", url)
+    """Hide secrets in a URL: keep scheme, host and the `/rest/<user>/` prefix, mask the rest of the path."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return "<not a URL>"
+    match = re.match(r"(/rest/\d+/)", parts.path)
+    shown = match.group(1) + "****/" if match else "/****"
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{shown}"
 
 
 def env_name(portal: str, what: str) -> str:
