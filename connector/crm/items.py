@@ -1,0 +1,553 @@
+"""Smart-process items: reads and writes with `useOriginalUfNames=Y`, and the translation
+between a portal item and a local store row (codes instead of portal ids).
+
+https://apidocs.bitrix24.com/api-reference/crm/universal/index.html
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from connector.constants import SYSTEM_ENTITY_TYPES
+
+# Columns every process table has; `sync` reads and writes the ones that map to item fields.
+SYSTEM_COLUMNS = ("title", "funnel", "stage", "assigned_by_id")
+READ_ONLY_COLUMNS = ("created_time", "updated_time", "moved_time")
+FIELD_TYPES = (
+    "string", "integer", "double", "boolean", "date", "datetime", "enumeration",
+    "money", "url", "address", "file", "employee", "crm",
+)
+# Short codes of system CRM types in crm link values ("D_12", "CO_3").
+SYSTEM_SHORT_CODES: dict[str, str] = {
+    "lead": "L", "deal": "D", "contact": "C", "company": "CO", "quote": "Q", "invoice": "SI",
+}
+_SHORT_TO_SYSTEM = {v: k for k, v in SYSTEM_SHORT_CODES.items()}
+_DYNAMIC_SHORT = re.compile(r"^T([0-9a-f]+)$")
+
+
+class TranslationError(ValueError):
+    """A value that cannot be translated between the portal and the store."""
+
+
+class FieldMap(BaseModel):
+    """One custom field of a process on one portal."""
+
+    code: str
+    type: str
+    multiple: bool = False
+    uf_name: str
+    options: dict[str, int] = Field(default_factory=dict)  # option code -> portal option id
+
+
+class ProcessMap(BaseModel):
+    """Everything needed to translate one process's items on one portal."""
+
+    code: str
+    entity_type_id: int
+    type_id: int
+    stages_enabled: bool = True
+    funnels: dict[str, int] = Field(default_factory=dict)  # funnel code -> category id
+    stages: dict[str, dict[str, str]] = Field(default_factory=dict)  # funnel -> stage code -> stage id
+    fields: list[FieldMap] = Field(default_factory=list)
+    parents: dict[str, int] = Field(default_factory=dict)  # parent code -> entityTypeId
+    clients: bool = False
+
+    def columns(self) -> list[str]:
+        """The store columns that sync reads from and writes to the portal."""
+        cols = ["title", "assigned_by_id"]
+        if self.stages_enabled:
+            cols += ["funnel", "stage"]
+        for f in self.fields:
+            cols.append(f.code)
+            if f.type == "money":
+                cols.append(f"{f.code}_currency")
+        for target in self.parents:
+            cols.append(f"parent_{target}")
+        if self.clients:
+            cols += ["contact_ids", "company_id"]
+        return cols
+
+    def select(self) -> list[str]:
+        """The `select` for crm.item.list/get: system fields and this process's UF names."""
+        sel = ["id", "xmlId", "title", "assignedById", "createdTime", "updatedTime"]
+        if self.stages_enabled:
+            sel += ["categoryId", "stageId", "movedTime"]
+        sel += [f"parentId{etid}" for etid in self.parents.values()]
+        if self.clients:
+            sel += ["contactIds", "companyId"]
+        sel += [f.uf_name for f in self.fields]
+        return sel
+
+
+# ---- scalar conversions -------------------------------------------------------------------
+
+def to_utc_text(value: Any) -> str | None:
+    """Portal ISO-8601 datetime with offset -> `2026-01-02T03:04:05Z`."""
+    if value in (None, "", False):
+        return None
+    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_utc_text(value: str) -> str:
+    """`2026-01-02T03:04:05Z` (or any ISO text) -> ISO-8601 with an explicit offset for the portal."""
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def to_date_text(value: Any) -> str | None:
+    """Portal date (`2025-04-29` or a datetime at midnight in some offset) -> `2025-04-29`."""
+    if value in (None, "", False):
+        return None
+    text = str(value)
+    if len(text) == 10:
+        return date.fromisoformat(text).isoformat()
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.hour == 0 and dt.minute == 0 and dt.second == 0:
+        return dt.date().isoformat()  # local midnight: the local date is the date
+    if dt.tzinfo is not None:
+        return dt.astimezone(UTC).date().isoformat()  # UTC midnight shown in the portal offset
+    return dt.date().isoformat()
+
+
+def parse_offset(text: str) -> timezone:
+    """`+03:00` -> a fixed timezone."""
+    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text)
+    if not m:
+        raise TranslationError(f"bad UTC offset {text!r}; expected +HH:MM")
+    delta = timedelta(hours=int(m.group(2)), minutes=int(m.group(3)))
+    return timezone(-delta if m.group(1) == "-" else delta)
+
+
+def split_money(value: Any) -> tuple[float | None, str | None]:
+    """`"100.50|RUB"` -> (100.5, "RUB"); empty -> (None, None)."""
+    if value in (None, "", False):
+        return None, None
+    amount, _, currency = str(value).partition("|")
+    return (float(amount) if amount.strip() else None), (currency or None)
+
+
+def join_money(amount: float | None, currency: str | None) -> str:
+    """(100.5, "RUB") -> `"100.5|RUB"`; no amount -> `""` (clears the field)."""
+    if amount is None:
+        return ""
+    text = repr(float(amount))
+    if text.endswith(".0"):
+        text = text[:-2]
+    return f"{text}|{currency}" if currency else text
+
+
+def to_bool(value: Any) -> int | None:
+    """Portal `Y`/`N` (or 1/0, true/false) -> 1/0."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float):
+        return int(bool(value))
+    text = str(value).strip().lower()
+    if text in ("y", "1", "true"):
+        return 1
+    if text in ("n", "0", "false"):
+        return 0
+    raise TranslationError(f"bad boolean {value!r}; expected Y or N")
+
+
+def _to_int(value: Any) -> int | None:
+    if value in (None, "", False):
+        return None
+    return int(float(value)) if not isinstance(value, int) else value
+
+
+def _to_float(value: Any) -> float | None:
+    if value in (None, "", False):
+        return None
+    return float(value)
+
+
+def _to_text(value: Any) -> str | None:
+    if value is None or value == "" or value is False:
+        return None
+    return str(value)
+
+
+# ---- crm link values ----------------------------------------------------------------------
+
+class TypeCodes:
+    """Type codes <-> entityTypeIds for crm link values: system types plus known processes."""
+
+    def __init__(self, processes: dict[str, int] | None = None) -> None:
+        self.by_code: dict[str, int] = dict(SYSTEM_ENTITY_TYPES)
+        self.by_code.update(processes or {})
+        self.by_etid: dict[int, str] = {etid: code for code, etid in self.by_code.items()}
+
+    def short(self, code: str) -> str:
+        """`deal` -> `D`; a process code -> `T` + hex entityTypeId."""
+        if code in SYSTEM_SHORT_CODES:
+            return SYSTEM_SHORT_CODES[code]
+        m = re.fullmatch(r"dynamic_(\d+)", code)
+        etid = int(m.group(1)) if m else self.by_code.get(code)
+        if etid is None:
+            raise TranslationError(
+                f"unknown crm link type {code!r}; known: {', '.join(sorted(self.by_code))}"
+            )
+        return f"T{etid:x}"
+
+    def link_to_local(self, value: Any) -> str | None:
+        """`D_12` -> `deal:12`; `T40a_7` -> `<process code>:7` (or `dynamic_1034:7` if unknown)."""
+        if value in (None, "", False):
+            return None
+        text = str(value)
+        prefix, sep, ident = text.rpartition("_")
+        if not sep or not ident.isdigit():
+            raise TranslationError(f"bad crm link value {text!r}; expected SHORT_ID like D_12")
+        if prefix in _SHORT_TO_SYSTEM:
+            return f"{_SHORT_TO_SYSTEM[prefix]}:{ident}"
+        m = _DYNAMIC_SHORT.fullmatch(prefix)
+        if not m:
+            raise TranslationError(f"unknown crm link prefix in {text!r}")
+        etid = int(m.group(1), 16)
+        return f"{self.by_etid.get(etid, f'dynamic_{etid}')}:{ident}"
+
+    def link_to_portal(self, value: str) -> str:
+        """`deal:12` -> `D_12`."""
+        code, sep, ident = str(value).rpartition(":")
+        if not sep or not ident.isdigit():
+            raise TranslationError(f"bad crm link {value!r}; expected '<type code>:<id>' like deal:12")
+        return f"{self.short(code)}_{ident}"
+
+
+# ---- the translator -----------------------------------------------------------------------
+
+def _json_list(value: Any) -> list[Any]:
+    if value in (None, ""):
+        return []
+    if isinstance(value, list):
+        return value
+    try:
+        parsed = json.loads(value)
+    except (TypeError, ValueError) as exc:
+        raise TranslationError(f"expected a JSON array, got {value!r}") from exc
+    if not isinstance(parsed, list):
+        raise TranslationError(f"expected a JSON array, got {value!r}")
+    return parsed
+
+
+def _dump(values: list[Any]) -> str | None:
+    return json.dumps(values, ensure_ascii=False) if values else None
+
+
+class ItemTranslator:
+    """Portal item <-> store row for one process on one portal."""
+
+    def __init__(self, pmap: ProcessMap, types: TypeCodes | None = None) -> None:
+        self.pmap = pmap
+        self.types = types or TypeCodes({pmap.code: pmap.entity_type_id})
+        self.funnel_by_category = {cat: code for code, cat in pmap.funnels.items()}
+        self.stage_by_id = {sid: code for stages in pmap.stages.values() for code, sid in stages.items()}
+        self.option_by_id = {f.code: {oid: oc for oc, oid in f.options.items()} for f in pmap.fields}
+        self.columns = pmap.columns()
+
+    # portal -> store
+    def to_row(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A crm.item (useOriginalUfNames=Y) -> a store row (without `key`)."""
+        p = self.pmap
+        row: dict[str, Any] = {
+            "id": int(item["id"]),
+            "title": _to_text(item.get("title")),
+            "assigned_by_id": _to_int(item.get("assignedById")),
+            "created_time": to_utc_text(item.get("createdTime")),
+            "updated_time": to_utc_text(item.get("updatedTime")),
+        }
+        if p.stages_enabled:
+            cat = _to_int(item.get("categoryId"))
+            row["funnel"] = self.funnel_by_category.get(cat) if cat is not None else None
+            if cat is not None and row["funnel"] is None:
+                row["funnel"] = f"category_{cat}"
+            sid = item.get("stageId")
+            row["stage"] = self.stage_by_id.get(sid, str(sid).rpartition(":")[2]) if sid else None
+            row["moved_time"] = to_utc_text(item.get("movedTime"))
+        for f in p.fields:
+            self._field_to_row(f, item.get(f.uf_name), row)
+        for target, etid in p.parents.items():
+            row[f"parent_{target}"] = _to_int(item.get(f"parentId{etid}")) or None
+        if p.clients:
+            ids = [int(x) for x in (item.get("contactIds") or [])]
+            row["contact_ids"] = _dump(ids)
+            row["company_id"] = _to_int(item.get("companyId")) or None
+        return row
+
+    def _field_to_row(self, f: FieldMap, raw: Any, row: dict[str, Any]) -> None:
+        if f.type == "money":
+            if f.multiple:
+                row[f.code] = _dump([split_money(v)[0] for v in _json_list(raw)])
+                currencies = [split_money(v)[1] for v in _json_list(raw)]
+                row[f"{f.code}_currency"] = _dump(currencies)
+            else:
+                row[f.code], row[f"{f.code}_currency"] = split_money(raw)
+            return
+        if f.multiple:
+            values = raw if isinstance(raw, list) else ([] if raw in (None, "", False) else [raw])
+            conv = [self._scalar_to_row(f, v) for v in values]
+            row[f.code] = _dump([v for v in conv if v is not None])
+        else:
+            row[f.code] = self._scalar_to_row(f, raw)
+
+    def _scalar_to_row(self, f: FieldMap, raw: Any) -> Any:
+        t = f.type
+        if t in ("string", "url", "address"):
+            return _to_text(raw)
+        if t in ("integer", "employee"):
+            return _to_int(raw)
+        if t == "double":
+            return _to_float(raw)
+        if t == "boolean":
+            return to_bool(raw)
+        if t == "date":
+            return to_date_text(raw)
+        if t == "datetime":
+            return to_utc_text(raw)
+        if t == "enumeration":
+            oid = _to_int(raw)
+            if oid is None:
+                return None
+            return self.option_by_id[f.code].get(oid, str(oid))
+        if t == "crm":
+            return self.types.link_to_local(raw)
+        if t == "file":
+            if not raw:
+                return None
+            if isinstance(raw, dict):  # keep metadata only; urlMachine carries an auth token
+                meta = {k: raw[k] for k in ("id", "name", "size", "url") if k in raw}
+                return json.dumps(meta, ensure_ascii=False) if not f.multiple else meta
+            return json.dumps({"id": raw}) if not f.multiple else {"id": raw}
+        raise TranslationError(f"field {f.code!r}: unknown type {t!r}; allowed: {', '.join(FIELD_TYPES)}")
+
+    # store -> portal
+    def to_fields(self, row: dict[str, Any], columns: Iterable[str] | None = None) -> dict[str, Any]:
+        """The crm.item.add/update `fields` for the given columns of a store row (UF names as keys).
+
+        File fields are never written (metadata only); `parent_<code>_key` must be resolved by the
+        caller into `parent_<code>` first.
+        """
+        p = self.pmap
+        wanted = set(self.columns if columns is None else columns)
+        out: dict[str, Any] = {}
+        if "title" in wanted:
+            out["title"] = row.get("title") or ""
+        if "assigned_by_id" in wanted and row.get("assigned_by_id") is not None:
+            out["assignedById"] = int(row["assigned_by_id"])
+        if p.stages_enabled and ({"funnel", "stage"} & wanted):
+            out.update(self._stage_fields(row, funnel_changed="funnel" in wanted))
+        for f in p.fields:
+            if f.type == "file":
+                continue
+            money_cols = {f.code, f"{f.code}_currency"} if f.type == "money" else {f.code}
+            if money_cols & wanted:
+                out[f.uf_name] = self._field_to_portal(f, row)
+        for target, etid in p.parents.items():
+            if f"parent_{target}" in wanted:
+                out[f"parentId{etid}"] = _to_int(row.get(f"parent_{target}")) or 0
+        if p.clients:
+            if "contact_ids" in wanted:
+                out["contactIds"] = [int(x) for x in _json_list(row.get("contact_ids"))]
+            if "company_id" in wanted:
+                out["companyId"] = _to_int(row.get("company_id")) or 0
+        return out
+
+    def _stage_fields(self, row: dict[str, Any], *, funnel_changed: bool) -> dict[str, Any]:
+        p = self.pmap
+        funnel = row.get("funnel") or next(iter(p.funnels), None)
+        if funnel not in p.funnels:
+            raise TranslationError(f"unknown funnel {funnel!r}; known: {', '.join(p.funnels)}")
+        out: dict[str, Any] = {}
+        if funnel_changed:
+            out["categoryId"] = p.funnels[funnel]
+        stage = row.get("stage")
+        if stage:
+            stages = p.stages.get(funnel, {})
+            if stage not in stages:
+                raise TranslationError(
+                    f"unknown stage {stage!r} in funnel {funnel!r}; known: {', '.join(stages)}"
+                )
+            out["stageId"] = stages[stage]
+        return out
+
+    def _field_to_portal(self, f: FieldMap, row: dict[str, Any]) -> Any:
+        raw = row.get(f.code)
+        if f.type == "money":
+            cur = row.get(f"{f.code}_currency")
+            if f.multiple:
+                amounts, curs = _json_list(raw), _json_list(cur)
+                return [join_money(a, curs[i] if i < len(curs) else None) for i, a in enumerate(amounts)]
+            return join_money(_to_float(raw), cur)
+        if f.multiple:
+            return [self._scalar_to_portal(f, v) for v in _json_list(raw)]
+        return self._scalar_to_portal(f, raw)
+
+    def _scalar_to_portal(self, f: FieldMap, value: Any) -> Any:
+        if value is None:
+            return "N" if f.type == "boolean" else ""
+        t = f.type
+        if t in ("string", "url", "address"):
+            return str(value)
+        if t in ("integer", "employee"):
+            return int(value)
+        if t == "double":
+            v = float(value)
+            if math.isnan(v) or math.isinf(v):
+                raise TranslationError(f"field {f.code!r}: {value!r} is not a finite number")
+            return v
+        if t == "boolean":
+            return "Y" if to_bool(value) else "N"
+        if t == "date":
+            return date.fromisoformat(str(value)[:10]).isoformat()
+        if t == "datetime":
+            return from_utc_text(str(value))
+        if t == "enumeration":
+            if str(value).isdigit() and str(value) not in f.options:
+                return int(value)
+            if value not in f.options:
+                raise TranslationError(
+                    f"field {f.code!r}: unknown option {value!r}; allowed: {', '.join(f.options)}"
+                )
+            return f.options[value]
+        if t == "crm":
+            return self.types.link_to_portal(value)
+        raise TranslationError(f"field {f.code!r}: type {t!r} cannot be written")
+
+
+def normalize(value: Any) -> Any:
+    """A column value in a comparable form (JSON text parsed, floats rounded, '' as None)."""
+    if value == "" or value is None:
+        return None
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else round(value, 9)
+    return value
+
+
+def changed_columns(row: dict[str, Any], base: dict[str, Any], columns: Iterable[str]) -> list[str]:
+    """Columns whose values differ between a row and a base snapshot."""
+    return [c for c in columns if normalize(row.get(c)) != normalize(base.get(c))]
+
+
+# ---- REST calls ---------------------------------------------------------------------------
+
+Op = Literal["add", "update", "delete"]
+
+
+class WriteOp(BaseModel):
+    """One item write inside a batch."""
+
+    op: Op
+    ref: str  # caller's reference (the local key)
+    id: int | None = None
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class WriteResult(BaseModel):
+    """The outcome of one WriteOp: the returned item, or an error text."""
+
+    ref: str
+    op: Op
+    item: dict[str, Any] | None = None
+    error: str | None = None
+    not_found: bool = False
+
+
+def list_items(
+    client: Any, pmap: ProcessMap, *, filter: dict[str, Any] | None = None, select: list[str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """All items matching a filter, keyset-paged (no COUNT), ≤ 2,500 rows per HTTP request.
+
+    https://apidocs.bitrix24.com/api-reference/crm/universal/crm-item-list.html
+    """
+    params = {
+        "entityTypeId": pmap.entity_type_id,
+        "select": select or pmap.select(),
+        "filter": filter or {},
+        "useOriginalUfNames": "Y",
+    }
+    yield from client.iter_list("crm.item.list", params, rows_key="items")
+
+
+def first_page(
+    client: Any, pmap: ProcessMap, *, filter: dict[str, Any] | None = None, select: list[str] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One 50-row keyset page (start=-1, order id ASC) and the response's `time` object."""
+    r = client.call("crm.item.list", {
+        "entityTypeId": pmap.entity_type_id,
+        "select": select or pmap.select(),
+        "filter": filter or {},
+        "order": {"id": "ASC"},
+        "start": -1,
+        "useOriginalUfNames": "Y",
+    })
+    result = r.result or {}
+    return list(result.get("items") or []), dict(r.time or {})
+
+
+def find_by_xml_ids(client: Any, pmap: ProcessMap, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """Items whose `xmlId` is one of `keys` (lost-create lookup), keyed by xmlId."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(keys), 50):
+        chunk = keys[start:start + 50]
+        for item in list_items(client, pmap, filter={"@xmlId": chunk}):
+            if item.get("xmlId"):
+                found[str(item["xmlId"])] = item
+    return found
+
+
+def write_items(client: Any, pmap: ProcessMap, ops: list[WriteOp]) -> list[WriteResult]:
+    """Run up to 50 item writes in one `batch` request; per-row results in input order.
+
+    https://apidocs.bitrix24.com/api-reference/how-to-call-rest-api/batch.html
+    """
+    if len(ops) > 50:
+        raise ValueError(f"write_items takes at most 50 writes per batch, got {len(ops)}")
+    if not ops:
+        return []
+    commands: dict[str, tuple[str, dict[str, Any]]] = {}
+    for n, op in enumerate(ops):
+        label = f"w{n}"
+        if op.op == "add":
+            commands[label] = ("crm.item.add", {
+                "entityTypeId": pmap.entity_type_id, "fields": op.fields, "useOriginalUfNames": "Y"})
+        elif op.op == "update":
+            commands[label] = ("crm.item.update", {
+                "entityTypeId": pmap.entity_type_id, "id": op.id, "fields": op.fields,
+                "useOriginalUfNames": "Y"})
+        else:
+            commands[label] = ("crm.item.delete", {"entityTypeId": pmap.entity_type_id, "id": op.id})
+    batch = client.batch(commands, halt=False)
+    results: list[WriteResult] = []
+    for n, op in enumerate(ops):
+        label = f"w{n}"
+        err = batch.errors.get(label) if batch.errors else None
+        if err is not None:
+            code = str(getattr(err, "code", "") or "")
+            results.append(WriteResult(ref=op.ref, op=op.op, error=str(err), not_found=code == "NOT_FOUND"))
+            continue
+        res = batch.results.get(label)
+        item = res.get("item") if isinstance(res, dict) else None
+        if op.op != "delete" and not item:
+            results.append(WriteResult(ref=op.ref, op=op.op, error=f"no result for {op.op} in batch"))
+            continue
+        results.append(WriteResult(ref=op.ref, op=op.op, item=item))
+    return results
