@@ -1,1 +1,12 @@
-"""b24sync."""
+"""Local exports and reports over the SQLite store (reads only; never writes the store)."""
+
+from connector.reports.errors import ReportError
+from connector.reports.export import ExportResult, export
+from connector.reports.report import KINDS, REPORT_FORMATS, ReportResult, report
+from connector.reports.status import StatusReport, status
+from connector.reports.writers import FORMATS
+
+__all__ = [
+    "FORMATS", "KINDS", "REPORT_FORMATS", "ExportResult", "ReportError", "ReportResult", "StatusReport",
+    "export", "report", "status",
+]

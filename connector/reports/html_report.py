@@ -1,0 +1,167 @@
+"""The self-contained HTML report: inline CSS and SVG charts, no scripts, no external assets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from html import escape
+from typing import Any
+
+from connector.reports.analytics import AgingReport, FunnelReport, TimeInStageReport
+from connector.reports.svg import Bar, bar_chart
+
+_CSS = """
+body{font-family:"DejaVu Sans","Segoe UI",Arial,sans-serif;margin:24px auto;max-width:960px;color:#1f2933;
+line-height:1.4}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:28px 0 6px;border-bottom:1px solid #cbd2d9}
+h3{font-size:16px;margin:18px 0 6px}.meta{color:#52606d;font-size:13px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0 4px;width:100%}
+th,td{border:1px solid #cbd2d9;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th{background:#e4e7eb}td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+.empty{color:#52606d;font-style:italic}.legend span{display:inline-block;width:12px;height:12px;
+margin:0 4px 0 12px;vertical-align:middle}
+"""
+
+
+def fmt_number(value: float | int | None, digits: int = 2) -> str:
+    """A number with thin-space thousands separators (Russian style), no trailing zeros."""
+    if value is None:
+        return "—"
+    if isinstance(value, int) or float(value).is_integer():
+        text = f"{int(value):,}"
+    else:
+        text = f"{value:,.{digits}f}".rstrip("0").rstrip(".")
+    return text.replace(",", "\u202f")
+
+
+def fmt_hours(hours: float | None) -> str:
+    """Hours as a readable duration: minutes, hours or days."""
+    if hours is None:
+        return "—"
+    if hours < 1:
+        return f"{round(hours * 60)} min"
+    if hours < 48:
+        return f"{fmt_number(round(hours, 1))} h"
+    return f"{fmt_number(round(hours / 24, 1))} d"
+
+
+def fmt_percent(share: float | None) -> str:
+    """A share 0..1 as a percentage."""
+    return "—" if share is None else f"{fmt_number(round(share * 100, 1))} %"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[int] = ()) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = []
+    for row in rows:
+        cells = "".join(
+            f'<td class="n">{escape(str(v))}</td>' if i in numeric else f"<td>{escape(str(v))}</td>"
+            for i, v in enumerate(row)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _sums_text(sums: dict[str, float]) -> str:
+    return "; ".join(f"{name}: {fmt_number(total)}" for name, total in sums.items())
+
+
+def funnel_section(report: FunnelReport) -> str:
+    """Funnel bars (items per stage) and a table with sums and conversion, per funnel."""
+    parts = ["<h2>Funnel: items per stage</h2>", _legend()]
+    if not report.funnels:
+        parts.append('<p class="empty">No funnels and no items yet.</p>')
+    for funnel in report.funnels:
+        parts.append(f"<h3>{escape(funnel.funnel_name)} — {fmt_number(funnel.total)} items</h3>")
+        if funnel.total == 0 and not any(s.reached for s in funnel.stages):
+            parts.append('<p class="empty">No items in this funnel yet.</p>')
+            continue
+        bars = [
+            Bar(s.stage_name, s.count, _count_caption(s.count, s.sums), s.semantics) for s in funnel.stages
+        ]
+        parts.append(bar_chart(bars, title=f"{funnel.funnel_name}: items per stage"))
+        rows = [
+            (s.stage_name, fmt_number(s.count), _sums_text(s.sums) or "—", fmt_number(s.reached),
+             fmt_percent(s.conversion))
+            for s in funnel.stages
+        ]
+        parts.append(_table(("Stage", "Items now", "Sums", "Ever reached", "Went on to next stage"),
+                            rows, numeric=(1, 3, 4)))
+    return "".join(parts)
+
+
+def _count_caption(count: int, sums: dict[str, float]) -> str:
+    first = next(iter(sums.items()), None)
+    money = f" · {fmt_number(first[1])} {first[0].split(' ', 1)[-1]}" if first else ""
+    return f"{fmt_number(count)}{money}"
+
+
+def _legend() -> str:
+    return (
+        '<p class="legend meta"><span style="background:#3b82c4"></span>in progress'
+        '<span style="background:#2f9e44"></span>success<span style="background:#c92a2a"></span>failure</p>'
+    )
+
+
+def time_section(report: TimeInStageReport) -> str:
+    """Median (dark) and 90th percentile (light) time in stage per funnel, with a table."""
+    parts = [
+        "<h2>Time in stage</h2>",
+        '<p class="meta">Dark bar: median of completed stays; light bar: 90th percentile. '
+        "Computed from the locally recorded stage history.</p>",
+    ]
+    funnels: dict[str, list] = {}
+    for row in report.stages:
+        funnels.setdefault(row.funnel_name, []).append(row)
+    if not funnels:
+        parts.append('<p class="empty">No stages and no stage history yet.</p>')
+    for name, rows in funnels.items():
+        parts.append(f"<h3>{escape(name)}</h3>")
+        if not any(r.completed or r.current for r in rows):
+            parts.append('<p class="empty">No items have been in this funnel yet.</p>')
+            continue
+        bars = [
+            Bar(r.stage_name, r.median_hours or 0.0, _time_caption(r), back_value=r.p90_hours)
+            for r in rows
+        ]
+        parts.append(bar_chart(bars, title=f"{name}: time in stage"))
+        table_rows = [
+            (r.stage_name, fmt_number(r.completed), fmt_hours(r.median_hours), fmt_hours(r.p90_hours),
+             fmt_number(r.current), fmt_hours(r.current_max_hours))
+            for r in rows
+        ]
+        header = ("Stage", "Completed stays", "Median", "90th percentile", "Here now", "Longest now")
+        parts.append(_table(header, table_rows, numeric=(1, 2, 3, 4, 5)))
+    return "".join(parts)
+
+
+def _time_caption(row: Any) -> str:
+    if not row.completed:
+        return f"no completed stays · {row.current} here now"
+    return f"median {fmt_hours(row.median_hours)} · p90 {fmt_hours(row.p90_hours)} · n={row.completed}"
+
+
+def aging_section(report: AgingReport) -> str:
+    """Open items stuck longest in their current stage."""
+    parts = ["<h2>Stuck longest (open items)</h2>"]
+    if not report.items:
+        parts.append('<p class="empty">No open items.</p>')
+        return "".join(parts)
+    rows = [
+        (i.title or "—", i.id if i.id is not None else "not on the portal yet", i.funnel_name, i.stage_name,
+         (i.since or "—").replace("T", " ").removesuffix("Z"), fmt_number(i.days))
+        for i in report.items
+    ]
+    header = ("Item", "Id", "Funnel", "Stage", "In stage since (UTC)", "Days")
+    parts.append(_table(header, rows, numeric=(5,)))
+    return "".join(parts)
+
+
+def render_page(title: str, generated_at: str, sections: Sequence[str]) -> str:
+    """The whole report page."""
+    return (
+        '<!DOCTYPE html><html lang="ru"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{escape(title)}</h1><p class=\"meta\">Generated {escape(generated_at)} by b24sync "
+        "from the local store.</p>" + "".join(sections) + "</body></html>\n"
+    )

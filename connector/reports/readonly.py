@@ -1,0 +1,53 @@
+"""Read-only access to a store file: `mode=ro` plus an authorizer that allows reads only."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from urllib.parse import quote
+
+from connector.reports.errors import ReportError
+
+# Actions a query may perform: reading tables, selecting, calling functions, recursive CTEs.
+_ALLOWED_ACTIONS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
+# Pragmas that only describe the schema (used as table-valued functions, e.g. pragma_table_info).
+_ALLOWED_PRAGMAS = frozenset({"table_info", "table_xinfo"})
+# Functions that could reach outside the file even in a read-only connection.
+_DENIED_FUNCTIONS = frozenset({"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"})
+
+
+def _authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None) -> int:
+    """Allow SELECT/READ/FUNCTION and schema-describing pragmas; deny everything else."""
+    if action == sqlite3.SQLITE_FUNCTION:
+        return sqlite3.SQLITE_DENY if (arg2 or "").lower() in _DENIED_FUNCTIONS else sqlite3.SQLITE_OK
+    if action in _ALLOWED_ACTIONS:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _ALLOWED_PRAGMAS:
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+def connect_readonly(db_path: str | Path) -> sqlite3.Connection:
+    """Open a store file so that no statement run on it can change it."""
+    path = Path(db_path)
+    if not path.is_file():
+        raise ReportError(f"store file not found: {path} (run `b24sync sync` first, or pass --db PATH)")
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    conn.execute("PRAGMA query_only = 1")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.set_authorizer(_authorize)
+    return conn
+
+
+def table_names(conn: sqlite3.Connection) -> dict[str, str]:
+    """Every table and view in the store: name -> 'table' | 'view'."""
+    rows = conn.execute("SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view')")
+    return {name: kind for name, kind in rows}
+
+
+def column_names(conn: sqlite3.Connection, name: str) -> list[str]:
+    """Column names of a table or view, in their declared order."""
+    return [row[0] for row in conn.execute("SELECT name FROM pragma_table_info(?)", (name,))]

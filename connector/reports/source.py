@@ -1,0 +1,137 @@
+"""What an export reads: the process's rows with labels, as one streaming SELECT."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from connector.reports.errors import ReportError
+from connector.reports.readonly import column_names, table_names
+
+PROCESS_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+# Columns every process table has (docs/CONTRACTS.md "Local store layout").
+_PROCESS_MARKERS = ("key", "id", "stage", "funnel")
+_FETCH_ROWS = 2000
+
+
+def list_processes(conn: sqlite3.Connection) -> list[str]:
+    """Codes of the process tables in a store, sorted."""
+    found = []
+    for name, kind in table_names(conn).items():
+        if kind != "table" or not PROCESS_CODE.match(name):
+            continue
+        if set(_PROCESS_MARKERS) <= set(column_names(conn, name)):
+            found.append(name)
+    return sorted(found)
+
+
+def require_process(conn: sqlite3.Connection, type_code: str) -> None:
+    """Raise a ReportError listing the valid process codes when `type_code` is not one of them."""
+    processes = list_processes(conn)
+    if type_code not in processes:
+        valid = ", ".join(processes) or "none: the store has no process tables yet"
+        raise ReportError(f"unknown process {type_code!r}; processes in this store: {valid}")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class ExportQuery:
+    """The SELECT behind an export: header names and SQL with its parameters."""
+
+    header: list[str]
+    sql: str
+
+
+def _parent_links(base_columns: Sequence[str], processes: Sequence[str]) -> list[str]:
+    """Parent processes whose titles can be joined in: `parent_<code>` columns pointing at a process."""
+    return [
+        col.removeprefix("parent_")
+        for col in base_columns
+        if col.startswith("parent_") and not col.endswith("_key") and col.removeprefix("parent_") in processes
+    ]
+
+
+def build_query(
+    conn: sqlite3.Connection,
+    type_code: str,
+    *,
+    where: str | None = None,
+    columns: Sequence[str] | None = None,
+    include_deleted: bool = False,
+) -> ExportQuery:
+    """The labelled SELECT for a process: the `<code>_labels` view (or the table) plus parent titles."""
+    require_process(conn, type_code)
+    processes = list_processes(conn)
+    labels_view = f"{type_code}_labels"
+    source = labels_view if labels_view in table_names(conn) else type_code
+    source_columns = column_names(conn, source)
+    base_columns = column_names(conn, type_code)
+
+    selects = {col: f"s.{_quote(col)}" for col in source_columns}
+    joins = []
+    for i, parent in enumerate(_parent_links(base_columns, processes)):
+        name = f"parent_{parent}_title"
+        if name in selects:
+            continue
+        alias = f"p{i}"
+        key_col = f"parent_{parent}_key"
+        on = f"{alias}.id = s.{_quote('parent_' + parent)}"
+        if key_col in source_columns:
+            on = f"({on} OR ({alias}.key = s.{_quote(key_col)} AND s.{_quote('parent_' + parent)} IS NULL))"
+        joins.append(f"LEFT JOIN {_quote(parent)} AS {alias} ON {on}")
+        selects[name] = f"{alias}.title"
+
+    header = _choose_columns(list(selects), columns)
+    hide_deleted = not include_deleted and "deleted" in source_columns
+    inner_where = " WHERE COALESCE(s.deleted, 0) = 0" if hide_deleted else ""
+    inner = (
+        "SELECT " + ", ".join(f"{expr} AS {_quote(name)}" for name, expr in selects.items())
+        + f" FROM {_quote(source)} AS s " + " ".join(joins) + inner_where
+        + (" ORDER BY s.rowid" if source == type_code else "")
+    )
+    sql = "SELECT " + ", ".join(map(_quote, header)) + f" FROM ({inner})"
+    if where and where.strip():
+        sql += f" WHERE ({where})"
+    return ExportQuery(header=header, sql=sql)
+
+
+def _choose_columns(available: list[str], wanted: Sequence[str] | None) -> list[str]:
+    """The requested columns in the requested order, or all; unknown names are an error listing the valid."""
+    if not wanted:
+        return available
+    unknown = [c for c in wanted if c not in available]
+    if unknown:
+        raise ReportError(
+            f"unknown column(s) {', '.join(map(repr, unknown))}; valid columns: {', '.join(available)}"
+        )
+    return list(dict.fromkeys(wanted))
+
+
+def iter_rows(conn: sqlite3.Connection, query: ExportQuery) -> Iterator[tuple]:
+    """Stream the rows of an export query in chunks (constant memory); bad SQL becomes a ReportError."""
+    try:
+        cursor = conn.execute(query.sql)
+    except sqlite3.Error as exc:
+        raise _where_error(exc) from None
+    while True:
+        try:
+            chunk = cursor.fetchmany(_FETCH_ROWS)
+        except sqlite3.Error as exc:
+            raise _where_error(exc) from None
+        if not chunk:
+            return
+        yield from chunk
+
+
+def _where_error(exc: Exception) -> ReportError:
+    text = str(exc)
+    if "not authorized" in text or "readonly" in text or "read-only" in text:
+        return ReportError(f"--where may only read the store (a single SELECT condition); refused: {text}")
+    if "one statement" in text:
+        return ReportError("--where must be one SQL condition, not several statements separated by ';'")
+    return ReportError(f"bad --where condition or column: {text}")
