@@ -1,0 +1,383 @@
+"""`Client`: one per portal, shared by all threads; calls, batches and keyset list scans.
+
+https://apidocs.bitrix24.com/settings/how-to-call-rest-api/index.html
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from connector.constants import BATCH_MAX
+
+from .auth import Auth, WebhookAuth
+from .encoding import command, json_params
+from .errors import (
+    B24Error,
+    OperationTimeLimit,
+    OutcomeUnknown,
+    QueryLimit,
+    TokenExpired,
+    TransportError,
+    error_from_body,
+)
+from .limits import Clock, LeakyBucket, MethodLedger, Sleep
+from .models import ApiResponse, BatchResult
+from .paging import iter_list_pages
+from .redact import install_log_filter, redact
+from .retry import FINAL_5XX_CODES, SERVER_FAULT_CODES, RetryPolicy, is_read, request_was_sent
+
+log = logging.getLogger("b24sync.rest")
+
+USER_AGENT = "b24sync/0.1 (+https://github.com/b24sync)"
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 5
+_LABEL = re.compile(r"^[A-Za-z0-9_]+$")
+
+Command = tuple[str, Mapping[str, Any] | None]
+
+
+@dataclass
+class ClientStats:
+    """Counters of one client: HTTP requests, retries, seconds waited for limits, per method."""
+
+    requests: int = 0
+    retries: int = 0
+    waited_seconds: float = 0.0
+    backoff_seconds: float = 0.0
+    refreshes: int = 0
+    per_method: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **amounts: float) -> None:
+        with self._lock:
+            for name, amount in amounts.items():
+                setattr(self, name, getattr(self, name) + amount)
+
+    def count(self, method: str, status: int | None) -> None:
+        with self._lock:
+            self.requests += 1
+            self.per_method[method] += 1
+            if status is not None:
+                self.statuses[status] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {"requests": self.requests, "retries": self.retries,
+                    "waited_seconds": round(self.waited_seconds, 3),
+                    "backoff_seconds": round(self.backoff_seconds, 3), "refreshes": self.refreshes,
+                    "per_method": dict(self.per_method), "statuses": dict(self.statuses)}
+
+
+@dataclass
+class _Failure:
+    """A request that produced no usable answer and may be retried."""
+
+    error: B24Error
+    retryable: bool
+    maybe_executed: bool = False
+    retry_after: float | None = None
+
+
+class Client:
+    """REST client for one portal; thread-safe; the `requests.Session` is the transport seam."""
+
+    def __init__(self, auth: Auth, plan: str = "standard", session: requests.Session | None = None, *,
+                 timeout: tuple[float, float] = (5.0, 60.0), retry: RetryPolicy | None = None,
+                 bucket: LeakyBucket | None = None, ledger: MethodLedger | None = None,
+                 sleep: Sleep = time.sleep, clock: Clock = time.monotonic) -> None:
+        self.auth = auth
+        self.plan = plan
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.bucket = bucket or LeakyBucket.for_plan(plan, sleep=sleep)
+        self.ledger = ledger or MethodLedger()
+        self.stats = ClientStats()
+        self._sleep = sleep
+        self._clock = clock
+        install_log_filter()
+
+    @classmethod
+    def from_webhook(cls, url: str, plan: str = "standard", allow_http: bool = False,
+                     session: requests.Session | None = None, **options: Any) -> Client:
+        """Client for an incoming webhook URL `https://portal/rest/<user>/<code>/`."""
+        return cls(WebhookAuth(url, allow_http=allow_http), plan=plan, session=session, **options)
+
+    def __repr__(self) -> str:
+        return f"Client({self.auth!r}, plan={self.plan!r})"
+
+    # -- single calls ---------------------------------------------------------------------------
+
+    def call(self, method: str, params: Mapping[str, Any] | None = None) -> ApiResponse:
+        """Call one REST method; raises a typed `B24Error` on any error answer."""
+        if not method or not isinstance(method, str) or "/" in method or "?" in method:
+            raise ValueError(f"method must be a REST method name such as 'crm.item.get'; got {method!r}")
+        body = json_params(dict(params or {}))
+        payload, status = self._exchange(method, body, write=not is_read(method), ledger_methods=[method])
+        self.ledger.record(method, payload.get("time"))
+        return ApiResponse(result=payload.get("result"), total=_int_or_none(payload.get("total")),
+                           next=_int_or_none(payload.get("next")), time=_dict(payload.get("time")),
+                           status=status)
+
+    # -- batches --------------------------------------------------------------------------------
+
+    def batch(self, commands: Mapping[str, Command], halt: bool = False) -> BatchResult:
+        """Run up to 50 commands in one request; per-label results and errors.
+
+        https://apidocs.bitrix24.com/settings/how-to-call-rest-api/batch.html
+        """
+        if len(commands) > BATCH_MAX:
+            raise ValueError(f"batch takes at most {BATCH_MAX} commands, got {len(commands)}; use batch_all")
+        if not commands:
+            return BatchResult()
+        methods = {label: _check_command(label, entry) for label, entry in commands.items()}
+        cmd = {label: command(methods[label], commands[label][1]) for label in commands}
+        write = any(not is_read(method) for method in methods.values())
+        payload, _ = self._exchange("batch", {"halt": 1 if halt else 0, "cmd": cmd}, write=write,
+                                    ledger_methods=sorted(set(methods.values())))
+        return self._batch_result(payload, methods)
+
+    def batch_all(self, commands: Mapping[str, Command] | Iterable[tuple[str, Command]],
+                  halt: bool = False) -> BatchResult:
+        """Any number of commands, sent in chunks of 50; one merged `BatchResult`."""
+        items = list(commands.items() if isinstance(commands, Mapping) else commands)
+        merged = BatchResult()
+        for start in range(0, len(items), BATCH_MAX):
+            chunk = self.batch(dict(items[start:start + BATCH_MAX]), halt=halt)
+            merged.merge(chunk)
+            if halt and chunk.errors:
+                break
+        return merged
+
+    def _batch_result(self, payload: dict[str, Any], methods: dict[str, str]) -> BatchResult:
+        inner = payload.get("result")
+        inner = inner if isinstance(inner, dict) else {}
+        result = BatchResult(time=_dict(payload.get("time")))
+        result.results = _as_map(inner.get("result"))
+        for label, body in _as_map(inner.get("result_error")).items():
+            body = body if isinstance(body, dict) else {"error": body}
+            result.errors[label] = self._error(body, None, methods.get(label))
+        result.totals = {k: v for k, v in ((k, _int_or_none(v)) for k, v in
+                                           _as_map(inner.get("result_total")).items()) if v is not None}
+        result.nexts = {k: v for k, v in ((k, _int_or_none(v)) for k, v in
+                                          _as_map(inner.get("result_next")).items()) if v is not None}
+        result.times = {k: v for k, v in _as_map(inner.get("result_time")).items() if isinstance(v, dict)}
+        for label, time_info in result.times.items():
+            if label in methods:
+                self.ledger.charge(methods[label], time_info)
+        for label, error in result.errors.items():
+            if isinstance(error, OperationTimeLimit) and label in methods:
+                self.ledger.block(methods[label], self._limit_reset(methods[label]))
+        return result
+
+    # -- list scans -----------------------------------------------------------------------------
+
+    def iter_list(self, method: str, params: Mapping[str, Any] | None = None, rows_key: str | None = "auto",
+                  id_key: str | None = None, pages_per_request: int = BATCH_MAX) -> Iterator[Any]:
+        """Every row of a list method, without COUNT: `>id` keyset chained in one batch.
+
+        Up to `pages_per_request` x 50 rows per HTTP request; rows_key "auto" picks `items`,
+        `types`, `categories`, ... from the method, None means the result is a plain array.
+        https://apidocs.bitrix24.com/settings/performance/huge-data.html
+        """
+        yield from iter_list_pages(self, method, params, rows_key, id_key, pages_per_request)
+
+    # -- the request loop -----------------------------------------------------------------------
+
+    def _exchange(self, method: str, body: dict[str, Any], write: bool,
+                  ledger_methods: list[str]) -> tuple[dict[str, Any], int]:
+        started = self._clock()
+        retries = 0
+        refreshed = False
+        redirects = 0
+        while True:
+            self._respect_ledger(ledger_methods, method)
+            waited = self.bucket.acquire()
+            if waited:
+                self.stats.add(waited_seconds=waited)
+            signed, token = self.auth.sign(body)
+            outcome = self._send(method, signed, write)
+            if isinstance(outcome, requests.Response):
+                location = outcome.headers.get("Location")
+                if redirects >= MAX_REDIRECTS or not location:
+                    raise TransportError("TOO_MANY_REDIRECTS", f"gave up after {redirects} redirects",
+                                         outcome.status_code, method)
+                host = self.auth.rebase(location, method)
+                log.info("portal moved: following HTTP %s to %s for %s", outcome.status_code, host, method)
+                redirects += 1
+                continue
+            if isinstance(outcome, tuple):
+                return outcome
+            error = outcome.error
+            if isinstance(error, TokenExpired) and self.auth.can_refresh and not refreshed:
+                log.info("%s: access token expired, refreshing once", method)
+                self.auth.refresh(self.session, token, self.timeout[1])
+                self.stats.add(refreshes=1)
+                refreshed = True
+                continue
+            if not outcome.retryable:
+                raise error
+            if write and outcome.maybe_executed:
+                raise OutcomeUnknown(error.code, "the write may have been applied but its answer was lost "
+                                     f"({error.description or error.code}); it was not re-sent",
+                                     error.status, method)
+            retries += 1
+            delay = self._retry_delay(outcome, retries, method, ledger_methods)
+            elapsed = self._clock() - started
+            if retries >= self.retry.max_attempts or (outcome.retry_after is None
+                                                      and elapsed + delay > self.retry.max_total):
+                raise error
+            log.info("%s: retry %d after %s in %.2fs", method, retries, error.code or "error", delay)
+            self.stats.add(retries=1)
+            if outcome.retry_after is None and delay > 0:
+                self.stats.add(backoff_seconds=delay)
+                self._sleep(delay)
+
+    def _retry_delay(self, failure: _Failure, retries: int, method: str, ledger_methods: list[str]) -> float:
+        if failure.retry_after is None:
+            return self.retry.delay(retries)
+        until = failure.retry_after
+        wait = until - self.ledger.now()
+        if wait > self.retry.max_limit_wait:
+            raise failure.error
+        for name in ledger_methods:
+            self.ledger.block(name, until)
+        return max(0.0, wait)
+
+    def _respect_ledger(self, methods: list[str], method: str) -> None:
+        pause = max((self.ledger.pause_needed(name) for name in methods), default=0.0)
+        if pause <= 0:
+            return
+        if pause > self.retry.max_limit_wait:
+            raise OperationTimeLimit("OPERATION_TIME_LIMIT", f"time budget nearly spent; it resets in "
+                                     f"{pause:.0f}s, longer than max_limit_wait", None, method,
+                                     reset_at=self.ledger.now() + pause)
+        log.info("%s: pausing %.1fs before the portal's operating-time limit", method, pause)
+        self.stats.add(waited_seconds=pause)
+        self._sleep(pause)
+
+    def _limit_reset(self, method: str) -> float:
+        reset = self.ledger.reset_at(method)
+        return reset if reset is not None else self.ledger.now() + self.retry.limit_fallback
+
+    def _send(self, method: str, body: dict[str, Any],
+              write: bool) -> tuple[dict[str, Any], int] | requests.Response | _Failure:
+        started = self._clock()
+        try:
+            response = self.session.post(self.auth.url(method), json=body, timeout=self.timeout,
+                                         allow_redirects=False, headers=_HEADERS)
+        except requests.RequestException as exc:
+            self.stats.count(method, None)
+            sent = request_was_sent(exc)
+            log.debug("%s -> %s (%s)", method, type(exc).__name__, "maybe sent" if sent else "not sent")
+            text = redact(str(exc), self.auth.secrets())
+            error = TransportError("TRANSPORT", f"{type(exc).__name__}: {text}", None, method)
+            return _Failure(error, retryable=True, maybe_executed=sent)
+        status = response.status_code
+        self.stats.count(method, status)
+        log.debug("%s -> HTTP %s in %.3fs", method, status, self._clock() - started)
+        if status in REDIRECTS and response.headers.get("Location"):
+            return response
+        payload = _parse_body(response)
+        if payload is None:
+            kind = "HTML" if _looks_html(response) else "BAD_BODY"
+            text = "an HTML page" if kind == "HTML" else "a truncated or non-JSON body"
+            error = TransportError(kind, f"the portal answered {text}", status, method)
+            return _Failure(error, retryable=True, maybe_executed=status not in (429, 503))
+        if "error" in payload and payload.get("error") is not None and "result" not in payload:
+            return self._error_failure(payload, status, method)
+        if status >= 500 or "result" not in payload:
+            error = TransportError("BAD_BODY", "the portal answered without a result", status, method)
+            return _Failure(error, retryable=True, maybe_executed=True)
+        return payload, status
+
+    def _error_failure(self, payload: dict[str, Any], status: int, method: str) -> _Failure:
+        error = self._error(payload, status, method)
+        code = error.code
+        if status == 503 or isinstance(error, QueryLimit):
+            self.bucket.saturate()
+            return _Failure(error, retryable=True)
+        if status == 429 or isinstance(error, OperationTimeLimit):
+            reset = self._limit_reset(method)
+            limit = OperationTimeLimit(code, error.description, status, method, reset_at=reset)
+            return _Failure(limit, retryable=True, retry_after=reset)
+        if status >= 500 and code not in FINAL_5XX_CODES and (code in SERVER_FAULT_CODES or
+                                                              type(error) is B24Error):
+            return _Failure(error, retryable=True, maybe_executed=True)
+        return _Failure(error, retryable=False)
+
+    def _error(self, body: dict[str, Any], status: int | None, method: str | None) -> B24Error:
+        secrets = self.auth.secrets()
+        description = body.get("error_description")
+        clean = {"error": body.get("error"),
+                 "error_description": None if description is None else redact(str(description), secrets)}
+        if isinstance(clean["error"], str):
+            clean["error"] = redact(clean["error"], secrets)
+        return error_from_body(clean, status, method)
+
+
+_HEADERS = {"Accept": "application/json", "User-Agent": USER_AGENT}
+
+
+def _check_command(label: Any, entry: Any) -> str:
+    """Validate one batch entry; returns its method name."""
+    if not isinstance(label, str) or not _LABEL.match(label) or label.lstrip("-").isdigit():
+        raise ValueError(f"batch label {label!r} is not allowed: labels are non-numeric names of letters, "
+                         "digits and underscores (e.g. 'get_1'), because PHP turns numeric keys into a list")
+    if not (isinstance(entry, tuple | list) and len(entry) == 2 and isinstance(entry[0], str)):
+        raise ValueError(f"batch command {label!r} must be a (method, params) pair; got {entry!r}")
+    method = entry[0]
+    if method.lower() == "batch" or not method or "?" in method:
+        raise ValueError(f"batch command {label!r}: {method!r} is not allowed (no nested batch, no query)")
+    if entry[1] is not None and not isinstance(entry[1], Mapping):
+        raise ValueError(f"batch command {label!r}: params must be a mapping or None")
+    return method
+
+
+def _parse_body(response: requests.Response) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(response.content)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _looks_html(response: requests.Response) -> bool:
+    kind = response.headers.get("Content-Type", "")
+    return "html" in kind or response.content.lstrip()[:1] == b"<"
+
+
+def _as_map(value: Any) -> dict[str, Any]:
+    """A PHP map as serialised by the portal: an object, an array (keys 0..n-1) or `[]`."""
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    if isinstance(value, list):
+        return {str(i): v for i, v in enumerate(value)}
+    return {}
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+__all__ = ["Client", "ClientStats"]

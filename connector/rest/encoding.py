@@ -1,0 +1,114 @@
+"""Wire encoding of call parameters.
+
+Two encodings, one value rule:
+
+* Top-level calls travel as JSON bodies (`json_params`). JSON keeps numbers, strings, lists and
+  nested objects as they are.
+* Sub-commands of `batch` travel as `method?query` strings in PHP bracket form (`php_query`),
+  the form PHP's `parse_str` reads: `filter[>=updatedTime]=2025-01-01T00:00:00+03:00`,
+  `filter[@id][0]=1&filter[@id][1]=2`, `filter[0][logic]=OR&filter[0][0][stageId]=X`.
+
+The value rule (the same in both encodings):
+
+==================  =====================  ===========================================
+Python value        PHP bracket query      JSON body
+==================  =====================  ===========================================
+``True``/``False``  ``Y`` / ``N``          ``"Y"`` / ``"N"``
+``None``            ``key=`` (empty)       ``null`` (PHP reads both as empty)
+``[]`` / ``{}``     ``key=`` (empty)       ``[]`` / ``{}``
+date / datetime     ISO 8601               ISO 8601
+int / float / str   ``str(value)``         unchanged
+list / tuple        ``key[0]=..&key[1]=..``  array
+dict                ``key[sub]=..``        object
+==================  =====================  ===========================================
+
+Booleans become ``Y``/``N`` because Bitrix24 reads only ``true``, ``"true"``, ``"y"``, ``"Y"`` as
+true and everything else as false or empty; ``Y``/``N`` is what the portal itself returns.
+Filters on boolean *custom* fields need ``1``/``0``: pass integers for those.
+Operator prefixes (``>=``, ``@``, ``!@``, ``%``, ...) are part of the key and are percent-encoded
+like any other key character. A value that is a batch reference (``$result[label][items][49][id]``,
+also ``$next``, ``$total``, ``$time``, ``$error``) is written unencoded so the portal substitutes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+REFERENCE = re.compile(r"^\$(result|next|total|time|error)(\[[^\[\]\s&=#]+\])+$", re.IGNORECASE)
+
+_KEY_SAFE = "[]"
+_VALUE_SAFE = ""
+
+
+def scalar_text(value: Any, path: str) -> str:
+    """One scalar value as PHP query text, by the rule in the module docstring."""
+    if value is True:
+        return "Y"
+    if value is False:
+        return "N"
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    raise TypeError(f"parameter {path or '(root)'}: cannot encode {type(value).__name__}; allowed are "
+                    "str, int, float, Decimal, bool, None, date/datetime, list, tuple and dict")
+
+
+def flatten(params: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(bracket key, text) pairs for a nested parameter mapping, in insertion order."""
+    for key, value in params.items():
+        yield from _flatten_value(str(key), value)
+
+
+def _flatten_value(path: str, value: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(value, Mapping):
+        if not value:
+            yield path, ""
+        for key, item in value.items():
+            yield from _flatten_value(f"{path}[{key}]", item)
+    elif isinstance(value, list | tuple):
+        if not value:
+            yield path, ""
+        for index, item in enumerate(value):
+            yield from _flatten_value(f"{path}[{index}]", item)
+    else:
+        yield path, scalar_text(value, path)
+
+
+def php_query(params: Mapping[str, Any]) -> str:
+    """Encode params as a PHP bracket query string (for batch `cmd` entries and GET URLs)."""
+    parts = []
+    for key, text in flatten(params):
+        encoded = text if REFERENCE.match(text) else quote(text, safe=_VALUE_SAFE)
+        parts.append(f"{quote(key, safe=_KEY_SAFE)}={encoded}")
+    return "&".join(parts)
+
+
+def json_params(value: Any, path: str = "") -> Any:
+    """Params ready for a JSON body: bools -> Y/N, dates -> ISO, tuples -> lists."""
+    if isinstance(value, Mapping):
+        return {str(k): json_params(v, f"{path}[{k}]" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_params(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, bool):
+        return "Y" if value else "N"
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    return scalar_text(value, path)
+
+
+def command(method: str, params: Mapping[str, Any] | None) -> str:
+    """One batch `cmd` entry: `method?query`."""
+    query = php_query(params or {})
+    return f"{method}?{query}" if query else method

@@ -1,0 +1,157 @@
+"""Reading every row of a list method without COUNT, up to 2,500 rows per HTTP request.
+
+Each page is `start=-1` (no COUNT), `order {id: ASC}` and `filter {">id": last id}`. The first
+request reads one page with a plain call (a short incremental scan costs one small request);
+later requests chain `pages_per_request` pages inside one `batch`, page k+1 filtering on
+`$result[p{k}][items][49][id]` (`$result[p{k}][49][ID]` for plain-array methods).
+
+When page k is short or empty, the reference of page k+1 points at a row that does not exist;
+the portal then stops descending at the last key it found and substitutes an array, so pages
+after k hold junk or errors. The scan therefore stops at the first short page of a batch and
+never looks at what follows it; `halt` stops the portal early when the junk is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from connector.constants import BATCH_MAX, PAGE_SIZE
+
+from .errors import TransportError
+
+if TYPE_CHECKING:
+    from .client import Client
+
+ROWS_KEYS: dict[str, str] = {
+    "crm.item.list": "items",
+    "crm.type.list": "types",
+    "crm.category.list": "categories",
+    "crm.automatedsolution.list": "automatedSolutions",
+    "crm.stagehistory.list": "items",
+    "userfieldconfig.list": "fields",
+}
+
+
+def default_rows_key(method: str) -> str | None:
+    """Where a list method puts its rows: `result.items`, `result.types`, ... or None (bare array)."""
+    return ROWS_KEYS.get(method.lower())
+
+
+def iter_list_pages(client: Client, method: str, params: Mapping[str, Any] | None, rows_key: str | None,
+                    id_key: str | None, pages_per_request: int) -> Iterator[Any]:
+    """The generator behind `Client.iter_list`."""
+    if not 1 <= pages_per_request <= BATCH_MAX:
+        raise ValueError(f"pages_per_request must be 1..{BATCH_MAX}; got {pages_per_request}")
+    key = default_rows_key(method) if rows_key == "auto" else rows_key
+    ident = id_key or ("id" if key else "ID")
+    base = _scan_params(method, dict(params or {}), ident)
+    caller_filter = base.pop("filter", None) or {}
+    last: Any = 0
+    pages = 1
+    while True:
+        if pages == 1:
+            rows = page_rows(client.call(method, _page(base, caller_filter, ident, last)).result, key, method)
+            _check_continues(rows, ident, last, method, "p0")
+            yield from rows
+            if len(rows) < PAGE_SIZE:
+                return
+            last = rows[-1][ident]
+            pages = pages_per_request
+            continue
+        commands = {}
+        for index in range(pages):
+            after = last if index == 0 else _reference(f"p{index - 1}", key, ident)
+            commands[f"p{index}"] = (method, _page(base, caller_filter, ident, after))
+        batch = client.batch(commands, halt=True)
+        for index in range(pages):
+            label = f"p{index}"
+            if label in batch.errors:
+                raise batch.errors[label]
+            if label not in batch.results:
+                raise TransportError("BAD_BATCH", f"chained page {label} is missing from the batch answer",
+                                     200, method)
+            rows = page_rows(batch.results[label], key, method)
+            _check_continues(rows, ident, last, method, label)
+            yield from rows
+            if len(rows) < PAGE_SIZE:
+                return
+            last = rows[-1][ident]
+
+
+def _scan_params(method: str, params: dict[str, Any], ident: str) -> dict[str, Any]:
+    if "start" in params:
+        raise ValueError(f"iter_list({method}) pages by keyset with start=-1; do not pass 'start'")
+    order = params.pop("order", None)
+    if order not in (None, {ident: "ASC"}, {ident: "asc"}):
+        raise ValueError(f"iter_list({method}) orders by {{{ident!r}: 'ASC'}} (keyset paging); "
+                         f"got order={order!r}; sort the rows after reading them")
+    select = params.get("select")
+    if select is not None:
+        if not isinstance(select, list | tuple):
+            raise ValueError(f"iter_list({method}): select must be a list of field names; got {select!r}")
+        if ident not in select and "*" not in select:
+            params["select"] = [*select, ident]
+    filter_ = params.get("filter")
+    if filter_ is not None and not isinstance(filter_, Mapping):
+        raise ValueError(f"iter_list({method}): filter must be a mapping; got {type(filter_).__name__}")
+    return params
+
+
+def _page(base: dict[str, Any], caller_filter: Mapping[str, Any], ident: str, after: Any) -> dict[str, Any]:
+    """Params of one page: the caller's filter ANDed with `>id`."""
+    keyset = f">{ident}"
+    if keyset in caller_filter:
+        free = next(str(n) for n in range(len(caller_filter) + 1) if str(n) not in caller_filter)
+        filter_: dict[str, Any] = {free: dict(caller_filter), keyset: after}
+    else:
+        filter_ = {**caller_filter, keyset: after}
+    return {**base, "filter": filter_, "order": {ident: "ASC"}, "start": -1}
+
+
+def _reference(label: str, key: str | None, ident: str) -> str:
+    rows = f"[{key}]" if key else ""
+    return f"$result[{label}]{rows}[{PAGE_SIZE - 1}][{ident}]"
+
+
+def page_rows(result: Any, key: str | None, method: str) -> list[Any]:
+    """The rows of one page: `result[key]`, or `result` itself for plain-array methods."""
+    if result is None or result == []:
+        return []
+    if key is not None:
+        if isinstance(result, Mapping) and key in result:
+            rows = result[key]
+            return list(rows.values()) if isinstance(rows, Mapping) else list(rows or [])
+        shape = sorted(result) if isinstance(result, Mapping) else type(result).__name__
+        raise TransportError("BAD_PAGE", f"expected rows in result.{key}, got {shape}; pass rows_key=", 200,
+                             method)
+    if isinstance(result, list):
+        return result
+    if isinstance(result, Mapping) and all(str(k).isdigit() for k in result):
+        return list(result.values())
+    raise TransportError("BAD_PAGE", "expected a plain array of rows; pass rows_key= for wrapped results",
+                         200, method)
+
+
+def _order_key(value: Any) -> Any:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _check_continues(rows: list[Any], ident: str, last: Any, method: str, label: str) -> None:
+    """Each page must start after the previous page's last id, else the keyset chain broke."""
+    if not rows:
+        return
+    if not isinstance(rows[0], Mapping) or ident not in rows[0] or not isinstance(rows[-1], Mapping) \
+            or ident not in rows[-1]:
+        raise TransportError("BAD_PAGE", f"rows of page {label} lack the id key {ident!r}; pass id_key=", 200,
+                             method)
+    try:
+        broken = last != 0 and _order_key(rows[0][ident]) <= _order_key(last)
+    except TypeError:
+        broken = False
+    if broken:
+        raise TransportError("BROKEN_CHAIN", f"page {label} starts at id {rows[0][ident]!r}, not after "
+                             f"{last!r}: the portal ignored the >{ident} filter or the order", 200, method)

@@ -1,0 +1,65 @@
+"""One retry policy for every request (in the spirit of stripe-python's `_should_retry`).
+
+Retried: 503 `QUERY_LIMIT_EXCEEDED`, connection errors, 5xx, HTML or truncated bodies, with
+exponential backoff and jitter, bounded by attempts and total time; 429 waits until
+`operating_reset_at` (bounded by `max_limit_wait`). A *write* whose request may have reached the
+portal and whose answer was lost is never re-sent: the caller gets `OutcomeUnknown`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+READ_SUFFIXES = (".get", ".list", ".fields")
+READ_METHODS = frozenset({
+    "profile", "server.time", "scope", "methods", "method.get", "user.current", "app.info",
+    "crm.type.getbyentitytypeid", "crm.enum.ownertype", "crm.status.entity.items", "crm.status.entity.types",
+    "event.offline.list",
+})
+WRITE_READS = frozenset({"event.offline.get"})  # deletes what it returns unless clear=0
+
+SERVER_FAULT_CODES = frozenset({"INTERNAL_SERVER_ERROR", "ERROR_UNEXPECTED_ANSWER", "ERROR_CORE", ""})
+FINAL_5XX_CODES = frozenset({"PORTAL_DELETED", "OVERLOAD_LIMIT"})
+
+
+def is_read(method: str) -> bool:
+    """True for methods that change nothing on the portal (`*.get`, `*.list`, `*.fields`, ...)."""
+    name = method.lower()
+    if name in WRITE_READS:
+        return False
+    return name.endswith(READ_SUFFIXES) or name in READ_METHODS
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds of the retry loop; `jitter` returns a number in [0, 1) (pin it in tests)."""
+
+    max_attempts: int = 6
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    max_total: float = 60.0
+    max_limit_wait: float = 660.0
+    limit_fallback: float = 60.0
+    jitter: Callable[[], float] = field(default=random.random, compare=False)
+
+    def delay(self, retry_number: int) -> float:
+        """Seconds before retry `retry_number` (1-based): 2^n backoff capped, jittered to [1/2, 1]."""
+        raw = min(self.initial_delay * 2 ** (retry_number - 1), self.max_delay)
+        return max(self.initial_delay, raw * (0.5 + 0.5 * self.jitter()))
+
+
+def request_was_sent(exc: requests.RequestException) -> bool:
+    """False only when the connection was never made, so the portal cannot have run the call."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)
+        if isinstance(reason, NewConnectionError | ConnectTimeoutError):
+            return False
+    return True
