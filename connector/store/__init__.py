@@ -1,1 +1,12 @@
-"""b24sync."""
+"""The local SQLite store: process tables, change log triggers, id map, sync bookkeeping."""
+
+from connector.store.errors import StoreError
+from connector.store.idmap import IdMap
+from connector.store.models import BaseSnapshot, Change, Conflict, IdMapEntry, Run, StageMove
+from connector.store.store import Store
+from connector.store.values import CrmRef, FileRef, Money
+
+__all__ = [
+    "BaseSnapshot", "Change", "Conflict", "CrmRef", "FileRef", "IdMap", "IdMapEntry", "Money", "Run",
+    "StageMove", "Store", "StoreError",
+]

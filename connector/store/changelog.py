@@ -1,0 +1,73 @@
+"""The change log `_changes`: read coalesced per row, mark done or failed, retry."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from connector.store.errors import StoreError
+from connector.store.models import Change
+
+_SELECT = "SELECT seq, tbl, key, op, columns, at, error, attempts, portal_id FROM _changes"
+
+
+def coalesce(rows: Iterable[tuple[Any, ...]]) -> list[Change]:
+    """Fold raw log rows (seq order) into one Change per (tbl, key), ordered by first seq.
+
+    Net op: absent before and after (I..D) is a D with the last known portal id (None when the row
+    never reached the portal); absent before, present after is I; present both is U; present
+    before, absent after is D. Columns are the union of touched columns in first-seen order.
+    """
+    groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+    for row in rows:
+        groups.setdefault((row[1], row[2]), []).append(row)
+    changes: list[Change] = []
+    for (tbl, key), items in groups.items():
+        first_op, last_op = items[0][3], items[-1][3]
+        op = "D" if last_op == "D" else ("I" if first_op == "I" else "U")
+        columns: list[str] = []
+        for item in items:
+            for name in json.loads(item[4] or "[]"):
+                if name not in columns:
+                    columns.append(name)
+        portal_id = next((item[8] for item in reversed(items) if item[8] is not None), None)
+        changes.append(Change(
+            tbl=tbl, key=key, op=op, columns=[] if op == "D" else columns,
+            seqs=[item[0] for item in items], portal_id=portal_id,
+            first_at=items[0][5], last_at=items[-1][5],
+            error=items[-1][6], attempts=max(item[7] for item in items),
+        ))
+    return changes
+
+
+def select(conn: sqlite3.Connection, status: str, tbl: str | None, limit: int | None) -> list[Change]:
+    """Coalesced changes with `status`, optionally of one table, at most `limit` rows (items)."""
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise StoreError(f"limit must be a positive integer or None, got {limit!r}")
+    sql, args = _SELECT + " WHERE status = ?", [status]
+    if tbl is not None:
+        sql += " AND tbl = ?"
+        args.append(tbl)
+    changes = coalesce(conn.execute(sql + " ORDER BY seq", args))
+    return changes if limit is None else changes[:limit]
+
+
+def _seq_list(seqs: Iterable[int]) -> list[int]:
+    out = list(seqs)
+    bad = [s for s in out if isinstance(s, bool) or not isinstance(s, int)]
+    if bad:
+        raise StoreError(f"change seqs must be integers, got {bad[:5]!r}")
+    return out
+
+
+def set_status(conn: sqlite3.Connection, seqs: Iterable[int], status: str, error: str | None) -> int:
+    """Set the status (and error, counting an attempt on failure) of log rows; return rows touched."""
+    ids = _seq_list(seqs)
+    bump = 1 if status == "failed" else 0
+    conn.executemany(
+        "UPDATE _changes SET status = ?, error = ?, attempts = attempts + ? WHERE seq = ?",
+        [(status, error, bump, s) for s in ids],
+    )
+    return len(ids)

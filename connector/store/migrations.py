@@ -1,0 +1,96 @@
+"""Versioned migrations of the store's internal tables, recorded in `_meta.schema_version`."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from connector.store.errors import StoreError
+
+# Each migration is a list of statements; never edit a released one, append a new version.
+MIGRATIONS: list[list[str]] = [
+    [  # 1: internal tables of docs/CONTRACTS.md "Local store layout"
+        """CREATE TABLE IF NOT EXISTS _idmap (
+            portal TEXT NOT NULL, kind TEXT NOT NULL, code TEXT NOT NULL,
+            portal_id NOT NULL, extra TEXT, updated_at TEXT NOT NULL,
+            PRIMARY KEY (portal, kind, code))""",
+        """CREATE TABLE IF NOT EXISTS _cursors (
+            portal TEXT NOT NULL, tbl TEXT NOT NULL, value TEXT, updated_at TEXT NOT NULL,
+            PRIMARY KEY (portal, tbl))""",
+        """CREATE TABLE IF NOT EXISTS _changes (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, key TEXT,
+            op TEXT NOT NULL CHECK (op IN ('I', 'U', 'D')), columns TEXT NOT NULL DEFAULT '[]',
+            at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'done', 'failed')),
+            error TEXT, attempts INTEGER NOT NULL DEFAULT 0, portal_id INTEGER)""",
+        "CREATE INDEX IF NOT EXISTS _changes_status ON _changes (status, tbl, seq)",
+        """CREATE TABLE IF NOT EXISTS _base (
+            tbl TEXT NOT NULL, key TEXT NOT NULL, portal_id INTEGER, updated_time TEXT,
+            data TEXT NOT NULL DEFAULT '{}', PRIMARY KEY (tbl, key))""",
+        "CREATE INDEX IF NOT EXISTS _base_portal_id ON _base (tbl, portal_id)",
+        """CREATE TABLE IF NOT EXISTS _conflicts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, key TEXT NOT NULL,
+            portal_id INTEGER, fields TEXT NOT NULL DEFAULT '[]', local TEXT NOT NULL DEFAULT '{}',
+            remote TEXT NOT NULL DEFAULT '{}', base TEXT, policy TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved')),
+            resolution TEXT, created_at TEXT NOT NULL, resolved_at TEXT)""",
+        """CREATE TABLE IF NOT EXISTS _stage_history (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, key TEXT, portal_id INTEGER,
+            funnel TEXT, from_stage TEXT, to_stage TEXT NOT NULL, at TEXT NOT NULL, source TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS _stage_history_item ON _stage_history (tbl, key, at)",
+        """CREATE TABLE IF NOT EXISTS _runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, portal TEXT, job TEXT,
+            started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL DEFAULT 'running',
+            figures TEXT NOT NULL DEFAULT '{}', error TEXT)""",
+        """CREATE TABLE IF NOT EXISTS _applying (
+            id INTEGER PRIMARY KEY CHECK (id = 1), flag INTEGER NOT NULL DEFAULT 0)""",
+        "INSERT OR IGNORE INTO _applying (id, flag) VALUES (1, 0)",
+        """CREATE TABLE IF NOT EXISTS _labels (
+            tbl TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('process', 'field', 'funnel', 'stage', 'option')),
+            scope TEXT NOT NULL DEFAULT '', code TEXT NOT NULL, lang TEXT NOT NULL, label TEXT NOT NULL,
+            PRIMARY KEY (tbl, kind, scope, code, lang))""",
+        """CREATE TABLE IF NOT EXISTS _processes (
+            tbl TEXT PRIMARY KEY, signature TEXT NOT NULL, lang TEXT NOT NULL, updated_at TEXT NOT NULL)""",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """Schema version recorded in `_meta` (0 for a new file)."""
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_meta'").fetchone()
+    if not exists:
+        return 0
+    row = conn.execute("SELECT value FROM _meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply missing migrations in one BEGIN IMMEDIATE transaction; return the version reached."""
+    if current_version(conn) == SCHEMA_VERSION:
+        return SCHEMA_VERSION
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value TEXT)")
+        version = current_version(conn)  # re-read under the write lock: another process may have won
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store schema version {version} is newer than this b24sync supports ({SCHEMA_VERSION}); "
+                "upgrade b24sync"
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[number - 1]:
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO _meta (key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+        conn.execute("UPDATE _applying SET flag = 0 WHERE flag <> 0")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return SCHEMA_VERSION
