@@ -1,0 +1,272 @@
+"""Pure naming rules of Bitrix24 smart processes: UF names, camelCase, stage ids, Y/N, dates, short codes.
+
+Everything here follows docs/../shared/reference/server-behaviour.md ("Field-name casing", section 4)
+and has no I/O and no imports from the rest of the connector except constants.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta, timezone
+
+from connector.constants import SYSTEM_ENTITY_TYPES
+
+# userfieldconfig.add: FIELD_NAME is 4..50 chars of ^[0-9A-Z_]+$ and starts with UF_CRM_{typeId}_.
+UF_NAME_MAX = 50
+UF_PREFIX = "UF_CRM_"
+# Type ids are small autoincrements (3, 7, 16 ...); we reserve 5 digits so a code fits on any portal.
+TYPE_ID_DIGITS_RESERVED = 5
+UF_CODE_MAX = UF_NAME_MAX - len(UF_PREFIX) - TYPE_ID_DIGITS_RESERVED - 1  # 37
+
+_UF_NAME_RE = re.compile(r"^[0-9A-Z_]+$")
+_GENERIC_UF_RES = (
+    re.compile(r"^[A-Z_]+$"),
+    re.compile(r"^UF_CRM_\d{1,4}_[\d_]+$"),
+    re.compile(r"^UF_CRM_\d{1,4}_[A-Z_]+$"),
+)
+_FILTER_PREFIX_RE = re.compile(r"^([=%><!@]*)(.*)$", re.S)
+_UPPER_NAME_RE = re.compile(r"^[A-Z0-9_]+$")
+_STAGE_ID_RE = re.compile(r"^DT(\d+)_(\d+):(.+)$")
+_STAGE_ENTITY_RE = re.compile(r"^DYNAMIC_(\d+)_STAGE_(\d+)$")
+_OFFSET_RE = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
+
+# Abbreviations used in crm-link values (C_12, CO_5, D_7, T80_3) for system types.
+SYSTEM_SHORT_CODES: dict[int, str] = {1: "L", 2: "D", 3: "C", 4: "CO", 7: "Q", 31: "SI"}
+_SHORT_TO_SYSTEM = {v: k for k, v in SYSTEM_SHORT_CODES.items()}
+
+
+# --- user fields -------------------------------------------------------------------------------
+
+
+def uf_name(type_id: int, code: str) -> str:
+    """Portal field name `UF_CRM_{typeId}_{CODE}` for a template field code (type id, not entityTypeId)."""
+    if not isinstance(type_id, int) or isinstance(type_id, bool) or type_id <= 0:
+        raise ValueError(f"type id must be a positive integer (the crm.type `id`), got {type_id!r}")
+    name = f"{UF_PREFIX}{type_id}_{code.upper()}"
+    if not _UF_NAME_RE.match(name):
+        raise ValueError(f"field name {name!r} may contain only A-Z, 0-9 and _")
+    if len(name) > UF_NAME_MAX:
+        raise ValueError(f"field name {name!r} is {len(name)} chars; Bitrix24 allows at most {UF_NAME_MAX}")
+    return name
+
+
+def uf_suffix(name: str) -> str:
+    """The part after `UF_CRM_{typeId}_` of a portal field name (`UF_CRM_7_VIN` -> `VIN`)."""
+    m = re.match(r"^UF_CRM_\d+_(.+)$", name)
+    if not m:
+        raise ValueError(f"{name!r} is not a smart-process field name (UF_CRM_<typeId>_<CODE>)")
+    return m.group(1)
+
+
+def _camelize(upper: str) -> str:
+    """Generic UPPER_SNAKE -> camelCase; an underscore between two digits is kept."""
+    parts = upper.split("_")
+    out = parts[0].lower()
+    for prev, part in zip(parts, parts[1:], strict=False):
+        if prev[-1:].isdigit() and part[:1].isdigit():
+            out += "_" + part.lower()
+        else:
+            out += part[:1].upper() + part[1:].lower()
+    return out
+
+
+def uf_camel(upper_name: str) -> str:
+    """The camelCase key crm.item uses for an UPPER field name (server Converter rules).
+
+    `UF_CRM_5_MY_FIELD` -> `ufCrm5MyField`, `UF_CRM_5_1700000000000` -> `ufCrm5_1700000000000`,
+    `UF_CRM_5_FIELD1` -> `ufCrm_5_FIELD1` (special form), `ASSIGNED_BY_ID` -> `assignedById`.
+    """
+    if any(r.match(upper_name) for r in _GENERIC_UF_RES) or not upper_name.startswith("UF_"):
+        return _camelize(upper_name)
+    if upper_name.startswith(UF_PREFIX):
+        return "ufCrm_" + upper_name[len(UF_PREFIX) :]
+    return upper_name
+
+
+def camel_to_upper(name: str) -> str:
+    """Reverse of `uf_camel` for keys and filter keys (`>=createdTime` -> `>=CREATED_TIME`)."""
+    prefix, body = _FILTER_PREFIX_RE.match(name).groups()  # type: ignore[union-attr]
+    if _UPPER_NAME_RE.match(body):
+        return prefix + body
+    if body.startswith("ufCrm_"):
+        return prefix + UF_PREFIX + body[len("ufCrm_") :]
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", body)
+    snake = re.sub(r"(?<=[A-Za-z])(?=[0-9])", "_", snake)
+    snake = re.sub(r"(?<=[0-9])(?=[A-Za-z])", "_", snake)
+    return prefix + snake.upper()
+
+
+# --- stages ----------------------------------------------------------------------------------------
+
+
+def stage_prefix(etid: int, category_id: int) -> str:
+    """`DT{entityTypeId}_{categoryId}` — the STATUS_ID prefix of a smart-process funnel."""
+    return f"DT{int(etid)}_{int(category_id)}"
+
+
+def stage_id(etid: int, category_id: int, code: str) -> str:
+    """STATUS_ID `DT{etid}_{cat}:{CODE}` (the value of an item's stageId)."""
+    if not code or ":" in code:
+        raise ValueError(f"stage code must be non-empty and without ':', got {code!r}")
+    return f"{stage_prefix(etid, category_id)}:{code}"
+
+
+def parse_stage_id(value: str) -> tuple[int, int, str]:
+    """`DT1032_5:NEW` -> (1032, 5, "NEW")."""
+    m = _STAGE_ID_RE.match(value or "")
+    if not m:
+        raise ValueError(f"{value!r} is not a smart-process stage id (DT<entityTypeId>_<categoryId>:<CODE>)")
+    return int(m.group(1)), int(m.group(2)), m.group(3)
+
+
+def stage_code(value: str) -> str:
+    """The template stage code of a STATUS_ID (`DT1032_5:NEW` -> `NEW`)."""
+    return parse_stage_id(value)[2]
+
+
+def stage_entity_id(etid: int, category_id: int) -> str:
+    """Stage directory ENTITY_ID `DYNAMIC_{etid}_STAGE_{cat}` (crm.status)."""
+    return f"DYNAMIC_{int(etid)}_STAGE_{int(category_id)}"
+
+
+def parse_stage_entity_id(value: str) -> tuple[int, int]:
+    """`DYNAMIC_1032_STAGE_5` -> (1032, 5)."""
+    m = _STAGE_ENTITY_RE.match(value or "")
+    if not m:
+        raise ValueError(f"{value!r} is not a stage directory id (DYNAMIC_<entityTypeId>_STAGE_<categoryId>)")
+    return int(m.group(1)), int(m.group(2))
+
+
+# --- Y/N -------------------------------------------------------------------------------------------
+
+
+def yn(value: bool) -> str:
+    """True -> "Y", False -> "N"."""
+    if not isinstance(value, bool):
+        raise ValueError(f"expected a bool, got {value!r}")
+    return "Y" if value else "N"
+
+
+def from_yn(value: str | bool) -> bool:
+    """ "Y" -> True, "N" -> False (also accepts a bool); anything else is an error."""
+    if isinstance(value, bool):
+        return value
+    if value in ("Y", "y"):
+        return True
+    if value in ("N", "n"):
+        return False
+    raise ValueError(f"expected 'Y' or 'N', got {value!r}")
+
+
+# --- dates and times -------------------------------------------------------------------------------
+
+
+def parse_offset(offset: str | timedelta) -> timezone:
+    """`+03:00` / `+0300` / timedelta -> timezone."""
+    if isinstance(offset, timedelta):
+        return timezone(offset)
+    if offset in ("Z", "z"):
+        return UTC
+    m = _OFFSET_RE.match(offset)
+    if not m:
+        raise ValueError(f"bad UTC offset {offset!r}; use +HH:MM, e.g. +03:00")
+    sign = -1 if m.group(1) == "-" else 1
+    return timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3))))
+
+
+def parse_dt(value: str, default_offset: str | timedelta | None = None) -> datetime:
+    """ISO-8601 datetime with an offset (`2021-03-29T02:00:00+02:00`, `...Z`) -> aware datetime in UTC.
+
+    A value without an offset is an error unless `default_offset` says which zone it is in.
+    """
+    text = value.strip() if isinstance(value, str) else value
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"expected an ISO-8601 datetime string, got {value!r}")
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO-8601 datetime (e.g. 2026-01-02T03:04:05+03:00)") from None
+    if dt.tzinfo is None:
+        if default_offset is None:
+            raise ValueError(f"datetime {value!r} has no UTC offset; pass default_offset")
+        dt = dt.replace(tzinfo=parse_offset(default_offset))
+    return dt.astimezone(UTC)
+
+
+def format_dt(value: datetime, offset: str | timedelta | None = None) -> str:
+    """Aware datetime -> `2026-01-02T03:04:05Z` (offset None) or `2026-01-02T06:04:05+03:00`."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: attach a timezone before formatting")
+    if offset is None:
+        return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    local = value.astimezone(parse_offset(offset)).replace(microsecond=0)
+    return local.isoformat()
+
+
+def to_utc_iso(value: str, default_offset: str | timedelta | None = None) -> str:
+    """Portal datetime string -> the store's UTC form `2026-01-02T03:04:05Z`."""
+    return format_dt(parse_dt(value, default_offset))
+
+
+def parse_date(value: str) -> date:
+    """`2026-01-02` or a portal date-as-datetime `2026-01-02T00:00:00+03:00` -> date (no zone shift)."""
+    text = value.strip() if isinstance(value, str) else ""
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from None
+
+
+def format_date(value: date) -> str:
+    """date -> `YYYY-MM-DD`."""
+    if isinstance(value, datetime):
+        value = value.date()
+    return value.isoformat()
+
+
+# --- short codes -----------------------------------------------------------------------------------
+
+
+def short_code(etid: int) -> str:
+    """CRM owner abbreviation: smart process `T` + hex (128 -> `T80`, 1032 -> `T408`), deal `D`, ..."""
+    etid = int(etid)
+    if etid in SYSTEM_SHORT_CODES:
+        return SYSTEM_SHORT_CODES[etid]
+    if etid <= 0:
+        raise ValueError(f"entityTypeId must be positive, got {etid}")
+    return f"T{etid:x}"
+
+
+def parse_short_code(code: str) -> int:
+    """`T408` -> 1032, `D` -> 2, `CO` -> 4."""
+    if code in _SHORT_TO_SYSTEM:
+        return _SHORT_TO_SYSTEM[code]
+    m = re.match(r"^T([0-9a-fA-F]+)$", code or "")
+    if not m:
+        allowed = ", ".join(sorted(_SHORT_TO_SYSTEM))
+        raise ValueError(f"{code!r} is not a CRM type abbreviation ({allowed} or T<hex entityTypeId>)")
+    return int(m.group(1), 16)
+
+
+def crm_link(etid: int, item_id: int) -> str:
+    """A `crm` user-field value `T408_12` / `D_7` / `CO_5`."""
+    return f"{short_code(etid)}_{int(item_id)}"
+
+
+def parse_crm_link(value: str) -> tuple[int, int]:
+    """`T408_12` -> (1032, 12); `CO_5` -> (4, 5)."""
+    head, sep, tail = (value or "").rpartition("_")
+    if not sep or not tail.isdigit():
+        raise ValueError(f"{value!r} is not a CRM link value (<abbr>_<id>, e.g. D_7, CO_5, T408_12)")
+    return parse_short_code(head), int(tail)
+
+
+def system_entity_type_id(name: str) -> int:
+    """System CRM type by name (`deal` -> 2)."""
+    try:
+        return SYSTEM_ENTITY_TYPES[name]
+    except KeyError:
+        allowed = ", ".join(SYSTEM_ENTITY_TYPES)
+        raise ValueError(f"unknown system CRM type {name!r}; allowed: {allowed}") from None
