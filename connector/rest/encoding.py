@@ -66,7 +66,16 @@ def scalar_text(value: Any, path: str) -> str:
 def flatten(params: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """(bracket key, text) pairs for a nested parameter mapping, in insertion order."""
     for key, value in params.items():
-        yield from _flatten_value(str(key), value)
+        yield from _flatten_value(_key(key, ""), value)
+
+
+def _key(key: Any, path: str) -> str:
+    text = str(key)
+    if not text or "[" in text or "]" in text:
+        where = f" under {path}" if path else ""
+        raise ValueError(f"parameter key {text!r}{where} is not allowed: keys must be non-empty and "
+                         "must not contain '[' or ']'")
+    return text
 
 
 def _flatten_value(path: str, value: Any) -> Iterator[tuple[str, str]]:
@@ -74,7 +83,7 @@ def _flatten_value(path: str, value: Any) -> Iterator[tuple[str, str]]:
         if not value:
             yield path, ""
         for key, item in value.items():
-            yield from _flatten_value(f"{path}[{key}]", item)
+            yield from _flatten_value(f"{path}[{_key(key, path)}]", item)
     elif isinstance(value, list | tuple):
         if not value:
             yield path, ""
