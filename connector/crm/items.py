@@ -21,12 +21,28 @@ from connector.constants import SYSTEM_ENTITY_TYPES
 SYSTEM_COLUMNS = ("title", "funnel", "stage", "assigned_by_id")
 READ_ONLY_COLUMNS = ("created_time", "updated_time", "moved_time")
 FIELD_TYPES = (
-    "string", "integer", "double", "boolean", "date", "datetime", "enumeration",
-    "money", "url", "address", "file", "employee", "crm",
+    "string",
+    "integer",
+    "double",
+    "boolean",
+    "date",
+    "datetime",
+    "enumeration",
+    "money",
+    "url",
+    "address",
+    "file",
+    "employee",
+    "crm",
 )
 # Short codes of system CRM types in crm link values ("D_12", "CO_3").
 SYSTEM_SHORT_CODES: dict[str, str] = {
-    "lead": "L", "deal": "D", "contact": "C", "company": "CO", "quote": "Q", "invoice": "SI",
+    "lead": "L",
+    "deal": "D",
+    "contact": "C",
+    "company": "CO",
+    "quote": "Q",
+    "invoice": "SI",
 }
 _SHORT_TO_SYSTEM = {v: k for k, v in SYSTEM_SHORT_CODES.items()}
 _DYNAMIC_SHORT = re.compile(r"^T([0-9a-f]+)$")
@@ -87,6 +103,7 @@ class ProcessMap(BaseModel):
 
 
 # ---- scalar conversions -------------------------------------------------------------------
+
 
 def to_utc_text(value: Any) -> str | None:
     """Portal ISO-8601 datetime with offset -> `2026-01-02T03:04:05Z`."""
@@ -184,6 +201,7 @@ def _to_text(value: Any) -> str | None:
 
 # ---- crm link values ----------------------------------------------------------------------
 
+
 class TypeCodes:
     """Type codes <-> entityTypeIds for crm link values: system types plus known processes."""
 
@@ -229,6 +247,7 @@ class TypeCodes:
 
 
 # ---- the translator -----------------------------------------------------------------------
+
 
 def _json_list(value: Any) -> list[Any]:
     if value in (None, ""):
@@ -491,14 +510,17 @@ def first_page(
     client: Any, pmap: ProcessMap, *, filter: dict[str, Any] | None = None, select: list[str] | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One 50-row keyset page (start=-1, order id ASC) and the response's `time` object."""
-    r = client.call("crm.item.list", {
-        "entityTypeId": pmap.entity_type_id,
-        "select": select or pmap.select(),
-        "filter": filter or {},
-        "order": {"id": "ASC"},
-        "start": -1,
-        "useOriginalUfNames": "Y",
-    })
+    r = client.call(
+        "crm.item.list",
+        {
+            "entityTypeId": pmap.entity_type_id,
+            "select": select or pmap.select(),
+            "filter": filter or {},
+            "order": {"id": "ASC"},
+            "start": -1,
+            "useOriginalUfNames": "Y",
+        },
+    )
     result = r.result or {}
     return list(result.get("items") or []), dict(r.time or {})
 
@@ -507,7 +529,7 @@ def find_by_xml_ids(client: Any, pmap: ProcessMap, keys: list[str]) -> dict[str,
     """Items whose `xmlId` is one of `keys` (lost-create lookup), keyed by xmlId."""
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(keys), 50):
-        chunk = keys[start:start + 50]
+        chunk = keys[start : start + 50]
         for item in list_items(client, pmap, filter={"@xmlId": chunk}):
             if item.get("xmlId"):
                 found[str(item["xmlId"])] = item
@@ -527,12 +549,20 @@ def write_items(client: Any, pmap: ProcessMap, ops: list[WriteOp]) -> list[Write
     for n, op in enumerate(ops):
         label = f"w{n}"
         if op.op == "add":
-            commands[label] = ("crm.item.add", {
-                "entityTypeId": pmap.entity_type_id, "fields": op.fields, "useOriginalUfNames": "Y"})
+            commands[label] = (
+                "crm.item.add",
+                {"entityTypeId": pmap.entity_type_id, "fields": op.fields, "useOriginalUfNames": "Y"},
+            )
         elif op.op == "update":
-            commands[label] = ("crm.item.update", {
-                "entityTypeId": pmap.entity_type_id, "id": op.id, "fields": op.fields,
-                "useOriginalUfNames": "Y"})
+            commands[label] = (
+                "crm.item.update",
+                {
+                    "entityTypeId": pmap.entity_type_id,
+                    "id": op.id,
+                    "fields": op.fields,
+                    "useOriginalUfNames": "Y",
+                },
+            )
         else:
             commands[label] = ("crm.item.delete", {"entityTypeId": pmap.entity_type_id, "id": op.id})
     batch = client.batch(commands, halt=False)

@@ -1,0 +1,399 @@
+"""`sync()`: pull, reconcile deletions, push, for every process of a portal; and conflict resolution."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from connector.crm.items import ItemTranslator, ProcessMap, TypeCodes, list_items
+from connector.sync import maps as mapmod
+from connector.sync.conflicts import check_policy, merged_values
+from connector.sync.pull import Puller, q, qmarks
+from connector.sync.push import Pusher
+from connector.sync.report import FailedRow, ProcessFigures, SyncReport
+
+OVERLAP_SECONDS = 60.0
+TEMPLATES_DDL = """CREATE TABLE IF NOT EXISTS _sync_templates (
+    code TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at TEXT NOT NULL DEFAULT
+    (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')))"""
+Progress = Callable[[str, str, int], None]  # (process, phase "pull"|"push"|"ids", rows)
+
+
+class SyncError(RuntimeError):
+    """A sync that cannot start: no templates, unknown process, bad policy."""
+
+
+# ---- templates remembered in the store ----------------------------------------------------
+
+
+def remember_templates(store: Any, templates: list[Any]) -> None:
+    """Keep the templates used for sync in `_sync_templates` so later runs need no FILE."""
+    with store.transaction() as conn:
+        conn.execute(TEMPLATES_DDL)
+        for t in templates:
+            conn.execute(
+                "INSERT INTO _sync_templates (code, data) VALUES (?, ?) ON CONFLICT (code) DO UPDATE SET "
+                "data = excluded.data, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
+                (t.code, json.dumps(mapmod.template_json(t), ensure_ascii=False)),
+            )
+
+
+def stored_templates(store: Any) -> list[Any]:
+    """Templates remembered by earlier syncs (or ensure_process calls through sync)."""
+    from connector.templates import Template
+
+    store.conn.execute(TEMPLATES_DDL)
+    rows = store.conn.execute("SELECT data FROM _sync_templates ORDER BY code").fetchall()
+    return [Template.model_validate(json.loads(r[0])) for r in rows]
+
+
+def parent_first(templates: list[Any]) -> list[Any]:
+    """Templates ordered so that a process comes after the processes it has as parents."""
+    by_code = {t.code: t for t in templates}
+    out: list[Any] = []
+    seen: set[str] = set()
+
+    def visit(t: Any, path: tuple[str, ...]) -> None:
+        if t.code in seen or t.code in path:
+            return
+        for target in mapmod.parent_targets(t):
+            if target in by_code:
+                visit(by_code[target], (*path, t.code))
+        seen.add(t.code)
+        out.append(t)
+
+    for t in templates:
+        visit(t, ())
+    return out
+
+
+# ---- maps ---------------------------------------------------------------------------------
+
+
+def resolve_maps(
+    client: Any, store: Any, templates: list[Any], portal: str, *, refresh: bool = False
+) -> dict[str, ProcessMap]:
+    """Process maps for the templates: cached, else from the deploy id map, else read from the portal."""
+    maps: dict[str, ProcessMap] = {}
+    todo: list[Any] = []
+    for t in templates:
+        cached = None if refresh else mapmod.load_cached(store.conn, portal, t)
+        if cached is not None:
+            maps[t.code] = cached
+        else:
+            todo.append(t)
+    if not todo:
+        return maps
+    entries = store.idmap.all(portal)
+    etids: dict[str, int] = {}
+    for e in entries:
+        if e.kind == "type":
+            extra = e.extra or {}
+            etids[e.code] = int(extra.get("entityTypeId") or extra.get("entity_type_id") or e.portal_id)
+    etids.update({c: m.entity_type_id for c, m in maps.items()})
+    from connector.constants import SYSTEM_ENTITY_TYPES
+
+    etids.update(SYSTEM_ENTITY_TYPES)
+    unresolved: list[Any] = []
+    for t in todo:
+        pm = None
+        try:
+            pm = mapmod.from_idmap(t, [e for e in entries], etids)
+        except (ValueError, TypeError, KeyError):
+            pm = None
+        if pm is None:
+            unresolved.append(t)
+        else:
+            maps[t.code] = pm
+    if unresolved:
+        maps.update(mapmod.discover(client, unresolved))
+        # parents that point at processes discovered in the same call
+        all_etids = {**etids, **{c: m.entity_type_id for c, m in maps.items()}}
+        for t in unresolved:
+            m = maps[t.code]
+            m.parents = {x: all_etids[x] for x in mapmod.parent_targets(t) if x in all_etids}
+    with store.transaction() as conn:
+        for t in todo:
+            mapmod.save_cached(conn, portal, t, maps[t.code])
+    return maps
+
+
+# ---- deletions ----------------------------------------------------------------------------
+
+
+def tombstone_ids(store: Any, tbl: str, ids: list[int], figures: ProcessFigures) -> None:
+    """Mark rows deleted on the portal; local edits of those rows are kept in a conflict."""
+    if not ids:
+        return
+    pending = {c.key: c for c in store.pending_changes(tbl)}
+    with store.engine_writes() as conn:
+        for start in range(0, len(ids), 900):
+            part = ids[start : start + 900]
+            cur = conn.execute(
+                f"SELECT * FROM {q(tbl)} WHERE deleted = 0 AND id IN ({qmarks(len(part))})", part
+            )
+            names = [d[0] for d in cur.description]
+            for r in cur.fetchall():
+                row = dict(zip(names, r, strict=True))
+                ch = pending.get(row["key"])
+                if ch is not None and ch.op != "D":
+                    cid = store.add_conflict(
+                        tbl,
+                        row["key"],
+                        row["id"],
+                        ["deleted"],
+                        row,
+                        {"deleted": True},
+                        None,
+                        "remote-deleted",
+                    )
+                    store.resolve_conflict(cid, "remote")
+                    conn.execute(
+                        f"UPDATE _changes SET status = 'done' WHERE seq IN ({qmarks(len(ch.seqs))})", ch.seqs
+                    )
+                    figures.conflicts += 1
+                conn.execute(
+                    f"UPDATE {q(tbl)} SET deleted = 1, deleted_at = "
+                    "strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE key = ?",
+                    (row["key"],),
+                )
+                figures.tombstoned += 1
+
+
+def reconcile_ids(client: Any, store: Any, pmap: ProcessMap, figures: ProcessFigures) -> None:
+    """Compare the full id set (ids only, 2,500 per request) and tombstone what the portal lost."""
+    remote = {int(i["id"]) for i in list_items(client, pmap, select=["id"])}
+    local = [
+        r[0]
+        for r in store.conn.execute(f"SELECT id FROM {q(pmap.code)} WHERE id IS NOT NULL AND deleted = 0")
+    ]
+    tombstone_ids(store, pmap.code, [i for i in local if i not in remote], figures)
+
+
+def offline_deletions(
+    client: Any, maps: dict[str, ProcessMap]
+) -> tuple[dict[str, list[int]], Any, list[Any]]:
+    """Deleted item ids per process from the offline event queue (OAuth apps), reserved with clear=0.
+
+    https://apidocs.bitrix24.com/api-reference/events/offline-events/event-offline-get.html
+    """
+    r = client.call("event.offline.get", {"clear": 0, "limit": 1000})
+    result = r.result or {}
+    process_id = result.get("process_id")
+    events = list(result.get("events") or [])
+    by_etid = {m.entity_type_id: code for code, m in maps.items()}
+    out: dict[str, list[int]] = {}
+    for ev in events:
+        name = str(ev.get("EVENT_NAME", "")).upper()
+        if not name.startswith("ONCRMDYNAMICITEMDELETE"):
+            continue
+        data = ev.get("EVENT_DATA") or {}
+        fields = (data.get("FIELDS") if isinstance(data, dict) else None) or {}
+        etid = (
+            int(fields.get("ENTITY_TYPE_ID") or name.rpartition("_")[2] or 0) if fields or "_" in name else 0
+        )
+        if etid in by_etid and fields.get("ID"):
+            out.setdefault(by_etid[etid], []).append(int(fields["ID"]))
+    return out, process_id, events
+
+
+def is_oauth(client: Any) -> bool:
+    """Whether the client talks to the portal as an OAuth application (offline events available)."""
+    auth = getattr(client, "auth", None)
+    return type(auth).__name__ == "OAuthAuth"
+
+
+# ---- the run ------------------------------------------------------------------------------
+
+
+def sync(
+    client: Any,
+    store: Any,
+    templates: list[Any] | None = None,
+    *,
+    portal_key: str,
+    full: bool = False,
+    pull: bool = True,
+    push: bool = True,
+    policy: str = "newest-wins",
+    policies: dict[str, str] | None = None,
+    progress: Progress | None = None,
+    only: list[str] | None = None,
+    overlap: float = OVERLAP_SECONDS,
+) -> SyncReport:
+    """Two-way sync of every process in `templates` (or those remembered in the store) with one portal."""
+    check_policy(policy)
+    for code, p in (policies or {}).items():
+        check_policy(p, f"policy for {code!r}")
+    if templates:
+        remember_templates(store, templates)
+    else:
+        templates = stored_templates(store)
+    if not templates:
+        raise SyncError("no process templates: pass --template FILE (once; it is then kept in the store)")
+    if only:
+        known = {t.code for t in templates}
+        unknown = [c for c in only if c not in known]
+        if unknown:
+            raise SyncError(f"unknown process {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    ordered = parent_first(templates)
+    for t in ordered:
+        store.ensure_process(t)
+    started = time.monotonic()
+    stats0 = _stats(client)
+    report = SyncReport(portal=portal_key)
+    report.run_id = store.run_start("sync", portal_key)
+    status, error = "ok", None
+    try:
+        maps = resolve_maps(client, store, ordered, portal_key, refresh=full)
+        types = TypeCodes({c: m.entity_type_id for c, m in maps.items()})
+        selected = [t for t in ordered if not only or t.code in only]
+        trs = {t.code: ItemTranslator(maps[t.code], types) for t in selected}
+        for t in selected:
+            report.processes[t.code] = ProcessFigures()
+
+        def step(code: str) -> Callable[[str, int], None] | None:
+            return (lambda phase, n: progress(code, phase, n)) if progress else None
+
+        if pull:
+            for t in selected:
+                pol = (policies or {}).get(t.code, policy)
+                Puller(
+                    store,
+                    client,
+                    maps[t.code],
+                    trs[t.code],
+                    portal=portal_key,
+                    policy=pol,
+                    figures=report.processes[t.code],
+                    failures=report.failures,
+                    progress=step(t.code),
+                ).run(full=full, overlap=overlap)
+            if full:
+                for t in selected:
+                    reconcile_ids(client, store, maps[t.code], report.processes[t.code])
+            elif is_oauth(client):
+                _offline(client, store, {t.code: maps[t.code] for t in selected}, report)
+        if push:
+
+            def key_to_id(target: str, key: str) -> int | None:
+                if target not in maps:
+                    return None
+                r = store.conn.execute(f"SELECT id FROM {q(target)} WHERE key = ?", (key,)).fetchone()
+                return int(r[0]) if r and r[0] is not None else None
+
+            for t in selected:
+                Pusher(
+                    store,
+                    client,
+                    maps[t.code],
+                    trs[t.code],
+                    portal=portal_key,
+                    figures=report.processes[t.code],
+                    failures=report.failures,
+                    key_to_id=key_to_id,
+                    progress=step(t.code),
+                ).run()
+        if report.failures:
+            status = "partial"
+    except BaseException as exc:
+        status, error = ("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"), _safe(exc)
+        raise
+    finally:
+        stats1 = _stats(client)
+        report.requests = int(stats1[0] - stats0[0])
+        report.waited_seconds = float(stats1[1] - stats0[1])
+        report.seconds = time.monotonic() - started
+        try:
+            store.run_finish(report.run_id, status, report.summary(), error)
+        except Exception:  # noqa: BLE001 - never hide the original error behind a bookkeeping one
+            pass
+    return report
+
+
+def _offline(client: Any, store: Any, maps: dict[str, ProcessMap], report: SyncReport) -> None:
+    deleted, process_id, events = offline_deletions(client, maps)
+    for code, ids in deleted.items():
+        tombstone_ids(store, code, ids, report.processes[code])
+    if process_id and events:
+        client.call("event.offline.clear", {"process_id": process_id})
+
+
+def _stats(client: Any) -> tuple[float, float]:
+    s = getattr(client, "stats", None)
+    if s is None:
+        return 0.0, 0.0
+    get = (lambda k: s.get(k, 0)) if isinstance(s, dict) else (lambda k: getattr(s, k, 0))
+    return float(get("requests") or 0), float(get("waited_seconds") or 0)
+
+
+def _safe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+# ---- conflicts ----------------------------------------------------------------------------
+
+
+def resolve_conflict(store: Any, conflict_id: int, take: str, templates: list[Any] | None = None) -> Any:
+    """Settle a recorded conflict: take `local`, `remote` or `merged` values; the next push sends them."""
+    if take not in ("local", "remote", "merged"):
+        raise ValueError(f"--take must be local, remote or merged, got {take!r}")
+    found = [c for c in store.list_conflicts(None, None) if c.id == conflict_id]
+    if not found:
+        raise ValueError(f"no conflict with id {conflict_id}; see `b24sync conflicts list`")
+    c = found[0]
+    if c.status != "open":
+        raise ValueError(f"conflict {conflict_id} is already resolved ({c.resolution})")
+    cols = [k for k in c.remote if k != "deleted"]
+    base = c.base or {}
+    with store.engine_writes() as conn:
+        if "deleted" in c.remote or "deleted" in c.local:
+            return store.resolve_conflict(conflict_id, take)
+        row_cur = conn.execute(f"SELECT * FROM {q(c.tbl)} WHERE key = ?", (c.key,))
+        r = row_cur.fetchone()
+        local = dict(zip([d[0] for d in row_cur.description], r, strict=True)) if r else dict(c.local)
+        if take == "remote":
+            values = {k: c.remote.get(k) for k in cols}
+        elif take == "merged":
+            values = merged_values(base, {k: local.get(k) for k in cols}, c.remote, cols)
+        else:
+            values = {k: local.get(k) for k in cols}
+        if values and take != "local":
+            sets = ", ".join(f"{q(k)} = ?" for k in values)
+            conn.execute(f"UPDATE {q(c.tbl)} SET {sets} WHERE key = ?", [*values.values(), c.key])
+        # the remote snapshot becomes the base: the push sends exactly what differs from the portal
+        old = conn.execute(
+            "SELECT updated_time FROM _base WHERE tbl = ? AND key = ?", (c.tbl, c.key)
+        ).fetchone()
+        ut = c.remote.get("updated_time") or (old[0] if old else None)
+        conn.execute(
+            "INSERT INTO _base (tbl, key, portal_id, updated_time, data) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (tbl, key) DO UPDATE SET updated_time = excluded.updated_time, data = excluded.data",
+            (
+                c.tbl,
+                c.key,
+                c.portal_id,
+                ut,
+                json.dumps({k: c.remote.get(k) for k in cols}, ensure_ascii=False),
+            ),
+        )
+        if take != "remote":
+            # make sure the push sees the row even if its local change was already drained
+            conn.execute(
+                "INSERT INTO _changes (tbl, key, op, columns, at, status, portal_id) VALUES "
+                "(?, ?, 'U', ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), 'pending', ?)",
+                (c.tbl, c.key, json.dumps(c.fields), c.portal_id),
+            )
+        else:
+            conn.execute(
+                "UPDATE _changes SET status = 'done' WHERE tbl = ? AND key = ? AND status = 'pending'",
+                (c.tbl, c.key),
+            )
+        return store.resolve_conflict(conflict_id, take)
+
+
+def failures_of(report: SyncReport) -> list[FailedRow]:
+    """Rows that failed in a run."""
+    return list(report.failures)

@@ -1,0 +1,297 @@
+"""Per-portal process maps (codes <-> portal ids) for sync, from the deploy id map or the portal schema.
+
+Resolved maps are cached in the store table `_sync_maps`, keyed by the template's signature, so an
+incremental sync reads no schema at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from connector.constants import SYSTEM_ENTITY_TYPES, SYSTEM_STAGE_CODES
+from connector.crm.items import FieldMap, ProcessMap, TypeCodes
+
+MAPS_DDL = """CREATE TABLE IF NOT EXISTS _sync_maps (
+    portal TEXT NOT NULL, code TEXT NOT NULL, signature TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (portal, code))"""
+
+
+class MapError(RuntimeError):
+    """A template's process cannot be found on the portal."""
+
+
+def template_json(template: Any) -> dict[str, Any]:
+    """The template as plain JSON data."""
+    if hasattr(template, "model_dump"):
+        return template.model_dump(mode="json")
+    return json.loads(json.dumps(template, default=str))
+
+
+def signature(template: Any) -> str:
+    """A short hash of the template, to notice when a cached map is stale."""
+    text = json.dumps(template_json(template), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _labels(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return {str(v) for v in value.values() if v}
+    return {str(value)} if value else set()
+
+
+def _flags(template: Any) -> dict[str, Any]:
+    return dict(getattr(template, "flags", None) or {})
+
+
+def clients_enabled(template: Any) -> bool:
+    """Whether the process has client fields (contactIds, companyId)."""
+    return bool(_flags(template).get("isClientEnabled"))
+
+
+def parent_targets(template: Any) -> list[str]:
+    """Codes of the process's parents (system type names or process codes)."""
+    rel = getattr(template, "relations", None)
+    out: list[str] = []
+    for ref in getattr(rel, "parents", None) or []:
+        target = getattr(ref, "target", ref)
+        if target not in out:
+            out.append(str(target))
+    return out
+
+
+def stage_roles(funnel: Any) -> dict[str, str]:
+    """Template stage code -> system stage code it occupies (first process -> NEW, success, first failure)."""
+    roles: dict[str, str] = {}
+    stages = list(getattr(funnel, "stages", []) or [])
+    process = [s for s in stages if getattr(s, "semantics", "process") == "process"]
+    success = [s for s in stages if getattr(s, "semantics", None) == "success"]
+    failure = [s for s in stages if getattr(s, "semantics", None) == "failure"]
+    for stage, system in ((process[:1], "NEW"), (success[:1], "SUCCESS"), (failure[:1], "FAIL")):
+        if stage:
+            roles[stage[0].code] = system
+    return roles
+
+
+# ---- cache ------------------------------------------------------------------------------
+
+
+def load_cached(conn: Any, portal: str, template: Any) -> ProcessMap | None:
+    """The cached map for this template, if its signature still matches."""
+    conn.execute(MAPS_DDL)
+    row = conn.execute(
+        "SELECT signature, data FROM _sync_maps WHERE portal = ? AND code = ?", (portal, template.code)
+    ).fetchone()
+    if row and row[0] == signature(template):
+        return ProcessMap.model_validate_json(row[1])
+    return None
+
+
+def save_cached(conn: Any, portal: str, template: Any, pmap: ProcessMap) -> None:
+    """Remember a resolved map."""
+    conn.execute(MAPS_DDL)
+    conn.execute(
+        "INSERT INTO _sync_maps (portal, code, signature, data) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (portal, code) DO UPDATE SET signature = excluded.signature, data = excluded.data",
+        (portal, template.code, signature(template), pmap.model_dump_json()),
+    )
+
+
+# ---- from the deploy id map ---------------------------------------------------------------
+
+
+def _idmap_lookup(entries: list[Any]) -> dict[tuple[str, str], Any]:
+    return {(e.kind, e.code): e for e in entries}
+
+
+def _first(idx: dict[tuple[str, str], Any], kind: str, *codes: str) -> Any:
+    for code in codes:
+        if (kind, code) in idx:
+            return idx[(kind, code)]
+    return None
+
+
+def from_idmap(template: Any, entries: list[Any], etids: dict[str, int]) -> ProcessMap | None:
+    """Build a map from deploy's id map entries, or None if the process was not deployed by us.
+
+    Deploy records kinds type/field/option/funnel/stage keyed by code; several key spellings
+    (`code`, `process.code`, `process.funnel.stage`, `process:code`) are accepted.
+    """
+    idx = _idmap_lookup(entries)
+    p = template.code
+    type_entry = _first(idx, "type", p)
+    if type_entry is None:
+        return None
+    extra = type_entry.extra or {}
+    etid = int(extra.get("entityTypeId") or extra.get("entity_type_id") or type_entry.portal_id)
+    type_id = int(extra.get("id") or extra.get("type_id") or extra.get("typeId") or 0)
+    if not type_id:
+        return None
+    fields: list[FieldMap] = []
+    for f in template.fields:
+        fe = _first(idx, "field", f"{p}.{f.code}", f"{p}:{f.code}")
+        uf = (
+            str(fe.portal_id)
+            if fe is not None and str(fe.portal_id).startswith("UF_")
+            else f"UF_CRM_{type_id}_{f.code.upper()}"
+        )
+        options: dict[str, int] = {}
+        for o in getattr(f, "options", None) or []:
+            oe = _first(idx, "option", f"{p}.{f.code}.{o.code}", f"{p}:{f.code}:{o.code}")
+            if oe is not None:
+                options[o.code] = int(oe.portal_id)
+        if f.type == "enumeration" and len(options) < len(getattr(f, "options", []) or []):
+            return None  # incomplete: fall back to reading the schema
+        fields.append(
+            FieldMap(code=f.code, type=f.type, multiple=bool(f.multiple), uf_name=uf, options=options)
+        )
+    funnels: dict[str, int] = {}
+    stages: dict[str, dict[str, str]] = {}
+    for fu in getattr(template, "funnels", None) or []:
+        fe = _first(idx, "funnel", f"{p}.{fu.code}", f"{p}:{fu.code}")
+        if fe is None:
+            return None
+        cat = int(fe.portal_id)
+        funnels[fu.code] = cat
+        stages[fu.code] = {}
+        for st in fu.stages:
+            se = _first(idx, "stage", f"{p}.{fu.code}.{st.code}", f"{p}:{fu.code}:{st.code}")
+            stages[fu.code][st.code] = str(se.portal_id) if se is not None else f"DT{etid}_{cat}:{st.code}"
+    return ProcessMap(
+        code=p,
+        entity_type_id=etid,
+        type_id=type_id,
+        stages_enabled=bool(funnels),
+        funnels=funnels,
+        stages=stages,
+        fields=fields,
+        clients=clients_enabled(template),
+        parents={t: etids[t] for t in parent_targets(template) if t in etids},
+    )
+
+
+# ---- from the portal schema ---------------------------------------------------------------
+
+
+def _find_type(types: list[dict[str, Any]], template: Any) -> dict[str, Any] | None:
+    for t in types:
+        if t.get("code") and t.get("code") == template.code:
+            return t
+    titles = _labels(getattr(template, "title", None))
+    for t in types:
+        if str(t.get("title")) in titles:
+            return t
+    return None
+
+
+def discover(client: Any, templates: list[Any]) -> dict[str, ProcessMap]:
+    """Read the portal schema (3 HTTP requests) and map every template found on it.
+
+    https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-list.html
+    """
+    types = list(client.iter_list("crm.type.list", {}, rows_key="types"))
+    found: dict[str, dict[str, Any]] = {}
+    for t in templates:
+        ptype = _find_type(types, t)
+        if ptype is None:
+            raise MapError(
+                f"process {t.code!r} is not on the portal (no type with code {t.code!r} or its title); "
+                "deploy it first with `b24sync apply`"
+            )
+        found[t.code] = ptype
+    etids = {code: int(pt["entityTypeId"]) for code, pt in found.items()}
+    etids.update(SYSTEM_ENTITY_TYPES)
+    cmds: dict[str, tuple[str, dict[str, Any]]] = {}
+    for code, pt in found.items():
+        cmds[f"f_{code}"] = (
+            "userfieldconfig.list",
+            {"moduleId": "crm", "filter": {"entityId": f"CRM_{pt['id']}"}},
+        )
+        cmds[f"c_{code}"] = ("crm.category.list", {"entityTypeId": pt["entityTypeId"]})
+    first = client.batch_all(cmds)
+    status_cmds: dict[str, tuple[str, dict[str, Any]]] = {}
+    cats: dict[str, list[dict[str, Any]]] = {}
+    for code, pt in found.items():
+        res = first.results.get(f"c_{code}") or {}
+        cats[code] = list(res.get("categories") or []) if isinstance(res, dict) else []
+        for c in cats[code]:
+            status_cmds[f"s_{code}_{c['id']}"] = (
+                "crm.status.list",
+                {"filter": {"ENTITY_ID": f"DYNAMIC_{pt['entityTypeId']}_STAGE_{c['id']}"}},
+            )
+    statuses = client.batch_all(status_cmds) if status_cmds else None
+    maps: dict[str, ProcessMap] = {}
+    for t in templates:
+        pt = found[t.code]
+        ufs = first.results.get(f"f_{t.code}") or {}
+        uf_list = list(ufs.get("fields") or []) if isinstance(ufs, dict) else list(ufs or [])
+        maps[t.code] = _build(t, pt, uf_list, cats[t.code], statuses, etids)
+    return maps
+
+
+def _build(
+    t: Any,
+    pt: dict[str, Any],
+    ufs: list[dict[str, Any]],
+    cats: list[dict[str, Any]],
+    statuses: Any,
+    etids: dict[str, int],
+) -> ProcessMap:
+    etid, type_id = int(pt["entityTypeId"]), int(pt["id"])
+    by_name = {str(u.get("fieldName")): u for u in ufs}
+    fields: list[FieldMap] = []
+    for f in t.fields:
+        uf = f"UF_CRM_{type_id}_{f.code.upper()}"
+        options: dict[str, int] = {}
+        portal_enum = list((by_name.get(uf) or {}).get("enum") or [])
+        for o in getattr(f, "options", None) or []:
+            labels = _labels(getattr(o, "label", None))
+            for e in portal_enum:
+                if e.get("xmlId") == o.code or str(e.get("value")) in labels:
+                    options[o.code] = int(e["id"])
+                    break
+        fields.append(
+            FieldMap(code=f.code, type=f.type, multiple=bool(f.multiple), uf_name=uf, options=options)
+        )
+    funnels: dict[str, int] = {}
+    stages: dict[str, dict[str, str]] = {}
+    for fu in getattr(t, "funnels", None) or []:
+        names = _labels(getattr(fu, "name", None))
+        cat = next(
+            (c for c in cats if getattr(fu, "default", False) and c.get("isDefault") in ("Y", True)), None
+        )
+        cat = cat or next((c for c in cats if str(c.get("name")) in names), None)
+        if cat is None:
+            continue
+        cid = int(cat["id"])
+        funnels[fu.code] = cid
+        rows = (statuses.results.get(f"s_{t.code}_{cid}") if statuses else None) or []
+        ids = {str(r.get("STATUS_ID")) for r in rows}
+        roles = stage_roles(fu)
+        stages[fu.code] = {}
+        for st in fu.stages:
+            sid = f"DT{etid}_{cid}:{st.code}"
+            if sid not in ids and st.code in roles:
+                sid = f"DT{etid}_{cid}:{roles[st.code]}"
+            stages[fu.code][st.code] = sid
+        used = set(stages[fu.code].values())
+        for system in SYSTEM_STAGE_CODES:  # unmapped system stages still translate to a code
+            if f"DT{etid}_{cid}:{system}" not in used:
+                stages[fu.code].setdefault(system, f"DT{etid}_{cid}:{system}")
+    return ProcessMap(
+        code=t.code,
+        entity_type_id=etid,
+        type_id=type_id,
+        stages_enabled=bool(funnels),
+        funnels=funnels,
+        stages=stages,
+        fields=fields,
+        clients=clients_enabled(t),
+        parents={x: etids[x] for x in parent_targets(t) if x in etids},
+    )
+
+
+def type_codes(maps: dict[str, ProcessMap]) -> TypeCodes:
+    """Crm link type codes for every mapped process plus the system types."""
+    return TypeCodes({code: m.entity_type_id for code, m in maps.items()})

@@ -1,0 +1,354 @@
+"""Pull: items changed on the portal since the cursor -> local rows, base snapshots, stage history.
+
+Keyset paging without COUNT, dedupe by (id, updatedTime), conflicts settled by policy, and the
+cursor (server clock of the first response minus nothing; the overlap is applied when reading)
+advanced in the same transaction that commits the last rows.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connector.crm.items import ItemTranslator, ProcessMap, TranslationError, first_page, list_items
+from connector.sync.conflicts import settle
+from connector.sync.report import FailedRow, ProcessFigures
+
+CHUNK = 2_000
+READ_ONLY = ("id", "created_time", "updated_time", "moved_time")
+
+
+def since_filter(cursor: str | None, overlap: float) -> dict[str, Any]:
+    """`>=updatedTime` filter for a cursor minus the overlap window (none before the first backfill)."""
+    if not cursor:
+        return {}
+    dt = datetime.fromisoformat(cursor.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return {">=updatedTime": (dt - timedelta(seconds=overlap)).isoformat(timespec="seconds")}
+
+
+def qmarks(n: int) -> str:
+    return ", ".join("?" for _ in range(n))
+
+
+def q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Puller:
+    """Pull one process into its table."""
+
+    def __init__(
+        self,
+        store: Any,
+        client: Any,
+        pmap: ProcessMap,
+        tr: ItemTranslator,
+        *,
+        portal: str,
+        policy: str,
+        figures: ProcessFigures,
+        failures: list[FailedRow],
+        progress: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.store, self.client, self.pmap, self.tr = store, client, pmap, tr
+        self.tbl = pmap.code
+        self.portal, self.policy = portal, policy
+        self.figures, self.failures, self.progress = figures, failures, progress
+        self.cols = pmap.columns()
+        table_cols = {r[1] for r in store.conn.execute(f"PRAGMA table_info({q(self.tbl)})")}
+        self.row_cols = [c for c in self.cols + list(READ_ONLY) if c in table_cols]
+        self.pending = {c.key: c for c in store.pending_changes(self.tbl)}
+        self.pending_delete_ids = {
+            c.portal_id: c for c in self.pending.values() if c.op == "D" and c.portal_id is not None
+        }
+        self.open_conflicts = {c.key: c for c in store.list_conflicts(self.tbl, "open")}
+
+    def run(self, *, full: bool, overlap: float) -> None:
+        """Pull everything changed since the cursor (or everything when full / first run)."""
+        cursor = None if full else self.store.cursor_get(self.portal, self.tbl)
+        flt = since_filter(cursor, overlap)
+        page, time = first_page(self.client, self.pmap, filter=flt)
+        new_cursor = str(time.get("date_start") or "") or None
+        buffer: list[dict[str, Any]] = []
+        for item in self._items(page, flt):
+            buffer.append(item)
+            if len(buffer) >= CHUNK:
+                self._apply(buffer, None)
+                buffer = []
+        self._apply(buffer, new_cursor)
+
+    def _items(self, page: list[dict[str, Any]], flt: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        yield from page
+        if len(page) >= 50:
+            last = max(int(i["id"]) for i in page)
+            yield from list_items(self.client, self.pmap, filter={**flt, ">=id": last + 1})
+
+    # ---- one chunk, one transaction ----
+
+    def _apply(self, items: list[dict[str, Any]], cursor: str | None) -> None:
+        remote: dict[int, dict[str, Any]] = {}
+        xml: dict[int, str] = {}
+        for item in items:
+            try:
+                row = self.tr.to_row(item)
+            except (TranslationError, ValueError, KeyError) as exc:
+                self.failures.append(
+                    FailedRow(
+                        process=self.tbl,
+                        id=int(item.get("id") or 0),
+                        direction="pull",
+                        error=f"cannot translate item: {exc}",
+                    )
+                )
+                self.figures.failed += 1
+                continue
+            remote[row["id"]] = row  # dedupe within the run: a later copy wins
+            if item.get("xmlId"):
+                xml[row["id"]] = str(item["xmlId"])
+        with self.store.engine_writes() as conn:
+            if remote:
+                self._apply_rows(conn, remote, xml)
+            if cursor:
+                self.store.cursor_set(self.portal, self.tbl, cursor)
+        if self.progress and items:
+            self.progress("pull", len(items))
+
+    def _fetch(self, conn: Any, column: str, values: list[Any]) -> dict[Any, dict[str, Any]]:
+        out: dict[Any, dict[str, Any]] = {}
+        for start in range(0, len(values), 900):
+            part = values[start : start + 900]
+            cur = conn.execute(
+                f"SELECT * FROM {q(self.tbl)} WHERE {q(column)} IN ({qmarks(len(part))})", part
+            )
+            names = [d[0] for d in cur.description]
+            for r in cur:
+                d = dict(zip(names, r, strict=True))
+                out[d[column]] = d
+        return out
+
+    def _bases(self, conn: Any, keys: list[str]) -> dict[str, tuple[str | None, dict[str, Any]]]:
+        out: dict[str, tuple[str | None, dict[str, Any]]] = {}
+        for start in range(0, len(keys), 900):
+            part = keys[start : start + 900]
+            for key, ut, data in conn.execute(
+                f"SELECT key, updated_time, data FROM _base WHERE tbl = ? AND key IN ({qmarks(len(part))})",
+                [self.tbl, *part],
+            ):
+                out[key] = (ut, json.loads(data or "{}"))
+        return out
+
+    def _apply_rows(self, conn: Any, remote: dict[int, dict[str, Any]], xml: dict[int, str]) -> None:
+        by_id = self._fetch(conn, "id", list(remote))
+        missing_xml = [x for i, x in xml.items() if i not in by_id]
+        by_key = self._fetch(conn, "key", missing_xml) if missing_xml else {}
+        locals_: dict[int, dict[str, Any]] = {}
+        for pid in remote:
+            if pid in by_id:
+                locals_[pid] = by_id[pid]
+            elif pid in xml and xml[pid] in by_key and by_key[xml[pid]].get("id") in (None, pid):
+                locals_[pid] = by_key[xml[pid]]  # our create whose response was lost
+        bases = self._bases(conn, [r["key"] for r in locals_.values()])
+        inserts: list[dict[str, Any]] = []
+        updates: list[tuple[str, dict[str, Any]]] = []
+        base_rows: list[tuple[Any, ...]] = []
+        moves: list[tuple[Any, ...]] = []
+        for pid, rr in remote.items():
+            local = locals_.get(pid)
+            if local is None:
+                if pid in self.pending_delete_ids:
+                    self._remote_vs_local_delete(conn, pid, rr, inserts, base_rows)
+                    continue
+                key = xml.get(pid) if pid in xml and xml[pid] not in by_key else uuid.uuid4().hex
+                inserts.append({**rr, "key": key})
+                base_rows.append(self._base_row(key, rr))
+                if rr.get("stage"):
+                    moves.append(
+                        (
+                            key,
+                            pid,
+                            rr.get("funnel"),
+                            None,
+                            rr["stage"],
+                            rr.get("moved_time") or rr.get("created_time") or rr.get("updated_time"),
+                        )
+                    )
+                self.figures.pulled += 1
+                continue
+            key = local["key"]
+            base_ut, base_data = bases.get(key, (None, None))
+            if base_data is not None and base_ut == rr.get("updated_time") and local.get("id") == pid:
+                self.figures.skipped += 1
+                continue
+            if key in self.open_conflicts:
+                conn.execute(
+                    "UPDATE _conflicts SET remote = ? WHERE id = ?",
+                    (json.dumps(self._synced(rr), ensure_ascii=False), self.open_conflicts[key].id),
+                )
+                continue
+            new_vals = self._settle(conn, key, pid, local, rr, base_data)
+            if new_vals is None:
+                continue
+            if local.get("deleted"):
+                new_vals.update(deleted=0, deleted_at=None)
+            updates.append((key, new_vals))
+            old_stage = local.get("stage")
+            if rr.get("stage") and new_vals.get("stage") == rr.get("stage") and old_stage != rr.get("stage"):
+                moves.append(
+                    (
+                        key,
+                        pid,
+                        rr.get("funnel"),
+                        old_stage,
+                        rr["stage"],
+                        rr.get("moved_time") or rr.get("updated_time"),
+                    )
+                )
+            self.figures.pulled += 1
+        self._write(conn, inserts, updates, base_rows, moves)
+
+    def _synced(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {c: row.get(c) for c in self.cols}
+
+    def _base_row(self, key: str, rr: dict[str, Any]) -> tuple[Any, ...]:
+        return (
+            self.tbl,
+            key,
+            rr["id"],
+            rr.get("updated_time"),
+            json.dumps(self._synced(rr), ensure_ascii=False),
+        )
+
+    def _settle(
+        self,
+        conn: Any,
+        key: str,
+        pid: int,
+        local: dict[str, Any],
+        rr: dict[str, Any],
+        base_data: dict[str, Any] | None,
+    ) -> dict[str, Any] | None:
+        """New values for a local row given the remote row; records conflicts; None = leave the row."""
+        ch = self.pending.get(key)
+        ro = {c: rr.get(c) for c in READ_ONLY if c in self.row_cols}
+        if ch is None:
+            self._set_base(conn, key, rr)
+            return {**self._synced(rr), **ro}
+        base = base_data if base_data is not None else self._synced(rr)
+        s = settle(
+            self.policy,
+            base,
+            self._synced(local),
+            self._synced(rr),
+            self.cols,
+            local_at=ch.last_at,
+            remote_at=rr.get("updated_time"),
+        )
+        if s.conflicted:
+            self.figures.conflicts += 1
+            cid = self.store.add_conflict(
+                self.tbl,
+                key,
+                pid,
+                s.open_fields or self._both(base, local, rr),
+                self._synced(local),
+                self._synced(rr),
+                base,
+                self.policy,
+            )
+            if not s.open_fields:
+                self.store.resolve_conflict(cid, s.resolution)
+        if s.drop_local:
+            conn.execute(
+                f"UPDATE _changes SET status = 'done' WHERE seq IN ({qmarks(len(ch.seqs))})", ch.seqs
+            )
+        if s.new_base:
+            self._set_base(conn, key, rr)
+        if s.resolution == "manual":
+            return None
+        return {**{c: s.row.get(c) for c in self.cols}, **ro}
+
+    def _both(self, base: dict[str, Any], local: dict[str, Any], rr: dict[str, Any]) -> list[str]:
+        from connector.sync.conflicts import diff
+
+        return sorted(
+            set(diff(self._synced(local), base, self.cols)) | set(diff(self._synced(rr), base, self.cols))
+        )
+
+    def _set_base(self, conn: Any, key: str, rr: dict[str, Any]) -> None:
+        conn.execute(
+            "INSERT INTO _base (tbl, key, portal_id, updated_time, data) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (tbl, key) DO UPDATE SET portal_id = excluded.portal_id, "
+            "updated_time = excluded.updated_time, data = excluded.data",
+            self._base_row(key, rr),
+        )
+
+    def _remote_vs_local_delete(
+        self,
+        conn: Any,
+        pid: int,
+        rr: dict[str, Any],
+        inserts: list[dict[str, Any]],
+        base_rows: list[tuple[Any, ...]],
+    ) -> None:
+        """The row was deleted locally and changed on the portal."""
+        ch = self.pending_delete_ids[pid]
+        base = self._bases(conn, [ch.key]).get(ch.key)
+        if base is not None and base[0] == rr.get("updated_time"):
+            return  # the portal did not change: the delete will be pushed
+        self.figures.conflicts += 1
+        cid = self.store.add_conflict(
+            self.tbl,
+            ch.key,
+            pid,
+            ["deleted"],
+            {"deleted": True},
+            self._synced(rr),
+            base[1] if base else None,
+            self.policy,
+        )
+        if self.policy == "remote-wins":
+            conn.execute(
+                f"UPDATE _changes SET status = 'done' WHERE seq IN ({qmarks(len(ch.seqs))})", ch.seqs
+            )
+            inserts.append({**rr, "key": ch.key})
+            base_rows.append(self._base_row(ch.key, rr))
+            self.store.resolve_conflict(cid, "remote")
+        elif self.policy != "manual":
+            self.store.resolve_conflict(cid, "local")
+
+    def _write(
+        self,
+        conn: Any,
+        inserts: list[dict[str, Any]],
+        updates: list[tuple[str, dict[str, Any]]],
+        base_rows: list[tuple[Any, ...]],
+        moves: list[tuple[Any, ...]],
+    ) -> None:
+        if inserts:
+            names = ["key"] + self.row_cols
+            conn.executemany(
+                f"INSERT INTO {q(self.tbl)} ({', '.join(q(n) for n in names)}) VALUES ({qmarks(len(names))})",
+                [[r.get(n) for n in names] for r in inserts],
+            )
+        groups: dict[tuple[str, ...], list[list[Any]]] = {}
+        for key, vals in updates:
+            cols = tuple(vals)
+            groups.setdefault(cols, []).append([*vals.values(), key])
+        for cols, rows in groups.items():
+            sets = ", ".join(f"{q(c)} = ?" for c in cols)
+            conn.executemany(f"UPDATE {q(self.tbl)} SET {sets} WHERE key = ?", rows)
+        if base_rows:
+            conn.executemany(
+                "INSERT INTO _base (tbl, key, portal_id, updated_time, data) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (tbl, key) DO UPDATE SET portal_id = excluded.portal_id, "
+                "updated_time = excluded.updated_time, data = excluded.data",
+                base_rows,
+            )
+        for key, pid, funnel, old, new, at in moves:
+            if at:
+                self.store.add_stage_move(self.tbl, key, pid, funnel, old, new, at, "pull")
