@@ -7,6 +7,7 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -128,10 +129,12 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def funnel_report(conn: sqlite3.Connection, tbl: str, *, now: datetime | None = None) -> FunnelReport:
+def funnel_report(
+    conn: sqlite3.Connection, tbl: str, *, now: datetime | None = None, template: Any = None
+) -> FunnelReport:
     """Counts and money sums per funnel and stage, and stage-to-stage conversion."""
     require_process(conn, tbl)
-    catalog = load_catalog(conn, tbl)
+    catalog = load_catalog(conn, tbl, template=template)
     live = _live(conn, tbl)
     counts = {
         (f or "", s): n
@@ -229,12 +232,12 @@ def _entered_current(conn: sqlite3.Connection, tbl: str) -> dict[str, datetime]:
 
 
 def time_in_stage_report(
-    conn: sqlite3.Connection, tbl: str, *, now: datetime | None = None
+    conn: sqlite3.Connection, tbl: str, *, now: datetime | None = None, template: Any = None
 ) -> TimeInStageReport:
     """Median and 90th percentile hours per stage over completed stays, plus items in the stage now."""
     require_process(conn, tbl)
     moment = _now(now)
-    catalog = load_catalog(conn, tbl)
+    catalog = load_catalog(conn, tbl, template=template)
     done: dict[tuple[str, str], list[float]] = defaultdict(list)
     for _key, funnel, stage, at, left in _stays(conn, tbl):
         start, end = parse_time(at), parse_time(left)
@@ -265,12 +268,12 @@ def _round(value: float | None) -> float | None:
 
 
 def aging_report(
-    conn: sqlite3.Connection, tbl: str, *, now: datetime | None = None, limit: int = 50
+    conn: sqlite3.Connection, tbl: str, *, now: datetime | None = None, limit: int = 50, template: Any = None
 ) -> AgingReport:
     """Open items (not in a success or failure stage) that have been in their stage the longest."""
     require_process(conn, tbl)
     moment = _now(now)
-    catalog = load_catalog(conn, tbl)
+    catalog = load_catalog(conn, tbl, template=template)
     items = _current_items(conn, tbl)
     entered = _entered_current(conn, tbl)
     rows = []

@@ -6,6 +6,7 @@ import re
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from connector.reports.readonly import column_names, table_names
 
@@ -73,31 +74,78 @@ def _labels(conn: sqlite3.Connection, tbl: str, lang: str) -> tuple[dict[str, st
     return funnels, stages
 
 
-def load_catalog(conn: sqlite3.Connection, tbl: str, lang: str = "ru") -> dict[str, FunnelInfo]:
-    """Funnels (by code) of a process: names and stage order from `_labels`, completed from the data."""
-    funnel_names, stage_rows = _labels(conn, tbl, lang)
+def from_template(template: Any, lang: str = "ru") -> dict[str, FunnelInfo]:
+    """Funnels and stages in template order, with the template's names and semantics."""
     catalog: dict[str, FunnelInfo] = {}
-    for code, name in funnel_names.items():
-        catalog[code] = FunnelInfo(code=code, name=name)
-    for funnel, code, name in stage_rows:
-        info = catalog.setdefault(funnel, FunnelInfo(code=funnel, name=funnel_names.get(funnel, funnel)))
-        info.stages.append(StageInfo(code=code, name=name, semantics=guess_semantics(code)))
-    _complete_from_data(conn, tbl, catalog)
+    for funnel in getattr(template, "funnels", None) or []:
+        info = FunnelInfo(code=funnel.code, name=_text(funnel.name, lang) or funnel.code)
+        for stage in funnel.stages:
+            info.stages.append(StageInfo(stage.code, _text(stage.name, lang) or stage.code, stage.semantics))
+        catalog[funnel.code] = info
     return catalog
 
 
-def _complete_from_data(conn: sqlite3.Connection, tbl: str, catalog: dict[str, FunnelInfo]) -> None:
-    """Add funnels/stages seen in items or history but missing from the labels, ordered by first arrival."""
+def _text(label: Any, lang: str) -> str:
+    if isinstance(label, dict):
+        for key in (lang, "ru", "en", "*"):
+            if label.get(key):
+                return str(label[key])
+        return str(next(iter(label.values()), ""))
+    return str(label or "")
+
+
+def load_catalog(
+    conn: sqlite3.Connection, tbl: str, lang: str = "ru", template: Any = None
+) -> dict[str, FunnelInfo]:
+    """Funnels (by code) of a process with stages in order.
+
+    With the process template: its order, names and semantics. Without: names from the store's
+    `_labels`, order from the stage history (earlier stages first), semantics guessed from codes.
+    """
+    if template is not None:
+        catalog = from_template(template, lang)
+        for funnel, stage in _seen_stages(conn, tbl):
+            catalog.setdefault(funnel, FunnelInfo(code=funnel, name=funnel or "—")).stage(stage)
+        return catalog
+    funnel_names, stage_rows = _labels(conn, tbl, lang)
+    stage_names = {(f, code): name for f, code, name in stage_rows}
+    catalog = {code: FunnelInfo(code=code, name=name) for code, name in funnel_names.items()}
+    positions = _positions(conn, tbl)
+    ordered = sorted(positions, key=lambda k: sum(positions[k]) / len(positions[k]))
+    ordered += [(f, code) for f, code, _n in stage_rows if (f, code) not in positions]
+    view_names = _view_names(conn, tbl)
+    for funnel, stage in ordered:
+        name = stage_names.get((funnel, stage)) or view_names.get((funnel, stage)) or stage
+        default_name = funnel_names.get(funnel) or view_names.get((funnel, None)) or funnel or "—"
+        info = catalog.setdefault(funnel, FunnelInfo(code=funnel, name=default_name))
+        info.stages.append(StageInfo(stage, name, guess_semantics(stage)))
+    rank = {"process": 0, "success": 1, "failure": 2}
+    for info in catalog.values():  # final stages go last, successes before failures
+        info.stages.sort(key=lambda s: rank.get(s.semantics, 0))
+    return catalog
+
+
+def _view_names(conn: sqlite3.Connection, tbl: str) -> dict[tuple[str, str | None], str]:
+    """Funnel and stage names shown by the `<code>_labels` view, for stages missing from `_labels`."""
     view = f"{tbl}_labels"
-    names: dict[tuple[str, str], str] = {}
-    funnel_names: dict[str, str] = {}
+    names: dict[tuple[str, str | None], str] = {}
     if view in table_names(conn) and {"funnel_name", "stage_name"} <= set(column_names(conn, view)):
         for funnel, fname, stage, sname in conn.execute(
             f'SELECT DISTINCT funnel, funnel_name, stage, stage_name FROM "{view}"'
         ):
-            names[(funnel or "", stage or "")] = sname or stage
-            funnel_names[funnel or ""] = fname or funnel
-    # Average position of each stage in items' histories: earlier stages come first.
+            if sname:
+                names[(funnel or "", stage)] = sname
+            if fname:
+                names[(funnel or "", None)] = fname
+    return names
+
+
+def _seen_stages(conn: sqlite3.Connection, tbl: str) -> list[tuple[str, str]]:
+    return list(_positions(conn, tbl))
+
+
+def _positions(conn: sqlite3.Connection, tbl: str) -> dict[tuple[str, str], list[int]]:
+    """Positions of each (funnel, stage) in items' stage histories; current stages without history last."""
     positions: dict[tuple[str, str], list[int]] = defaultdict(list)
     if "_stage_history" in table_names(conn):
         last_key, index = None, 0
@@ -109,14 +157,4 @@ def _complete_from_data(conn: sqlite3.Connection, tbl: str, catalog: dict[str, F
             positions[(funnel or "", stage)].append(index)
     for funnel, stage in conn.execute(f'SELECT DISTINCT funnel, stage FROM "{tbl}" WHERE stage IS NOT NULL'):
         positions.setdefault((funnel or "", stage), [10_000])
-    known = {(f.code, s.code) for f in catalog.values() for s in f.stages}
-    missing = sorted(
-        (k for k in positions if k not in known), key=lambda k: sum(positions[k]) / len(positions[k])
-    )
-    for funnel, stage in missing:
-        fname = funnel_names.get(funnel) or funnel or "—"
-        info = catalog.setdefault(funnel, FunnelInfo(code=funnel, name=fname))
-        info.stages.append(StageInfo(stage, names.get((funnel, stage), stage), guess_semantics(stage)))
-    for info in catalog.values():  # final stages go last, successes before failures
-        rank = {"process": 0, "success": 1, "failure": 2}
-        info.stages.sort(key=lambda s: rank[s.semantics])
+    return positions

@@ -26,6 +26,10 @@ def _authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None,
         return sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _ALLOWED_PRAGMAS:
         return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_UPDATE and arg1 == "sqlite_master":
+        # SQLite reports its own (re)loading of the schema this way; a real write to the schema
+        # is impossible here (read-only file, query_only, writable_schema cannot be set).
+        return sqlite3.SQLITE_OK
     return sqlite3.SQLITE_DENY
 
 

@@ -68,12 +68,12 @@ _SECTIONS: dict[str, tuple[Callable[..., Any], Callable[[Any], Table], Callable[
 
 
 def build_reports(
-    conn: sqlite3.Connection, type_code: str, kind: str, now: datetime | None = None
+    conn: sqlite3.Connection, type_code: str, kind: str, now: datetime | None = None, template: Any = None
 ) -> dict[str, Any]:
     """Compute the report models for a kind ('all' = every kind), keyed by kind."""
     require_process(conn, type_code)
     kinds = [k for k in _SECTIONS if kind in (k, "all")]
-    return {k: _SECTIONS[k][0](conn, type_code, now=now) for k in kinds}
+    return {k: _SECTIONS[k][0](conn, type_code, now=now, template=template) for k in kinds}
 
 
 def report(
@@ -83,15 +83,20 @@ def report(
     fmt: str = "html",
     out: str | Path | IO[bytes] | None = None,
     now: datetime | None = None,
+    template: Any = None,
 ) -> ReportResult:
-    """Write a funnel / time-in-stage / aging report (or 'all') of one process from a store file."""
+    """Write a funnel / time-in-stage / aging report (or 'all') of one process from a store file.
+
+    `template` (the process's Template) gives stage order, names and semantics; without it they
+    come from the store's labels and stage history.
+    """
     if kind not in KINDS:
         raise ReportError(f"unknown report {kind!r}; allowed: {', '.join(KINDS)}")
     fmt = check_format(fmt, REPORT_FORMATS)
     if fmt == "csv" and kind == "all":
         raise ReportError("a CSV file holds one table: choose funnel, time-in-stage or aging, or use xlsx")
     with closing(connect_readonly(db_path)) as conn:
-        reports = build_reports(conn, type_code, kind, now)
+        reports = build_reports(conn, type_code, kind, now, template)
     payload = _render(type_code, fmt, reports)
     target = _emit(payload, out)
     data = {k: r.model_dump(mode="json") for k, r in reports.items()}

@@ -20,7 +20,7 @@ def list_processes(conn: sqlite3.Connection) -> list[str]:
     """Codes of the process tables in a store, sorted."""
     found = []
     for name, kind in table_names(conn).items():
-        if kind != "table" or not PROCESS_CODE.match(name):
+        if kind != "table" or name.startswith("sqlite_") or not PROCESS_CODE.match(name):
             continue
         if set(_PROCESS_MARKERS) <= set(column_names(conn, name)):
             found.append(name)
