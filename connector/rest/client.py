@@ -198,6 +198,7 @@ class Client:
     def _exchange(self, method: str, body: dict[str, Any], write: bool,
                   ledger_methods: list[str]) -> tuple[dict[str, Any], int]:
         started = self._clock()
+        slept = 0.0
         retries = 0
         refreshed = False
         redirects = 0
@@ -234,7 +235,7 @@ class Client:
                                      error.status, method)
             retries += 1
             delay = self._retry_delay(outcome, retries, method, ledger_methods)
-            elapsed = self._clock() - started
+            elapsed = max(self._clock() - started, slept)
             if retries >= self.retry.max_attempts or (outcome.retry_after is None
                                                       and elapsed + delay > self.retry.max_total):
                 raise error
@@ -243,6 +244,7 @@ class Client:
             if outcome.retry_after is None and delay > 0:
                 self.stats.add(backoff_seconds=delay)
                 self._sleep(delay)
+                slept += delay
 
     def _retry_delay(self, failure: _Failure, retries: int, method: str, ledger_methods: list[str]) -> float:
         if failure.retry_after is None:
