@@ -43,10 +43,18 @@ def coalesce(rows: Iterable[tuple[Any, ...]]) -> list[Change]:
 
 
 def select(conn: sqlite3.Connection, status: str, tbl: str | None, limit: int | None) -> list[Change]:
-    """Coalesced changes with `status`, optionally of one table, at most `limit` rows (items)."""
+    """Coalesced changes with `status`, optionally of one table, at most `limit` rows (items).
+
+    Pending changes of a row also take in that row's failed ones: a new local edit (say, fixing the
+    value the portal refused) retries the whole row, so a failed create is never pushed as an update.
+    """
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise StoreError(f"limit must be a positive integer or None, got {limit!r}")
-    sql, args = _SELECT + " WHERE status = ?", [status]
+    sql, args = _SELECT + " c WHERE status = ?", [status]
+    if status == "pending":
+        sql = _SELECT + (" c WHERE (status = 'pending' OR (status = 'failed' AND EXISTS (SELECT 1 FROM "
+                         "_changes p WHERE p.tbl = c.tbl AND p.key = c.key AND p.status = 'pending')))")
+        args = []
     if tbl is not None:
         sql += " AND tbl = ?"
         args.append(tbl)
