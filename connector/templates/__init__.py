@@ -16,6 +16,7 @@ from connector.templates.model import (
     Template,
 )
 from connector.templates.presets import FLAG_NAMES, PRESET_NAMES, preset_flags
+from connector.templates.writer import to_toml
 
 __all__ = [
     "FIELD_TYPES",
@@ -38,4 +39,5 @@ __all__ = [
     "loads_template",
     "parse_template",
     "preset_flags",
+    "to_toml",
 ]
