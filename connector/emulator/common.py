@@ -1,0 +1,73 @@
+"""Helpers shared by the method modules: type resolution, field descriptions, hooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector.constants import SYSTEM_ENTITY_TYPES
+
+from .errors import ApiError
+from .registry import CallContext
+from .state import PortalState, SmartType
+
+SPA_NOT_FOUND = "Smart Process Automation was not found"
+
+
+def state_of(ctx: CallContext) -> PortalState:
+    """The portal state behind a call."""
+    return ctx.portal  # type: ignore[no-any-return]
+
+
+def is_possible_dynamic(entity_type_id: int) -> bool:
+    """CCrmOwnerType::isPossibleDynamicTypeId: 128..191, or even and >= 1030."""
+    return 128 <= entity_type_id < 192 or (entity_type_id >= 1030 and entity_type_id % 2 == 0)
+
+
+def require_type(state: PortalState, entity_type_id: int) -> SmartType:
+    """The smart process with this entityTypeId, or the server's error for it."""
+    if not is_possible_dynamic(entity_type_id):
+        raise ApiError("ENTITY_TYPE_NOT_SUPPORTED", f"Entity type {_type_name(entity_type_id)} is not supported")
+    smart = state.type_by_etid(entity_type_id)
+    if smart is None:
+        raise ApiError("NOT_FOUND", SPA_NOT_FOUND)
+    return smart
+
+
+def _type_name(entity_type_id: int) -> str:
+    for name, etid in SYSTEM_ENTITY_TYPES.items():
+        if etid == entity_type_id:
+            return name.upper()
+    return str(entity_type_id)
+
+
+def field_desc(
+    kind: str,
+    title: str,
+    upper: str,
+    *,
+    required: bool = False,
+    read_only: bool = False,
+    immutable: bool = False,
+    multiple: bool = False,
+    dynamic: bool = False,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A `crm_rest_field_description`."""
+    return {
+        "type": kind,
+        "isRequired": required,
+        "isReadOnly": read_only,
+        "isImmutable": immutable,
+        "isMultiple": multiple,
+        "isDynamic": dynamic,
+        "title": title,
+        "upperName": upper,
+        **extra,
+    }
+
+
+def emit(ctx: CallContext, event_name: str, fields: dict[str, Any]) -> None:
+    """Tell the events hook about a successful change (no-op when none is installed)."""
+    events = getattr(state_of(ctx), "events", None)
+    if events is not None and hasattr(events, "emit"):
+        events.emit(event_name, fields, ctx.auth)

@@ -1,0 +1,429 @@
+"""crm.item.*: add/update/get/list/delete/fields with the server's naming, value and stage rules."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from .common import emit, require_type, state_of
+from .convert import day_of, iso, iso_date, parse_date, parse_datetime, write_bool, yn
+from .errors import ApiError
+from .filters import compile_filter, parse_order, sort_rows
+from .itemschema import FieldSpec, ItemSchema, describe, item_schema
+from .params import as_dict, is_numeric, req_array, req_int, use_original
+from .php import as_list, is_list_like
+from .registry import CallContext, ListPage, method
+from .state import PortalState, SmartType, Stage
+
+PAGE = 50
+ITEM_NOT_FOUND = ApiError("NOT_FOUND", "Item was not found.")
+_SKIP = object()
+_CHANGE_IGNORED = ("UPDATED_TIME", "UPDATED_BY", "MOVED_TIME", "MOVED_BY", "PREVIOUS_STAGE_ID",
+                   "LAST_ACTIVITY_TIME", "LAST_ACTIVITY_BY")
+
+
+# -- output -----------------------------------------------------------------
+def out_value(spec: FieldSpec, value: Any, state: PortalState) -> Any:
+    """A stored value as the server prints it."""
+    if spec.multiple:
+        return [_out_one(spec, v, state) for v in (value or [])]
+    return _out_one(spec, value, state)
+
+
+def _out_one(spec: FieldSpec, value: Any, state: PortalState) -> Any:
+    if value is None:
+        return None
+    kind = spec.kind
+    if kind == "datetime":
+        return iso(value, state.tz)
+    if kind == "date":
+        return iso_date(value, state.tz)
+    if kind == "bool":
+        return yn(value)
+    return value
+
+
+def item_json(schema: ItemSchema, row: dict[str, Any], state: PortalState, original_uf: bool,
+              select: list[FieldSpec] | None = None) -> dict[str, Any] | list[Any]:
+    """An item in camelCase (UF keys UPPER with useOriginalUfNames=Y); `select` cuts the keys."""
+    specs = schema.fields if select is None else select
+    if not specs:
+        return []
+    out = {s.key(original_uf): out_value(s, row.get(s.upper), state) for s in specs}
+    if select is None:
+        out["entityTypeId"] = schema.smart.entity_type_id
+    return out
+
+
+# -- input ------------------------------------------------------------------
+def _php_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "double"
+    return "NULL" if value is None else "string"
+
+
+def in_value(spec: FieldSpec, value: Any, state: PortalState) -> Any:
+    """A request value in stored form; `_SKIP` when the server would silently not set it."""
+    if spec.multiple:
+        if value is None or value == "":
+            return []
+        if not is_list_like(value):
+            raise ApiError("100", f"Expected iterable value for multiple field, but got `{_php_type(value)}` instead")
+        out = [in_one(spec, v, state) for v in as_list(value)]
+        return [v for v in out if v is not _SKIP and v is not None]
+    return in_one(spec, value, state)
+
+
+def in_one(spec: FieldSpec, value: Any, state: PortalState) -> Any:
+    kind = spec.kind
+    if kind == "bool":
+        return write_bool(value)
+    if value is None or value == "" or (isinstance(value, list | dict) and not value and kind != "file"):
+        return None
+    if kind == "int":
+        if isinstance(value, bool) or not is_numeric(value):
+            return _SKIP if isinstance(value, dict | list) else None
+        number = int(float(value))
+        if spec.uf is not None and spec.uf.user_type_id == "enumeration":
+            if number not in {o.id for o in spec.uf.enum}:
+                raise ApiError("CRM_FIELD_ERROR_VALUE_NOT_VALID", f'Invalid value for field "{spec.title}"')
+        return number
+    if kind == "float":
+        return float(value) if is_numeric(value) and not isinstance(value, bool) else None
+    if kind == "datetime":
+        ts = parse_datetime(value, state.tz)
+        return _SKIP if ts is None else float(int(ts))
+    if kind == "date":
+        day = parse_date(value, state.tz)
+        return _SKIP if day is None else day
+    if kind == "file":
+        return _file_value(value, state)
+    if isinstance(value, dict | list):
+        return _SKIP
+    return str(value) if not isinstance(value, bool) else ("Y" if value else "N")
+
+
+def _file_value(value: Any, state: PortalState) -> Any:
+    """`[name, base64]` stores a new file; `{id}` keeps one; anything else is ignored."""
+    if isinstance(value, dict) and is_numeric(value.get("id")):
+        return {"id": int(float(value["id"])), "url": f"/bitrix/tools/crm_show_file.php?fileId={value['id']}"}
+    items = as_list(value) if is_list_like(value) else None
+    if items and len(items) >= 2 and isinstance(items[0], str) and isinstance(items[1], str):
+        try:
+            size = len(base64.b64decode(items[1], validate=False))
+        except ValueError:
+            return _SKIP
+        fid = state.seq.next("file_id")
+        return {"id": fid, "url": f"/bitrix/tools/crm_show_file.php?fileId={fid}", "name": items[0], "size": size}
+    return _SKIP
+
+
+def _collect(schema: ItemSchema, fields: dict[str, Any], original_uf: bool, state: PortalState) -> dict[str, Any]:
+    """Known, writable fields of a request in stored form; unknown and read-only keys are dropped."""
+    values: dict[str, Any] = {}
+    for key, raw in fields.items():
+        spec = schema.resolve(str(key), original_uf)
+        if spec is None or spec.read_only:
+            continue
+        if spec.upper == "CATEGORY_ID":
+            values["CATEGORY_ID"] = raw  # validated by the caller (server: Field/Category.php)
+            continue
+        value = in_value(spec, raw, state)
+        if value is not _SKIP:
+            values[spec.upper] = value
+    if "CONTACT_IDS" in schema.by_upper:
+        if "CONTACT_IDS" not in values and "CONTACT_ID" in values:
+            values["CONTACT_IDS"] = [] if values["CONTACT_ID"] in (None, 0) else [values["CONTACT_ID"]]
+        values.pop("CONTACT_ID", None)
+    return values
+
+
+# -- stages ------------------------------------------------------------------
+def _semantic(stage: Stage) -> str:
+    return stage.semantics or "P"
+
+
+def _stages(state: PortalState, etid: int, category_id: int) -> list[Stage]:
+    return state.stages_of(f"DYNAMIC_{etid}_STAGE_{category_id}")
+
+
+def _first_of(stages: list[Stage], semantic: str) -> Stage | None:
+    return next((s for s in stages if _semantic(s) == semantic), None)
+
+
+def _category(state: PortalState, smart: SmartType, raw: Any, title: str) -> int:
+    if not is_numeric(raw) or float(raw) != int(float(raw)):
+        raise ApiError("CRM_FIELD_ERROR_VALUE_NOT_VALID", f'Invalid value for field "{title}"')
+    cat = state.categories.get(int(float(raw)))
+    if cat is None or cat.entity_type_id != smart.entity_type_id:
+        raise ApiError("CRM_FIELD_ERROR_VALUE_NOT_VALID", f'Invalid value for field "{title}"')
+    return cat.id
+
+
+def stage_semantic(state: PortalState, etid: int, category_id: int, stage_id: str | None) -> str:
+    for s in _stages(state, etid, category_id):
+        if s.status_id == stage_id:
+            return _semantic(s)
+    return "P"
+
+
+# -- handlers -----------------------------------------------------------------
+def _user(ctx: CallContext) -> int:
+    return int(getattr(ctx.auth, "user_id", 1) or 1)
+
+
+def _history(ctx: CallContext, etid: int, row: dict[str, Any], type_id: int) -> None:
+    state = state_of(ctx)
+    state.stage_history.append({
+        "id": len(state.stage_history) + 1,
+        "typeId": type_id,
+        "createdTime": iso(ctx.now, state.tz),
+        "ownerId": row["ID"],
+        "categoryId": row.get("CATEGORY_ID"),
+        "stageSemanticId": stage_semantic(state, etid, row.get("CATEGORY_ID") or 0, row.get("STAGE_ID")),
+        "stageId": row.get("STAGE_ID"),
+        "entityTypeId": etid,
+    })
+
+
+@method("crm.item.add", write=True)
+def item_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """https://apidocs.bitrix24.com/api-reference/crm/universal/crm-item-add.html"""
+    state = state_of(ctx)
+    etid = req_int(params, "entityTypeId")
+    fields = as_dict(req_array(params, "fields"))
+    original = use_original(params)
+    smart = require_type(state, etid)
+    schema = item_schema(state, smart)
+    values = _collect(schema, fields, original, state)
+    default_cat = state.default_category(etid)
+    category_id = default_cat.id if default_cat else 0
+    if values.get("CATEGORY_ID") not in (None, ""):
+        category_id = _category(state, smart, values["CATEGORY_ID"], "Pipeline")
+    stages = _stages(state, etid, category_id)
+    stage_id = values.get("STAGE_ID")
+    if stage_id not in {s.status_id for s in stages}:
+        # a new item's unknown stage becomes the first stage of the same semantics (unknown = process)
+        first = _first_of(stages, "P") or (stages[0] if stages else None)
+        stage_id = first.status_id if first else None
+    user, now = _user(ctx), float(int(ctx.now))
+    item_id = state.seq.next_item(etid)
+    row: dict[str, Any] = {
+        "ID": item_id, "XML_ID": None, "TITLE": None, "CREATED_TIME": now, "UPDATED_TIME": now,
+        "CREATED_BY": user, "UPDATED_BY": user, "ASSIGNED_BY_ID": user, "OPENED": True, "WEBFORM_ID": 0,
+        "MOVED_TIME": now, "MOVED_BY": user, "PREVIOUS_STAGE_ID": None, "LAST_ACTIVITY_BY": user,
+        "LAST_ACTIVITY_TIME": now,
+    }
+    if smart.flag("isBeginCloseDatesEnabled"):
+        row["BEGINDATE"] = day_of(now, state.tz)
+        row["CLOSEDATE"] = day_of(now + 7 * 86400, state.tz)
+    if smart.flag("isClientEnabled"):
+        row.update(COMPANY_ID=0, CONTACT_IDS=[])
+    if smart.flag("isLinkWithProductsEnabled"):
+        row.update(OPPORTUNITY=0.0, IS_MANUAL_OPPORTUNITY=False, TAX_VALUE=0.0, CURRENCY_ID="RUB")
+    if smart.flag("isMycompanyEnabled"):
+        row["MYCOMPANY_ID"] = 0
+    if smart.flag("isSourceEnabled"):
+        row.update(SOURCE_ID="CALL", SOURCE_DESCRIPTION=None)
+    if smart.flag("isObserversEnabled"):
+        row["OBSERVERS"] = []
+    for spec in schema.fields:
+        if spec.uf is not None:
+            row[spec.upper] = [] if spec.multiple else None
+    row.update({k: v for k, v in values.items() if k not in ("STAGE_ID", "CATEGORY_ID")})
+    if row.get("OPENED") is None:
+        row["OPENED"] = True
+    if row.get("ASSIGNED_BY_ID") is None:
+        row["ASSIGNED_BY_ID"] = user
+    row["CATEGORY_ID"], row["STAGE_ID"] = category_id, stage_id
+    if not row.get("TITLE"):
+        row["TITLE"] = f"{smart.title} #{item_id}"
+    _sync_contact(row, schema)
+    state.table(etid).put(item_id, row)
+    state.dirty_items.add((etid, item_id))
+    _history(ctx, etid, row, 1)
+    emit(ctx, "ONCRMDYNAMICITEMADD", {"ID": item_id, "ENTITY_TYPE_ID": etid})
+    return {"item": item_json(schema, row, state, original)}
+
+
+def _sync_contact(row: dict[str, Any], schema: ItemSchema) -> None:
+    if "CONTACT_IDS" in schema.by_upper:
+        ids = row.get("CONTACT_IDS") or []
+        row["CONTACT_ID"] = ids[0] if ids else 0
+
+
+@method("crm.item.update", write=True)
+def item_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """https://apidocs.bitrix24.com/api-reference/crm/universal/crm-item-update.html"""
+    state = state_of(ctx)
+    etid = req_int(params, "entityTypeId")
+    item_id = req_int(params, "id")
+    fields = as_dict(req_array(params, "fields"))
+    original = use_original(params)
+    smart = require_type(state, etid)
+    table = state.table(etid)
+    old = table.rows.get(item_id)
+    if old is None:
+        raise ITEM_NOT_FOUND
+    schema = item_schema(state, smart)
+    values = _collect(schema, fields, original, state)
+    new = dict(old)
+    new.update({k: v for k, v in values.items() if k not in ("STAGE_ID", "CATEGORY_ID")})
+    if new.get("OPENED") is None:
+        new["OPENED"] = old.get("OPENED", True)
+    category_id = old.get("CATEGORY_ID")
+    if values.get("CATEGORY_ID") not in (None, ""):
+        category_id = _category(state, smart, values["CATEGORY_ID"], "Pipeline")
+    stages = _stages(state, etid, category_id or 0)
+    valid = {s.status_id for s in stages}
+    stage_id = values.get("STAGE_ID", old.get("STAGE_ID"))
+    if category_id != old.get("CATEGORY_ID"):
+        if stage_id not in valid:
+            wanted = stage_semantic(state, etid, old.get("CATEGORY_ID") or 0, old.get("STAGE_ID"))
+            first = _first_of(stages, wanted)
+            if first is None:
+                raise ApiError("0", "Stage in new category is not found")
+            stage_id = first.status_id
+    elif stage_id not in valid:
+        stage_id = old.get("STAGE_ID")  # reverted silently
+    new["CATEGORY_ID"], new["STAGE_ID"] = category_id, stage_id
+    if not new.get("TITLE"):
+        new["TITLE"] = f"{smart.title} #{item_id}"
+    _sync_contact(new, schema)
+    changed = [k for k in set(new) | set(old) if k not in _CHANGE_IGNORED and new.get(k) != old.get(k)]
+    if not changed:
+        return {"item": item_json(schema, old, state, original)}  # no save, no updatedTime bump, no event
+    user, now = _user(ctx), float(int(ctx.now))
+    new["UPDATED_TIME"], new["UPDATED_BY"] = now, user
+    if new["STAGE_ID"] != old.get("STAGE_ID"):
+        new["PREVIOUS_STAGE_ID"] = old.get("STAGE_ID")
+        new["MOVED_TIME"], new["MOVED_BY"] = now, user
+    table.put(item_id, new)
+    state.dirty_items.add((etid, item_id))
+    if new["CATEGORY_ID"] != old.get("CATEGORY_ID"):
+        _history(ctx, etid, new, 3)
+    elif new["STAGE_ID"] != old.get("STAGE_ID"):
+        _history(ctx, etid, new, 2)
+    emit(ctx, "ONCRMDYNAMICITEMUPDATE", {"ID": item_id, "ENTITY_TYPE_ID": etid})
+    return {"item": item_json(schema, new, state, original)}
+
+
+@method("crm.item.get")
+def item_get(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """https://apidocs.bitrix24.com/api-reference/crm/universal/crm-item-get.html"""
+    state = state_of(ctx)
+    item_id = req_int(params, "id")
+    etid = req_int(params, "entityTypeId")
+    original = use_original(params)
+    smart = require_type(state, etid)
+    row = state.table(etid).rows.get(item_id)
+    if row is None:
+        raise ITEM_NOT_FOUND
+    return {"item": item_json(item_schema(state, smart), row, state, original)}
+
+
+@method("crm.item.delete", write=True)
+def item_delete(ctx: CallContext, params: dict[str, Any]) -> list[Any]:
+    """https://apidocs.bitrix24.com/api-reference/crm/universal/crm-item-delete.html"""
+    state = state_of(ctx)
+    etid = req_int(params, "entityTypeId")
+    item_id = req_int(params, "id")
+    require_type(state, etid)
+    table = state.table(etid)
+    if item_id not in table.rows:
+        raise ITEM_NOT_FOUND
+    table.remove(item_id)
+    state.dirty_items.add((etid, item_id))
+    emit(ctx, "ONCRMDYNAMICITEMDELETE", {"ID": item_id, "ENTITY_TYPE_ID": etid})
+    return []
+
+
+@method("crm.item.fields")
+def item_fields(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """https://apidocs.bitrix24.com/api-reference/crm/universal/crm-item-fields.html"""
+    state = state_of(ctx)
+    etid = req_int(params, "entityTypeId")
+    original = use_original(params)
+    schema = item_schema(state, require_type(state, etid))
+    return {"fields": {s.key(original): describe(s, original) for s in schema.fields}}
+
+
+def _select(schema: ItemSchema, raw: Any, original: bool) -> list[FieldSpec] | None:
+    """None = every field (`*`); otherwise the known selected fields, unknown names dropped."""
+    names = [str(v) for v in as_list(raw)] if raw not in (None, "") else ["*"]
+    if not names or "*" in names:
+        return None
+    chosen: dict[str, FieldSpec] = {}
+    for name in names:
+        if name.upper() == "UF_*":
+            chosen.update({s.upper: s for s in schema.fields if s.uf is not None})
+            continue
+        spec = schema.resolve(name, original)
+        if spec is not None:
+            chosen[spec.upper] = spec
+    return [s for s in schema.fields if s.upper in chosen]
+
+
+@method("crm.item.list")
+def item_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
+    """https://apidocs.bitrix24.com/api-reference/crm/universal/crm-item-list.html"""
+    state = state_of(ctx)
+    etid = req_int(params, "entityTypeId")
+    select_raw = params.get("select", ["*"])
+    if select_raw != "" and not isinstance(select_raw, list | dict):
+        raise ApiError("100", f"Invalid value {{{select_raw}}} to match with parameter {{select}}. "
+                       "Should be value of type array.")
+    original = use_original(params)
+    smart = require_type(state, etid)
+    schema = item_schema(state, smart)
+    resolver = schema.filter_resolver(original)
+    flt = compile_filter(params.get("filter"), resolver, state.tz)
+    order = parse_order(params.get("order"), resolver)
+    select = _select(schema, select_raw, original)
+    start = int(ctx.extras.get("start", 0))
+    count = start != -1
+    offset = start // PAGE * PAGE if start > 0 else 0
+    table = state.table(etid)
+    rows, total = _query(table, flt, order, offset, count)
+    ctx.extras["scan"] = {"table_rows": len(table), "counted": count, "offset": offset}
+    page = [item_json(schema, r, state, original, select) for r in rows]
+    if not count:
+        return ListPage({"items": page})
+    assert total is not None
+    nxt = offset + len(page) if offset + len(page) < total else None
+    return ListPage({"items": page}, total=total, next=nxt)
+
+
+def _query(table: Any, flt: Any, order: list[tuple[str, bool]], offset: int,
+           count: bool) -> tuple[list[dict[str, Any]], int | None]:
+    """Rows of one page (and the total when counting); id-ordered keyset pages never scan."""
+    b = flt.bounds
+    if b.exact is not None:
+        ids = sorted(i for i in b.exact if i in table.rows
+                     and (b.low is None or i >= b.low) and (b.high is None or i <= b.high))
+    else:
+        ids = table.id_range(b.low, b.high)
+    id_order = not order or (len(order) == 1 and order[0][0] == "ID")
+    if id_order:
+        if order and order[0][1]:
+            ids = ids[::-1]
+        pred = flt.predicate
+        rows_by_id = table.rows
+        if not count:
+            out: list[dict[str, Any]] = []
+            for i in ids:
+                row = rows_by_id[i]
+                if flt.trivial or pred(row):
+                    out.append(row)
+                    if len(out) >= PAGE:
+                        break
+            return out, None
+        matched = [rows_by_id[i] for i in ids if flt.trivial or pred(rows_by_id[i])]
+        return matched[offset:offset + PAGE], len(matched)
+    matched = [table.rows[i] for i in ids if flt.trivial or flt.predicate(table.rows[i])]
+    ordered = sort_rows(matched, order)
+    return ordered[offset:offset + PAGE], (len(ordered) if count else None)

@@ -1,0 +1,96 @@
+"""Controller argument binding: required params and their declared types, with the server's errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ApiError
+
+_MISSING = object()
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else ""
+    if isinstance(value, dict | list):
+        return "Array"
+    return str(value)
+
+
+def _missing(name: str) -> ApiError:
+    return ApiError("100", f"Could not find value for parameter {{{name}}}")
+
+
+def _mistyped(name: str, value: Any, kind: str) -> ApiError:
+    return ApiError(
+        "100",
+        f"Invalid value {{{_value_text(value)}}} to match with parameter {{{name}}}. "
+        f"Should be value of type {kind}.",
+    )
+
+
+def is_numeric(value: Any) -> bool:
+    """PHP is_numeric for what JSON or a form can carry."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    if isinstance(value, str):
+        try:
+            float(value.strip())
+            return value.strip() != "" and value == value.lstrip()
+        except ValueError:
+            return False
+    return False
+
+
+def req_int(params: dict[str, Any], name: str, default: Any = _MISSING) -> int:
+    """An `int` controller parameter (any numeric value is accepted and truncated)."""
+    value = params.get(name, _MISSING)
+    if value is _MISSING or value is None:
+        if default is _MISSING:
+            raise _missing(name)
+        return default
+    if not is_numeric(value):
+        raise _mistyped(name, value, "int")
+    return int(float(value))
+
+
+def req_array(params: dict[str, Any], name: str, default: Any = _MISSING) -> Any:
+    """An `array` parameter: a JSON object/array or PHP bracket array."""
+    value = params.get(name, _MISSING)
+    if value is _MISSING:
+        if default is _MISSING:
+            raise _missing(name)
+        return default
+    if value == "" and default is not _MISSING:  # an empty PHP array arrives as ""
+        return default
+    if not isinstance(value, dict | list):
+        raise _mistyped(name, value, "array")
+    return value
+
+
+def opt_string(params: dict[str, Any], name: str, default: str) -> str:
+    """A `string` parameter with a default."""
+    value = params.get(name, _MISSING)
+    if value is _MISSING:
+        return default
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise _mistyped(name, value, "string")
+    return value
+
+
+def use_original(params: dict[str, Any]) -> bool:
+    """`useOriginalUfNames`: only the exact string 'Y' turns it on."""
+    return opt_string(params, "useOriginalUfNames", "N") == "Y"
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A PHP array as a dict (a JSON list becomes '0','1',... keys)."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, list):
+        return {str(i): v for i, v in enumerate(value)}
+    return {}
