@@ -107,7 +107,7 @@ class ProcessMap(BaseModel):
 
 def to_utc_text(value: Any) -> str | None:
     """Portal ISO-8601 datetime with offset -> `2026-01-02T03:04:05Z`."""
-    if value in (None, "", False):
+    if _empty(value):
         return None
     dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     if dt.tzinfo is None:
@@ -125,7 +125,7 @@ def from_utc_text(value: str) -> str:
 
 def to_date_text(value: Any) -> str | None:
     """Portal date (`2025-04-29` or a datetime at midnight in some offset) -> `2025-04-29`."""
-    if value in (None, "", False):
+    if _empty(value):
         return None
     text = str(value)
     if len(text) == 10:
@@ -149,7 +149,7 @@ def parse_offset(text: str) -> timezone:
 
 def split_money(value: Any) -> tuple[float | None, str | None]:
     """`"100.50|RUB"` -> (100.5, "RUB"); empty -> (None, None)."""
-    if value in (None, "", False):
+    if _empty(value):
         return None, None
     amount, _, currency = str(value).partition("|")
     return (float(amount) if amount.strip() else None), (currency or None)
@@ -181,14 +181,18 @@ def to_bool(value: Any) -> int | None:
     raise TranslationError(f"bad boolean {value!r}; expected Y or N")
 
 
+def _empty(value: Any) -> bool:
+    return value is None or value is False or (isinstance(value, str) and value == "")
+
+
 def _to_int(value: Any) -> int | None:
-    if value in (None, "", False):
+    if _empty(value):
         return None
     return int(float(value)) if not isinstance(value, int) else value
 
 
 def _to_float(value: Any) -> float | None:
-    if value in (None, "", False):
+    if _empty(value):
         return None
     return float(value)
 
@@ -224,7 +228,7 @@ class TypeCodes:
 
     def link_to_local(self, value: Any) -> str | None:
         """`D_12` -> `deal:12`; `T40a_7` -> `<process code>:7` (or `dynamic_1034:7` if unknown)."""
-        if value in (None, "", False):
+        if _empty(value):
             return None
         text = str(value)
         prefix, sep, ident = text.rpartition("_")
@@ -317,7 +321,7 @@ class ItemTranslator:
                 row[f.code], row[f"{f.code}_currency"] = split_money(raw)
             return
         if f.multiple:
-            values = raw if isinstance(raw, list) else ([] if raw in (None, "", False) else [raw])
+            values = raw if isinstance(raw, list) else ([] if _empty(raw) else [raw])
             conv = [self._scalar_to_row(f, v) for v in values]
             row[f.code] = _dump([v for v in conv if v is not None])
         else:
