@@ -292,11 +292,12 @@ def test_auth_connector_suppresses_own_writes(hub):
     bind_offline(hub, connector="b24sync")
     bind_offline(hub)  # a second binding with no connector still sees everything
     hub.emit("ONCRMDYNAMICITEMADD", item(1), auth_connector="b24sync")
+    hub.emit("ONCRMDYNAMICITEMADD", item(3), auth=SimpleNamespace(auth_connector="b24sync", user_id=1))
     hub.emit("ONCRMDYNAMICITEMADD", item(2))
     mine = call(hub, "event.offline.get", {"auth_connector": "b24sync"})["events"]
     assert [e["EVENT_DATA"]["FIELDS"]["ID"] for e in mine] == [2]
     nosource = call(hub, "event.offline.get")["events"]
-    assert sorted(e["EVENT_DATA"]["FIELDS"]["ID"] for e in nosource) == [1, 2]
+    assert sorted(e["EVENT_DATA"]["FIELDS"]["ID"] for e in nosource) == [1, 2, 3]
 
 
 def test_offline_filter_and_order(hub):

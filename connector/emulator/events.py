@@ -307,8 +307,8 @@ class EventHub:
         """Fire `event_name` for one object; returns how many handlers/queues received it.
 
         `fields`: the item (camelCase, `id`/`entityTypeId`) or the event's FIELDS (upper keys).
-        `auth_connector`: the `auth_connector` parameter of the write that caused the event;
-        offline bindings made with the same key do not queue it.
+        `auth_connector`: the `auth_connector` parameter of the write that caused the event
+        (default: `auth.auth_connector`); offline bindings made with the same key do not queue it.
         """
         base = event_name.strip().upper()
         data = {"FIELDS": _object_fields(fields)}
@@ -318,7 +318,7 @@ class EventHub:
             names.add(f"{base}_{etid}")
         ts = self.clock.now() if now is None else now
         user = _user_of(auth)
-        source = auth_connector or ""
+        source = auth_connector or getattr(auth, "auth_connector", None) or ""
         count = 0
         with self._lock:
             targets = [b for b in self.bindings if b.event in names]
