@@ -1,1 +1,16 @@
-"""b24sync."""
+"""Deploy process templates: plan / apply / drift / adopt, with a per-portal id map.
+
+```python
+from connector.deploy import plan, apply, drift, adopt
+p = plan(client, ["mappings/hr_candidates.toml"], store)     # Plan: .has_changes, .to_json(), .render()
+r = apply(client, templates, store, allow_destructive=False, dry_run=False)
+d = drift(client, store)                                     # Drift: .has_drift
+t = adopt(client, 1032)                                      # Template (entityTypeId or title)
+```
+"""
+
+from connector.deploy.engine import apply, plan, portal_key_of
+from connector.deploy.model import ApplyResult, Change, Diff, Drift, DriftItem, Plan, ProcessPlan
+
+__all__ = ["ApplyResult", "Change", "Diff", "Drift", "DriftItem", "Plan", "ProcessPlan",
+           "apply", "plan", "portal_key_of"]

@@ -1,0 +1,175 @@
+"""Plan, change and result models shared by plan / apply / drift (pydantic, JSON-ready)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Kind = Literal["type", "relation", "field", "option", "funnel", "stage", "section", "access"]
+Action = Literal["create", "update", "delete", "rename", "manual", "note"]
+KIND_ORDER = ("type", "relation", "field", "option", "funnel", "stage", "section", "access")
+
+
+class Diff(BaseModel):
+    """One attribute that differs: `attr: old → new`."""
+
+    attr: str
+    old: Any = None
+    new: Any = None
+
+    def __str__(self) -> str:
+        return f"{self.attr}: {self.old!r} → {self.new!r}"
+
+
+class Change(BaseModel):
+    """One planned change to one object, named in template codes."""
+
+    process: str
+    kind: Kind
+    action: Action
+    code: str
+    diffs: list[Diff] = Field(default_factory=list)
+    blocked: bool = False
+    note: str = ""
+
+    @property
+    def actionable(self) -> bool:
+        """Whether apply would make a REST write for it."""
+        return self.action in ("create", "update", "delete", "rename") and not self.blocked
+
+    def describe(self) -> str:
+        """One line for humans."""
+        parts = [f"{self.action} {self.kind} {self.process}.{self.code}" if self.code else
+                 f"{self.action} {self.kind} {self.process}"]
+        if self.diffs:
+            parts.append("(" + "; ".join(str(d) for d in self.diffs) + ")")
+        if self.blocked:
+            parts.append("[blocked: needs allow_destructive]")
+        if self.note:
+            parts.append(f"— {self.note}")
+        return " ".join(parts)
+
+
+class ProcessPlan(BaseModel):
+    """The plan for one template on one portal."""
+
+    process: str
+    exists: bool
+    owned: bool
+    type_id: int | None = None
+    entity_type_id: int | None = None
+    matched_by: str = ""
+    changes: list[Change] = Field(default_factory=list)
+
+
+class Plan(BaseModel):
+    """What apply would do on one portal (Terraform-style: create / update / delete / rename / manual)."""
+
+    portal: str
+    processes: list[ProcessPlan] = Field(default_factory=list)
+    allow_destructive: bool = False
+
+    @property
+    def changes(self) -> list[Change]:
+        """Every change of every process, in dependency order."""
+        return [c for p in self.processes for c in p.changes]
+
+    @property
+    def has_changes(self) -> bool:
+        """True when apply would write anything."""
+        return any(c.actionable for c in self.changes)
+
+    @property
+    def manual(self) -> list[Change]:
+        """Steps REST cannot do (access rights): a checklist for a human."""
+        return [c for c in self.changes if c.action == "manual"]
+
+    def counts(self) -> dict[str, int]:
+        """Number of actionable changes per action, plus blocked and manual."""
+        out = {"create": 0, "update": 0, "delete": 0, "rename": 0, "blocked": 0, "manual": 0}
+        for c in self.changes:
+            if c.blocked:
+                out["blocked"] += 1
+            elif c.action in out:
+                out[c.action] += 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (for `--json`)."""
+        return {
+            "portal": self.portal,
+            "has_changes": self.has_changes,
+            "counts": self.counts(),
+            "processes": [p.model_dump() for p in self.processes],
+        }
+
+    def render(self) -> Any:
+        """A rich renderable for humans."""
+        from connector.deploy.render import render_plan
+
+        return render_plan(self)
+
+
+class ApplyResult(BaseModel):
+    """What apply did: the plan it executed and the calls it made."""
+
+    portal: str
+    plan: Plan
+    dry_run: bool = False
+    requests: int = 0
+    write_calls: int = 0
+    commands: list[str] = Field(default_factory=list)
+    converged: bool = True
+    remaining: list[str] = Field(default_factory=list)
+
+    @property
+    def manual(self) -> list[Change]:
+        """The manual checklist (never reported as done)."""
+        return self.plan.manual
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "portal": self.portal, "dry_run": self.dry_run, "requests": self.requests,
+            "write_calls": self.write_calls, "converged": self.converged, "remaining": self.remaining,
+            "commands": self.commands, "plan": self.plan.to_json(),
+            "manual": [c.describe() for c in self.manual],
+        }
+
+
+class DriftItem(BaseModel):
+    """One thing changed on the portal by hand since the last apply."""
+
+    process: str
+    kind: Kind
+    change: Literal["added", "removed", "edited"]
+    code: str
+    diffs: list[Diff] = Field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line for humans."""
+        tail = (" (" + "; ".join(str(d) for d in self.diffs) + ")") if self.diffs else ""
+        return f"{self.change} {self.kind} {self.process}.{self.code}{tail}"
+
+
+class Drift(BaseModel):
+    """Portal changes since the last apply, per process."""
+
+    portal: str
+    items: list[DriftItem] = Field(default_factory=list)
+
+    @property
+    def has_drift(self) -> bool:
+        """True when anything changed."""
+        return bool(self.items)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"portal": self.portal, "has_drift": self.has_drift, "items": [i.model_dump() for i in self.items]}
+
+    def render(self) -> Any:
+        """A rich renderable for humans."""
+        from connector.deploy.render import render_drift
+
+        return render_drift(self)

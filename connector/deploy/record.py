@@ -1,0 +1,49 @@
+"""Write a binding into the id map: every portal id, plus the state applied (for drift)."""
+
+from __future__ import annotations
+
+from connector.deploy.binding import IdView, TypeBinding
+
+
+def record_binding(ids: IdView, b: TypeBinding) -> None:
+    """Record type, fields, options, funnels, stages and sections of one bound process."""
+    if b.portal is None:
+        return
+    p, code = b.portal, b.code
+    ids.set("type", code, p.id, {"entityTypeId": p.entity_type_id, "created": b.owned, "title": p.title})
+    if b.renamed_from:
+        ids.delete("type", b.renamed_from)
+    for fb in b.fields:
+        if fb.portal is None:
+            continue
+        f = fb.portal
+        ids.set("field", f"{code}.{fb.desired.code}", f.id, {
+            "field_name": f.field_name, "type": f.user_type_id, "multiple": f.multiple,
+            "mandatory": f.mandatory, "label": f.label, "sort": f.sort,
+        })
+        if fb.renamed_from:
+            ids.delete("field", f"{code}.{fb.renamed_from}")
+        for ob in fb.options:
+            if ob.portal is not None:
+                ids.set("option", f"{code}.{fb.desired.code}.{ob.desired.code}", ob.portal.id,
+                        {"value": ob.portal.value, "field_id": f.id})
+    for fb in b.funnels:
+        if fb.portal is None or fb.portal.id is None:
+            continue
+        ids.set("funnel", f"{code}.{fb.desired.code}", fb.portal.id,
+                {"name": fb.portal.name, "sort": fb.portal.sort, "created": fb.shape_defaults})
+        if fb.renamed_from:
+            ids.delete("funnel", f"{code}.{fb.renamed_from}")
+        for sb in fb.stages:
+            s = sb.portal
+            if s is None or not s.id:
+                continue
+            ids.set("stage", f"{code}.{fb.desired.code}.{sb.desired.code}", s.id, {
+                "status_id": s.status_id, "category_id": fb.portal.id, "name": s.name, "sort": s.sort,
+                "color": s.color, "semantics": s.semantics,
+            })
+            if sb.renamed_from:
+                ids.delete("stage", f"{code}.{fb.desired.code}.{sb.renamed_from}")
+    for i, section in enumerate(p.card or []):
+        ids.set("section", f"{code}.{section.name}", i + 1,
+                {"title": section.title, "elements": [e.name for e in section.elements]})
