@@ -1,0 +1,211 @@
+"""`b24sync sync` and `b24sync conflicts list|resolve`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+PolicyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--policy",
+        help="Conflict policy: remote-wins, local-wins, newest-wins, merge, manual "
+        "(default: the portal's conflict_policy in the config).",
+    ),
+]
+
+
+def _main() -> Any:
+    from connector.cli import main
+
+    return main
+
+
+def _progress_reporter(console: Any) -> tuple[Progress, Any]:
+    """A rich progress display on stderr and the callback the engine calls."""
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed} rows"),
+        console=console,
+        transient=True,
+    )
+    tasks: dict[tuple[str, str], Any] = {}
+
+    def report(process: str, phase: str, rows: int) -> None:
+        key = (process, phase)
+        if key not in tasks:
+            tasks[key] = bars.add_task(f"{phase} {process}", total=None)
+        bars.advance(tasks[key], rows)
+
+    return bars, report
+
+
+def _summary_table(report: Any) -> Table:
+    table = Table(title=f"sync {report.portal}")
+    for col in ("process", "pulled", "created", "updated", "deleted", "tombstoned", "conflicts", "failed"):
+        table.add_column(col, justify="right" if col != "process" else "left")
+    for code, f in report.processes.items():
+        table.add_row(
+            code,
+            str(f.pulled),
+            str(f.created),
+            str(f.updated),
+            str(f.deleted_remote),
+            str(f.tombstoned),
+            str(f.conflicts),
+            str(f.failed),
+        )
+    s = report.summary()
+    table.caption = (
+        f"pulled {s['pulled']}, pushed {s['pushed']}, deleted {s['deleted']}, "
+        f"conflicts {s['conflicts']}, failed {s['failed']}; {s['requests']} HTTP requests, "
+        f"{s['waited_seconds']} s waited on limits, {s['seconds']} s"
+    )
+    return table
+
+
+def sync_command(
+    ctx: typer.Context,
+    portal: Annotated[str, typer.Option("--portal", "-p", help="Portal name or webhook URL.")],
+    db: Annotated[Path | None, typer.Option("--db", help="The local store file.")] = None,
+    types: Annotated[
+        list[str] | None, typer.Option("--type", help="Only this process code (repeatable).")
+    ] = None,
+    template: Annotated[
+        list[Path] | None, typer.Option("--template", help="Template FILE (repeatable); kept in the store.")
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="Full pull and deletion reconcile.")] = False,
+    pull_only: Annotated[bool, typer.Option("--pull-only", help="Only pull from the portal.")] = False,
+    push_only: Annotated[bool, typer.Option("--push-only", help="Only push local changes.")] = False,
+    policy: PolicyOpt = None,
+) -> None:
+    """Two-way sync of items between the portal and the local store."""
+    main = _main()
+    from connector.store import Store
+    from connector.sync import SyncError, sync
+    from connector.sync.conflicts import check_policy
+
+    if pull_only and push_only:
+        raise main.UsageError("--pull-only and --push-only exclude each other")
+    ref = main.portal_ref(ctx, portal)
+    try:
+        pol = check_policy(policy or ref.conflict_policy)
+    except ValueError as exc:
+        raise main.UsageError(str(exc)) from exc
+    templates = _load_templates(main, template)
+    store = Store.open(main.resolve_db(ctx, ref, db))
+    client = main.open_client(ctx, ref)
+    bars, report_cb = _progress_reporter(main.stderr)
+    try:
+        with bars:
+            report = sync(
+                client,
+                store,
+                templates,
+                portal_key=ref.key,
+                full=full,
+                pull=not push_only,
+                push=not pull_only,
+                policy=pol,
+                policies=dict(ref.policies),
+                progress=report_cb,
+                only=list(types or []) or None,
+            )
+    except SyncError as exc:
+        raise main.UsageError(str(exc)) from exc
+    finally:
+        store.close()
+    main.emit(ctx, report.to_json(), lambda: _print_human(main, report))
+    if report.failures:
+        raise typer.Exit(main.EXIT_FAILED_ROWS)
+
+
+def _print_human(main: Any, report: Any) -> None:
+    main.stdout.print(_summary_table(report))
+    for f in report.failures:
+        main.stdout.print(f"failed {f.direction} {f.process} key={f.key} id={f.id}: {f.error}", markup=False)
+
+
+def _load_templates(main: Any, files: list[Path] | None) -> list[Any] | None:
+    if not files:
+        return None
+    from connector.templates import TemplateError, load_templates
+
+    try:
+        return list(load_templates([str(f) for f in files]))
+    except TemplateError as exc:
+        raise main.UsageError(str(exc)) from exc
+
+
+conflicts_app = typer.Typer(help="Items changed on both sides: list and resolve.", no_args_is_help=True)
+
+
+@conflicts_app.command("list")
+def conflicts_list(
+    ctx: typer.Context,
+    portal: Annotated[str | None, typer.Option("--portal", "-p", help="Portal name or webhook URL.")] = None,
+    db: Annotated[Path | None, typer.Option("--db", help="The local store file.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include resolved conflicts.")] = False,
+) -> None:
+    """Conflicts recorded by sync (open ones by default)."""
+    main = _main()
+    from connector.store import Store
+
+    store = Store.open(main.resolve_db(ctx, portal, db))
+    try:
+        rows = store.list_conflicts(None, None if all_ else "open")
+    finally:
+        store.close()
+    data = [c.model_dump() for c in rows]
+
+    def human() -> None:
+        table = Table(title="conflicts")
+        for col in ("id", "process", "key", "portal id", "fields", "policy", "status"):
+            table.add_column(col)
+        for c in rows:
+            table.add_row(
+                str(c.id),
+                c.tbl,
+                c.key,
+                str(c.portal_id or ""),
+                ", ".join(c.fields),
+                c.policy,
+                c.status if c.status == "open" else f"{c.status}: {c.resolution}",
+            )
+        main.stdout.print(table)
+
+    main.emit(ctx, data, human)
+
+
+@conflicts_app.command("resolve")
+def conflicts_resolve(
+    ctx: typer.Context,
+    conflict_id: Annotated[int, typer.Argument(help="Conflict id from `conflicts list`.")],
+    take: Annotated[str, typer.Option("--take", help="local, remote or merged.")],
+    portal: Annotated[str | None, typer.Option("--portal", "-p", help="Portal name or webhook URL.")] = None,
+    db: Annotated[Path | None, typer.Option("--db", help="The local store file.")] = None,
+) -> None:
+    """Settle a conflict; the next `sync` pushes the chosen values."""
+    main = _main()
+    from connector.store import Store
+    from connector.sync import resolve_conflict
+
+    store = Store.open(main.resolve_db(ctx, portal, db))
+    try:
+        c = resolve_conflict(store, conflict_id, take)
+    except ValueError as exc:
+        raise main.UsageError(str(exc)) from exc
+    finally:
+        store.close()
+    main.emit(ctx, c.model_dump(), f"conflict {conflict_id} resolved: {take}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `sync` and `conflicts` to the b24sync app."""
+    app.command("sync")(sync_command)
+    app.add_typer(conflicts_app, name="conflicts")
