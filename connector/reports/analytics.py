@@ -27,7 +27,7 @@ class StageFigures(BaseModel):
     count: int = 0
     sums: dict[str, float] = {}  # "<money field> <currency>" -> sum of amounts
     reached: int = 0  # items that are or have ever been in this stage
-    conversion: float | None = None  # share of `reached` that went on to the next process/success stage
+    conversion: float | None = None  # share of `reached` that went on to a later process/success stage
 
 
 class FunnelFigures(BaseModel):
@@ -158,36 +158,36 @@ def funnel_report(
             StageFigures(
                 stage=st.code, stage_name=st.name, semantics=st.semantics,
                 count=counts.get((funnel.code, st.code), 0), sums=sums.get((funnel.code, st.code), {}),
-                reached=reached.get((funnel.code, st.code), 0),
+                reached=len(reached.get((funnel.code, st.code), ())),
             )
             for st in funnel.stages
         ]
-        _conversion(stages)
+        _conversion(stages, {s: keys for (f, s), keys in reached.items() if f == funnel.code})
         funnels.append(FunnelFigures(funnel=funnel.code, funnel_name=funnel.name,
                                      total=sum(s.count for s in stages), stages=stages))
     return FunnelReport(type_code=tbl, generated_at=_iso(_now(now)), money_fields=money, funnels=funnels)
 
 
-def _reached(conn: sqlite3.Connection, tbl: str, live: str) -> dict[tuple[str, str], int]:
-    """Distinct items per (funnel, stage) that are there now or were there per the stage history."""
+def _reached(conn: sqlite3.Connection, tbl: str, live: str) -> dict[tuple[str, str], set[str]]:
+    """Keys of the items per (funnel, stage) that are there now or were there per the stage history."""
     history, params = "", ()
     if "_stage_history" in table_names(conn):
         history, params = "UNION SELECT key, funnel, to_stage FROM _stage_history WHERE tbl = ?", (tbl,)
-    sql = (
-        f'SELECT funnel, stage, COUNT(DISTINCT key) FROM (SELECT key, funnel, stage FROM "{tbl}" '
-        f"WHERE {live} {history}) GROUP BY 1, 2"
-    )
-    return {(f or "", s): n for f, s, n in conn.execute(sql, params)}
+    sql = f'SELECT key, funnel, stage FROM "{tbl}" WHERE {live} {history}'
+    reached: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for key, funnel, stage in conn.execute(sql, params):
+        reached[(funnel or "", stage)].add(key)
+    return reached
 
 
-def _conversion(stages: list[StageFigures]) -> None:
-    """Conversion of each process stage into the next process stage (the last one: into success)."""
-    path = [s for s in stages if s.semantics == "process"]
-    success = [s for s in stages if s.semantics == "success"]
-    chain = path + success[:1]
-    for current, following in zip(chain, chain[1:], strict=False):
-        if current.reached:
-            current.conversion = round(following.reached / current.reached, 4)
+def _conversion(stages: list[StageFigures], reached: dict[str, set[str]]) -> None:
+    """Per process stage: share of the items that reached it and went on to a later process/success stage."""
+    chain = [s for s in stages if s.semantics == "process"] + [s for s in stages if s.semantics == "success"]
+    for i, current in enumerate(chain[:-1]):
+        here = reached.get(current.stage, set())
+        later = set().union(*(reached.get(s.stage, set()) for s in chain[i + 1:]))
+        if here:
+            current.conversion = round(len(here & later) / len(here), 4)
 
 
 def _stays(conn: sqlite3.Connection, tbl: str):  # type: ignore[no-untyped-def]

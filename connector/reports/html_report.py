@@ -16,7 +16,7 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:28px 0 6px;border-bott
 h3{font-size:16px;margin:18px 0 6px}.meta{color:#52606d;font-size:13px}
 table{border-collapse:collapse;font-size:13px;margin:8px 0 4px;width:100%}
 th,td{border:1px solid #cbd2d9;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:#e4e7eb}td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+th{background:#e4e7eb;overflow-wrap:normal;hyphens:none}td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 .empty{color:#52606d;font-style:italic}.legend span{display:inline-block;width:12px;height:12px;
 margin:0 4px 0 12px;vertical-align:middle}
 """
@@ -71,7 +71,8 @@ def funnel_section(report: FunnelReport) -> str:
     if not report.funnels:
         parts.append('<p class="empty">No funnels and no items yet.</p>')
     for funnel in report.funnels:
-        parts.append(f"<h3>{escape(funnel.funnel_name)} — {fmt_number(funnel.total)} items</h3>")
+        noun = "item" if funnel.total == 1 else "items"
+        parts.append(f"<h3>{escape(funnel.funnel_name)} — {fmt_number(funnel.total)} {noun}</h3>")
         if funnel.total == 0 and not any(s.reached for s in funnel.stages):
             parts.append('<p class="empty">No items in this funnel yet.</p>')
             continue
@@ -84,7 +85,7 @@ def funnel_section(report: FunnelReport) -> str:
              fmt_percent(s.conversion))
             for s in funnel.stages
         ]
-        parts.append(_table(("Stage", "Items now", "Sums", "Ever reached", "Went on to next stage"),
+        parts.append(_table(("Stage", "Items now", "Sums", "Ever reached", "Went on further"),
                             rows, numeric=(1, 3, 4)))
     return "".join(parts)
 

@@ -14,6 +14,7 @@ PROCESS_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 # Columns every process table has (docs/CONTRACTS.md "Local store layout").
 _PROCESS_MARKERS = ("key", "id", "stage", "funnel")
 _FETCH_ROWS = 2000
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
 
 
 def list_processes(conn: sqlite3.Connection) -> list[str]:
@@ -95,6 +96,8 @@ def build_query(
         + (" ORDER BY s.rowid" if source == type_code else "")
     )
     sql = "SELECT " + ", ".join(map(_quote, header)) + f" FROM ({inner})"
+    if where and ";" in _STRING_LITERAL.sub("", where):
+        raise ReportError("--where must be one SQL condition (no ';'): it filters rows, never changes them")
     if where and where.strip():
         sql += f" WHERE ({where})"
     return ExportQuery(header=header, sql=sql)

@@ -8,8 +8,8 @@ from html import escape
 WIDTH = 900
 ROW = 30
 BAR = 20
-CHAR_PX = 7.2  # average glyph width of a 13px sans-serif font, used to size the label column
 MAX_LABEL_CHARS = 34
+MAX_LABEL_PX = 300
 COLORS = {"process": "#3b82c4", "success": "#2f9e44", "failure": "#c92a2a"}
 FONT = 'font-family="DejaVu Sans, Segoe UI, Arial, sans-serif" font-size="13"'
 
@@ -25,10 +25,25 @@ class Bar:
     back_value: float | None = None  # drawn behind the bar, lighter (e.g. the 90th percentile)
 
 
+def text_width(text: str) -> float:
+    """Estimated width in px of text in a 13px sans-serif font (Cyrillic and capitals run wider)."""
+    return sum(7.0 if ch.isascii() and not ch.isupper() else 8.6 for ch in text)
+
+
 def short(label: str, limit: int = MAX_LABEL_CHARS) -> str:
     """A label cut to `limit` characters with an ellipsis (the full text goes into a tooltip)."""
     label = " ".join(label.split())
     return label if len(label) <= limit else label[: limit - 1].rstrip() + "…"
+
+
+def _fit(label: str) -> str:
+    """Shorten a label until its estimated width fits the label column."""
+    text = short(label)
+    limit = len(text)
+    while text_width(text) > MAX_LABEL_PX and limit > 4:
+        limit -= 1
+        text = short(label, limit)
+    return text
 
 
 def bar_chart(bars: list[Bar], *, title: str, empty_text: str = "No data") -> str:
@@ -38,9 +53,9 @@ def bar_chart(bars: list[Bar], *, title: str, empty_text: str = "No data") -> st
             f'<svg role="img" viewBox="0 0 {WIDTH} 40" width="100%" aria-label="{escape(title)}">'
             f'<text x="10" y="25" {FONT} fill="#52606d">{escape(empty_text)}</text></svg>'
         )
-    labels = [short(b.label) for b in bars]
-    label_w = int(min(MAX_LABEL_CHARS, max(len(lbl) for lbl in labels)) * CHAR_PX) + 16
-    caption_w = int(max(len(b.caption) for b in bars) * CHAR_PX) + 12
+    labels = [_fit(b.label) for b in bars]
+    label_w = int(max(text_width(lbl) for lbl in labels)) + 16
+    caption_w = int(max(text_width(b.caption) for b in bars)) + 12
     plot_w = max(120, WIDTH - label_w - caption_w)
     top = max((max(b.value, b.back_value or 0.0) for b in bars), default=0.0) or 1.0
     height = ROW * len(bars) + 10

@@ -1,0 +1,139 @@
+"""Reports: funnel counts/sums/conversion, time in stage, aging, and the self-contained HTML page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import openpyxl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_reports_helpers import HIRING, add_item, create_store, sample_store, template
+
+from connector.reports import ReportError, report
+from connector.reports.analytics import aging_report, funnel_report, percentile, time_in_stage_report
+from connector.reports.readonly import connect_readonly
+
+NOW = datetime(2026, 1, 10, tzinfo=UTC)
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> sqlite3.Connection:
+    return connect_readonly(sample_store(tmp_path))
+
+
+def by_stage(rep, funnel: str = "hiring") -> dict:  # type: ignore[no-untyped-def]
+    (block,) = [f for f in rep.funnels if f.funnel == funnel]
+    return {s.stage: s for s in block.stages}
+
+
+def test_funnel_counts_sums_per_currency_and_conversion(conn: sqlite3.Connection) -> None:
+    rep = funnel_report(conn, "candidate", now=NOW, template=template())
+    stages = by_stage(rep)
+    assert [s for s in stages] == [c for c, _n, _s in HIRING]  # template order
+    assert stages["NEW"].count == 2 and stages["INTERVIEW"].count == 1 and stages["HIRED"].count == 1
+    assert stages["NEW"].sums == {"salary USD": 1500.0}
+    assert stages["HIRED"].sums == {"salary RUB": 100000.5}
+    assert stages["NEW"].reached == 5  # c1..c5 (c6 is a tombstone)
+    assert stages["NEW"].conversion == 0.4  # c1 and c2 went on; c3, c5 wait; c4 was rejected
+    assert stages["INTERVIEW"].conversion == 0.5  # c1 hired, c2 still there
+    assert stages["HIRED"].conversion is None and stages["REJECTED"].semantics == "failure"
+    reserve = [f for f in rep.funnels if f.funnel == "reserve"][0]
+    assert reserve.total == 0 and reserve.funnel_name == "Резерв"
+    assert rep.money_fields == ["salary"]
+
+
+def test_funnel_without_template_orders_by_history_and_guesses_semantics(conn: sqlite3.Connection) -> None:
+    stages = by_stage(funnel_report(conn, "candidate", now=NOW))
+    order = list(stages)
+    assert order.index("NEW") < order.index("INTERVIEW") < order.index("HIRED") < order.index("REJECTED")
+    assert stages["HIRED"].semantics == "success" and stages["REJECTED"].semantics == "failure"
+    assert stages["SCREENING"].stage_name.startswith("Телефонное интервью")
+
+
+def test_time_in_stage_median_and_p90(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    db = create_store(path)
+    for i, hours in enumerate([1, 2, 3, 4, 10]):
+        add_item(db, f"k{i}", "INTERVIEW", history=[("NEW", "2026-01-01T00:00:00Z"),
+                                                     ("INTERVIEW", f"2026-01-01T{hours:02d}:00:00Z")])
+    rep = time_in_stage_report(connect_readonly(path), "candidate", now=NOW, template=template())
+    row = {r.stage: r for r in rep.stages}
+    assert row["NEW"].completed == 5 and row["NEW"].median_hours == 3.0 and row["NEW"].p90_hours == 7.6
+    assert row["INTERVIEW"].completed == 0 and row["INTERVIEW"].current == 5
+    assert row["INTERVIEW"].current_max_hours == 9 * 24 - 1  # entered 01:00 on the 1st, now the 10th 00:00
+
+
+def test_aging_lists_open_items_longest_first(conn: sqlite3.Connection) -> None:
+    rep = aging_report(conn, "candidate", now=NOW, template=template())
+    assert [i.key for i in rep.items] == ["c2", "c3", "c5"]  # c1 hired, c4 rejected, c6 deleted
+    assert rep.items[0].days == 8.83 and rep.items[0].since == "2026-01-01T04:00:00Z"
+    assert rep.items[2].since == "2026-01-09T00:00:00Z" and rep.items[2].id is None  # from moved_time
+
+
+def test_html_report_is_self_contained_with_charts_and_figures(tmp_path: Path) -> None:
+    out = tmp_path / "r" / "all.html"
+    result = report(sample_store(tmp_path), "candidate", "all", "html", out, now=NOW, template=template())
+    page = out.read_text(encoding="utf-8")
+    assert result.output == str(out) and page.count("<svg") == 2  # funnel bars + time in stage (one funnel)
+    for external in ("<script", "<link", "src=", "http://", "https://", "@import", "url("):
+        assert external not in page
+    assert "Собеседование" in page and "Новый отклик" in page and "1\u202f500 USD" in page
+    assert "40 %" in page and "median 4 h · p90 7.2 h · n=3" in page
+    assert "No items in this funnel yet." in page  # the empty reserve funnel
+    # the long stage name is shortened in the chart, complete in the tooltip and the table
+    long_name = HIRING[1][1]
+    assert f"<title>{long_name}: 0</title>" in page and re.search(r">Телефонное интервью[^<]*…</text>", page)
+
+
+def test_single_item_and_empty_process_render(tmp_path: Path) -> None:
+    path = tmp_path / "one.db"
+    db = create_store(path)
+    buf = io.BytesIO()
+    report(path, "candidate", "all", "html", buf, now=NOW)
+    empty = buf.getvalue().decode()
+    assert "No items in this funnel yet." in empty and "No open items." in empty and "<svg" not in empty
+    add_item(db, "only", "NEW", title="Единственный", created_time="2026-01-09T12:00:00Z")
+    buf = io.BytesIO()
+    result = report(path, "candidate", "funnel", "html", buf, now=NOW)
+    page = buf.getvalue().decode()
+    assert "Найм — 1 item</h3>" in page and "<svg" in page
+    assert result.data["funnel"]["funnels"][0]["stages"][0]["count"] == 1
+
+
+def test_report_csv_and_xlsx(tmp_path: Path) -> None:
+    store = sample_store(tmp_path)
+    report(store, "candidate", "funnel", "csv", tmp_path / "f.csv", now=NOW, template=template())
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "f.csv").read_text("utf-8-sig"))))
+    assert (rows[0]["stage_name"], rows[0]["count"], rows[0]["conversion"]) == ("Новый отклик", "2", "0.4")
+    report(store, "candidate", "all", "xlsx", tmp_path / "all.xlsx", now=NOW)
+    book = openpyxl.load_workbook(tmp_path / "all.xlsx", read_only=True)
+    assert book.sheetnames == ["funnel", "time-in-stage", "aging"]
+    aging = list(book["aging"].iter_rows(values_only=True))
+    assert aging[0][:3] == ("key", "id", "title") and aging[1][0] == "c2"
+
+
+def test_report_bad_input(tmp_path: Path) -> None:
+    store = sample_store(tmp_path)
+    with pytest.raises(ReportError, match="allowed: funnel, time-in-stage, aging, all"):
+        report(store, "candidate", "velocity", "html", io.BytesIO())
+    with pytest.raises(ReportError, match="allowed: html, csv, xlsx"):
+        report(store, "candidate", "funnel", "jsonl", io.BytesIO())
+    with pytest.raises(ReportError, match="processes in this store: candidate, vacancy"):
+        report(store, "cars", "funnel", "html", io.BytesIO())
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=30),
+       q1=st.floats(0, 100), q2=st.floats(0, 100))
+def test_percentile_is_bounded_and_monotone(values: list[float], q1: float, q2: float) -> None:
+    lo, hi = sorted((q1, q2))
+    a, b = percentile(values, lo), percentile(values, hi)
+    assert a is not None and b is not None
+    assert min(values) - 1e-6 <= a <= b + 1e-6 and b <= max(values) + 1e-6
+    assert percentile(values, 0) == min(values) and percentile(values, 100) == max(values)
