@@ -124,18 +124,15 @@ def from_idmap(template: Any, entries: list[Any], etids: dict[str, int]) -> Proc
     if type_entry is None:
         return None
     extra = type_entry.extra or {}
-    etid = int(extra.get("entityTypeId") or extra.get("entity_type_id") or type_entry.portal_id)
-    type_id = int(extra.get("id") or extra.get("type_id") or extra.get("typeId") or 0)
-    if not type_id:
+    etid = int(extra.get("entityTypeId") or 0)
+    type_id = int(type_entry.portal_id)
+    if not type_id or not etid:
         return None
     fields: list[FieldMap] = []
     for f in template.fields:
         fe = _first(idx, "field", f"{p}.{f.code}", f"{p}:{f.code}")
-        uf = (
-            str(fe.portal_id)
-            if fe is not None and str(fe.portal_id).startswith("UF_")
-            else f"UF_CRM_{type_id}_{f.code.upper()}"
-        )
+        uf = str((fe.extra or {}).get("field_name") or "") if fe is not None else ""
+        uf = uf or f"UF_CRM_{type_id}_{f.code.upper()}"
         options: dict[str, int] = {}
         for o in getattr(f, "options", None) or []:
             oe = _first(idx, "option", f"{p}.{f.code}.{o.code}", f"{p}:{f.code}:{o.code}")
@@ -157,7 +154,8 @@ def from_idmap(template: Any, entries: list[Any], etids: dict[str, int]) -> Proc
         stages[fu.code] = {}
         for st in fu.stages:
             se = _first(idx, "stage", f"{p}.{fu.code}.{st.code}", f"{p}:{fu.code}:{st.code}")
-            stages[fu.code][st.code] = str(se.portal_id) if se is not None else f"DT{etid}_{cat}:{st.code}"
+            sid = str((se.extra or {}).get("status_id") or "") if se is not None else ""
+            stages[fu.code][st.code] = sid or f"DT{etid}_{cat}:{st.code}"
     return ProcessMap(
         code=p,
         entity_type_id=etid,
