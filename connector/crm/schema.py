@@ -306,7 +306,7 @@ def read_snapshot(client: Any, want: Callable[[PortalType], bool] | None = None)
 
 
 def fill_details(client: Any, types: Sequence[PortalType]) -> None:
-    """Read relations, fields, funnels, stages and the card of `types` in two batched passes."""
+    """Read relations, fields, funnels, stages, options and the card of `types` in two batched passes."""
     if not types:
         return
     commands: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -336,6 +336,9 @@ def fill_details(client: Any, types: Sequence[PortalType]) -> None:
                            key=lambda f: (f.sort, f.id or 0))
         t.card = parse_card(first.results.get(f"d{t.id}"))
         t.detailed = True
+        for f in t.fields:
+            if f.user_type_id == "enumeration" and not f.options:
+                stage_commands[f"e{f.id}"] = ("userfieldconfig.get", {"moduleId": "crm", "id": f.id})
         for funnel in t.funnels:
             stage_commands[f"s{t.id}_{funnel.id}"] = ("crm.status.list", {
                 "filter": {"ENTITY_ID": stage_entity_id(t.entity_type_id, int(funnel.id or 0))},
@@ -345,6 +348,10 @@ def fill_details(client: Any, types: Sequence[PortalType]) -> None:
         return
     second = client.batch_all(stage_commands)
     for t in types:
+        for i, f in enumerate(t.fields):
+            full = second.results.get(f"e{f.id}")
+            if isinstance(full, dict) and isinstance(full.get("field"), dict):
+                t.fields[i] = parse_field(full["field"])
         for funnel in t.funnels:
             rows = second.results.get(f"s{t.id}_{funnel.id}")
             funnel.stages = sorted((parse_stage(r) for r in (rows or []) if isinstance(r, dict)),
@@ -463,26 +470,29 @@ def run_commands(
     before the next one is sent (resumable applies).
     """
     run = CommandRun()
+    alias = {c.key: f"c{i}" for i, c in enumerate(commands)}  # batch keys safe for any server parser
     for batch in pack(commands):
         in_batch = {c.key for c in batch}
 
         def render(ref: Ref, in_batch: set[str] = in_batch) -> Any:
-            return ref.batch_text() if ref.key in in_batch else ref.resolve(run.results)
+            if ref.key in in_batch:
+                return Ref(alias[ref.key], ref.path, ref.fmt).batch_text()
+            return ref.resolve(run.results)
 
-        payload = {c.key: (c.method, _walk(c.params, render)) for c in batch}
+        payload = {alias[c.key]: (c.method, _walk(c.params, render)) for c in batch}
         answer = client.batch(payload, halt=True)
         run.requests += 1
         run.calls += len(batch)
         for c in batch:
-            if c.key in answer.results:
-                run.results[c.key] = answer.results[c.key]
+            if alias[c.key] in answer.results:
+                run.results[c.key] = answer.results[alias[c.key]]
         if on_batch is not None:
             on_batch(run, batch)
         for c in batch:
-            if c.key in answer.errors:
-                run.errors[c.key] = answer.errors[c.key]
-                raise SchemaWriteError(c, answer.errors[c.key])
-        missing = [c for c in batch if c.key not in answer.results]
+            if alias[c.key] in answer.errors:
+                run.errors[c.key] = answer.errors[alias[c.key]]
+                raise SchemaWriteError(c, answer.errors[alias[c.key]])
+        missing = [c for c in batch if c.key not in run.results]
         if missing:
             raise SchemaWriteError(missing[0], "no result returned by the batch")
     return run

@@ -65,7 +65,8 @@ class Context:
 
 def portal_key_of(client: Any) -> str:
     """The id-map key of the client's portal (`host[:port]` of its REST base URL)."""
-    return portal_key(str(client.base_url))
+    base = getattr(client, "base_url", None) or client.auth.base_url
+    return portal_key(str(base))
 
 
 def as_templates(templates: Any) -> list[Any]:
@@ -90,7 +91,7 @@ def load_context(client: Any, templates: Any, store: Any) -> Context:
     ids = IdView(store, portal_key_of(client))
     types = read_types(client)
     snapshot = PortalSnapshot(types=types, supports_code=any(t.code is not None for t in types))
-    mapped = {ids.id("type", t.code) for t in items} | {ids.id("type", getattr(t, "renamed_from", None) or "")}
+    mapped = {ids.id("type", t.code) for t in items}
     titles = {t.title_text for t in items}
     fill_details(client, [t for t in types if t.id in mapped or t.code in codes or t.title in titles])
 
