@@ -218,13 +218,26 @@ def discover(client: Any, templates: list[Any]) -> dict[str, ProcessMap]:
                 "crm.status.list",
                 {"filter": {"ENTITY_ID": f"DYNAMIC_{pt['entityTypeId']}_STAGE_{c['id']}"}},
             )
+    uf_lists: dict[str, list[dict[str, Any]]] = {}
+    for code in found:
+        ufs = first.results.get(f"f_{code}") or {}
+        uf_lists[code] = list(ufs.get("fields") or []) if isinstance(ufs, dict) else list(ufs or [])
+        for u in uf_lists[code]:  # list rows may omit enum options: read those fields one by one
+            if u.get("userTypeId") == "enumeration" and not u.get("enum") and u.get("id"):
+                status_cmds[f"e_{code}_{u['id']}"] = (
+                    "userfieldconfig.get",
+                    {"moduleId": "crm", "id": u["id"]},
+                )
     statuses = client.batch_all(status_cmds) if status_cmds else None
+    for code in found:
+        for n, u in enumerate(uf_lists[code]):
+            got = statuses.results.get(f"e_{code}_{u.get('id')}") if statuses else None
+            if isinstance(got, dict) and isinstance(got.get("field"), dict):
+                uf_lists[code][n] = {**u, "enum": got["field"].get("enum") or []}
     maps: dict[str, ProcessMap] = {}
     for t in templates:
         pt = found[t.code]
-        ufs = first.results.get(f"f_{t.code}") or {}
-        uf_list = list(ufs.get("fields") or []) if isinstance(ufs, dict) else list(ufs or [])
-        maps[t.code] = _build(t, pt, uf_list, cats[t.code], statuses, etids)
+        maps[t.code] = _build(t, pt, uf_lists[t.code], cats[t.code], statuses, etids)
     return maps
 
 
