@@ -9,8 +9,10 @@ t = adopt(client, 1032)                                      # Template (entityT
 ```
 """
 
+from connector.deploy.adopt import AdoptError, adopt
+from connector.deploy.drift import drift
 from connector.deploy.engine import apply, plan, portal_key_of
 from connector.deploy.model import ApplyResult, Change, Diff, Drift, DriftItem, Plan, ProcessPlan
 
-__all__ = ["ApplyResult", "Change", "Diff", "Drift", "DriftItem", "Plan", "ProcessPlan",
+__all__ = ["AdoptError", "adopt", "drift", "ApplyResult", "Change", "Diff", "Drift", "DriftItem", "Plan", "ProcessPlan",
            "apply", "plan", "portal_key_of"]
