@@ -1,0 +1,428 @@
+"""Scheduled jobs from `jobs/*.toml`: validation, a dispatch table of runners, APScheduler wiring.
+
+A job file describes one job::
+
+    kind = "sync"                 # sync | reconcile | export | report | apply
+    portal = "demo"               # a portal name from the config
+    interval = "15m"              # or: cron = "0 3 * * *"  (minute hour day month weekday)
+
+Every run is recorded in the store's `_runs` table with its outcome and figures. A job never
+overlaps itself, missed runs are coalesced, a failing job never stops the others, and SIGTERM or
+SIGINT let the running step finish before the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+log = logging.getLogger("b24sync.scheduler")
+
+KINDS = ("sync", "reconcile", "export", "report", "apply")
+POLICIES = ("remote-wins", "local-wins", "newest-wins", "merge", "manual")
+_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
+_UNIT_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+class JobConfigError(ValueError):
+    """Invalid job files; the message names every file and key that is wrong."""
+
+
+def parse_interval(value: str | float) -> float:
+    """Seconds from `90`, `"30s"`, `"15m"`, `"2h"` or `"1d"`."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _INTERVAL.match(str(value))
+        if not match:
+            raise ValueError(f"bad interval {value!r}: use seconds or a number with s, m, h or d ('15m')")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"interval must be positive, got {value!r}")
+    return seconds
+
+
+class _Job(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    portal: str
+    db: str | None = None
+    interval: str | float | None = None
+    cron: str | None = None
+    misfire_grace_time: int = Field(default=300, ge=1)
+    enabled: bool = True
+
+    @field_validator("interval")
+    @classmethod
+    def _check_interval(cls, value: str | float | None) -> str | float | None:
+        if value is not None:
+            parse_interval(value)
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _check_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as exc:
+                raise ValueError(
+                    f"bad cron expression {value!r} ({exc}); expected 5 fields: minute hour day month weekday"
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> _Job:
+        if (self.interval is None) == (self.cron is None):
+            raise ValueError("give exactly one of 'interval' (e.g. '15m') or 'cron' (e.g. '0 3 * * *')")
+        return self
+
+    def trigger(self) -> IntervalTrigger | CronTrigger:
+        """The APScheduler trigger of this job."""
+        if self.cron is not None:
+            return CronTrigger.from_crontab(self.cron)
+        return IntervalTrigger(seconds=parse_interval(self.interval))  # type: ignore[arg-type]
+
+
+class SyncJob(_Job):
+    """Two-way sync of some (default: all remembered) processes."""
+
+    kind: Literal["sync"]
+    processes: list[str] = []
+    templates: list[str] = []
+    policy: Literal["remote-wins", "local-wins", "newest-wins", "merge", "manual"] | None = None
+    direction: Literal["both", "pull", "push"] = "both"
+
+
+class ReconcileJob(_Job):
+    """Full pull with the deletion check (every id on the portal), e.g. nightly."""
+
+    kind: Literal["reconcile"]
+    processes: list[str] = []
+    templates: list[str] = []
+    policy: Literal["remote-wins", "local-wins", "newest-wins", "merge", "manual"] | None = None
+
+
+class _OutputJob(_Job):
+    type: str
+    output: str
+
+    @field_validator("output")
+    @classmethod
+    def _check_output(cls, value: str) -> str:
+        try:
+            value.format(date=datetime.now(), portal="p", job="j", type="t")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"bad output pattern {value!r} ({exc!r}); "
+                "placeholders: {date:%Y-%m-%d}, {portal}, {job}, {type}"
+            ) from None
+        return value
+
+    def output_path(self, now: datetime) -> Path:
+        """The output file for a run at `now` (date pattern filled in)."""
+        return Path(self.output.format(date=now, portal=self.portal, job=self.name, type=self.type))
+
+
+class ExportJob(_OutputJob):
+    """Export a process's items to a file."""
+
+    kind: Literal["export"]
+    format: Literal["csv", "xlsx", "jsonl", "html"] = "csv"
+    where: str | None = None
+    columns: list[str] = []
+    bom: bool = False
+
+
+class ReportJob(_OutputJob):
+    """Write a funnel / time-in-stage / aging (or all) report to a file."""
+
+    kind: Literal["report"]
+    report: Literal["funnel", "time-in-stage", "aging", "all"] = "all"
+    format: Literal["html", "csv", "xlsx"] = "html"
+
+
+class ApplyJob(_Job):
+    """Deploy templates to the portal on a schedule."""
+
+    kind: Literal["apply"]
+    templates: list[str] = Field(min_length=1)
+    allow_destructive: bool = False
+
+
+Job = Annotated[SyncJob | ReconcileJob | ExportJob | ReportJob | ApplyJob, Field(discriminator="kind")]
+_JOB = TypeAdapter(Job)
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in KINDS]
+    return ".".join(parts) or "(file)"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "union_tag_invalid":
+        return f"key 'kind': unknown kind {error['input'].get('kind')!r}; allowed: {', '.join(KINDS)}"
+    if error["type"] == "union_tag_not_found":
+        return f"key 'kind' is missing; allowed: {', '.join(KINDS)}"
+    if error["type"] == "extra_forbidden":
+        return f"key '{_key(error['loc'])}': unknown key"
+    return f"key '{_key(error['loc'])}': {msg}"
+
+
+def load_job(path: Path, portals: Collection[str] | None = None) -> Job:
+    """One job file, validated; raise JobConfigError naming the file and key that is wrong."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise JobConfigError(f"{path}: not a readable TOML file: {exc}") from None
+    data.setdefault("name", path.stem)
+    try:
+        job = _JOB.validate_python(data)
+    except ValidationError as exc:
+        raise JobConfigError("\n".join(f"{path}: {_describe(e)}" for e in exc.errors())) from None
+    if portals is not None and job.portal not in portals and not job.portal.startswith(("http://", "https://")):
+        known = ", ".join(sorted(portals)) or "none"
+        raise JobConfigError(
+            f"{path}: key 'portal': unknown portal {job.portal!r}; configured portals: {known}"
+        )
+    return job
+
+
+def load_jobs(directory: str | Path, portals: Collection[str] | None = None) -> list[Job]:
+    """Every `*.toml` job in a folder (disabled ones skipped); all problems reported at once."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise JobConfigError(f"jobs folder not found: {folder}")
+    jobs, problems, names = [], [], {}
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            job = load_job(path, portals)
+        except JobConfigError as exc:
+            problems.append(str(exc))
+            continue
+        if job.name in names:
+            problems.append(f"{path}: key 'name': job name {job.name!r} is also used by {names[job.name]}")
+        names[job.name] = path
+        if job.enabled:
+            jobs.append(job)
+    if problems:
+        raise JobConfigError("\n".join(problems))
+    return jobs
+
+
+# ---- running ------------------------------------------------------------------------------------
+
+
+@dataclass
+class JobEnv:
+    """What jobs need from outside: a client, the store file and the id-map key of a portal."""
+
+    open_client: Callable[[str], Any]
+    store_path: Callable[[str, str | None], Path]
+    portal_key: Callable[[str], str]
+    default_policy: Callable[[str], str] = lambda _portal: "newest-wins"
+    now: Callable[[], datetime] = datetime.now
+
+
+@dataclass
+class JobOutcome:
+    """The result of one run of one job."""
+
+    job: str
+    kind: str
+    status: str  # ok | partial | failed
+    figures: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+Runner = Callable[[Any, JobEnv, Any], dict[str, Any]]
+
+
+def _templates(files: list[str]) -> list[Any] | None:
+    if not files:
+        return None
+    from connector.templates import load_templates
+
+    return list(load_templates(files))
+
+
+def _scalars(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if isinstance(v, str | int | float | bool) or v is None}
+
+
+def run_sync(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
+    """sync / reconcile: `connector.sync.sync(...)`; reconcile is a full pull with the deletion check."""
+    from connector.sync import sync
+
+    full = job.kind == "reconcile"
+    direction = getattr(job, "direction", "both")
+    report = sync(
+        env.open_client(job.portal), store, _templates(job.templates), portal_key=env.portal_key(job.portal),
+        full=full, pull=direction != "push", push=direction != "pull" and not full,
+        policy=job.policy or env.default_policy(job.portal), only=job.processes or None,
+    )
+    figures = dict(report.summary())
+    figures["status"] = "partial" if report.failures else "ok"
+    return figures
+
+
+def run_apply(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
+    """apply: `connector.deploy.apply(...)` of the job's templates."""
+    from connector.deploy import apply
+
+    result = apply(env.open_client(job.portal), _templates(job.templates), store,
+                   allow_destructive=job.allow_destructive)
+    figures = _scalars(result.model_dump(exclude={"plan", "commands"}))
+    figures["status"] = "ok" if result.converged else "partial"
+    return figures
+
+
+def run_export(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
+    """export: `connector.reports.export(...)` to the job's dated output path."""
+    from connector.reports import export
+
+    result = export(store.path, job.type, job.format, job.output_path(env.now()), where=job.where,
+                    columns=job.columns or None, bom=job.bom)
+    return {"rows": result.rows, "output": result.output}
+
+
+def run_report(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
+    """report: `connector.reports.report(...)` to the job's dated output path."""
+    from connector.reports import report
+
+    result = report(store.path, job.type, job.report, job.format, job.output_path(env.now()))
+    return {"report": result.kind, "output": result.output}
+
+
+RUNNERS: dict[str, Runner] = {
+    "sync": run_sync, "reconcile": run_sync, "apply": run_apply, "export": run_export, "report": run_report,
+}
+
+
+def _open_store(path: Path) -> Any:
+    from connector.store import Store
+
+    return Store.open(path)
+
+
+class JobRunner:
+    """Runs jobs (once, or on their schedules) and records every run in the store's `_runs`."""
+
+    def __init__(self, jobs: list[Any], env: JobEnv, runners: dict[str, Runner] | None = None,
+                 open_store: Callable[[Path], Any] = _open_store) -> None:
+        self.jobs = jobs
+        self.env = env
+        self.runners = dict(RUNNERS if runners is None else runners)
+        self.open_store = open_store
+        self.stop_event = threading.Event()
+
+    def run_job(self, job: Any) -> JobOutcome:
+        """Run one job now; never raises (a failure is logged and recorded)."""
+        started = time.monotonic()
+        outcome = JobOutcome(job=job.name, kind=job.kind, status="failed")
+        store = None
+        try:
+            store = self.open_store(self.env.store_path(job.portal, job.db))
+            before = _last_run_id(store)
+            try:
+                figures = self.runners[job.kind](job, self.env, store)
+                outcome.status = str(figures.pop("status", "ok"))
+                outcome.figures = figures
+            except Exception as exc:  # noqa: BLE001 - one failing job must not stop the others
+                outcome.error = f"{type(exc).__name__}: {exc}"
+                log.error("job %s failed: %s", job.name, outcome.error)
+            outcome.seconds = round(time.monotonic() - started, 3)
+            self._record(store, job, outcome, before)
+        except Exception as exc:  # noqa: BLE001 - e.g. the store cannot be opened
+            outcome.error = outcome.error or f"{type(exc).__name__}: {exc}"
+            log.error("job %s could not run or be recorded: %s", job.name, exc)
+        finally:
+            if store is not None:
+                store.close()
+        log.info("job %s: %s %s", job.name, outcome.status, outcome.figures)
+        return outcome
+
+    def _record(self, store: Any, job: Any, outcome: JobOutcome, before: int) -> None:
+        """Tag the runs the job's API recorded itself (sync does) with the job name, else add one."""
+        with store.transaction() as conn:
+            tagged = conn.execute(
+                "UPDATE _runs SET job = ? WHERE id > ? AND job IS NULL AND kind = ?",
+                (job.name, before, "sync" if job.kind in ("sync", "reconcile") else job.kind),
+            ).rowcount
+        if not tagged:
+            run_id = store.run_start(job.kind, self.env.portal_key(job.portal), job=job.name)
+            store.run_finish(run_id, outcome.status, {**outcome.figures, "seconds": outcome.seconds},
+                             outcome.error)
+
+    def run_once(self) -> list[JobOutcome]:
+        """Each job once, in order (for tests and for system cron)."""
+        outcomes = []
+        for job in self.jobs:
+            if self.stop_event.is_set():
+                break
+            outcomes.append(self.run_job(job))
+        return outcomes
+
+    def build_scheduler(self) -> BackgroundScheduler:
+        """An APScheduler with every job: no overlap, missed runs coalesced, grace time per job."""
+        scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
+        for job in self.jobs:
+            scheduler.add_job(self.run_job, trigger=job.trigger(), args=[job], id=job.name, name=job.name,
+                              max_instances=1, coalesce=True, misfire_grace_time=job.misfire_grace_time)
+        return scheduler
+
+    def run_forever(self, install_signals: bool = True) -> None:
+        """Run on schedule until stop() or SIGTERM/SIGINT; running jobs finish before returning."""
+        scheduler = self.build_scheduler()
+        previous = {}
+        if install_signals and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, self._on_signal)
+        scheduler.start()
+        try:
+            while not self.stop_event.wait(0.5):
+                pass
+        finally:
+            log.info("stopping: waiting for running jobs to finish")
+            scheduler.shutdown(wait=True)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        log.warning("received %s: finishing the running step, then exiting", signal.Signals(signum).name)
+        self.stop()
+        signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
+
+    def stop(self) -> None:
+        """Ask run_forever / run_once to end after the running step."""
+        self.stop_event.set()
+
+
+def _last_run_id(store: Any) -> int:
+    row = store.conn.execute("SELECT COALESCE(MAX(id), 0) FROM _runs").fetchone()
+    return int(row[0])
