@@ -70,4 +70,6 @@ def emit(ctx: CallContext, event_name: str, fields: dict[str, Any]) -> None:
     """Tell the events hook about a successful change (no-op when none is installed)."""
     events = getattr(state_of(ctx), "events", None)
     if events is not None and hasattr(events, "emit"):
-        events.emit(event_name, fields, ctx.auth)
+        connector = ctx.extras.get("auth_connector")
+        events.emit(event_name, fields, ctx.auth, auth_connector=str(connector) if connector else None,
+                    now=ctx.now)

@@ -1,0 +1,60 @@
+"""`b24sync emulator serve`: run a fake portal on a loopback port until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import typer
+
+emulator_app = typer.Typer(help="A local fake Bitrix24 portal for trying templates and jobs.", no_args_is_help=True)
+
+
+@emulator_app.command("serve")
+def serve_cmd(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback by default)."),
+    port: int = typer.Option(8765, help="TCP port (0 = any free port)."),
+    state: Path | None = typer.Option(None, "--state", help="SQLite file that keeps the portal across restarts."),
+    limits: str = typer.Option("off", help="Rate limits: off | standard | enterprise."),
+    faults: str | None = typer.Option(None, help="Fault spec, e.g. '5xx=0.05,drop=crm.item.add:0.1,seed=7'."),
+    code: str | None = typer.Option(None, help="Webhook code (default: random, or the one kept in --state)."),
+    tz: str = typer.Option("+03:00", help="Portal UTC offset."),
+) -> None:
+    """Serve a portal; prints its webhook URL as the first line, then runs until interrupted."""
+    from connector.emulator import Emulator, serve
+
+    try:
+        emu = Emulator(limits=limits, faults=faults, tz=tz, state_file=str(state) if state else None,
+                       webhook_code=code)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        server = serve(emu, host, port)
+    except OSError as err:
+        typer.echo(f"error: cannot listen on {host}:{port}: {err.strerror or err}", err=True)
+        raise typer.Exit(1) from None
+    print(server.webhook_url, flush=True)
+    print(f"emulator: limits={limits} faults={faults or 'none'} state={state or 'memory'}; Ctrl+C to stop",
+          file=sys.stderr, flush=True)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        emu.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `emulator` command group to the main CLI."""
+    app.add_typer(emulator_app, name="emulator")

@@ -1,0 +1,124 @@
+"""The state file: one SQLite database — a JSON blob for the schema, one row per item."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .state import Category, EnumOption, Relation, Sequences, SmartType, Stage, UserField
+
+if TYPE_CHECKING:
+    from .core import Emulator
+
+FORMAT = 1
+
+
+class StateFile:
+    """Write-through persistence of one portal (items are written as they change)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.exists() and self.path.is_dir():
+            raise ValueError(f"state file {self.path} is a directory; give a file path")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(str(self.path), check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(
+                "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+                "CREATE TABLE IF NOT EXISTS items (etid INTEGER, id INTEGER, data TEXT NOT NULL,"
+                " PRIMARY KEY (etid, id)) WITHOUT ROWID;"
+                "CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY, data TEXT NOT NULL);"
+            )
+        except sqlite3.DatabaseError as err:
+            raise ValueError(f"state file {self.path} is not an emulator state database: {err}") from None
+        self._lock = threading.Lock()
+        self._history_saved = 0
+
+    def load(self, emu: Emulator) -> None:
+        """Restore the portal from the file (a new file leaves the fresh portal as it is)."""
+        row = self.db.execute("SELECT v FROM meta WHERE k='portal'").fetchone()
+        if row is None:
+            return
+        data = json.loads(row[0])
+        if data.get("format") != FORMAT:
+            raise ValueError(f"state file {self.path} has format {data.get('format')!r}; expected {FORMAT}")
+        st = emu.state
+        seq = data["seq"]
+        st.seq = Sequences(**{**seq, "item_ids": {int(k): v for k, v in seq["item_ids"].items()}})
+        st.types = {t["id"]: SmartType(**t) for t in data["types"]}
+        st.categories = {c["id"]: Category(**c) for c in data["categories"]}
+        st.stages = {s["id"]: Stage(**s) for s in data["stages"]}
+        st.user_fields = {}
+        for f in data["user_fields"]:
+            f["enum"] = [EnumOption(**o) for o in f["enum"]]
+            st.user_fields[f["id"]] = UserField(**f)
+        st.relations = {(r["parent"], r["child"]): Relation(**r) for r in data["relations"]}
+        st.details_config = data.get("details_config", {})
+        if not emu.explicit_code:
+            emu.webhook_code = data.get("webhook_code", emu.webhook_code)
+        if data.get("events") and hasattr(emu.events, "load_dict"):
+            emu.events.load_dict(data["events"])
+        oauth = data.get("oauth")
+        if oauth:
+            emu.oauth.client_id, emu.oauth.client_secret = oauth["client_id"], oauth["client_secret"]
+        for etid, item_id, raw in self.db.execute("SELECT etid, id, data FROM items ORDER BY etid, id"):
+            st.table(etid).put(item_id, json.loads(raw))
+        for etid in {t.entity_type_id for t in st.types.values()}:
+            st.table(etid)
+        st.stage_history = [json.loads(r[0]) for r in self.db.execute("SELECT data FROM history ORDER BY id")]
+        self._history_saved = len(st.stage_history)
+        st.touch_schema()
+        st.schema_dirty = False
+
+    def flush(self, emu: Emulator) -> None:
+        """Write the schema blob and every item changed since the last flush."""
+        st = emu.state
+        with self._lock, self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('portal', ?)", (json.dumps(_snapshot(emu)),))
+            upserts, deletes = [], []
+            for etid, item_id in st.dirty_items:
+                row = st.items.get(etid, None)
+                data = row.rows.get(item_id) if row is not None else None
+                if data is None:
+                    deletes.append((etid, item_id))
+                else:
+                    upserts.append((etid, item_id, json.dumps(data)))
+            self.db.executemany("INSERT OR REPLACE INTO items (etid, id, data) VALUES (?, ?, ?)", upserts)
+            self.db.executemany("DELETE FROM items WHERE etid=? AND id=?", deletes)
+            live = set(st.items)
+            for (etid,) in self.db.execute("SELECT DISTINCT etid FROM items").fetchall():
+                if etid not in live:
+                    self.db.execute("DELETE FROM items WHERE etid=?", (etid,))
+            new_history = st.stage_history[self._history_saved:]
+            self.db.executemany("INSERT OR REPLACE INTO history (id, data) VALUES (?, ?)",
+                                [(h["id"], json.dumps(h)) for h in new_history])
+            self._history_saved = len(st.stage_history)
+        st.dirty_items.clear()
+        st.schema_dirty = False
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _snapshot(emu: Emulator) -> dict[str, Any]:
+    st = emu.state
+    seq = asdict(st.seq)
+    seq["item_ids"] = {str(k): v for k, v in st.seq.item_ids.items()}
+    return {
+        "format": FORMAT,
+        "seq": seq,
+        "types": [asdict(t) for t in st.types.values()],
+        "categories": [asdict(c) for c in st.categories.values()],
+        "stages": [asdict(s) for s in st.stages.values()],
+        "user_fields": [asdict(f) for f in st.user_fields.values()],
+        "relations": [asdict(r) for r in st.relations.values()],
+        "details_config": st.details_config,
+        "webhook_code": emu.webhook_code,
+        "events": emu.events.to_dict() if hasattr(emu.events, "to_dict") else None,
+        "oauth": {"client_id": emu.oauth.client_id, "client_secret": emu.oauth.client_secret},
+    }

@@ -1,0 +1,217 @@
+"""HTTP surface: routing (`/rest/<user>/<code>/<method>`, `/rest/<method>?auth=`, `/oauth/token/`),
+body decoding (JSON, form, query), the JSON encoder, and a threaded loopback server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from .auth import INVALID_CREDENTIALS, NO_AUTH, Auth, webhook_auth
+from .core import METHOD_NOT_FOUND, Emulator, Reply
+from .errors import ApiError
+from .php import parse_query
+from .registry import METHODS
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 32 * 1024 * 1024
+_WEBHOOK = re.compile(r"^/rest/(\d+)/([^/]+)/([^/]+?)/?$")
+_OAUTH = re.compile(r"^/rest/([^/]+?)/?$")
+
+
+@dataclass
+class HttpResponse:
+    """Status, headers and body bytes; `drop` = close the connection without answering."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json; charset=utf-8"
+    drop: bool = False
+
+
+def encode_json(data: Any) -> bytes:
+    """Json::encode with JSON_HEX_TAG|AMP|APOS and unescaped unicode; `/` escaped like PHP."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    for ch, esc in (("<", "\\u003C"), (">", "\\u003E"), ("&", "\\u0026"), ("'", "\\u0027"), ("/", "\\/")):
+        text = text.replace(ch, esc)
+    return text.encode("utf-8")
+
+
+def decode_params(query: str, body: bytes, content_type: str) -> dict[str, Any]:
+    """$_REQUEST: query-string params, then the body's (JSON or form) on top."""
+    params: dict[str, Any] = parse_query(query) if query else {}
+    if not body:
+        return params
+    ctype = content_type.split(";")[0].strip().lower()
+    text = body.decode("utf-8", errors="replace")
+    if ctype == "application/json" or (not ctype and text.lstrip().startswith("{")):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            params.update(data)
+        return params
+    params.update(parse_query(text))
+    return params
+
+
+def _method_of(name: str) -> str:
+    low = name.lower()
+    return low[:-5] if low.endswith(".json") else low
+
+
+def route(emu: Emulator, verb: str, url_path: str, query: str, body: bytes, content_type: str,
+          base_url: str) -> HttpResponse:
+    """Answer one HTTP request; never raises."""
+    try:
+        return _route(emu, verb, url_path, query, body, content_type, base_url)
+    except Exception:
+        log.exception("emulator: request to %s failed", url_path)
+        err = {"error": "INTERNAL_SERVER_ERROR", "error_description": "Internal server error"}
+        return HttpResponse(500, encode_json(err))
+
+
+def _route(emu: Emulator, verb: str, url_path: str, query: str, body: bytes, content_type: str,
+           base_url: str) -> HttpResponse:
+    if verb not in ("GET", "POST"):
+        return HttpResponse(405, encode_json({"error": "METHOD_NOT_ALLOWED", "error_description": verb}))
+    params = decode_params(query, body, content_type)
+    path = re.sub(r"/{2,}", "/", url_path)
+    if path.rstrip("/") == "/oauth/token":
+        status, data = emu.oauth.exchange(params, emu.clock.now(), emu.domain, base_url)
+        return HttpResponse(status, encode_json(data))
+    m = _WEBHOOK.match(path)
+    auth: Auth | ApiError
+    if m:
+        method = _method_of(m.group(3))
+        if method not in METHODS and method != "batch":
+            return _reply(emu.handle(method, params, METHOD_NOT_FOUND, http=True))
+        ok = int(m.group(1)) == emu.webhook_user and m.group(2) == emu.webhook_code
+        auth = webhook_auth(int(m.group(1))) if ok else INVALID_CREDENTIALS
+    else:
+        m = _OAUTH.match(path)
+        if not m:
+            return HttpResponse(404, encode_json({"error": "ERROR_METHOD_NOT_FOUND",
+                                                  "error_description": "Method not found!"}))
+        method = _method_of(m.group(1))
+        if method not in METHODS and method != "batch":
+            return _reply(emu.handle(method, params, METHOD_NOT_FOUND, http=True))
+        token = params.pop("auth", None)
+        if not isinstance(token, str) or not token:
+            auth = NO_AUTH
+        else:
+            try:
+                auth = emu.oauth.check(token, emu.clock.now())
+            except ApiError as err:
+                auth = err
+    if isinstance(auth, Auth) and params.get("auth_connector"):
+        auth = Auth(auth.kind, auth.user_id, auth.ledger_key, auth.scopes, auth.client_id, auth.is_admin,
+                    str(params["auth_connector"]))
+    return _reply(emu.handle(method, params, auth, http=True))
+
+
+def _reply(reply: Reply) -> HttpResponse:
+    body = reply.raw if reply.raw is not None else encode_json(reply.body)
+    if reply.truncate:
+        body = body[: max(0, len(body) // 2 - 1)]
+    return HttpResponse(reply.status, body, reply.content_type, reply.drop)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    timeout = 30
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("emulator http: " + format, *args)
+
+    def _serve(self, verb: str) -> None:
+        parts = urlsplit(self.path)
+        length = self.headers.get("Content-Length")
+        try:
+            size = int(length) if length else 0
+        except ValueError:
+            size = -1
+        if size < 0 or size > MAX_BODY:
+            self._send(HttpResponse(413, encode_json({"error": "REQUEST_TOO_LARGE",
+                                                      "error_description": f"Body limit is {MAX_BODY} bytes"})))
+            self.close_connection = True
+            return
+        body = self.rfile.read(size) if size else b""
+        resp = route(self.server.emulator, verb, parts.path, parts.query, body,
+                     self.headers.get("Content-Type", ""), self.server.base_url)
+        if resp.drop:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        self._send(resp)
+
+    def _send(self, resp: HttpResponse) -> None:
+        self.send_response(resp.status)
+        self.send_header("Content-Type", resp.content_type)
+        self.send_header("Content-Length", str(len(resp.body)))
+        self.end_headers()
+        self.wfile.write(resp.body)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        self._serve("GET")
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        self._serve("POST")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    emulator: Emulator
+    base_url: str
+
+
+class EmulatorServer:
+    """A running loopback server for one Emulator; `stop()` shuts it down."""
+
+    def __init__(self, emu: Emulator, host: str, port: int) -> None:
+        self.emulator = emu
+        self._httpd = _Server((host, port), _Handler)
+        self.host, self.port = self._httpd.server_address[0], self._httpd.server_address[1]
+        self.base_url = f"http://{self.host}:{self.port}"
+        self._httpd.emulator = emu
+        self._httpd.base_url = self.base_url
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="b24-emulator", daemon=True)
+        self._thread.start()
+
+    @property
+    def webhook_url(self) -> str:
+        return self.emulator.webhook_url(self.base_url)
+
+    def __repr__(self) -> str:
+        return f"EmulatorServer({self.base_url})"
+
+    def stop(self) -> None:
+        """Stop serving and flush the emulator's state file."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+        self.emulator.save()
+
+    def __enter__(self) -> EmulatorServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(emu: Emulator, host: str = "127.0.0.1", port: int = 0) -> EmulatorServer:
+    """Start a threaded HTTP server for `emu` (port 0 = any free port)."""
+    return EmulatorServer(emu, host, port)

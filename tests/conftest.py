@@ -1,0 +1,33 @@
+"""Shared fixtures: a fresh emulator, the emulator on `responses`, a real loopback emulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import responses
+
+from connector.emulator import Emulator, EmulatorServer, serve
+
+
+@pytest.fixture()
+def emulator() -> Emulator:
+    """A fresh portal: limits off, no faults, virtual clock, portal offset +03:00."""
+    return Emulator(limits="off", clock="virtual")
+
+
+@pytest.fixture()
+def emu_url(emulator: Emulator) -> Iterator[str]:
+    """The `emulator` fixture served on an active `responses.RequestsMock`; yields the webhook URL."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield emulator.register(rsps)
+
+
+@pytest.fixture()
+def live_emulator(emulator: Emulator) -> Iterator[EmulatorServer]:
+    """The `emulator` fixture on a real 127.0.0.1 socket (`.webhook_url`); stopped at teardown."""
+    server = serve(emulator, "127.0.0.1", 0)
+    try:
+        yield server
+    finally:
+        server.stop()
