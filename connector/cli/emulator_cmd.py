@@ -10,14 +10,18 @@ from types import FrameType
 
 import typer
 
-emulator_app = typer.Typer(help="A local fake Bitrix24 portal for trying templates and jobs.", no_args_is_help=True)
+emulator_app = typer.Typer(
+    help="A local fake Bitrix24 portal for trying templates and jobs.", no_args_is_help=True
+)
 
 
 @emulator_app.command("serve")
 def serve_cmd(
     host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback by default)."),
     port: int = typer.Option(8765, help="TCP port (0 = any free port)."),
-    state: Path | None = typer.Option(None, "--state", help="SQLite file that keeps the portal across restarts."),
+    state: Path | None = typer.Option(
+        None, "--state", help="SQLite file that keeps the portal across restarts."
+    ),
     limits: str = typer.Option("off", help="Rate limits: off | standard | enterprise."),
     faults: str | None = typer.Option(None, help="Fault spec, e.g. '5xx=0.05,drop=crm.item.add:0.1,seed=7'."),
     code: str | None = typer.Option(None, help="Webhook code (default: random, or the one kept in --state)."),
@@ -27,8 +31,9 @@ def serve_cmd(
     from connector.emulator import Emulator, serve
 
     try:
-        emu = Emulator(limits=limits, faults=faults, tz=tz, state_file=str(state) if state else None,
-                       webhook_code=code)
+        emu = Emulator(
+            limits=limits, faults=faults, tz=tz, state_file=str(state) if state else None, webhook_code=code
+        )
     except ValueError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
@@ -38,8 +43,11 @@ def serve_cmd(
         typer.echo(f"error: cannot listen on {host}:{port}: {err.strerror or err}", err=True)
         raise typer.Exit(1) from None
     print(server.webhook_url, flush=True)
-    print(f"emulator: limits={limits} faults={faults or 'none'} state={state or 'memory'}; Ctrl+C to stop",
-          file=sys.stderr, flush=True)
+    print(
+        f"emulator: limits={limits} faults={faults or 'none'} state={state or 'memory'}; Ctrl+C to stop",
+        file=sys.stderr,
+        flush=True,
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

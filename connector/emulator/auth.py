@@ -50,18 +50,31 @@ class OAuthApp:
     refresh: dict[str, _Token] = field(default_factory=dict, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def issue(self, user_id: int, now: float, scopes: frozenset[str] = ALL_SCOPES,
-              domain: str = "emulator.bitrix24.test", base: str = "") -> dict[str, Any]:
+    def issue(
+        self,
+        user_id: int,
+        now: float,
+        scopes: frozenset[str] = ALL_SCOPES,
+        domain: str = "emulator.bitrix24.test",
+        base: str = "",
+    ) -> dict[str, Any]:
         """A token pair shaped like the OAuth server's answer."""
         access, refresh = secrets.token_hex(16), secrets.token_hex(16)
         with self.lock:
             self.access[access] = _Token(user_id, now + ACCESS_TTL, scopes)
             self.refresh[refresh] = _Token(user_id, now + REFRESH_TTL, scopes)
         return {
-            "access_token": access, "client_endpoint": f"{base}/rest/", "domain": "oauth.bitrix.info",
-            "expires": int(now + ACCESS_TTL), "expires_in": ACCESS_TTL, "member_id": _member(domain),
-            "refresh_token": refresh, "scope": ",".join(sorted(scopes)),
-            "server_endpoint": "https://oauth.bitrix.info/rest/", "status": "L", "user_id": user_id,
+            "access_token": access,
+            "client_endpoint": f"{base}/rest/",
+            "domain": "oauth.bitrix.info",
+            "expires": int(now + ACCESS_TTL),
+            "expires_in": ACCESS_TTL,
+            "member_id": _member(domain),
+            "refresh_token": refresh,
+            "scope": ",".join(sorted(scopes)),
+            "server_endpoint": "https://oauth.bitrix.info/rest/",
+            "status": "L",
+            "user_id": user_id,
         }
 
     def check(self, token: str, now: float) -> Auth:
@@ -74,7 +87,9 @@ class OAuthApp:
             raise EXPIRED
         return Auth("oauth", entry.user_id, f"app:{self.client_id}", entry.scopes, client_id=self.client_id)
 
-    def exchange(self, params: dict[str, Any], now: float, domain: str, base: str) -> tuple[int, dict[str, Any]]:
+    def exchange(
+        self, params: dict[str, Any], now: float, domain: str, base: str
+    ) -> tuple[int, dict[str, Any]]:
         """`/oauth/token/?grant_type=refresh_token&...`: a new pair; the old refresh token dies."""
         if params.get("grant_type") != "refresh_token":
             return 400, {"error": "invalid_request", "error_description": "grant_type must be refresh_token"}

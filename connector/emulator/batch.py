@@ -15,7 +15,10 @@ from .php import parse_query
 REFERENCE = re.compile(r"\$(result|next|total|time|error)((?:\[[^\]\s]*\])*)", re.IGNORECASE)
 NOT_IN_BATCH = ("batch", "download", "upload")
 LENGTH_EXCEEDED = {"error": "ERROR_BATCH_LENGTH_EXCEEDED", "error_description": "Max batch length exceeded"}
-NOT_ALLOWED = {"error": "ERROR_BATCH_METHOD_NOT_ALLOWED", "error_description": "Method is not allowed for batch usage"}
+NOT_ALLOWED = {
+    "error": "ERROR_BATCH_METHOD_NOT_ALLOWED",
+    "error_description": "Method is not allowed for batch usage",
+}
 
 # run(method, params) -> (result, total, next, time) or raises ApiError
 SubCall = Callable[[str, dict[str, Any]], tuple[Any, int | None, int | None, dict[str, Any]]]

@@ -166,7 +166,9 @@ def category_fields(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
             "id": field_desc("integer", "ID", "ID", read_only=True),
             "name": field_desc("string", "NAME", "NAME"),
             "sort": field_desc("integer", "SORT", "SORT"),
-            "entityTypeId": field_desc("integer", "ENTITY_TYPE_ID", "ENTITY_TYPE_ID", required=True, read_only=True),
+            "entityTypeId": field_desc(
+                "integer", "ENTITY_TYPE_ID", "ENTITY_TYPE_ID", required=True, read_only=True
+            ),
             "isDefault": field_desc("boolean", "IS_DEFAULT", "IS_DEFAULT", read_only=True),
         }
     }

@@ -26,7 +26,9 @@ def is_possible_dynamic(entity_type_id: int) -> bool:
 def require_type(state: PortalState, entity_type_id: int) -> SmartType:
     """The smart process with this entityTypeId, or the server's error for it."""
     if not is_possible_dynamic(entity_type_id):
-        raise ApiError("ENTITY_TYPE_NOT_SUPPORTED", f"Entity type {_type_name(entity_type_id)} is not supported")
+        raise ApiError(
+            "ENTITY_TYPE_NOT_SUPPORTED", f"Entity type {_type_name(entity_type_id)} is not supported"
+        )
     smart = state.type_by_etid(entity_type_id)
     if smart is None:
         raise ApiError("NOT_FOUND", SPA_NOT_FOUND)
@@ -71,5 +73,6 @@ def emit(ctx: CallContext, event_name: str, fields: dict[str, Any]) -> None:
     events = getattr(state_of(ctx), "events", None)
     if events is not None and hasattr(events, "emit"):
         connector = ctx.extras.get("auth_connector")
-        events.emit(event_name, fields, ctx.auth, auth_connector=str(connector) if connector else None,
-                    now=ctx.now)
+        events.emit(
+            event_name, fields, ctx.auth, auth_connector=str(connector) if connector else None, now=ctx.now
+        )

@@ -22,7 +22,9 @@ from .state import PortalState
 log = logging.getLogger(__name__)
 
 METHOD_NOT_FOUND = ApiError("ERROR_METHOD_NOT_FOUND", "Method not found!", status=404)
-WRONG_AUTH_TYPE = ApiError("WRONG_AUTH_TYPE", "Current authorization type is denied for this method", status=401)
+WRONG_AUTH_TYPE = ApiError(
+    "WRONG_AUTH_TYPE", "Current authorization type is denied for this method", status=401
+)
 DOMAIN = "emulator.bitrix24.test"
 
 
@@ -116,8 +118,12 @@ class Emulator:
         self.state.clock = self.clock
         self.limiter = Limiter(limits)
         self.faults = FaultPlan.parse(faults, seed=seed)
-        self.events = EventHub(clock=self.clock, tz=tz, domain=domain,
-                               entity_types=lambda: [t.entity_type_id for t in self.state.types.values()])
+        self.events = EventHub(
+            clock=self.clock,
+            tz=tz,
+            domain=domain,
+            entity_types=lambda: [t.entity_type_id for t in self.state.types.values()],
+        )
         self.state.limiter, self.state.faults, self.state.events = self.limiter, self.faults, self.events
         self.webhook_user = 1
         self.explicit_code = webhook_code is not None
@@ -151,10 +157,14 @@ class Emulator:
 
         return register(self, rsps, base_url)
 
-    def call(self, method: str, params: dict[str, Any] | None = None, auth: Auth | None = None) -> dict[str, Any]:
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, auth: Auth | None = None
+    ) -> dict[str, Any]:
         """Run one REST call in-process (as user 1's webhook) and return the JSON body."""
         reply = self.handle(method, dict(params or {}), auth or webhook_auth(self.webhook_user), http=False)
-        return reply.body if reply.body is not None else {"error": "ERROR_CORE", "error_description": "no body"}
+        return (
+            reply.body if reply.body is not None else {"error": "ERROR_CORE", "error_description": "no body"}
+        )
 
     def issue_token(self, user_id: int = 1, base: str = f"https://{DOMAIN}") -> dict[str, Any]:
         """An OAuth token pair for the local app (client_id/secret are `emu.oauth.*`)."""
@@ -183,8 +193,9 @@ class Emulator:
             self._store = None
 
     # -- dispatch ------------------------------------------------------------------------------
-    def handle(self, method: str, params: dict[str, Any], auth: Auth | ApiError | None, *,
-               http: bool) -> Reply:
+    def handle(
+        self, method: str, params: dict[str, Any], auth: Auth | ApiError | None, *, http: bool
+    ) -> Reply:
         """One request: method lookup (404 first), auth, bucket, faults, the call(s), envelope."""
         name = method.lower()
         if name.endswith(".json"):
@@ -220,8 +231,15 @@ class Emulator:
             reply.drop = True
         return reply
 
-    def _single(self, name: str, spec: MethodSpec | None, params: dict[str, Any], auth: Auth, http: bool,
-                request_id: int) -> Reply:
+    def _single(
+        self,
+        name: str,
+        spec: MethodSpec | None,
+        params: dict[str, Any],
+        auth: Auth,
+        http: bool,
+        request_id: int,
+    ) -> Reply:
         try:
             result, total, nxt, timing = self._execute(name, spec, params, auth, http, request_id, None)
         except ApiError as err:
@@ -237,7 +255,9 @@ class Emulator:
     def _batch(self, params: dict[str, Any], auth: Auth, http: bool, request_id: int) -> Reply:
         t0 = self.clock.now()
 
-        def sub_call(method: str, query: dict[str, Any]) -> tuple[Any, int | None, int | None, dict[str, Any]]:
+        def sub_call(
+            method: str, query: dict[str, Any]
+        ) -> tuple[Any, int | None, int | None, dict[str, Any]]:
             sub = method.lower()
             if sub.endswith(".json"):
                 sub = sub[:-5]
@@ -259,8 +279,16 @@ class Emulator:
         timing.update(self.limiter.charge(auth, "batch", 0.0, t0))
         return Reply(200, {"result": result, "time": timing})
 
-    def _execute(self, name: str, spec: MethodSpec | None, params: dict[str, Any], auth: Auth, http: bool,
-                 request_id: int, batch_key: str | None) -> tuple[Any, int | None, int | None, dict[str, Any]]:
+    def _execute(
+        self,
+        name: str,
+        spec: MethodSpec | None,
+        params: dict[str, Any],
+        auth: Auth,
+        http: bool,
+        request_id: int,
+        batch_key: str | None,
+    ) -> tuple[Any, int | None, int | None, dict[str, Any]]:
         """Run one handler with limits and cost; returns (result, total, next, time) or raises ApiError."""
         now = self.clock.now()
         try:
@@ -273,8 +301,12 @@ class Emulator:
                 raise refused
             params = dict(params)
             start = intval(params.pop("start", 0))
-            ctx = CallContext(self.state, auth, now, {"start": start, "auth_connector": params.get("auth_connector"),
-                                                      "http": http})
+            ctx = CallContext(
+                self.state,
+                auth,
+                now,
+                {"start": start, "auth_connector": params.get("auth_connector"), "http": http},
+            )
             try:
                 out = spec.handler(ctx, params)
             except ApiError:
@@ -291,8 +323,9 @@ class Emulator:
         if isinstance(out, ListPage):
             out, total, nxt = out.result, out.total, out.next
         scan = ctx.extras.get("scan") or {}
-        seconds = cost_model.estimate(name, params, scan.get("table_rows", 0), scan.get("counted", False),
-                                      scan.get("offset", 0))
+        seconds = cost_model.estimate(
+            name, params, scan.get("table_rows", 0), scan.get("counted", False), scan.get("offset", 0)
+        )
         timing = self._time(now, seconds)
         timing.update(self.limiter.charge(auth, name, seconds, now))
         self._log(name, 200, None, seconds, http, request_id, batch_key, params)
@@ -314,10 +347,20 @@ class Emulator:
         self._log(name, err.status, str(err.code), 0.0, http, request_id)
         return Reply(err.status, err.body())
 
-    def _log(self, method: str, status: int, error: str | None, cost: float, http: bool, request_id: int,
-             batch_key: str | None = None, params: dict[str, Any] | None = None) -> None:
-        entry = LogEntry(method, status, error, cost, http, self.clock.now(), request_id, batch_key,
-                         params or {})
+    def _log(
+        self,
+        method: str,
+        status: int,
+        error: str | None,
+        cost: float,
+        http: bool,
+        request_id: int,
+        batch_key: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        entry = LogEntry(
+            method, status, error, cost, http, self.clock.now(), request_id, batch_key, params or {}
+        )
         with self._log_lock:
             self.request_log.append(entry)
             if len(self.request_log) > 200_000:

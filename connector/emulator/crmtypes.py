@@ -37,9 +37,13 @@ def type_json(state: PortalState, smart: SmartType, *, full: bool = True) -> dic
     row["updatedTime"] = iso(smart.updated_time, state.tz)
     row["updatedBy"] = smart.updated_by
     if full:
+
         def rel(etid: int, r: Relation) -> dict[str, Any]:
-            return {"entityTypeId": etid, "isChildrenListEnabled": yn(r.children_list),
-                    "isPredefined": yn(r.predefined)}
+            return {
+                "entityTypeId": etid,
+                "isChildrenListEnabled": yn(r.children_list),
+                "isPredefined": yn(r.predefined),
+            }
 
         row["relations"] = {
             "parent": [rel(r.parent, r) for r in state.parents_of(smart.entity_type_id)],
@@ -123,8 +127,12 @@ def _apply_fields(state: PortalState, smart: SmartType, fields: dict[str, Any], 
             value = orm_bool(fields[flag])
             if value is None:
                 raise ApiError("BX_INVALID_VALUE", f'Field "{flag}" must be Y or N')
-            if (not creating and flag == "isCategoriesEnabled" and not value
-                    and len(state.categories_of(smart.entity_type_id)) > 1):
+            if (
+                not creating
+                and flag == "isCategoriesEnabled"
+                and not value
+                and len(state.categories_of(smart.entity_type_id)) > 1
+            ):
                 raise ApiError("0", "You cannot disable pipelines if there more than one of them.")
             smart.flags[flag] = value
     if "linkedUserFields" in fields:
@@ -189,9 +197,18 @@ def type_get_by_etid(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]
     return {"type": type_json(state, smart)}
 
 
-_TYPE_KINDS = {"id": "int", "entityTypeId": "int", "createdBy": "int", "updatedBy": "int",
-               "customSectionId": "int", "title": "str", "code": "str",
-               "createdTime": "datetime", "updatedTime": "datetime", **{f: "bool" for f in TYPE_FLAGS}}
+_TYPE_KINDS = {
+    "id": "int",
+    "entityTypeId": "int",
+    "createdBy": "int",
+    "updatedBy": "int",
+    "customSectionId": "int",
+    "title": "str",
+    "code": "str",
+    "createdTime": "datetime",
+    "updatedTime": "datetime",
+    **{f: "bool" for f in TYPE_FLAGS},
+}
 _TYPE_UPPER = {k: "".join("_" + c if c.isupper() else c.upper() for c in k) for k in _TYPE_KINDS}
 _TYPE_BY_UPPER = {v: k for k, v in _TYPE_UPPER.items()}
 
@@ -220,7 +237,7 @@ def type_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
         rows = [(r, by_id[id(r)]) for r in ordered]
     start = ctx.extras.get("start", 0)
     offset = max(0, start // 50 * 50) if start > 0 else 0
-    page = [type_json(state, s, full=False) for _, s in rows[offset:offset + 50]]
+    page = [type_json(state, s, full=False) for _, s in rows[offset : offset + 50]]
     if start == -1:
         return ListPage({"types": page})
     nxt = offset + len(page) if offset + len(page) < len(rows) else None
@@ -228,9 +245,17 @@ def type_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
 
 
 def _attr(key: str) -> str | None:
-    return {"id": "id", "entityTypeId": "entity_type_id", "createdBy": "created_by", "updatedBy": "updated_by",
-            "customSectionId": "custom_section_id", "title": "title", "code": "code",
-            "createdTime": "created_time", "updatedTime": "updated_time"}.get(key)
+    return {
+        "id": "id",
+        "entityTypeId": "entity_type_id",
+        "createdBy": "created_by",
+        "updatedBy": "updated_by",
+        "customSectionId": "custom_section_id",
+        "title": "title",
+        "code": "code",
+        "createdTime": "created_time",
+        "updatedTime": "updated_time",
+    }.get(key)
 
 
 @method("crm.type.delete", write=True)
@@ -265,7 +290,9 @@ def type_fields(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         "title": field_desc("string", "Title", "TITLE", required=True),
         "code": field_desc("string", "Symbolic Code", "CODE"),
         "createdBy": field_desc("user", "Created By", "CREATED_BY", read_only=True),
-        "entityTypeId": field_desc("integer", "Type Identifier", "ENTITY_TYPE_ID", required=True, immutable=True),
+        "entityTypeId": field_desc(
+            "integer", "Type Identifier", "ENTITY_TYPE_ID", required=True, immutable=True
+        ),
         "customSectionId": field_desc("integer", "Digital Workspace", "CUSTOM_SECTION_ID", immutable=True),
     }
     for flag in TYPE_FLAGS:

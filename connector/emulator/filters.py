@@ -1,4 +1,4 @@
-"""The list filter language: operator prefixes, nested `logic: OR` groups, order; validated like the server."""
+"""The list filter language: operator prefixes, nested `logic: OR` groups, order, validated."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def split_prefix(key: str) -> tuple[str, str]:
     """`>=createdTime` -> (`>=`, `createdTime`)."""
     for p in PREFIXES:
         if key.startswith(p):
-            return p, key[len(p):]
+            return p, key[len(p) :]
     return "", key
 
 
@@ -64,8 +64,11 @@ def compile_filter(flt: Any, resolve: Resolver, tz: timezone, id_key: str = "ID"
     if isinstance(flt, list):
         flt = {str(i): v for i, v in enumerate(flt)}
     if not isinstance(flt, dict):
-        raise ApiError("100", "Invalid value {" + str(flt) + "} to match with parameter {filter}. "
-                       "Should be value of type array.")
+        raise ApiError(
+            "100",
+            "Invalid value {" + str(flt) + "} to match with parameter {filter}. "
+            "Should be value of type array.",
+        )
     bounds = IdBounds()
     pred = _compile_group(flt, resolve, tz, bounds if _logic(flt) == "AND" else None, id_key)
     return CompiledFilter(pred, bounds, trivial=False)
@@ -138,8 +141,11 @@ def _note_bounds(b: IdBounds, prefix: str, value: Any) -> None:
     if high is not None and (b.high is None or high < b.high):
         b.high = high
     if prefix in ("", "=", "@"):
-        b.exact = ({int(v)} if v.is_integer() else set()) if b.exact is None else (
-            b.exact & ({int(v)} if v.is_integer() else set()))
+        b.exact = (
+            ({int(v)} if v.is_integer() else set())
+            if b.exact is None
+            else (b.exact & ({int(v)} if v.is_integer() else set()))
+        )
 
 
 def normalize(kind: str, value: Any, tz: timezone) -> Any:
@@ -201,6 +207,7 @@ def _condition(key: str, kind: str, prefix: str, raw: Any, tz: timezone) -> Pred
         op = prefix.lstrip("!") or "="
         empty_ok = want is None or want == ""
         test = _scalar_test(op, want)
+
     def check(row: Row) -> bool:
         value = row.get(key)
         values = value if multiple and isinstance(value, list) else [value]
@@ -229,6 +236,7 @@ def _scalar_test(op: str, want: Any) -> Callable[[Any], bool]:
     if op in ("=", "@"):
         return lambda v: _eq(v, want)
     if op in (">", ">=", "<", "<="):
+
         def cmp(v: Any) -> bool:
             try:
                 if op == ">":
@@ -255,19 +263,25 @@ def parse_order(order: Any, resolve: Resolver) -> list[tuple[str, bool]]:
     if order is None or order == "" or order == [] or order == {}:
         return []
     if not isinstance(order, dict):
-        raise ApiError("100", "Invalid value {Array} to match with parameter {order}. Should be value of type array.")
+        raise ApiError(
+            "100", "Invalid value {Array} to match with parameter {order}. Should be value of type array."
+        )
     out: list[tuple[str, bool]] = []
     from .naming import snake_upper
 
     for name, direction in order.items():
         resolved = resolve(str(name))
         if resolved is None:
-            raise ApiError("INVALID_ARG_VALUE", f"Invalid order: field '{snake_upper(str(name))}' is not allowed in order")
+            raise ApiError(
+                "INVALID_ARG_VALUE",
+                f"Invalid order: field '{snake_upper(str(name))}' is not allowed in order",
+            )
         d = str(direction).upper() if isinstance(direction, str) else direction
         if d not in ("ASC", "DESC"):
             raise ApiError(
                 "INVALID_ARG_VALUE",
-                f"Invalid order: allowed sort directions are ASC, DESC. But got '{direction}' for field '{resolved[2]}'",
+                "Invalid order: allowed sort directions are ASC, DESC. "
+                f"But got '{direction}' for field '{resolved[2]}'",
             )
         out.append((resolved[0], d == "DESC"))
     return out

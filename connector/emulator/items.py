@@ -18,8 +18,15 @@ from .state import PortalState, SmartType, Stage
 PAGE = 50
 ITEM_NOT_FOUND = ApiError("NOT_FOUND", "Item was not found.")
 _SKIP = object()
-_CHANGE_IGNORED = ("UPDATED_TIME", "UPDATED_BY", "MOVED_TIME", "MOVED_BY", "PREVIOUS_STAGE_ID",
-                   "LAST_ACTIVITY_TIME", "LAST_ACTIVITY_BY")
+_CHANGE_IGNORED = (
+    "UPDATED_TIME",
+    "UPDATED_BY",
+    "MOVED_TIME",
+    "MOVED_BY",
+    "PREVIOUS_STAGE_ID",
+    "LAST_ACTIVITY_TIME",
+    "LAST_ACTIVITY_BY",
+)
 
 
 # -- output -----------------------------------------------------------------
@@ -43,8 +50,13 @@ def _out_one(spec: FieldSpec, value: Any, state: PortalState) -> Any:
     return value
 
 
-def item_json(schema: ItemSchema, row: dict[str, Any], state: PortalState, original_uf: bool,
-              select: list[FieldSpec] | None = None) -> dict[str, Any] | list[Any]:
+def item_json(
+    schema: ItemSchema,
+    row: dict[str, Any],
+    state: PortalState,
+    original_uf: bool,
+    select: list[FieldSpec] | None = None,
+) -> dict[str, Any] | list[Any]:
     """An item in camelCase (UF keys UPPER with useOriginalUfNames=Y); `select` cuts the keys."""
     specs = schema.fields if select is None else select
     if not specs:
@@ -72,7 +84,9 @@ def in_value(spec: FieldSpec, value: Any, state: PortalState) -> Any:
         if value is None or value == "":
             return []
         if not is_list_like(value):
-            raise ApiError("100", f"Expected iterable value for multiple field, but got `{_php_type(value)}` instead")
+            raise ApiError(
+                "100", f"Expected iterable value for multiple field, but got `{_php_type(value)}` instead"
+            )
         out = [in_one(spec, v, state) for v in as_list(value)]
         return [v for v in out if v is not _SKIP and v is not None]
     return in_one(spec, value, state)
@@ -118,11 +132,18 @@ def _file_value(value: Any, state: PortalState) -> Any:
         except ValueError:
             return _SKIP
         fid = state.seq.next("file_id")
-        return {"id": fid, "url": f"/bitrix/tools/crm_show_file.php?fileId={fid}", "name": items[0], "size": size}
+        return {
+            "id": fid,
+            "url": f"/bitrix/tools/crm_show_file.php?fileId={fid}",
+            "name": items[0],
+            "size": size,
+        }
     return _SKIP
 
 
-def _collect(schema: ItemSchema, fields: dict[str, Any], original_uf: bool, state: PortalState) -> dict[str, Any]:
+def _collect(
+    schema: ItemSchema, fields: dict[str, Any], original_uf: bool, state: PortalState
+) -> dict[str, Any]:
     """Known, writable fields of a request in stored form; unknown and read-only keys are dropped."""
     values: dict[str, Any] = {}
     for key, raw in fields.items():
@@ -178,16 +199,18 @@ def _user(ctx: CallContext) -> int:
 
 def _history(ctx: CallContext, etid: int, row: dict[str, Any], type_id: int) -> None:
     state = state_of(ctx)
-    state.stage_history.append({
-        "id": len(state.stage_history) + 1,
-        "typeId": type_id,
-        "createdTime": iso(ctx.now, state.tz),
-        "ownerId": row["ID"],
-        "categoryId": row.get("CATEGORY_ID"),
-        "stageSemanticId": stage_semantic(state, etid, row.get("CATEGORY_ID") or 0, row.get("STAGE_ID")),
-        "stageId": row.get("STAGE_ID"),
-        "entityTypeId": etid,
-    })
+    state.stage_history.append(
+        {
+            "id": len(state.stage_history) + 1,
+            "typeId": type_id,
+            "createdTime": iso(ctx.now, state.tz),
+            "ownerId": row["ID"],
+            "categoryId": row.get("CATEGORY_ID"),
+            "stageSemanticId": stage_semantic(state, etid, row.get("CATEGORY_ID") or 0, row.get("STAGE_ID")),
+            "stageId": row.get("STAGE_ID"),
+            "entityTypeId": etid,
+        }
+    )
 
 
 @method("crm.item.add", write=True)
@@ -213,9 +236,20 @@ def item_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     user, now = _user(ctx), float(int(ctx.now))
     item_id = state.seq.next_item(etid)
     row: dict[str, Any] = {
-        "ID": item_id, "XML_ID": None, "TITLE": None, "CREATED_TIME": now, "UPDATED_TIME": now,
-        "CREATED_BY": user, "UPDATED_BY": user, "ASSIGNED_BY_ID": user, "OPENED": True, "WEBFORM_ID": 0,
-        "MOVED_TIME": now, "MOVED_BY": user, "PREVIOUS_STAGE_ID": None, "LAST_ACTIVITY_BY": user,
+        "ID": item_id,
+        "XML_ID": None,
+        "TITLE": None,
+        "CREATED_TIME": now,
+        "UPDATED_TIME": now,
+        "CREATED_BY": user,
+        "UPDATED_BY": user,
+        "ASSIGNED_BY_ID": user,
+        "OPENED": True,
+        "WEBFORM_ID": 0,
+        "MOVED_TIME": now,
+        "MOVED_BY": user,
+        "PREVIOUS_STAGE_ID": None,
+        "LAST_ACTIVITY_BY": user,
         "LAST_ACTIVITY_TIME": now,
     }
     if smart.flag("isBeginCloseDatesEnabled"):
@@ -375,8 +409,11 @@ def item_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
     etid = req_int(params, "entityTypeId")
     select_raw = params.get("select", ["*"])
     if select_raw != "" and not isinstance(select_raw, list | dict):
-        raise ApiError("100", f"Invalid value {{{select_raw}}} to match with parameter {{select}}. "
-                       "Should be value of type array.")
+        raise ApiError(
+            "100",
+            f"Invalid value {{{select_raw}}} to match with parameter {{select}}. "
+            "Should be value of type array.",
+        )
     original = use_original(params)
     smart = require_type(state, etid)
     schema = item_schema(state, smart)
@@ -398,13 +435,17 @@ def item_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
     return ListPage({"items": page}, total=total, next=nxt)
 
 
-def _query(table: Any, flt: Any, order: list[tuple[str, bool]], offset: int,
-           count: bool) -> tuple[list[dict[str, Any]], int | None]:
+def _query(
+    table: Any, flt: Any, order: list[tuple[str, bool]], offset: int, count: bool
+) -> tuple[list[dict[str, Any]], int | None]:
     """Rows of one page (and the total when counting); id-ordered keyset pages never scan."""
     b = flt.bounds
     if b.exact is not None:
-        ids = sorted(i for i in b.exact if i in table.rows
-                     and (b.low is None or i >= b.low) and (b.high is None or i <= b.high))
+        ids = sorted(
+            i
+            for i in b.exact
+            if i in table.rows and (b.low is None or i >= b.low) and (b.high is None or i <= b.high)
+        )
     else:
         ids = table.id_range(b.low, b.high)
     id_order = not order or (len(order) == 1 and order[0][0] == "ID")
@@ -423,7 +464,7 @@ def _query(table: Any, flt: Any, order: list[tuple[str, bool]], offset: int,
                         break
             return out, None
         matched = [rows_by_id[i] for i in ids if flt.trivial or pred(rows_by_id[i])]
-        return matched[offset:offset + PAGE], len(matched)
+        return matched[offset : offset + PAGE], len(matched)
     matched = [table.rows[i] for i in ids if flt.trivial or flt.predicate(table.rows[i])]
     ordered = sort_rows(matched, order)
-    return ordered[offset:offset + PAGE], (len(ordered) if count else None)
+    return ordered[offset : offset + PAGE], (len(ordered) if count else None)

@@ -33,22 +33,64 @@ _SYSTEM: tuple[tuple[str, str, str, str, str, str | None, bool, bool], ...] = (
     ("stageId", "STAGE_ID", "crm_status", "str", "Stage", None, False, False),
     ("previousStageId", "PREVIOUS_STAGE_ID", "crm_status", "str", "Previous stage", None, True, False),
     ("sourceId", "SOURCE_ID", "crm_status", "str", "Source", "isSourceEnabled", False, False),
-    ("sourceDescription", "SOURCE_DESCRIPTION", "text", "str", "Additional source info", "isSourceEnabled",
-     False, False),
-    ("currencyId", "CURRENCY_ID", "crm_currency", "str", "Currency", "isLinkWithProductsEnabled", False, False),
-    ("isManualOpportunity", "IS_MANUAL_OPPORTUNITY", "boolean", "bool", "Amount calculation mode",
-     "isLinkWithProductsEnabled", False, False),
+    (
+        "sourceDescription",
+        "SOURCE_DESCRIPTION",
+        "text",
+        "str",
+        "Additional source info",
+        "isSourceEnabled",
+        False,
+        False,
+    ),
+    (
+        "currencyId",
+        "CURRENCY_ID",
+        "crm_currency",
+        "str",
+        "Currency",
+        "isLinkWithProductsEnabled",
+        False,
+        False,
+    ),
+    (
+        "isManualOpportunity",
+        "IS_MANUAL_OPPORTUNITY",
+        "boolean",
+        "bool",
+        "Amount calculation mode",
+        "isLinkWithProductsEnabled",
+        False,
+        False,
+    ),
     ("opportunity", "OPPORTUNITY", "double", "float", "Amount", "isLinkWithProductsEnabled", False, False),
     ("taxValue", "TAX_VALUE", "double", "float", "Tax amount", "isLinkWithProductsEnabled", False, False),
-    ("mycompanyId", "MYCOMPANY_ID", "crm_company", "int", "Your company details", "isMycompanyEnabled",
-     False, False),
+    (
+        "mycompanyId",
+        "MYCOMPANY_ID",
+        "crm_company",
+        "int",
+        "Your company details",
+        "isMycompanyEnabled",
+        False,
+        False,
+    ),
     ("lastActivityBy", "LAST_ACTIVITY_BY", "user", "int", "Last activity in timeline by", None, True, False),
     ("lastActivityTime", "LAST_ACTIVITY_TIME", "datetime", "datetime", "Last activity", None, True, False),
 )
 SYSTEM_NAMES = {s[1]: s[0] for s in _SYSTEM}
 SYSTEM_TYPE_TITLES = {1: "Lead", 2: "Deal", 3: "Contact", 4: "Company", 7: "Estimate", 31: "Invoice"}
-UF_KINDS = {"integer": "int", "employee": "int", "double": "float", "boolean": "bool", "date": "date",
-            "datetime": "datetime", "enumeration": "int", "crm_status": "str", "file": "file"}
+UF_KINDS = {
+    "integer": "int",
+    "employee": "int",
+    "double": "float",
+    "boolean": "bool",
+    "date": "date",
+    "datetime": "datetime",
+    "enumeration": "int",
+    "crm_status": "str",
+    "file": "file",
+}
 
 
 @dataclass
@@ -131,8 +173,16 @@ def item_schema(state: PortalState, smart: SmartType) -> ItemSchema:
     for rel in sorted(state.parents_of(etid), key=lambda r: r.parent):
         parent = state.type_by_etid(rel.parent)
         title = parent.title if parent else SYSTEM_TYPE_TITLES.get(rel.parent, str(rel.parent))
-        specs.append(FieldSpec(f"parentId{rel.parent}", f"PARENT_ID_{rel.parent}", "crm_entity", "int", title,
-                               extra={"settings": {"parentEntityTypeId": rel.parent}}))
+        specs.append(
+            FieldSpec(
+                f"parentId{rel.parent}",
+                f"PARENT_ID_{rel.parent}",
+                "crm_entity",
+                "int",
+                title,
+                extra={"settings": {"parentEntityTypeId": rel.parent}},
+            )
+        )
     taken = {s.camel for s in specs}
     for uf in state.fields_of(f"CRM_{smart.id}"):
         camel = uf_camel(uf.field_name)
@@ -140,8 +190,17 @@ def item_schema(state: PortalState, smart: SmartType) -> ItemSchema:
             camel = uf.field_name
         taken.add(camel)
         label = (uf.labels.get("editFormLabel") or {}).get("en") or uf.field_name
-        specs.append(FieldSpec(camel, uf.field_name, uf.user_type_id, UF_KINDS.get(uf.user_type_id, "str"),
-                               label, multiple=uf.multiple, uf=uf))
+        specs.append(
+            FieldSpec(
+                camel,
+                uf.field_name,
+                uf.user_type_id,
+                UF_KINDS.get(uf.user_type_id, "str"),
+                label,
+                multiple=uf.multiple,
+                uf=uf,
+            )
+        )
     schema = ItemSchema(smart, specs, {s.upper: s for s in specs}, {s.camel: s for s in specs})
     _CACHE[key] = schema
     return schema
@@ -150,9 +209,16 @@ def item_schema(state: PortalState, smart: SmartType) -> ItemSchema:
 def describe(spec: FieldSpec, original_uf: bool) -> dict[str, Any]:
     """crm.item.fields entry for one field."""
     uf = spec.uf
-    desc = field_desc(spec.rest_type, spec.title, spec.upper, required=bool(uf and uf.mandatory) or
-                      spec.camel == "opened", read_only=spec.read_only, multiple=spec.multiple,
-                      dynamic=uf is not None, **spec.extra)
+    desc = field_desc(
+        spec.rest_type,
+        spec.title,
+        spec.upper,
+        required=bool(uf and uf.mandatory) or spec.camel == "opened",
+        read_only=spec.read_only,
+        multiple=spec.multiple,
+        dynamic=uf is not None,
+        **spec.extra,
+    )
     if uf is not None:
         desc["settings"] = uf.settings
         labels = uf.labels
@@ -160,5 +226,7 @@ def describe(spec: FieldSpec, original_uf: bool) -> dict[str, Any]:
         desc["formLabel"] = spec.title
         desc["filterLabel"] = (labels.get("listFilterLabel") or {}).get("en") or spec.title
         if uf.user_type_id == "enumeration":
-            desc["items"] = [{"ID": str(o.id), "VALUE": o.value} for o in sorted(uf.enum, key=lambda o: o.sort)]
+            desc["items"] = [
+                {"ID": str(o.id), "VALUE": o.value} for o in sorted(uf.enum, key=lambda o: o.sort)
+            ]
     return desc

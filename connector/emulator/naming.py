@@ -30,7 +30,7 @@ def uf_camel(upper: str) -> str:
     """The item key the server uses for user field `upper` (server-behaviour.md §1)."""
     if any(p.match(upper) for p in _GENERIC_UF):
         return camelize(upper)
-    return "ufCrm_" + upper[len("UF_CRM_"):] if upper.startswith("UF_CRM_") else upper
+    return "ufCrm_" + upper[len("UF_CRM_") :] if upper.startswith("UF_CRM_") else upper
 
 
 def snake_upper(name: str) -> str:

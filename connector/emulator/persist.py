@@ -79,7 +79,9 @@ class StateFile:
         """Write the schema blob and every item changed since the last flush."""
         st = emu.state
         with self._lock, self.db:
-            self.db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('portal', ?)", (json.dumps(_snapshot(emu)),))
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta (k, v) VALUES ('portal', ?)", (json.dumps(_snapshot(emu)),)
+            )
             upserts, deletes = [], []
             for etid, item_id in st.dirty_items:
                 row = st.items.get(etid, None)
@@ -94,9 +96,11 @@ class StateFile:
             for (etid,) in self.db.execute("SELECT DISTINCT etid FROM items").fetchall():
                 if etid not in live:
                     self.db.execute("DELETE FROM items WHERE etid=?", (etid,))
-            new_history = st.stage_history[self._history_saved:]
-            self.db.executemany("INSERT OR REPLACE INTO history (id, data) VALUES (?, ?)",
-                                [(h["id"], json.dumps(h)) for h in new_history])
+            new_history = st.stage_history[self._history_saved :]
+            self.db.executemany(
+                "INSERT OR REPLACE INTO history (id, data) VALUES (?, ?)",
+                [(h["id"], json.dumps(h)) for h in new_history],
+            )
             self._history_saved = len(st.stage_history)
         st.dirty_items.clear()
         st.schema_dirty = False

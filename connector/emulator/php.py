@@ -48,9 +48,7 @@ def is_list_like(value: Any) -> bool:
     """A list, or a dict whose keys are 0..n-1 (how PHP arrays arrive from a form)."""
     if isinstance(value, list):
         return True
-    return isinstance(value, dict) and bool(value) and all(
-        isinstance(k, str) and k.isdigit() for k in value
-    )
+    return isinstance(value, dict) and bool(value) and all(isinstance(k, str) and k.isdigit() for k in value)
 
 
 def as_list(value: Any) -> list[Any]:

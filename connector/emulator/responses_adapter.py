@@ -25,8 +25,15 @@ def register(emu: Emulator, rsps: Any, base_url: str) -> str:
             body = body.encode("utf-8")
         elif not isinstance(body, bytes):
             body = b"".join(body)  # a generator body
-        resp = route(emu, request.method.upper(), parts.path, parts.query, body,
-                     request.headers.get("Content-Type", ""), base)
+        resp = route(
+            emu,
+            request.method.upper(),
+            parts.path,
+            parts.query,
+            body,
+            request.headers.get("Content-Type", ""),
+            base,
+        )
         if resp.drop:
             raise requests.ConnectionError("Connection aborted: the emulator dropped the response")
         return resp.status, {"Content-Type": resp.content_type}, resp.body

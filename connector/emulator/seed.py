@@ -30,10 +30,21 @@ def seed_items(emu: Emulator, entity_type_id: int, n: int, fields: dict[str, Fie
     stages = _stages(state, entity_type_id, cat.id if cat else 0)
     now = float(int(emu.clock.now()))
     template: dict[str, Any] = {
-        "XML_ID": None, "CREATED_TIME": now, "UPDATED_TIME": now, "CREATED_BY": 1, "UPDATED_BY": 1,
-        "ASSIGNED_BY_ID": 1, "OPENED": True, "WEBFORM_ID": 0, "MOVED_TIME": now, "MOVED_BY": 1,
-        "PREVIOUS_STAGE_ID": None, "LAST_ACTIVITY_BY": 1, "LAST_ACTIVITY_TIME": now,
-        "CATEGORY_ID": cat.id if cat else 0, "STAGE_ID": stages[0].status_id if stages else None,
+        "XML_ID": None,
+        "CREATED_TIME": now,
+        "UPDATED_TIME": now,
+        "CREATED_BY": 1,
+        "UPDATED_BY": 1,
+        "ASSIGNED_BY_ID": 1,
+        "OPENED": True,
+        "WEBFORM_ID": 0,
+        "MOVED_TIME": now,
+        "MOVED_BY": 1,
+        "PREVIOUS_STAGE_ID": None,
+        "LAST_ACTIVITY_BY": 1,
+        "LAST_ACTIVITY_TIME": now,
+        "CATEGORY_ID": cat.id if cat else 0,
+        "STAGE_ID": stages[0].status_id if stages else None,
     }
     for spec in schema.fields:
         if spec.uf is not None:

@@ -68,8 +68,9 @@ def _method_of(name: str) -> str:
     return low[:-5] if low.endswith(".json") else low
 
 
-def route(emu: Emulator, verb: str, url_path: str, query: str, body: bytes, content_type: str,
-          base_url: str) -> HttpResponse:
+def route(
+    emu: Emulator, verb: str, url_path: str, query: str, body: bytes, content_type: str, base_url: str
+) -> HttpResponse:
     """Answer one HTTP request; never raises."""
     try:
         return _route(emu, verb, url_path, query, body, content_type, base_url)
@@ -79,8 +80,9 @@ def route(emu: Emulator, verb: str, url_path: str, query: str, body: bytes, cont
         return HttpResponse(500, encode_json(err))
 
 
-def _route(emu: Emulator, verb: str, url_path: str, query: str, body: bytes, content_type: str,
-           base_url: str) -> HttpResponse:
+def _route(
+    emu: Emulator, verb: str, url_path: str, query: str, body: bytes, content_type: str, base_url: str
+) -> HttpResponse:
     if verb not in ("GET", "POST"):
         return HttpResponse(405, encode_json({"error": "METHOD_NOT_ALLOWED", "error_description": verb}))
     params = decode_params(query, body, content_type)
@@ -99,8 +101,10 @@ def _route(emu: Emulator, verb: str, url_path: str, query: str, body: bytes, con
     else:
         m = _OAUTH.match(path)
         if not m:
-            return HttpResponse(404, encode_json({"error": "ERROR_METHOD_NOT_FOUND",
-                                                  "error_description": "Method not found!"}))
+            return HttpResponse(
+                404,
+                encode_json({"error": "ERROR_METHOD_NOT_FOUND", "error_description": "Method not found!"}),
+            )
         method = _method_of(m.group(1))
         if method not in METHODS and method != "batch":
             return _reply(emu.handle(method, params, METHOD_NOT_FOUND, http=True))
@@ -113,8 +117,15 @@ def _route(emu: Emulator, verb: str, url_path: str, query: str, body: bytes, con
             except ApiError as err:
                 auth = err
     if isinstance(auth, Auth) and params.get("auth_connector"):
-        auth = Auth(auth.kind, auth.user_id, auth.ledger_key, auth.scopes, auth.client_id, auth.is_admin,
-                    str(params["auth_connector"]))
+        auth = Auth(
+            auth.kind,
+            auth.user_id,
+            auth.ledger_key,
+            auth.scopes,
+            auth.client_id,
+            auth.is_admin,
+            str(params["auth_connector"]),
+        )
     return _reply(emu.handle(method, params, auth, http=True))
 
 
@@ -141,13 +152,26 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             size = -1
         if size < 0 or size > MAX_BODY:
-            self._send(HttpResponse(413, encode_json({"error": "REQUEST_TOO_LARGE",
-                                                      "error_description": f"Body limit is {MAX_BODY} bytes"})))
+            self._send(
+                HttpResponse(
+                    413,
+                    encode_json(
+                        {"error": "REQUEST_TOO_LARGE", "error_description": f"Body limit is {MAX_BODY} bytes"}
+                    ),
+                )
+            )
             self.close_connection = True
             return
         body = self.rfile.read(size) if size else b""
-        resp = route(self.server.emulator, verb, parts.path, parts.query, body,
-                     self.headers.get("Content-Type", ""), self.server.base_url)
+        resp = route(
+            self.server.emulator,
+            verb,
+            parts.path,
+            parts.query,
+            body,
+            self.headers.get("Content-Type", ""),
+            self.server.base_url,
+        )
         if resp.drop:
             self.close_connection = True
             try:

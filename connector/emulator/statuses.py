@@ -77,8 +77,10 @@ def status_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
         k = str(key).upper()
         if out and k in out[0]:
             num = k in ("ID", "SORT", "CATEGORY_ID")
-            out.sort(key=lambda r, k=k, num=num: int(r[k]) if num else str(r[k] or ""),
-                     reverse=str(direction).upper() == "DESC")
+            out.sort(
+                key=lambda r, k=k, num=num: int(r[k]) if num else str(r[k] or ""),
+                reverse=str(direction).upper() == "DESC",
+            )
     return ListPage(out, total=len(out))
 
 
@@ -97,8 +99,11 @@ def status_add(ctx: CallContext, params: dict[str, Any]) -> int:
         raise ApiError("", "Parameter 'fields' must be array.")
     entity_id = fields.get("ENTITY_ID")
     status_id = fields.get("STATUS_ID")
-    missing = [f"The field {k} is required." for k, v in (("ENTITY_ID", entity_id), ("STATUS_ID", status_id))
-               if not isinstance(v, str | int) or not str(v).strip()]
+    missing = [
+        f"The field {k} is required."
+        for k, v in (("ENTITY_ID", entity_id), ("STATUS_ID", status_id))
+        if not isinstance(v, str | int) or not str(v).strip()
+    ]
     if missing:
         raise ApiError("", " ".join(missing))
     directory = _directory(state, str(entity_id))
@@ -144,8 +149,9 @@ def _semantics(raw: Any, sort: int, existing: list[Stage]) -> str | None:
 def status_update(ctx: CallContext, params: dict[str, Any]) -> bool:
     """https://apidocs.bitrix24.com/api-reference/crm/status/crm-status-update.html"""
     state = state_of(ctx)
-    stage = _stage(state, params, missing_error=ApiError("Invalid identifier.",
-                                                         "An incorrect identifier was passed."))
+    stage = _stage(
+        state, params, missing_error=ApiError("Invalid identifier.", "An incorrect identifier was passed.")
+    )
     fields = params.get("fields")
     if not isinstance(fields, dict):
         raise ApiError("", "Parameter 'fields' must be array.")
@@ -184,8 +190,10 @@ def status_entity_items(ctx: CallContext, params: dict[str, Any]) -> list[dict[s
     """https://apidocs.bitrix24.com/api-reference/crm/status/crm-status-entity-items.html"""
     entity_id = params.get("entityId")
     if not isinstance(entity_id, str) or not entity_id:
-        raise ApiError("The parameter entityId is not defined or invalid.",
-                       "The directory ID is not specified or is incorrect.")
+        raise ApiError(
+            "The parameter entityId is not defined or invalid.",
+            "The directory ID is not specified or is incorrect.",
+        )
     stages = state_of(ctx).stages_of(entity_id)
     return [{"NAME": s.name, "SORT": s.sort, "STATUS_ID": s.status_id} for s in stages]
 
@@ -197,25 +205,28 @@ def status_entity_types(ctx: CallContext, params: dict[str, Any]) -> list[dict[s
     out = []
     for smart in sorted(state.types.values(), key=lambda t: t.id):
         for cat in state.categories_of(smart.entity_type_id):
-            out.append({
-                "ID": f"DYNAMIC_{smart.entity_type_id}_STAGE_{cat.id}",
-                "NAME": f"{smart.title} ({cat.name})",
-                "SEMANTIC_INFO": [],
-                "PREFIX": stage_prefix(smart.entity_type_id, cat.id),
-                "FIELD_ATTRIBUTE_SCOPE": f"category_{cat.id}",
-                "ENTITY_TYPE_ID": smart.entity_type_id,
-                "IS_ENABLED": True,
-                "CATEGORY_ID": cat.id,
-                "CATEGORY_NAME": cat.name,
-                "CATEGORY_SORT": cat.sort,
-                "IS_DEFAULT_CATEGORY": cat.is_default,
-            })
+            out.append(
+                {
+                    "ID": f"DYNAMIC_{smart.entity_type_id}_STAGE_{cat.id}",
+                    "NAME": f"{smart.title} ({cat.name})",
+                    "SEMANTIC_INFO": [],
+                    "PREFIX": stage_prefix(smart.entity_type_id, cat.id),
+                    "FIELD_ATTRIBUTE_SCOPE": f"category_{cat.id}",
+                    "ENTITY_TYPE_ID": smart.entity_type_id,
+                    "IS_ENABLED": True,
+                    "CATEGORY_ID": cat.id,
+                    "CATEGORY_NAME": cat.name,
+                    "CATEGORY_SORT": cat.sort,
+                    "IS_DEFAULT_CATEGORY": cat.is_default,
+                }
+            )
     return out
 
 
 @method("crm.status.fields")
 def status_fields(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """https://apidocs.bitrix24.com/api-reference/crm/status/crm-status-fields.html"""
+
     def d(kind: str, title: str, **kw: Any) -> dict[str, Any]:
         desc = field_desc(kind, title, title, **kw)
         desc.pop("upperName")

@@ -16,18 +16,64 @@ from .state import EnumOption, PortalState, UserField
 
 LANGUAGES = ("en", "ru")
 LABEL_KEYS = ("editFormLabel", "listColumnLabel", "listFilterLabel", "errorMessage", "helpMessage")
-ADD_KEYS = ("editFormLabel", "helpMessage", "multiple", "userTypeId", "fieldName", "enum", "entityId",
-            "xmlId", "sort", "mandatory", "showFilter", "isSearchable", "settings", "editInList")
-UPDATE_KEYS = ("xmlId", "sort", "mandatory", "showFilter", "isSearchable", "editFormLabel", "helpMessage",
-               "settings", "enum", "editInList")
+ADD_KEYS = (
+    "editFormLabel",
+    "helpMessage",
+    "multiple",
+    "userTypeId",
+    "fieldName",
+    "enum",
+    "entityId",
+    "xmlId",
+    "sort",
+    "mandatory",
+    "showFilter",
+    "isSearchable",
+    "settings",
+    "editInList",
+)
+UPDATE_KEYS = (
+    "xmlId",
+    "sort",
+    "mandatory",
+    "showFilter",
+    "isSearchable",
+    "editFormLabel",
+    "helpMessage",
+    "settings",
+    "enum",
+    "editInList",
+)
 USER_TYPES = {
-    "crm": "CRM item link", "crm_status": "CRM directory", "money": "Money", "employee": "Employee",
-    "string": "String", "integer": "Integer", "double": "Number", "datetime": "Date/Time", "date": "Date",
-    "boolean": "Yes/No", "address": "Address", "url": "Link", "file": "File", "enumeration": "List",
-    "iblock_section": "Link to information block sections", "iblock_element": "Link to information block elements",
+    "crm": "CRM item link",
+    "crm_status": "CRM directory",
+    "money": "Money",
+    "employee": "Employee",
+    "string": "String",
+    "integer": "Integer",
+    "double": "Number",
+    "datetime": "Date/Time",
+    "date": "Date",
+    "boolean": "Yes/No",
+    "address": "Address",
+    "url": "Link",
+    "file": "File",
+    "enumeration": "List",
+    "iblock_section": "Link to information block sections",
+    "iblock_element": "Link to information block elements",
 }
-RESTRICTED_TYPES = ("video", "vote", "url_preview", "string_formatted", "disk_file", "disk_version", "snils",
-                    "resourcebooking", "mail_message", "hlblock")
+RESTRICTED_TYPES = (
+    "video",
+    "vote",
+    "url_preview",
+    "string_formatted",
+    "disk_file",
+    "disk_version",
+    "snils",
+    "resourcebooking",
+    "mail_message",
+    "hlblock",
+)
 DEFAULT_SETTINGS: dict[str, dict[str, Any]] = {
     "string": {"SIZE": 20, "ROWS": 1, "REGEXP": "", "MIN_LENGTH": 0, "MAX_LENGTH": 0, "DEFAULT_VALUE": ""},
     "integer": {"SIZE": 20, "MIN_VALUE": 0, "MAX_VALUE": 0, "DEFAULT_VALUE": None},
@@ -54,8 +100,10 @@ def _check_module(params: dict[str, Any]) -> None:
 
 def _labels(value: Any) -> dict[str, str | None]:
     if isinstance(value, dict):
-        return {lang: (None if value.get(lang) is None else str(value.get(lang))) for lang in
-                dict.fromkeys([*LANGUAGES, *[str(k) for k in value]])}
+        return {
+            lang: (None if value.get(lang) is None else str(value.get(lang)))
+            for lang in dict.fromkeys([*LANGUAGES, *[str(k) for k in value]])
+        }
     if value is None or value == "":
         return {lang: None for lang in LANGUAGES}
     return {lang: str(value) for lang in LANGUAGES}
@@ -83,8 +131,14 @@ def field_json(uf: UserField, *, with_enum: bool = True) -> dict[str, Any]:
         row[key] = uf.labels.get(key)
     if with_enum and uf.user_type_id == "enumeration":
         row["enum"] = [
-            {"id": str(o.id), "userFieldId": str(uf.id), "value": o.value, "def": yn(o.defaults),
-             "sort": str(o.sort), "xmlId": o.xml_id}
+            {
+                "id": str(o.id),
+                "userFieldId": str(uf.id),
+                "value": o.value,
+                "def": yn(o.defaults),
+                "sort": str(o.sort),
+                "xmlId": o.xml_id,
+            }
             for o in sorted(uf.enum, key=lambda o: (o.sort, o.id))
         ]
     return row
@@ -153,13 +207,20 @@ def uf_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     settings = {**DEFAULT_SETTINGS.get(user_type, {}), **as_dict(field.get("settings"))}
     labels = {key: _labels(field.get(key)) for key in LABEL_KEYS}
     uf = UserField(
-        id=0, entity_id=entity_id, field_name=name, user_type_id=user_type,
+        id=0,
+        entity_id=entity_id,
+        field_name=name,
+        user_type_id=user_type,
         xml_id=str(field["xmlId"]) if field.get("xmlId") not in (None, "") else None,
         sort=int(float(field["sort"])) if is_numeric(field.get("sort")) else 100,
-        multiple=bool(orm_bool(field.get("multiple", "N"))), mandatory=bool(orm_bool(field.get("mandatory", "N"))),
-        show_filter=str(field.get("showFilter", "N")), show_in_list=True,
+        multiple=bool(orm_bool(field.get("multiple", "N"))),
+        mandatory=bool(orm_bool(field.get("mandatory", "N"))),
+        show_filter=str(field.get("showFilter", "N")),
+        show_in_list=True,
         edit_in_list=orm_bool(field.get("editInList", "Y")) is not False,
-        is_searchable=bool(orm_bool(field.get("isSearchable", "N"))), settings=settings, labels=labels,
+        is_searchable=bool(orm_bool(field.get("isSearchable", "N"))),
+        settings=settings,
+        labels=labels,
     )
     uf.id = state.seq.next("user_field_id")
     if user_type == "enumeration":
@@ -185,7 +246,11 @@ def uf_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         uf.xml_id = None if field["xmlId"] in (None, "") else str(field["xmlId"])
     if is_numeric(field.get("sort")):
         uf.sort = int(float(field["sort"]))
-    for key, attr in (("mandatory", "mandatory"), ("isSearchable", "is_searchable"), ("editInList", "edit_in_list")):
+    for key, attr in (
+        ("mandatory", "mandatory"),
+        ("isSearchable", "is_searchable"),
+        ("editInList", "edit_in_list"),
+    ):
         if key in field and orm_bool(field[key]) is not None:
             setattr(uf, attr, bool(orm_bool(field[key])))
     if "showFilter" in field:
@@ -197,10 +262,15 @@ def uf_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
             uf.labels[key] = _labels(field[key])
     if "enum" in field and raw.get("userTypeId") == "enumeration" and uf.user_type_id == "enumeration":
         uf.enum = _enum_options(state, uf, field["enum"])
-        emit(ctx, "ONCRMTYPEUSERFIELDSETENUMVALUES",
-             {"ID": uf.id, "ENTITY_ID": uf.entity_id, "FIELD_NAME": uf.field_name})
+        emit(
+            ctx,
+            "ONCRMTYPEUSERFIELDSETENUMVALUES",
+            {"ID": uf.id, "ENTITY_ID": uf.entity_id, "FIELD_NAME": uf.field_name},
+        )
     state.touch_schema()
-    emit(ctx, "ONCRMTYPEUSERFIELDUPDATE", {"ID": uf.id, "ENTITY_ID": uf.entity_id, "FIELD_NAME": uf.field_name})
+    emit(
+        ctx, "ONCRMTYPEUSERFIELDUPDATE", {"ID": uf.id, "ENTITY_ID": uf.entity_id, "FIELD_NAME": uf.field_name}
+    )
     return {"field": field_json(uf)}
 
 
@@ -216,9 +286,20 @@ def uf_get(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     return {"field": field_json(uf)}
 
 
-_UF_KINDS = {"id": "int", "entityId": "str", "fieldName": "str", "userTypeId": "str", "xmlId": "str",
-             "sort": "int", "multiple": "bool", "mandatory": "bool", "showFilter": "str", "showInList": "bool",
-             "editInList": "bool", "isSearchable": "bool"}
+_UF_KINDS = {
+    "id": "int",
+    "entityId": "str",
+    "fieldName": "str",
+    "userTypeId": "str",
+    "xmlId": "str",
+    "sort": "int",
+    "multiple": "bool",
+    "mandatory": "bool",
+    "showFilter": "str",
+    "showInList": "bool",
+    "editInList": "bool",
+    "isSearchable": "bool",
+}
 
 
 def _resolve(name: str) -> tuple[str, str, str] | None:
@@ -229,10 +310,21 @@ def _resolve(name: str) -> tuple[str, str, str] | None:
 
 
 def _raw(uf: UserField) -> dict[str, Any]:
-    return {"id": uf.id, "entityId": uf.entity_id, "fieldName": uf.field_name, "userTypeId": uf.user_type_id,
-            "xmlId": uf.xml_id, "sort": uf.sort, "multiple": uf.multiple, "mandatory": uf.mandatory,
-            "showFilter": uf.show_filter, "showInList": uf.show_in_list, "editInList": uf.edit_in_list,
-            "isSearchable": uf.is_searchable, "_uf": uf}
+    return {
+        "id": uf.id,
+        "entityId": uf.entity_id,
+        "fieldName": uf.field_name,
+        "userTypeId": uf.user_type_id,
+        "xmlId": uf.xml_id,
+        "sort": uf.sort,
+        "multiple": uf.multiple,
+        "mandatory": uf.mandatory,
+        "showFilter": uf.show_filter,
+        "showInList": uf.show_in_list,
+        "editInList": uf.edit_in_list,
+        "isSearchable": uf.is_searchable,
+        "_uf": uf,
+    }
 
 
 @method("userfieldconfig.list", scope="userfieldconfig")
@@ -247,7 +339,7 @@ def uf_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
     start = ctx.extras.get("start", 0)
     offset = max(0, start // 50 * 50) if start > 0 else 0
     page = []
-    for r in rows[offset:offset + 50]:
+    for r in rows[offset : offset + 50]:
         row = field_json(r["_uf"], with_enum=False)
         if isinstance(language, str):
             for key in ("languageId", *LABEL_KEYS):
@@ -271,7 +363,9 @@ def uf_delete(ctx: CallContext, params: dict[str, Any]) -> None:
         raise _deny("You cannot delete the user field")
     del state.user_fields[uf.id]
     state.touch_schema()
-    emit(ctx, "ONCRMTYPEUSERFIELDDELETE", {"ID": uf.id, "ENTITY_ID": uf.entity_id, "FIELD_NAME": uf.field_name})
+    emit(
+        ctx, "ONCRMTYPEUSERFIELDDELETE", {"ID": uf.id, "ENTITY_ID": uf.entity_id, "FIELD_NAME": uf.field_name}
+    )
     return None
 
 
