@@ -86,9 +86,9 @@ class WebhookAuth:
         parts = urlsplit(url.strip())
         match = _WEBHOOK_PATH.match(parts.path or "")
         if not match or parts.query or parts.fragment:
-            shown = re.sub(r"(/rest/\d+/)[^/]+", r"\1" + MASK, url)
+            shown = f"{parts.scheme}://{parts.netloc}/{MASK}" if parts.netloc else MASK
             raise ValueError("webhook URL must look like https://portal.bitrix24.com/rest/<user id>/<code>/ "
-                             f"(no method name, no query); got {shown!r}")
+                             f"(no method name, no query); got {shown!r} (path hidden: it may hold the code)")
         self.user_id = int(match["user"])
         self._code = match["code"]
         register_secret(self._code)

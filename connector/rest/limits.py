@@ -36,15 +36,21 @@ def plan_limits(plan: str) -> tuple[int, float]:
 
 
 class LeakyBucket:
-    """Lock-protected leaky bucket; `acquire()` blocks until one more request fits."""
+    """Lock-protected leaky bucket; `acquire()` blocks until one more request fits.
+
+    A request enters the portal's bucket when it *arrives*, a little after we take its slot; a
+    late arrival finds the portal's bucket fuller than ours. `latency` seconds of allowance
+    (`drain * latency` slots, at least 1, at most half the capacity) are kept free for that.
+    """
 
     def __init__(self, capacity: float, drain: float, clock: Clock = time.monotonic,
-                 sleep: Sleep = time.sleep) -> None:
-        if capacity < 1 or drain <= 0:
-            raise ValueError("bucket needs capacity >= 1 and drain > 0; "
-                             f"got capacity={capacity}, drain={drain}")
+                 sleep: Sleep = time.sleep, latency: float = 0.25) -> None:
+        if capacity < 1 or drain <= 0 or latency < 0:
+            raise ValueError("bucket needs capacity >= 1, drain > 0 and latency >= 0; "
+                             f"got capacity={capacity}, drain={drain}, latency={latency}")
         self.capacity = float(capacity)
         self.drain = float(drain)
+        self.headroom = min(max(1.0, drain * latency), capacity / 2) if latency else 0.0
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -65,7 +71,7 @@ class LeakyBucket:
         with self._lock:
             self._drain_to(self._clock())
             self._level += 1.0
-            return max(0.0, (self._level - self.capacity) / self.drain)
+            return max(0.0, (self._level - (self.capacity - self.headroom)) / self.drain)
 
     def acquire(self) -> float:
         """Take one slot and sleep until it is safe to send; returns the seconds waited."""
