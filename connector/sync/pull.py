@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.crm.items import ItemTranslator, ProcessMap, TranslationError, first_page, list_items
-from connector.sync.conflicts import settle
+from connector.sync.conflicts import diff, settle
 from connector.sync.report import FailedRow, ProcessFigures
 
 CHUNK = 2_000
@@ -181,8 +181,13 @@ class Puller:
                 continue
             key = local["key"]
             base_ut, base_data = bases.get(key, (None, None))
-            if base_data is not None and base_ut == rr.get("updated_time") and local.get("id") == pid:
-                self.figures.skipped += 1
+            if (
+                base_data is not None
+                and base_ut == rr.get("updated_time")
+                and local.get("id") == pid
+                and not diff(self._synced(rr), base_data, self.cols)
+            ):
+                self.figures.skipped += 1  # same (id, updatedTime) and same values: already known
                 continue
             if key in self.open_conflicts:
                 conn.execute(
@@ -273,8 +278,6 @@ class Puller:
         return {**{c: s.row.get(c) for c in self.cols}, **ro}
 
     def _both(self, base: dict[str, Any], local: dict[str, Any], rr: dict[str, Any]) -> list[str]:
-        from connector.sync.conflicts import diff
-
         return sorted(
             set(diff(self._synced(local), base, self.cols)) | set(diff(self._synced(rr), base, self.cols))
         )
