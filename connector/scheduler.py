@@ -46,6 +46,21 @@ _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
 _UNIT_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
 
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def cron_trigger(expr: str) -> CronTrigger:
+    """A CronTrigger with crontab semantics: numeric weekdays are 0/7 = Sunday (APScheduler 3 counts Monday
+    as 0, so they are translated to names first)."""
+    fields = expr.split()
+    if len(fields) == 5:
+        def name(m: re.Match[str]) -> str:
+            return _WEEKDAYS[int(m.group())] if int(m.group()) < 8 else m.group()
+
+        fields[4] = re.sub(r"(?<![/\d])\d+", name, fields[4])
+    return CronTrigger.from_crontab(" ".join(fields))
+
+
 class JobConfigError(ValueError):
     """Invalid job files; the message names every file and key that is wrong."""
 
@@ -87,7 +102,7 @@ class _Job(BaseModel):
     def _check_cron(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                CronTrigger.from_crontab(value)
+                cron_trigger(value)
             except ValueError as exc:
                 raise ValueError(
                     f"bad cron expression {value!r} ({exc}); expected 5 fields: minute hour day month weekday"
@@ -103,7 +118,7 @@ class _Job(BaseModel):
     def trigger(self) -> IntervalTrigger | CronTrigger:
         """The APScheduler trigger of this job."""
         if self.cron is not None:
-            return CronTrigger.from_crontab(self.cron)
+            return cron_trigger(self.cron)
         return IntervalTrigger(seconds=parse_interval(self.interval))  # type: ignore[arg-type]
 
 
