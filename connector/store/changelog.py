@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from connector.store.errors import StoreError
@@ -13,12 +13,14 @@ from connector.store.models import Change
 _SELECT = "SELECT seq, tbl, key, op, columns, at, error, attempts, portal_id FROM _changes"
 
 
-def coalesce(rows: Iterable[tuple[Any, ...]]) -> list[Change]:
+def coalesce(rows: Iterable[tuple[Any, ...]],
+             table_columns: Callable[[str], list[str]] | None = None) -> list[Change]:
     """Fold raw log rows (seq order) into one Change per (tbl, key), ordered by first seq.
 
     Net op: absent before and after (I..D) is a D with the last known portal id (None when the row
     never reached the portal); absent before, present after is I; present both is U; present
-    before, absent after is D. Columns are the union of touched columns in first-seen order.
+    before, absent after is D. Columns are the union of touched columns in first-seen order; a row
+    deleted and inserted again (net U) was replaced whole, so every column of its table is listed.
     """
     groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     for row in rows:
@@ -32,6 +34,10 @@ def coalesce(rows: Iterable[tuple[Any, ...]]) -> list[Change]:
             for name in json.loads(item[4] or "[]"):
                 if name not in columns:
                     columns.append(name)
+        replaced = op == "U" and any(
+            a[3] == "D" and b[3] == "I" for a, b in zip(items, items[1:], strict=False))
+        if replaced and table_columns is not None:
+            columns += [c for c in table_columns(tbl) if c != "key" and c not in columns]
         portal_id = next((item[8] for item in reversed(items) if item[8] is not None), None)
         changes.append(Change(
             tbl=tbl, key=key, op=op, columns=[] if op == "D" else columns,
@@ -58,7 +64,10 @@ def select(conn: sqlite3.Connection, status: str, tbl: str | None, limit: int | 
     if tbl is not None:
         sql += " AND tbl = ?"
         args.append(tbl)
-    changes = coalesce(conn.execute(sql + " ORDER BY seq", args))
+    def table_columns(name: str) -> list[str]:
+        return [r[1] for r in conn.execute("SELECT * FROM pragma_table_info(?)", (name,))]
+
+    changes = coalesce(conn.execute(sql + " ORDER BY seq", args).fetchall(), table_columns)
     return changes if limit is None else changes[:limit]
 
 
