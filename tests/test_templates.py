@@ -468,3 +468,11 @@ def test_problem_json_shape() -> None:
         "path": "bogus",
         "message": problem.message,
     }
+
+
+def test_docs_complete_example_loads() -> None:
+    doc = (MAPPINGS.parent / "docs" / "templates.md").read_text(encoding="utf-8")
+    example = doc.split("## Complete example")[1].split("```toml")[1].split("```")[0]
+    t = loads_template(example, "docs/templates.md")
+    assert t.code == "repair_request"
+    assert t.default_funnel is not None and t.default_funnel.success_stage.code == "DONE"
