@@ -62,16 +62,19 @@ def _find(state: PortalState, type_id: int) -> SmartType:
 
 
 def _allocate_entity_type_id(state: PortalState, fields: dict[str, Any]) -> int:
-    """The sequence moves on every add (ids are burned); an explicit id is validated."""
+    """The controller's range check first; then the sequence moves (burned even if the add fails)."""
+    raw = fields.get("entityTypeId")
+    explicit = raw is not None and raw != ""
+    if explicit and (
+        not is_numeric(raw) or int(float(raw)) in RESERVED_ENTITY_TYPE_IDS or int(float(raw)) <= 0
+    ):
+        raise ApiError("INVALID_ARG_VALUE", "entityTypeId is out of allowed range")
     auto = state.seq.next("entity_type_id", 2)
     used = {t.entity_type_id for t in state.types.values()}
-    raw = fields.get("entityTypeId")
-    if raw is None or raw == "":
+    if not explicit:
         while auto in used:
             auto = state.seq.next("entity_type_id", 2)
         return auto
-    if not is_numeric(raw) or int(float(raw)) in RESERVED_ENTITY_TYPE_IDS or int(float(raw)) <= 0:
-        raise ApiError("INVALID_ARG_VALUE", "entityTypeId is out of allowed range")
     etid = int(float(raw))
     if not is_possible_dynamic(etid):
         raise ApiError("BX_INVALID_VALUE", "EntityTypeId should be more or equal than 128 and less than 192")
