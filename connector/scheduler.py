@@ -190,6 +190,9 @@ class ApplyJob(_Job):
 
 Job = Annotated[SyncJob | ReconcileJob | ExportJob | ReportJob | ApplyJob, Field(discriminator="kind")]
 _JOB = TypeAdapter(Job)
+_MODELS: dict[str, type[BaseModel]] = {
+    "sync": SyncJob, "reconcile": ReconcileJob, "export": ExportJob, "report": ReportJob, "apply": ApplyJob,
+}
 
 
 def _key(loc: tuple[Any, ...]) -> str:
@@ -204,7 +207,9 @@ def _describe(error: dict[str, Any]) -> str:
     if error["type"] == "union_tag_not_found":
         return f"key 'kind' is missing; allowed: {', '.join(KINDS)}"
     if error["type"] == "extra_forbidden":
-        return f"key '{_key(error['loc'])}': unknown key"
+        model = _MODELS.get(str(error["loc"][0]))
+        allowed = f"; allowed keys: {', '.join(['kind', *model.model_fields])}" if model else ""
+        return f"key '{_key(error['loc'])}': unknown key{allowed}"
     return f"key '{_key(error['loc'])}': {msg}"
 
 
