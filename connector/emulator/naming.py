@@ -37,7 +37,7 @@ def snake_upper(name: str) -> str:
     """Generic camel -> UPPER_SNAKE with digits split off (`parentId1220` -> `PARENT_ID_1220`)."""
     if _UPPER_NAME.match(name):
         return "UF__" + name[3:] if name.startswith("UF_") else name
-    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    s = re.sub(r"(?<!^)(?=[A-Z])", "_", name)
     s = re.sub(r"(?<=[A-Za-z])(?=\d)", "_", s)
     return s.upper()
 
