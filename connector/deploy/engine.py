@@ -236,7 +236,7 @@ def _read_new_funnel_stages(ctx: Context, run: CommandRun, new_types: dict[str, 
         for fb in b.funnels:
             created = fb.portal is not None and (code in new_types or run.results.get(f"cat.{code}.{fb.desired.code}"))
             if created and fb.portal is not None and not fb.portal.stages:
-                wanted[f"s.{code}.{fb.desired.code}"] = (b, fb)
+                wanted[f"s{len(wanted)}"] = (b, fb)
     if not wanted:
         return
     answer = ctx.client.batch_all({

@@ -11,8 +11,8 @@ def record_binding(ids: IdView, b: TypeBinding) -> None:
         return
     p, code = b.portal, b.code
     ids.set("type", code, p.id, {"entityTypeId": p.entity_type_id, "created": b.owned, "title": p.title})
-    if b.renamed_from:
-        ids.delete("type", b.renamed_from)
+    if b.desired.renamed_from:
+        _forget_old(ids, "type", "", b.desired.renamed_from, p.id)
     for fb in b.fields:
         if fb.portal is None:
             continue
@@ -21,8 +21,7 @@ def record_binding(ids: IdView, b: TypeBinding) -> None:
             "field_name": f.field_name, "type": f.user_type_id, "multiple": f.multiple,
             "mandatory": f.mandatory, "label": f.label, "sort": f.sort,
         })
-        if fb.renamed_from:
-            ids.delete("field", f"{code}.{fb.renamed_from}")
+        _forget_old(ids, "field", code, fb.desired.renamed_from, f.id)
         for ob in fb.options:
             if ob.portal is not None:
                 ids.set("option", f"{code}.{fb.desired.code}.{ob.desired.code}", ob.portal.id,
@@ -32,8 +31,7 @@ def record_binding(ids: IdView, b: TypeBinding) -> None:
             continue
         ids.set("funnel", f"{code}.{fb.desired.code}", fb.portal.id,
                 {"name": fb.portal.name, "sort": fb.portal.sort, "created": fb.shape_defaults})
-        if fb.renamed_from:
-            ids.delete("funnel", f"{code}.{fb.renamed_from}")
+        _forget_old(ids, "funnel", code, fb.desired.renamed_from, fb.portal.id)
         for sb in fb.stages:
             s = sb.portal
             if s is None or not s.id:
@@ -42,8 +40,17 @@ def record_binding(ids: IdView, b: TypeBinding) -> None:
                 "status_id": s.status_id, "category_id": fb.portal.id, "name": s.name, "sort": s.sort,
                 "color": s.color, "semantics": s.semantics,
             })
-            if sb.renamed_from:
-                ids.delete("stage", f"{code}.{fb.desired.code}.{sb.renamed_from}")
+            _forget_old(ids, "stage", f"{code}.{fb.desired.code}", sb.desired.renamed_from, s.id)
     for i, section in enumerate(p.card or []):
         ids.set("section", f"{code}.{section.name}", i + 1,
                 {"title": section.title, "elements": [e.name for e in section.elements]})
+
+
+def _forget_old(ids: IdView, kind: str, prefix: str, old: str | None, portal_id: int) -> None:
+    """Drop the pre-rename code once the new code maps to the same portal object."""
+    if not old:
+        return
+    key = f"{prefix}.{old}" if prefix else old
+    entry = ids.entry(kind, key)
+    if entry is not None and str(entry.portal_id) == str(portal_id):
+        ids.delete(kind, key)
