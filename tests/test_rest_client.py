@@ -366,6 +366,19 @@ def test_redirect_to_plain_http_elsewhere_is_refused() -> None:
 
 
 @responses.activate
+def test_allow_http_on_the_client_governs_redirects() -> None:
+    from connector.rest import OAuthAuth
+
+    responses.post("https://p.example/rest/crm.item.get", status=302,
+                   headers={"Location": "http://moved.example/rest/crm.item.get"})
+    responses.post("http://moved.example/rest/crm.item.get", json=ok(1))
+    client = Client(OAuthAuth("https://p.example/rest/", "a-tok", "r-tok", "cid", "csec"), allow_http=True,
+                    bucket=LeakyBucket(1000, 1000))
+    assert client.call("crm.item.get", {}).result == 1
+    assert client.auth.base_url == "http://moved.example/rest/"
+
+
+@responses.activate
 def test_debug_logs_method_and_status_but_never_the_code(caplog: pytest.LogCaptureFixture) -> None:
     responses.post(BASE + "crm.item.get", status=503, json={"error": "QUERY_LIMIT_EXCEEDED"})
     responses.post(BASE + "crm.item.get", body=requests.ConnectionError(f"cannot reach {BASE}crm.item.get"))

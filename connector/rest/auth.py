@@ -50,6 +50,7 @@ class Auth(Protocol):
     """What the client needs from an authentication scheme."""
 
     can_refresh: bool
+    allow_http: bool
 
     @property
     def base_url(self) -> str: ...

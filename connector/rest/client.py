@@ -95,7 +95,11 @@ class Client:
     def __init__(self, auth: Auth, plan: str = "standard", session: requests.Session | None = None, *,
                  timeout: tuple[float, float] = (5.0, 60.0), retry: RetryPolicy | None = None,
                  bucket: LeakyBucket | None = None, ledger: MethodLedger | None = None,
-                 sleep: Sleep = time.sleep, clock: Clock = time.monotonic) -> None:
+                 sleep: Sleep = time.sleep, clock: Clock = time.monotonic,
+                 allow_http: bool | None = None) -> None:
+        """`allow_http` (when given) also governs redirects: plain http to a non-loopback host."""
+        if allow_http is not None and hasattr(auth, "allow_http"):
+            auth.allow_http = allow_http
         self.auth = auth
         self.plan = plan
         self.session = session or requests.Session()
@@ -112,7 +116,8 @@ class Client:
     def from_webhook(cls, url: str, plan: str = "standard", allow_http: bool = False,
                      session: requests.Session | None = None, **options: Any) -> Client:
         """Client for an incoming webhook URL `https://portal/rest/<user>/<code>/`."""
-        return cls(WebhookAuth(url, allow_http=allow_http), plan=plan, session=session, **options)
+        return cls(WebhookAuth(url, allow_http=allow_http), plan=plan, session=session, allow_http=allow_http,
+                   **options)
 
     def __repr__(self) -> str:
         return f"Client({self.auth!r}, plan={self.plan!r})"
