@@ -89,9 +89,9 @@ def test_empty_history_for_a_type_without_moves(portal):
 @pytest.mark.parametrize(
     ("params", "code", "message"),
     [
-        ({"entityTypeId": 3}, 0, "CONTACT entity is not supported"),
-        ({"entityTypeId": 33}, 0, "SHIPMENT_DOCUMENT entity is not supported"),
-        ({"entityTypeId": 1040}, 0, "DYNAMIC_1040 entity is not supported"),
+        ({"entityTypeId": 3}, "0", "CONTACT entity is not supported"),
+        ({"entityTypeId": 33}, "0", "SHIPMENT_DOCUMENT entity is not supported"),
+        ({"entityTypeId": 1040}, "0", "DYNAMIC_1040 entity is not supported"),
         ({}, "100", "Could not find value for parameter {entityTypeId}"),
         ({"entityTypeId": 1032, "filter": {"TITLE": "x"}}, "INVALID_ARG_VALUE",
          "Invalid filter: field 'TITLE' is not allowed in filter"),

@@ -59,7 +59,7 @@ def _require_supported(state: Any, entity_type_id: int) -> None:
     finder = getattr(state, "type_by_etid", None)
     if finder is not None and finder(entity_type_id) is not None:
         return
-    raise ApiError(0, f"{_type_name(entity_type_id)} entity is not supported")
+    raise ApiError("0", f"{_type_name(entity_type_id)} entity is not supported")  # a string, as sent
 
 
 def _tz(state: Any) -> timezone:
