@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 _OFFSET = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
@@ -22,7 +23,12 @@ def iso(ts: float | None, tz: timezone) -> str | None:
     """Unix seconds -> `2026-01-01T03:00:00+03:00` (whole seconds, portal offset)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(int(ts), tz).isoformat()
+    return _iso(int(ts), tz)
+
+
+@lru_cache(maxsize=8192)
+def _iso(ts: int, tz: timezone) -> str:
+    return datetime.fromtimestamp(ts, tz).isoformat()
 
 
 def iso_date(day: str | None, tz: timezone) -> str | None:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any
 
 from .common import emit, require_type, state_of
 from .convert import day_of, iso, iso_date, parse_date, parse_datetime, write_bool, yn
 from .errors import ApiError
-from .filters import compile_filter, parse_order, sort_rows
+from .filters import CompiledFilter, compile_filter, parse_order, sort_rows
 from .itemschema import FieldSpec, ItemSchema, describe, item_schema
 from .params import as_dict, is_numeric, req_array, req_int, use_original
 from .php import as_list, is_list_like
 from .registry import CallContext, ListPage, method
-from .state import PortalState, SmartType, Stage
+from .state import ItemTable, PortalState, SmartType, Stage
 
 PAGE = 50
 ITEM_NOT_FOUND = ApiError("NOT_FOUND", "Item was not found.")
@@ -50,6 +52,35 @@ def _out_one(spec: FieldSpec, value: Any, state: PortalState) -> Any:
     return value
 
 
+Converter = Callable[[Any], Any]
+
+
+def _converter(spec: FieldSpec, state: PortalState) -> Converter | None:
+    tz = state.tz
+    if spec.kind == "datetime":
+        return lambda v: iso(v, tz)
+    if spec.kind == "date":
+        return lambda v: iso_date(v, tz)
+    if spec.kind == "bool":
+        return yn
+    return None
+
+
+def _plan(
+    schema: ItemSchema, state: PortalState, original_uf: bool, select: list[FieldSpec] | None
+) -> list[tuple[str, str, Converter | None, bool]]:
+    """(output key, stored key, converter, multiple) per field; cached per schema and selection."""
+    key = (original_uf, None if select is None else tuple(s.upper for s in select))
+    plan: list[tuple[str, str, Converter | None, bool]] | None = schema.plans.get(key)
+    if plan is None:
+        if len(schema.plans) > 64:
+            schema.plans.clear()
+        specs = schema.fields if select is None else select
+        plan = [(s.key(original_uf), s.upper, _converter(s, state), s.multiple) for s in specs]
+        schema.plans[key] = plan
+    return plan
+
+
 def item_json(
     schema: ItemSchema,
     row: dict[str, Any],
@@ -58,10 +89,18 @@ def item_json(
     select: list[FieldSpec] | None = None,
 ) -> dict[str, Any] | list[Any]:
     """An item in camelCase (UF keys UPPER with useOriginalUfNames=Y); `select` cuts the keys."""
-    specs = schema.fields if select is None else select
-    if not specs:
+    plan = _plan(schema, state, original_uf, select)
+    if not plan:
         return []
-    out = {s.key(original_uf): out_value(s, row.get(s.upper), state) for s in specs}
+    out: dict[str, Any] = {}
+    get = row.get
+    for key, upper, conv, multiple in plan:
+        value = get(upper)
+        if multiple:
+            value = [conv(v) if conv is not None and v is not None else v for v in (value or [])]
+        elif conv is not None and value is not None:
+            value = conv(value)
+        out[key] = value
     if select is None:
         out["entityTypeId"] = schema.smart.entity_type_id
     return out
@@ -436,35 +475,45 @@ def item_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
 
 
 def _query(
-    table: Any, flt: Any, order: list[tuple[str, bool]], offset: int, count: bool
+    table: ItemTable, flt: CompiledFilter, order: list[tuple[str, bool]], offset: int, count: bool
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Rows of one page (and the total when counting); id-ordered keyset pages never scan."""
     b = flt.bounds
+    rows_by_id = table.rows
     if b.exact is not None:
-        ids = sorted(
+        wanted = sorted(
             i
             for i in b.exact
-            if i in table.rows and (b.low is None or i >= b.low) and (b.high is None or i <= b.high)
+            if i in rows_by_id and (b.low is None or i >= b.low) and (b.high is None or i <= b.high)
         )
+        positions: range | list[int] = wanted
+        ids: list[int] = wanted
     else:
-        ids = table.id_range(b.low, b.high)
+        lo, hi = table.id_span(b.low, b.high)
+        positions, ids = range(lo, hi), table.ids
     id_order = not order or (len(order) == 1 and order[0][0] == "ID")
-    if id_order:
-        if order and order[0][1]:
-            ids = ids[::-1]
-        pred = flt.predicate
-        rows_by_id = table.rows
-        if not count:
-            out: list[dict[str, Any]] = []
-            for i in ids:
-                row = rows_by_id[i]
-                if flt.trivial or pred(row):
-                    out.append(row)
-                    if len(out) >= PAGE:
-                        break
-            return out, None
-        matched = [rows_by_id[i] for i in ids if flt.trivial or pred(rows_by_id[i])]
-        return matched[offset : offset + PAGE], len(matched)
-    matched = [table.rows[i] for i in ids if flt.trivial or flt.predicate(table.rows[i])]
-    ordered = sort_rows(matched, order)
-    return ordered[offset : offset + PAGE], (len(ordered) if count else None)
+    if not id_order:
+        matched = [
+            r
+            for r in (rows_by_id[ids[p]] if b.exact is None else rows_by_id[p] for p in positions)
+            if flt.trivial or flt.predicate(r)
+        ]
+        ordered = sort_rows(matched, order)
+        return ordered[offset : offset + PAGE], (len(ordered) if count else None)
+    descending = bool(order and order[0][1])
+    walk = reversed(positions) if descending else positions
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for p in walk:
+            row = rows_by_id[ids[p]] if b.exact is None else rows_by_id[p]
+            if flt.trivial or flt.predicate(row):
+                yield row
+
+    if not count:
+        return list(islice(rows(), PAGE)), None
+    if flt.trivial:
+        total = len(positions)
+        page = list(islice(rows(), offset, offset + PAGE))
+        return page, total
+    matched = list(rows())
+    return matched[offset : offset + PAGE], len(matched)

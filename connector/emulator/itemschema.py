@@ -124,6 +124,7 @@ class ItemSchema:
     fields: list[FieldSpec]
     by_upper: dict[str, FieldSpec]
     by_camel: dict[str, FieldSpec]
+    plans: dict[Any, Any] = field(default_factory=dict)  # output plans cached by items.py
 
     def resolve(self, name: str, original_uf: bool) -> FieldSpec | None:
         """The field a request key names (camel, system UPPER, or UF UPPER with useOriginalUfNames=Y)."""
@@ -142,17 +143,14 @@ class ItemSchema:
         return resolve
 
 
-_CACHE: dict[tuple[int, int, int], ItemSchema] = {}
-
-
 def item_schema(state: PortalState, smart: SmartType) -> ItemSchema:
     """The (cached) field collection of `smart` at the current schema version."""
-    key = (id(state), smart.entity_type_id, state.version)
-    cached = _CACHE.get(key)
+    key = (smart.entity_type_id, state.version)
+    cached = state.schema_cache.get(key)
     if cached is not None:
         return cached
-    if len(_CACHE) > 256:
-        _CACHE.clear()
+    if len(state.schema_cache) > 64:
+        state.schema_cache.clear()
     etid = smart.entity_type_id
     default_cat = state.default_category(etid)
     status_type = stage_entity_id(etid, default_cat.id if default_cat else 0)
@@ -202,7 +200,7 @@ def item_schema(state: PortalState, smart: SmartType) -> ItemSchema:
             )
         )
     schema = ItemSchema(smart, specs, {s.upper: s for s in specs}, {s.camel: s for s in specs})
-    _CACHE[key] = schema
+    state.schema_cache[key] = schema
     return schema
 
 

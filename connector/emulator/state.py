@@ -146,10 +146,15 @@ class ItemTable:
             if i < len(self.ids) and self.ids[i] == item_id:
                 del self.ids[i]
 
-    def id_range(self, low: int | None, high: int | None) -> list[int]:
-        """Ids in [low, high] (inclusive, either bound optional) by bisect, without scanning."""
+    def id_span(self, low: int | None, high: int | None) -> tuple[int, int]:
+        """Positions [lo, hi) in `ids` of the ids within [low, high] (inclusive), found by bisect."""
         lo = 0 if low is None else bisect.bisect_left(self.ids, low)
         hi = len(self.ids) if high is None else bisect.bisect_right(self.ids, high)
+        return lo, max(lo, hi)
+
+    def id_range(self, low: int | None, high: int | None) -> list[int]:
+        """Ids in [low, high] (inclusive, either bound optional), without scanning."""
+        lo, hi = self.id_span(low, high)
         return self.ids[lo:hi]
 
 
@@ -197,6 +202,7 @@ class PortalState:
         self.stage_history: list[dict[str, Any]] = []
         self.details_config: dict[str, Any] = {}
         self.version = 0  # bumped on every schema change (caches key on it)
+        self.schema_cache: dict[tuple[int, int], Any] = {}  # (etid, version) -> ItemSchema
         self.dirty_items: set[tuple[int, int]] = set()
         self.schema_dirty = False
 
