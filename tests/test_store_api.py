@@ -238,3 +238,15 @@ def test_runs(store: Store) -> None:
         store.run_finish(r1, "great", {})
     with pytest.raises(StoreError, match="no run"):
         store.run_finish(999, "ok", {})
+
+
+def test_new_keys_are_unique_ordered_uuid7_hex() -> None:
+    import uuid
+
+    from connector.store import new_key
+
+    keys = [new_key() for _ in range(10_000)]
+    assert len(set(keys)) == len(keys) and keys == sorted(keys)
+    assert all(len(k) == 32 for k in keys)
+    parsed = uuid.UUID(hex=keys[0])
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122

@@ -315,3 +315,14 @@ def test_labels_view_in_english_falls_back(tmp_path: Path) -> None:
     assert rows["b"]["stage_name"] == "Won" and rows["b"]["color_label"] == "Blue"
     assert rows["a"]["funnel_name"] == "Main"
     s.close()
+
+
+def test_wide_table_triggers_stay_under_sqlite_depth_limit(tmp_path: Path) -> None:
+    fields = [{"code": f"f{i}", "type": "string", "label": {"ru": "x"}} for i in range(1200)]
+    s = Store.open(tmp_path / "wide.db")
+    s.ensure_process(Template.model_validate({"code": "wide", "title": {"ru": "W"}, "fields": fields}))
+    s.conn.execute("INSERT INTO wide (key, f5) VALUES ('k', 'a')")
+    s.conn.execute("UPDATE wide SET f1199 = 'b', f3 = 'c' WHERE key = 'k'")
+    [change] = s.pending_changes()
+    assert (change.op, change.columns) == ("I", ["f5", "f3", "f1199"])
+    s.close()

@@ -2,11 +2,12 @@
 
 from connector.store.errors import StoreError
 from connector.store.idmap import IdMap
+from connector.store.keys import new_key
 from connector.store.models import BaseSnapshot, Change, Conflict, IdMapEntry, Run, StageMove
 from connector.store.store import Store
 from connector.store.values import CrmRef, FileRef, Money
 
 __all__ = [
     "BaseSnapshot", "Change", "Conflict", "CrmRef", "FileRef", "IdMap", "IdMapEntry", "Money", "Run",
-    "StageMove", "Store", "StoreError",
+    "StageMove", "Store", "StoreError", "new_key",
 ]

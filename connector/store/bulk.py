@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from connector.store.errors import StoreError
+from connector.store.keys import new_key
 from connector.store.sqltext import ident
 
 CHUNK = 5_000
@@ -38,7 +38,7 @@ def upsert_rows(conn: sqlite3.Connection, tbl: str, rows: Iterable[Mapping[str, 
             raise StoreError(f"a row for {tbl!r} has no {by!r}; every upserted row needs it: {shown}")
         values = dict(row)
         if by == "id" and values.get("key") is None:
-            values["key"] = uuid.uuid4().hex
+            values["key"] = new_key()
         columns = tuple(values)
         if columns not in statements:
             unknown = [c for c in columns if c not in known]

@@ -140,27 +140,31 @@ def default_funnel(template: Template) -> str | None:
     return str(funnels[0].code) if funnels else None
 
 
-def _changed_list(columns: Iterable[str], test: str) -> str:
-    """SQL building the JSON array of column names for which `test` (with {c}) holds."""
+def _balanced(parts: list[str], op: str) -> str:
+    """Join with a binary operator as a balanced tree, so wide tables stay under SQLite's depth limit."""
+    if len(parts) <= 8:
+        return "(" + f" {op} ".join(parts) + ")"
+    mid = len(parts) // 2
+    return f"({_balanced(parts[:mid], op)} {op} {_balanced(parts[mid:], op)})"
+
+
+def _changed_list(columns: Iterable[str], test: str, defaults: dict[str, str] | None = None) -> str:
+    """SQL building the JSON array of column names for which `test` (with {c} and {d}) holds."""
     parts = [
-        f"CASE WHEN {test.format(c=ident(c))} THEN {literal(json.dumps(c) + ',')} ELSE '' END"
+        f"CASE WHEN {test.format(c=ident(c), d=(defaults or {}).get(c, 'NULL'))} "
+        f"THEN {literal(json.dumps(c) + ',')} ELSE '' END"
         for c in columns
     ]
-    return "'[' || rtrim(" + " || ".join(parts) + ", ',') || ']'" if parts else "'[]'"
+    return "'[' || rtrim(" + _balanced(parts, "||") + ", ',') || ']'" if parts else "'[]'"
 
 
 def trigger_sql(tbl: str, columns: list[str]) -> dict[str, str]:
     """CREATE TRIGGER statements that write local changes to `_changes`."""
     guard = "(SELECT flag FROM _applying) = 0"
     # An INSERT records the columns given a value other than the column default (the key is implied).
-    insert_cols = " || ".join(
-        f"CASE WHEN NEW.{ident(c)} IS NOT {INSERT_DEFAULTS.get(c, 'NULL')} "
-        f"THEN {literal(json.dumps(c) + ',')} ELSE '' END"
-        for c in columns if c != "key"
-    )
-    insert_cols = f"'[' || rtrim({insert_cols}, ',') || ']'" if insert_cols else "'[]'"
+    insert_cols = _changed_list([c for c in columns if c != "key"], "NEW.{c} IS NOT {d}", INSERT_DEFAULTS)
     update_cols = _changed_list(columns, "OLD.{c} IS NOT NEW.{c}")
-    any_change = " OR ".join(f"OLD.{ident(c)} IS NOT NEW.{ident(c)}" for c in columns)
+    any_change = _balanced([f"OLD.{ident(c)} IS NOT NEW.{ident(c)}" for c in columns], "OR")
     log = "INSERT INTO _changes (tbl, key, op, columns, at, status, attempts, portal_id) VALUES"
     t, q = ident(tbl), literal(tbl)
     return {
@@ -170,7 +174,7 @@ def trigger_sql(tbl: str, columns: list[str]) -> dict[str, str]:
         ),
         f"_log_{tbl}_update": (
             f"CREATE TRIGGER {ident('_log_' + tbl + '_update')} AFTER UPDATE ON {t} "
-            f"WHEN {guard} AND ({any_change}) BEGIN "
+            f"WHEN {guard} AND {any_change} BEGIN "
             f"{log} ({q}, NEW.\"key\", 'U', {update_cols}, {NOW_SQL}, 'pending', 0, NEW.\"id\"); END"
         ),
         f"_log_{tbl}_delete": (

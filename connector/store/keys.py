@@ -1,0 +1,26 @@
+"""Local row keys: 32-hex UUIDv7 (time-ordered, so bulk inserts append to the key index)."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+
+_lock = threading.Lock()
+_last_ms = 0
+_seq = 0
+
+
+def new_key() -> str:
+    """A fresh 32-hex local key (UUIDv7 layout: ms timestamp, 12-bit sequence, 62 random bits)."""
+    global _last_ms, _seq
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        if ms > _last_ms:
+            _last_ms, _seq = ms, 0
+        else:
+            _seq += 1
+            if _seq > 0xFFF:  # more than 4096 keys in one millisecond: borrow the next one
+                _last_ms, _seq = _last_ms + 1, 0
+        value = (_last_ms << 80) | (0x7 << 76) | (_seq << 64) | (0b10 << 62) | secrets.randbits(62)
+    return f"{value:032x}"
