@@ -46,7 +46,11 @@ def _connect(path: str) -> sqlite3.Connection:
 
 
 class Store:
-    """One SQLite file per portal; any SQLite tool may read and write it alongside us."""
+    """One SQLite file per portal; any SQLite tool may read and write it alongside us.
+
+    Transactions on one Store are serialised by a lock, but plain reads are not: give each thread
+    its own Store (they share the file safely through WAL and the busy timeout).
+    """
 
     def __init__(self, conn: sqlite3.Connection, path: str) -> None:
         self.conn = conn
