@@ -346,3 +346,38 @@ def test_state_survives_to_dict_and_load_dict(hub, sink):
     assert call(copy, "event.offline.list").total == 1
     call(copy, "event.bind", {"event": "ONCRMDYNAMICITEMDELETE", "handler": HANDLER})
     assert max(b.id for b in copy.bindings) == 3
+
+
+# -- through the emulator core -----------------------------------------------------------------
+def test_item_writes_through_the_emulator_reach_handlers_and_the_offline_queue():
+    import json as _json
+
+    from connector.emulator import Emulator
+    from connector.emulator.server import route
+
+    emu = Emulator(clock="virtual")
+    posts = Sink()
+    emu.events.deliverer = posts
+    token = emu.issue_token()["access_token"]
+
+    def send(method: str, params: dict[str, Any], oauth: bool = False) -> dict[str, Any]:
+        path = f"/rest/{method}" if oauth else f"/rest/1/{emu.webhook_code}/{method}"
+        body = _json.dumps({**params, **({"auth": token} if oauth else {})}).encode()
+        return _json.loads(route(emu, "POST", path, "", body, "application/json", "https://x.test").body)
+
+    assert send("event.bind", {"event": "ONCRMDYNAMICITEMUPDATE", "handler": HANDLER})["error"] == (
+        "WRONG_AUTH_TYPE")  # webhooks cannot bind events
+    send("event.bind", {"event": "ONCRMDYNAMICITEMUPDATE", "handler": HANDLER}, oauth=True)
+    send("event.bind", {"event": "ONCRMDYNAMICITEMUPDATE", "event_type": "offline",
+                        "auth_connector": "b24sync"}, oauth=True)
+    etid = send("crm.type.add", {"fields": {"title": "T"}})["result"]["type"]["entityTypeId"]
+    item = send("crm.item.add", {"entityTypeId": etid, "fields": {"title": "a"}})["result"]["item"]
+    send("crm.item.update", {"entityTypeId": etid, "id": item["id"], "fields": {"title": "a"}})  # no-op
+    assert posts.posts == []
+    send("crm.item.update", {"entityTypeId": etid, "id": item["id"], "fields": {"title": "b"},
+                             "auth_connector": "b24sync"})
+    assert [p[1]["data[FIELDS][ID]"] for p in posts.posts] == [str(item["id"])]
+    assert send("event.offline.get", {"auth_connector": "b24sync"}, oauth=True)["result"]["events"] == []
+    send("crm.item.update", {"entityTypeId": etid, "id": item["id"], "fields": {"title": "c"}})
+    queued = send("event.offline.get", {"auth_connector": "b24sync"}, oauth=True)["result"]["events"]
+    assert [e["EVENT_NAME"] for e in queued] == ["ONCRMDYNAMICITEMUPDATE"]

@@ -154,3 +154,30 @@ def test_fail_writes_forever_until_cleared():
     assert all(plan.before("crm.item.add") is not None for _ in range(5))
     plan.clear()
     assert plan.before("crm.item.add") is None
+
+
+# -- through the emulator core and its `responses` adapter -------------------------------------
+def test_dropped_response_after_the_write_was_applied():
+    import requests
+    import responses
+
+    from connector.emulator import Emulator
+
+    emu = Emulator(faults="drop=crm.item.add:1.0", clock="virtual")
+    etid = emu.call("crm.type.add", {"fields": {"title": "T"}})["result"]["type"]["entityTypeId"]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        url = emu.register(rsps)
+        with pytest.raises(requests.ConnectionError):
+            requests.post(url + "crm.item.add", json={"entityTypeId": etid, "fields": {"title": "lost"}})
+        listed = requests.post(url + "crm.item.list", json={"entityTypeId": etid}).json()
+    assert [i["title"] for i in listed["result"]["items"]] == ["lost"]  # the write happened
+
+
+def test_injected_fault_replaces_the_response_and_the_call_does_not_run():
+    from connector.emulator import Emulator
+
+    emu = Emulator(clock="virtual")
+    emu.faults.inject_next("500", method="crm.type.add")
+    body = emu.call("crm.type.add", {"fields": {"title": "T"}})
+    assert body.get("error") == "ERROR_CORE" and "result" not in body
+    assert emu.call("crm.type.list", {})["total"] == 0

@@ -243,3 +243,23 @@ def test_cost_model_scale_multiplies_everything():
     assert fast.estimate("crm.item.list", {}, 1000, counted=True, offset=0) == pytest.approx(
         cost.estimate("crm.item.list", {}, 1000, counted=True, offset=0) * 0.001
     )
+
+
+# -- through the emulator core -----------------------------------------------------------------
+def test_emulator_applies_bucket_ledger_and_cost_per_call():
+    from connector.emulator import Emulator
+
+    emu = Emulator(limits="capacity=5,drain=1,operating=0.05", clock="virtual")
+    smart = emu.call("crm.type.add", {"fields": {"title": "T"}})["result"]["type"]
+    emu.seed_items(smart["entityTypeId"], 500)
+    body = emu.call("crm.item.list", {"entityTypeId": smart["entityTypeId"], "start": 0})
+    assert set(body["time"]) >= {"operating", "operating_reset_at"} and body["time"]["operating"] > 0
+    etid = smart["entityTypeId"]
+    errors = [emu.call("crm.item.list", {"entityTypeId": etid}).get("error") for _ in range(4)]
+    # a counted page over 500 rows costs more than the 0.05 s budget: the next calls get 429, and the
+    # sixth request overflows the 5-request bucket (503), which is checked first
+    assert errors == ["OPERATION_TIME_LIMIT"] * 3 + ["QUERY_LIMIT_EXCEEDED"]
+    emu.clock.advance(700)
+    assert "result" in emu.call("crm.item.list", {"entityTypeId": smart["entityTypeId"], "start": -1})
+    summary = emu.cost_by_method()
+    assert summary["crm.item.list"]["calls"] >= 2 and summary["crm.item.list"]["seconds"] > 0
