@@ -85,7 +85,6 @@ def main() -> None:
     )
     cost = emu.cost_by_method()["crm.item.list"]
     peak_one_portal = rss_mb()  # before the state-file part, which holds more portals at once
-    del emu
     with tempfile.TemporaryDirectory() as tmp:
         path = f"{tmp}/state.db"
         t0 = time.perf_counter()
