@@ -27,7 +27,9 @@ def render_plan(plan: Plan) -> Any:
         table.add_row(Text(action, style=_STYLE.get(c.action, "")),
                       f"{c.kind} {c.process}{'.' + c.code if c.code else ''}", detail)
     counts = plan.counts()
-    summary = Text(", ".join(f"{v} {k}" for k, v in counts.items() if v) or "nothing to do")
+    done = ", ".join(f"{counts[k]} to {k}" for k in ("create", "update", "rename", "delete") if counts[k])
+    extra = ", ".join(f"{counts[k]} {k}" for k in ("blocked", "manual") if counts[k])
+    summary = Text((done or "nothing to do") + (f" ({extra})" if extra else ""))
     parts: list[Any] = [table, summary]
     if plan.manual:
         parts.append(Text("Manual steps (REST cannot set CRM role permissions; not applied):", style="magenta"))
