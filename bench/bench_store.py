@@ -66,6 +66,10 @@ def main() -> None:
         update_s = time.perf_counter() - t0
         unlogged = store.conn.execute("SELECT count(*) FROM _changes").fetchone()[0]
 
+        t0 = time.perf_counter()
+        scanned = sum(1 for _ in store.conn.execute("SELECT * FROM car_labels"))
+        view_s = time.perf_counter() - t0
+
         k = min(10_000, n)
         user = sqlite3.connect(store.path, isolation_level=None)
         t0 = time.perf_counter()
@@ -88,6 +92,7 @@ def main() -> None:
         "engine_update_rows_per_s": round(n / update_s),
         "engine_insert_rows_per_cpu_s": round(n / insert_cpu),
         "engine_writes_logged": unlogged,
+        "labels_view_rows_per_s": round(scanned / view_s),
         "user_updates": k,
         "user_updates_logged_per_s": round(k / logged_s),
         "pending_changes_rows": len(pending),
@@ -99,6 +104,7 @@ def main() -> None:
           f"({cpu_rate} rows per CPU second; other load on the host slows wall time)")
     print(f"engine update: {n} rows in {update_s:.2f}s = {figures['engine_update_rows_per_s']} rows/s")
     print(f"engine writes in the change log: {unlogged} (must be 0)")
+    print(f"labels view scan: {scanned} rows in {view_s:.2f}s = {figures['labels_view_rows_per_s']} rows/s")
     rate = figures["user_updates_logged_per_s"]
     print(f"user updates with triggers: {k} in {logged_s:.2f}s = {rate} rows/s")
     print(f"pending_changes over {len(pending)} rows: {pending_s:.3f}s")

@@ -36,9 +36,7 @@ def upsert_rows(conn: sqlite3.Connection, tbl: str, rows: Iterable[Mapping[str, 
         if row.get(by) is None:
             shown = str(dict(row))[:200]
             raise StoreError(f"a row for {tbl!r} has no {by!r}; every upserted row needs it: {shown}")
-        values = dict(row)
-        if by == "id" and values.get("key") is None:
-            values["key"] = new_key()
+        values = {**row, "key": new_key()} if by == "id" and row.get("key") is None else row
         columns = tuple(values)
         if columns not in statements:
             unknown = [c for c in columns if c not in known]
@@ -47,7 +45,7 @@ def upsert_rows(conn: sqlite3.Connection, tbl: str, rows: Iterable[Mapping[str, 
             statements[columns] = _statement(tbl, columns, by)
             batches[columns] = []
         batch = batches[columns]
-        batch.append(tuple(values[c] for c in columns))
+        batch.append(tuple(values.values()))
         count += 1
         if len(batch) >= CHUNK:
             conn.executemany(statements[columns], batch)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
+import os
+import random
 import threading
 import time
 
 _lock = threading.Lock()
 _last_ms = 0
 _seq = 0
+_rng = random.Random(os.urandom(16))  # not for secrets; only to make keys unique across writers
+os.register_at_fork(after_in_child=lambda: _rng.seed(os.urandom(16)))
 
 
 def new_key() -> str:
@@ -22,5 +25,5 @@ def new_key() -> str:
             _seq += 1
             if _seq > 0xFFF:  # more than 4096 keys in one millisecond: borrow the next one
                 _last_ms, _seq = _last_ms + 1, 0
-        value = (_last_ms << 80) | (0x7 << 76) | (_seq << 64) | (0b10 << 62) | secrets.randbits(62)
+        value = (_last_ms << 80) | (0x7 << 76) | (_seq << 64) | (0b10 << 62) | _rng.getrandbits(62)
     return f"{value:032x}"
