@@ -195,6 +195,3 @@ def main(argv: list[str] | None = None) -> int:
         return code
     return EXIT_OK
 
-
-if __name__ == "__main__":
-    sys.exit(main())

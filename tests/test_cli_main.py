@@ -1,0 +1,94 @@
+"""The `b24sync` entry point: global options, `call`, exit codes, secrets kept out of output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connector.cli.main import main
+from connector.emulator import EmulatorServer
+
+Capture = pytest.CaptureFixture[str]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_call_over_loopback_prints_result(live_emulator: EmulatorServer, capsys: Capture) -> None:
+    url = live_emulator.webhook_url
+    code, out, _ = run(capsys, "call", "crm.type.add", '{"fields": {"title": "Авто"}}', "--portal", url)
+    assert code == 0
+    created = json.loads(out)["type"]
+    assert created["title"] == "Авто" and created["entityTypeId"] == 1032
+    code, out, _ = run(capsys, "--json", "call", "crm.type.list", "--portal", url)
+    assert code == 0
+    body = json.loads(out)
+    assert [t["entityTypeId"] for t in body["result"]["types"]] == [1032]
+    assert body["total"] == 1
+
+
+def test_call_batch(live_emulator: EmulatorServer, capsys: Capture) -> None:
+    cmd = {"a": "crm.type.add?fields[title]=A", "b": "crm.type.get?id=$result[a][type][id]"}
+    batch = {"cmd": cmd, "halt": 0}
+    code, out, _ = run(capsys, "call", "batch", json.dumps(batch), "--portal", live_emulator.webhook_url)
+    assert code == 0
+    result = json.loads(out)
+    assert result["result"]["b"]["type"]["title"] == "A"
+    assert result["result_error"] == []
+
+
+def test_api_error_exits_1_without_secret(live_emulator: EmulatorServer, capsys: Capture) -> None:
+    url = live_emulator.webhook_url
+    secret = url.rstrip("/").rsplit("/", 1)[-1]
+    code, out, err = run(capsys, "call", "crm.item.get", '{"entityTypeId": 1032, "id": 1}', "--portal", url)
+    assert code == 1
+    assert "NOT_FOUND" in err
+    assert secret not in out + err
+
+
+def test_wrong_webhook_code_is_an_auth_error(live_emulator: EmulatorServer, capsys: Capture) -> None:
+    wrong = live_emulator.webhook_url.rstrip("/").rsplit("/", 1)[0] + "/wrongcode42/"
+    code, out, err = run(capsys, "call", "crm.type.list", "--portal", wrong)
+    assert code == 1
+    assert "wrongcode42" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["call", "crm.type.list", "not json", "--portal", "http://127.0.0.1:1/rest/1/x/"], "not valid JSON"),
+        (["call", "crm.type.list", "[1]", "--portal", "http://127.0.0.1:1/rest/1/x/"], "JSON object"),
+        (["call", "crm.type.list", "--portal", "nosuch"], "unknown portal 'nosuch'"),
+        (["call", "crm.type.list", "--portal", "https://host/api/x"], "not a webhook URL"),
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
+                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err
+
+
+def test_config_portal_and_unknown_command(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           live_emulator: EmulatorServer) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'[portals.local]\nwebhook = "{live_emulator.webhook_url}"\n', encoding="utf-8")
+    code, out, _ = run(capsys, "--config", str(config), "call", "crm.type.list", "--portal", "local")
+    assert code == 0 and json.loads(out) == {"types": []}
+    assert run(capsys, "no-such-command")[0] == 2
+
+
+def test_console_script_help_lists_every_area() -> None:
+    done = subprocess.run([sys.executable, "-m", "connector", "--help"], capture_output=True,
+                          text=True, timeout=60, check=True)
+    for command in ("call", "emulator", "template", "plan", "apply", "drift", "adopt", "sync", "conflicts",
+                    "export", "report", "run", "status", "demo"):
+        assert command in done.stdout, command
