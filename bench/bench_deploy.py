@@ -37,16 +37,23 @@ def main() -> dict[str, object]:
     finally:
         server.stop()
     figures = {
-        "apply_requests": first.requests, "apply_write_calls": first.write_calls,
-        "apply_seconds": round(t1 - t0, 3), "reapply_requests": second.requests,
-        "reapply_write_calls": second.write_calls, "reapply_seconds": round(t2 - t1, 3),
-        "apply_ok": first.requests <= 8 and first.converged, "reapply_ok": second.requests <= 3
-        and second.write_calls == 0,
+        "apply_requests": first.requests,
+        "apply_write_calls": first.write_calls,
+        "apply_seconds": round(t1 - t0, 3),
+        "reapply_requests": second.requests,
+        "reapply_write_calls": second.write_calls,
+        "reapply_seconds": round(t2 - t1, 3),
+        "apply_ok": first.requests <= 8 and first.converged,
+        "reapply_ok": second.requests <= 3 and second.write_calls == 0,
     }
-    print(f"apply hr_candidates on an empty portal: {first.requests} HTTP requests "
-          f"({first.write_calls} write calls) in {figures['apply_seconds']} s (target ≤ 8 requests)")
-    print(f"re-apply: {second.requests} HTTP requests, {second.write_calls} writes in "
-          f"{figures['reapply_seconds']} s (target ≤ 3, reads only)")
+    print(
+        f"apply hr_candidates on an empty portal: {first.requests} HTTP requests "
+        f"({first.write_calls} write calls) in {figures['apply_seconds']} s (target ≤ 8 requests)"
+    )
+    print(
+        f"re-apply: {second.requests} HTTP requests, {second.write_calls} writes in "
+        f"{figures['reapply_seconds']} s (target ≤ 3, reads only)"
+    )
     print(json.dumps(figures))
     return figures
 

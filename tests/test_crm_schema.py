@@ -33,19 +33,34 @@ class RecordingClient:
 
 def test_refs_inside_one_batch_become_result_references() -> None:
     client = RecordingClient()
-    cmds = [Command("t", "crm.type.add", {"fields": {"title": "A"}}),
-            Command("f", "userfieldconfig.add", {"field": {"entityId": Ref("t", ("type", "id"), "CRM_{}"),
-                                                           "etid": Ref("t", ("type", "entityTypeId"))}})]
+    cmds = [
+        Command("t", "crm.type.add", {"fields": {"title": "A"}}),
+        Command(
+            "f",
+            "userfieldconfig.add",
+            {
+                "field": {
+                    "entityId": Ref("t", ("type", "id"), "CRM_{}"),
+                    "etid": Ref("t", ("type", "entityTypeId")),
+                }
+            },
+        ),
+    ]
     run_commands(client, cmds)
     sent = client.batches[0]
     assert list(sent) == ["c0", "c1"]
-    assert sent["c1"][1]["field"] == {"entityId": "CRM_$result[c0][type][id]", "etid": "$result[c0][type][entityTypeId]"}
+    assert sent["c1"][1]["field"] == {
+        "entityId": "CRM_$result[c0][type][id]",
+        "etid": "$result[c0][type][entityTypeId]",
+    }
 
 
 def test_refs_across_batches_are_resolved_to_values() -> None:
     client = RecordingClient()
     cmds = [Command("t", "crm.type.add", {})] + [
-        Command(f"f{i}", "userfieldconfig.add", {"entityId": Ref("t", ("type", "id"), "CRM_{}")}) for i in range(60)]
+        Command(f"f{i}", "userfieldconfig.add", {"entityId": Ref("t", ("type", "id"), "CRM_{}")})
+        for i in range(60)
+    ]
     run = run_commands(client, cmds)
     assert len(client.batches) == 2 and run.requests == 2
     assert client.batches[1]["c55"][1] == {"entityId": "CRM_10"}
@@ -55,8 +70,13 @@ def test_refs_across_batches_are_resolved_to_values() -> None:
 def test_a_failed_command_names_itself() -> None:
     client = RecordingClient(fail="crm.category.add")
     with pytest.raises(SchemaWriteError, match="create funnel x.y failed: boom"):
-        run_commands(client, [Command("a", "crm.type.add", {}),
-                              Command("b", "crm.category.add", {}, note="create funnel x.y")])
+        run_commands(
+            client,
+            [
+                Command("a", "crm.type.add", {}),
+                Command("b", "crm.category.add", {}, note="create funnel x.y"),
+            ],
+        )
 
 
 @settings(max_examples=40, deadline=None)
@@ -69,16 +89,42 @@ def test_pack_keeps_order_and_limit(n: int) -> None:
 
 
 def test_parse_rows() -> None:
-    stage = schema.parse_stage({"ID": "7", "STATUS_ID": "DT1032_5:SUCCESS", "NAME": "Win", "SORT": "40",
-                                "SYSTEM": "Y", "COLOR": "#00ff00", "SEMANTICS": "S"})
+    stage = schema.parse_stage(
+        {
+            "ID": "7",
+            "STATUS_ID": "DT1032_5:SUCCESS",
+            "NAME": "Win",
+            "SORT": "40",
+            "SYSTEM": "Y",
+            "COLOR": "#00ff00",
+            "SEMANTICS": "S",
+        }
+    )
     assert (stage.code, stage.semantics, stage.sort, stage.system) == ("SUCCESS", "success", 40, True)
-    assert schema.parse_stage({"ID": "8", "STATUS_ID": "DT1032_5:X", "SEMANTICS": None}).semantics == "process"
-    f = schema.parse_field({"id": "5", "fieldName": "UF_CRM_3_CITY", "userTypeId": "enumeration", "multiple": "N",
-                            "showFilter": "I", "editFormLabel": {"ru": "Город", "en": None},
-                            "enum": [{"id": "2", "value": "B", "sort": "20"}, {"id": "1", "value": "A", "sort": "10"}]})
+    assert (
+        schema.parse_stage({"ID": "8", "STATUS_ID": "DT1032_5:X", "SEMANTICS": None}).semantics == "process"
+    )
+    f = schema.parse_field(
+        {
+            "id": "5",
+            "fieldName": "UF_CRM_3_CITY",
+            "userTypeId": "enumeration",
+            "multiple": "N",
+            "showFilter": "I",
+            "editFormLabel": {"ru": "Город", "en": None},
+            "enum": [{"id": "2", "value": "B", "sort": "20"}, {"id": "1", "value": "A", "sort": "10"}],
+        }
+    )
     assert f.show_filter and f.label == {"ru": "Город"} and [o.value for o in f.options] == ["A", "B"]
-    t = schema.parse_type({"id": 3, "entityTypeId": 1032, "title": "T", "code": "", "isStagesEnabled": "Y",
-                           "relations": {"parent": [{"entityTypeId": 2, "isChildrenListEnabled": "Y",
-                                                     "isPredefined": "N"}]}})
+    t = schema.parse_type(
+        {
+            "id": 3,
+            "entityTypeId": 1032,
+            "title": "T",
+            "code": "",
+            "isStagesEnabled": "Y",
+            "relations": {"parent": [{"entityTypeId": 2, "isChildrenListEnabled": "Y", "isPredefined": "N"}]},
+        }
+    )
     assert t.code is None and t.flags["isStagesEnabled"] and t.parents[0].entity_type_id == 2
     assert schema.uf_suffix("UF_CRM_12_MY_FIELD") == "MY_FIELD"

@@ -31,13 +31,19 @@ def portal_shape(emu: Emulator) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for t in emu.call("crm.type.list", {})["result"]["types"]:
         etid = t["entityTypeId"]
-        fields = emu.call("userfieldconfig.list", {"moduleId": "crm", "filter": {"entityId": f"CRM_{t['id']}"}})
+        fields = emu.call(
+            "userfieldconfig.list", {"moduleId": "crm", "filter": {"entityId": f"CRM_{t['id']}"}}
+        )
         names = sorted(f["fieldName"].split("_", 3)[-1] for f in fields["result"]["fields"])
         cats = emu.call("crm.category.list", {"entityTypeId": etid})["result"]["categories"]
         funnels = {}
         for c in cats:
-            rows = emu.call("crm.status.list", {"filter": {"ENTITY_ID": f"DYNAMIC_{etid}_STAGE_{c['id']}"}})["result"]
-            funnels[c["name"]] = sorted((r["STATUS_ID"].split(":")[1], r["NAME"], int(r["SORT"])) for r in rows)
+            rows = emu.call("crm.status.list", {"filter": {"ENTITY_ID": f"DYNAMIC_{etid}_STAGE_{c['id']}"}})[
+                "result"
+            ]
+            funnels[c["name"]] = sorted(
+                (r["STATUS_ID"].split(":")[1], r["NAME"], int(r["SORT"])) for r in rows
+            )
         out[t["title"]] = {"fields": names, "funnels": funnels}
     return out
 
@@ -155,8 +161,11 @@ def test_apply_interrupted_after_each_write_resumes_without_duplicates(name: str
             url = emu.register(rsps, "https://resume.example.test")
             store = Store.open(tmp_path / f"k{k}.db")
             with pytest.raises(Exception):  # noqa: B017 - any transport error ends the first run
-                apply(Client.from_webhook(url, session=CrashingSession(k), retry=RetryPolicy(max_attempts=1)),
-                      [t], store)
+                apply(
+                    Client.from_webhook(url, session=CrashingSession(k), retry=RetryPolicy(max_attempts=1)),
+                    [t],
+                    store,
+                )
             resumed = apply(Client.from_webhook(url), [t], store)
             assert resumed.converged, (k, resumed.remaining)
             assert portal_shape(emu) == expected, k
@@ -170,8 +179,17 @@ def test_drift_finds_a_field_added_and_a_stage_renamed_by_hand(
     result = apply(client, [t], store)
     assert not drift(client, store).has_drift
     type_id = store.idmap.get(result.portal, "type", "candidate")
-    emulator.call("userfieldconfig.add", {"moduleId": "crm", "field": {
-        "entityId": f"CRM_{type_id}", "fieldName": f"UF_CRM_{type_id}_HANDMADE", "userTypeId": "string"}})
+    emulator.call(
+        "userfieldconfig.add",
+        {
+            "moduleId": "crm",
+            "field": {
+                "entityId": f"CRM_{type_id}",
+                "fieldName": f"UF_CRM_{type_id}_HANDMADE",
+                "userTypeId": "string",
+            },
+        },
+    )
     stage_id = store.idmap.get(result.portal, "stage", "candidate.hiring.CALL")
     emulator.call("crm.status.update", {"id": stage_id, "fields": {"NAME": "Звонок (вручную)"}})
     d = drift(client, store)
@@ -190,8 +208,17 @@ def test_existing_process_is_additive_unless_destructive_allowed(
     t = load_template("mappings/hr_candidates.toml")
     result = apply(client, [t], store)
     type_id = store.idmap.get(result.portal, "type", "candidate")
-    emulator.call("userfieldconfig.add", {"moduleId": "crm", "field": {
-        "entityId": f"CRM_{type_id}", "fieldName": f"UF_CRM_{type_id}_EXTRA", "userTypeId": "string"}})
+    emulator.call(
+        "userfieldconfig.add",
+        {
+            "moduleId": "crm",
+            "field": {
+                "entityId": f"CRM_{type_id}",
+                "fieldName": f"UF_CRM_{type_id}_EXTRA",
+                "userTypeId": "string",
+            },
+        },
+    )
     p = plan(client, [t], store)
     delete = [c for c in p.changes if c.action == "delete" and c.kind == "field"]
     assert delete and delete[0].blocked and not p.has_changes
@@ -199,7 +226,9 @@ def test_existing_process_is_additive_unless_destructive_allowed(
     assert plan(client, [t], store, allow_destructive=True).has_changes
     done = apply(client, [t], store, allow_destructive=True)
     assert done.write_calls == 1 and done.converged
-    fields = emulator.call("userfieldconfig.list", {"moduleId": "crm", "filter": {"entityId": f"CRM_{type_id}"}})
+    fields = emulator.call(
+        "userfieldconfig.list", {"moduleId": "crm", "filter": {"entityId": f"CRM_{type_id}"}}
+    )
     assert all(not f["fieldName"].endswith("_EXTRA") for f in fields["result"]["fields"])
 
 
@@ -226,10 +255,12 @@ def test_adopt_round_trips_and_reproduces_on_another_portal(
     apply(client, [original], store)
     adopted = adopt(client, "Кандидаты", store)
     assert adopted.code == original.code
-    assert [(f.code, f.type, f.multiple, [o.code for o in f.options]) for f in adopted.fields] == \
-        [(f.code, f.type, f.multiple, [o.code for o in f.options]) for f in original.fields]
-    assert [(f.code, [(s.code, s.semantics) for s in f.stages]) for f in adopted.funnels] == \
-        [(f.code, [(s.code, s.semantics) for s in f.stages]) for f in original.funnels]
+    assert [(f.code, f.type, f.multiple, [o.code for o in f.options]) for f in adopted.fields] == [
+        (f.code, f.type, f.multiple, [o.code for o in f.options]) for f in original.fields
+    ]
+    assert [(f.code, [(s.code, s.semantics) for s in f.stages]) for f in adopted.funnels] == [
+        (f.code, [(s.code, s.semantics) for s in f.stages]) for f in original.funnels
+    ]
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         other = Emulator()
         url = other.register(rsps, "https://other.example.test")
@@ -250,8 +281,11 @@ def test_over_loopback_server(live_emulator: Any, store: Store) -> None:
 
 def test_bad_template_fails_with_template_errors(tmp_path: Path, client: Client, store: Store) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text('code = "Bad Code"\ntitle = { ru = "X" }\n[[fields]]\ncode = "a"\ntype = "colour"\n'
-                   'label = { ru = "A" }\n', encoding="utf-8")
+    bad.write_text(
+        'code = "Bad Code"\ntitle = { ru = "X" }\n[[fields]]\ncode = "a"\ntype = "colour"\n'
+        'label = { ru = "A" }\n',
+        encoding="utf-8",
+    )
     with pytest.raises(TemplateError) as info:
         plan(client, [bad], store)
     message = str(info.value)

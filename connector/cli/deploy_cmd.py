@@ -11,13 +11,22 @@ from rich.table import Table
 
 from connector.cli import main as cli
 
-FilesArg = Annotated[list[Path], typer.Argument(help="Template files (TOML), e.g. mappings/hr_candidates.toml.")]
+FilesArg = Annotated[
+    list[Path], typer.Argument(help="Template files (TOML), e.g. mappings/hr_candidates.toml.")
+]
 OptFilesArg = Annotated[list[Path] | None, typer.Argument(help="Limit to these templates' processes.")]
-DestructiveOpt = Annotated[bool, typer.Option("--allow-destructive", help="Also delete what the template lacks.")]
+DestructiveOpt = Annotated[
+    bool, typer.Option("--allow-destructive", help="Also delete what the template lacks.")
+]
 
 
-def _each_portal(ctx: typer.Context, portals: list[str] | None, all_portals: bool, db: Path | None,
-                 work: Callable[[Any, Any], tuple[dict[str, Any], int]]) -> int:
+def _each_portal(
+    ctx: typer.Context,
+    portals: list[str] | None,
+    all_portals: bool,
+    db: Path | None,
+    work: Callable[[Any, Any], tuple[dict[str, Any], int]],
+) -> int:
     """Run `work(client, store)` per portal (own id map each); a summary table ends a multi-portal run."""
     from connector.store import Store
 
@@ -47,8 +56,12 @@ def _each_portal(ctx: typer.Context, portals: list[str] | None, all_portals: boo
 
 
 def plan_command(
-    ctx: typer.Context, files: FilesArg, portal: cli.PortalsOpt = None, all_portals: cli.AllOpt = False,
-    db: cli.DbOpt = None, allow_destructive: DestructiveOpt = False,
+    ctx: typer.Context,
+    files: FilesArg,
+    portal: cli.PortalsOpt = None,
+    all_portals: cli.AllOpt = False,
+    db: cli.DbOpt = None,
+    allow_destructive: DestructiveOpt = False,
 ) -> None:
     """Show what apply would do, per object in code terms (exit 0 nothing to do, 2 changes)."""
     from connector.deploy import plan
@@ -65,9 +78,15 @@ def plan_command(
 
 
 def apply_command(
-    ctx: typer.Context, files: FilesArg, portal: cli.PortalsOpt = None, all_portals: cli.AllOpt = False,
-    db: cli.DbOpt = None, yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and list the calls; write nothing.")] = False,
+    ctx: typer.Context,
+    files: FilesArg,
+    portal: cli.PortalsOpt = None,
+    all_portals: cli.AllOpt = False,
+    db: cli.DbOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Plan and list the calls; write nothing.")
+    ] = False,
     allow_destructive: DestructiveOpt = False,
 ) -> None:
     """Apply templates: batched writes in dependency order; every portal id goes to the id map."""
@@ -88,9 +107,12 @@ def apply_command(
         result = apply(client, templates, store, allow_destructive=allow_destructive, dry_run=dry_run)
 
         def human() -> None:
-            cli.stdout.print(result.plan.render() if dry_run else
-                             f"{result.portal}: {result.write_calls} writes in {result.requests} requests"
-                             + ("" if result.converged else f"; still differs: {result.remaining}"))
+            cli.stdout.print(
+                result.plan.render()
+                if dry_run
+                else f"{result.portal}: {result.write_calls} writes in {result.requests} requests"
+                + ("" if result.converged else f"; still differs: {result.remaining}")
+            )
             for c in result.manual:
                 cli.stdout.print(f"  manual (not done): {c.note}", highlight=False)
 
@@ -102,7 +124,10 @@ def apply_command(
 
 
 def drift_command(
-    ctx: typer.Context, files: OptFilesArg = None, portal: cli.PortalsOpt = None, all_portals: cli.AllOpt = False,
+    ctx: typer.Context,
+    files: OptFilesArg = None,
+    portal: cli.PortalsOpt = None,
+    all_portals: cli.AllOpt = False,
     db: cli.DbOpt = None,
 ) -> None:
     """List what changed on the portal by hand since the last apply (exit 2 on drift)."""
@@ -120,7 +145,8 @@ def drift_command(
 
 
 def adopt_command(
-    ctx: typer.Context, portal: cli.PortalOpt = ...,  # type: ignore[assignment]
+    ctx: typer.Context,
+    portal: cli.PortalOpt = ...,  # type: ignore[assignment]
     type_ref: Annotated[str, typer.Option("--type", "-t", help="entityTypeId, code or exact title.")] = ...,  # type: ignore[assignment]
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the TOML here.")] = None,
     db: cli.DbOpt = None,

@@ -20,10 +20,20 @@ from connector.constants import BATCH_MAX
 Semantics = Literal["process", "success", "failure"]
 
 TYPE_FLAGS = (
-    "isCategoriesEnabled", "isStagesEnabled", "isBeginCloseDatesEnabled", "isClientEnabled",
-    "isUseInUserfieldEnabled", "isLinkWithProductsEnabled", "isMycompanyEnabled", "isDocumentsEnabled",
-    "isSourceEnabled", "isObserversEnabled", "isRecyclebinEnabled", "isAutomationEnabled",
-    "isBizProcEnabled", "isSetOpenPermissions",
+    "isCategoriesEnabled",
+    "isStagesEnabled",
+    "isBeginCloseDatesEnabled",
+    "isClientEnabled",
+    "isUseInUserfieldEnabled",
+    "isLinkWithProductsEnabled",
+    "isMycompanyEnabled",
+    "isDocumentsEnabled",
+    "isSourceEnabled",
+    "isObserversEnabled",
+    "isRecyclebinEnabled",
+    "isAutomationEnabled",
+    "isBizProcEnabled",
+    "isSetOpenPermissions",
 )
 LINKED_USER_FIELDS = {
     "calendar": "CALENDAR_EVENT|UF_CRM_CAL_EVENT",
@@ -264,8 +274,9 @@ def parse_card(value: Any) -> list[CardSectionConfig] | None:
     for s in value:
         if isinstance(s, dict) and s.get("name"):
             elements = [CardElement(name=str(e["name"])) for e in (s.get("elements") or []) if e.get("name")]
-            sections.append(CardSectionConfig(name=str(s["name"]), title=str(s.get("title") or ""),
-                                              elements=elements))
+            sections.append(
+                CardSectionConfig(name=str(s["name"]), title=str(s.get("title") or ""), elements=elements)
+            )
     return sections
 
 
@@ -312,13 +323,22 @@ def fill_details(client: Any, types: Sequence[PortalType]) -> None:
     commands: dict[str, tuple[str, dict[str, Any]]] = {}
     for t in types:
         commands[f"t{t.id}"] = ("crm.type.get", {"id": t.id})
-        commands[f"f{t.id}"] = ("userfieldconfig.list", {
-            "moduleId": "crm", "filter": {"entityId": field_entity_id(t.id)}, "order": {"sort": "ASC", "id": "ASC"},
-        })
+        commands[f"f{t.id}"] = (
+            "userfieldconfig.list",
+            {
+                "moduleId": "crm",
+                "filter": {"entityId": field_entity_id(t.id)},
+                "order": {"sort": "ASC", "id": "ASC"},
+            },
+        )
         commands[f"c{t.id}"] = ("crm.category.list", {"entityTypeId": t.entity_type_id})
-        commands[f"d{t.id}"] = ("crm.item.details.configuration.get", {
-            "entityTypeId": t.entity_type_id, "scope": "C",
-        })
+        commands[f"d{t.id}"] = (
+            "crm.item.details.configuration.get",
+            {
+                "entityTypeId": t.entity_type_id,
+                "scope": "C",
+            },
+        )
     first = client.batch_all(commands)
     stage_commands: dict[str, tuple[str, dict[str, Any]]] = {}
     for t in types:
@@ -332,18 +352,23 @@ def fill_details(client: Any, types: Sequence[PortalType]) -> None:
                 t.code = detailed.code
         t.fields = [parse_field(r) for r in _rows(first.results.get(f"f{t.id}"), "fields")]
         t.fields += _more_fields(client, t, first.totals.get(f"f{t.id}"), len(t.fields))
-        t.funnels = sorted((parse_funnel(r) for r in _rows(first.results.get(f"c{t.id}"), "categories")),
-                           key=lambda f: (f.sort, f.id or 0))
+        t.funnels = sorted(
+            (parse_funnel(r) for r in _rows(first.results.get(f"c{t.id}"), "categories")),
+            key=lambda f: (f.sort, f.id or 0),
+        )
         t.card = parse_card(first.results.get(f"d{t.id}"))
         t.detailed = True
         for f in t.fields:
             if f.user_type_id == "enumeration" and not f.options:
                 stage_commands[f"e{f.id}"] = ("userfieldconfig.get", {"moduleId": "crm", "id": f.id})
         for funnel in t.funnels:
-            stage_commands[f"s{t.id}_{funnel.id}"] = ("crm.status.list", {
-                "filter": {"ENTITY_ID": stage_entity_id(t.entity_type_id, int(funnel.id or 0))},
-                "order": {"SORT": "ASC"},
-            })
+            stage_commands[f"s{t.id}_{funnel.id}"] = (
+                "crm.status.list",
+                {
+                    "filter": {"ENTITY_ID": stage_entity_id(t.entity_type_id, int(funnel.id or 0))},
+                    "order": {"SORT": "ASC"},
+                },
+            )
     if not stage_commands:
         return
     second = client.batch_all(stage_commands)
@@ -354,8 +379,9 @@ def fill_details(client: Any, types: Sequence[PortalType]) -> None:
                 t.fields[i] = parse_field(full["field"])
         for funnel in t.funnels:
             rows = second.results.get(f"s{t.id}_{funnel.id}")
-            funnel.stages = sorted((parse_stage(r) for r in (rows or []) if isinstance(r, dict)),
-                                   key=lambda s: (s.sort, s.id))
+            funnel.stages = sorted(
+                (parse_stage(r) for r in (rows or []) if isinstance(r, dict)), key=lambda s: (s.sort, s.id)
+            )
 
 
 def _rows(result: Any, key: str) -> list[dict[str, Any]]:
@@ -369,10 +395,15 @@ def _more_fields(client: Any, t: PortalType, total: int | None, have: int) -> li
     """Further pages of `userfieldconfig.list` for a type with more than 50 fields."""
     more: list[PortalField] = []
     while total is not None and have + len(more) < total:
-        response = client.call("userfieldconfig.list", {
-            "moduleId": "crm", "filter": {"entityId": field_entity_id(t.id)},
-            "order": {"sort": "ASC", "id": "ASC"}, "start": have + len(more),
-        })
+        response = client.call(
+            "userfieldconfig.list",
+            {
+                "moduleId": "crm",
+                "filter": {"entityId": field_entity_id(t.id)},
+                "order": {"sort": "ASC", "id": "ASC"},
+                "start": have + len(more),
+            },
+        )
         rows = _rows(response.result, "fields")
         if not rows:
             break

@@ -14,5 +14,18 @@ from connector.deploy.drift import drift
 from connector.deploy.engine import apply, plan, portal_key_of
 from connector.deploy.model import ApplyResult, Change, Diff, Drift, DriftItem, Plan, ProcessPlan
 
-__all__ = ["AdoptError", "adopt", "drift", "ApplyResult", "Change", "Diff", "Drift", "DriftItem", "Plan", "ProcessPlan",
-           "apply", "plan", "portal_key_of"]
+__all__ = [
+    "AdoptError",
+    "adopt",
+    "drift",
+    "ApplyResult",
+    "Change",
+    "Diff",
+    "Drift",
+    "DriftItem",
+    "Plan",
+    "ProcessPlan",
+    "apply",
+    "plan",
+    "portal_key_of",
+]

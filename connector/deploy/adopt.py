@@ -31,11 +31,17 @@ class AdoptError(ValueError):
 def find_type(types: list[PortalType], type_ref: int | str) -> PortalType:
     """A type by entityTypeId, code or exact title."""
     ref = str(type_ref).strip()
-    hits = [t for t in types if (ref.isdigit() and t.entity_type_id == int(ref)) or t.code == ref or t.title == ref]
+    hits = [
+        t
+        for t in types
+        if (ref.isdigit() and t.entity_type_id == int(ref)) or t.code == ref or t.title == ref
+    ]
     if len(hits) != 1:
         known = ", ".join(f"{t.entity_type_id} «{t.title}»" for t in types) or "none"
         why = "is ambiguous" if hits else "matches no smart process"
-        raise AdoptError(f"--type {ref!r} {why}; give an entityTypeId or an exact title. Smart processes: {known}")
+        raise AdoptError(
+            f"--type {ref!r} {why}; give an entityTypeId or an exact title. Smart processes: {known}"
+        )
     return hits[0]
 
 
@@ -60,10 +66,16 @@ def adopt(client: Any, type_ref: int | str, store: Any = None, *, code: str | No
             "calendar": t.linked_user_fields.get("CALENDAR_EVENT|UF_CRM_CAL_EVENT", False),
         },
         "relations": {
-            "parents": [_target(r.entity_type_id, names) for r in t.parents if not r.predefined
-                        and _target(r.entity_type_id, names)],
-            "children": [_target(r.entity_type_id, names) for r in t.children if not r.predefined
-                         and _target(r.entity_type_id, names)],
+            "parents": [
+                _target(r.entity_type_id, names)
+                for r in t.parents
+                if not r.predefined and _target(r.entity_type_id, names)
+            ],
+            "children": [
+                _target(r.entity_type_id, names)
+                for r in t.children
+                if not r.predefined and _target(r.entity_type_id, names)
+            ],
         },
     }
     fields = [f for f in t.fields if f.user_type_id in FIELD_TYPES]
@@ -91,14 +103,26 @@ def _field_code(f: PortalField) -> str:
 
 def _field(f: PortalField, code: str, names: dict[int, str]) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "code": code, "type": f.user_type_id, "label": f.label or {"ru": f.field_name},
-        "multiple": f.multiple, "required": f.mandatory, "show_in_filter": f.show_filter, "sort": f.sort,
+        "code": code,
+        "type": f.user_type_id,
+        "label": f.label or {"ru": f.field_name},
+        "multiple": f.multiple,
+        "required": f.mandatory,
+        "show_in_filter": f.show_filter,
+        "sort": f.sort,
     }
     if f.help:
         out["help"] = f.help
     if f.user_type_id == "enumeration":
-        out["options"] = [{"code": o.xml_id.lower() if OPTION_CODE_RE.match(o.xml_id.lower()) else f"o{o.id}",
-                           "label": {"ru": o.value}, "sort": o.sort, "default": o.default} for o in f.options]
+        out["options"] = [
+            {
+                "code": o.xml_id.lower() if OPTION_CODE_RE.match(o.xml_id.lower()) else f"o{o.id}",
+                "label": {"ru": o.value},
+                "sort": o.sort,
+                "default": o.default,
+            }
+            for o in f.options
+        ]
     if f.user_type_id == "crm":
         by_key = {v: k for k, v in CRM_LINK_KEYS.items()}
         targets = []
@@ -118,7 +142,7 @@ def _field(f: PortalField, code: str, names: dict[int, str]) -> dict[str, Any]:
 def _reverse(ids: IdView | None, kind: str, prefix: str) -> dict[int, str]:
     if ids is None:
         return {}
-    return {int(e.portal_id): e.code[len(prefix):] for e in ids.all(kind) if e.code.startswith(prefix)}
+    return {int(e.portal_id): e.code[len(prefix) :] for e in ids.all(kind) if e.code.startswith(prefix)}
 
 
 def _stage_code(code: str) -> str:
@@ -137,10 +161,24 @@ def _funnels(t: PortalType, process: str, ids: IdView | None) -> list[dict[str, 
             mapped = stage_codes.get(s.id, "")
             scode = mapped.split(".", 1)[1] if mapped.startswith(fcode + ".") else _stage_code(s.code)
             color = s.color.upper() if re.match(r"^#[0-9A-Fa-f]{6}$", s.color) else "#22B9FF"
-            stages.append({"code": scode, "name": {"ru": s.name or s.code}, "semantics": s.semantics,
-                           "color": color, "sort": s.sort})
-        out.append({"code": fcode, "name": {"ru": f.name or fcode}, "default": f.is_default, "sort": f.sort,
-                    "stages": stages})
+            stages.append(
+                {
+                    "code": scode,
+                    "name": {"ru": s.name or s.code},
+                    "semantics": s.semantics,
+                    "color": color,
+                    "sort": s.sort,
+                }
+            )
+        out.append(
+            {
+                "code": fcode,
+                "name": {"ru": f.name or fcode},
+                "default": f.is_default,
+                "sort": f.sort,
+                "stages": stages,
+            }
+        )
     return out
 
 

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.constants import DEFAULT_STAGE_CODES, SYSTEM_STAGE_CODES
-from connector.crm.schema import PortalField, PortalFunnel, PortalOption, PortalSnapshot, PortalStage, PortalType
+from connector.crm.schema import (
+    PortalField,
+    PortalFunnel,
+    PortalOption,
+    PortalSnapshot,
+    PortalStage,
+    PortalType,
+)
 from connector.deploy.desired import DesiredField, DesiredFunnel, DesiredOption, DesiredStage, DesiredType
 
 _DEFAULT_SORTS = dict(zip(DEFAULT_STAGE_CODES, (10, 20, 30, 40, 50), strict=True))
@@ -111,9 +118,15 @@ def default_funnel(category_id: int | None = None, entity_type_id: int | None = 
     """The funnel Bitrix24 creates for a new type or category: NEW, PREPARATION, CLIENT, SUCCESS, FAIL."""
     prefix = f"DT{entity_type_id}_{category_id}:" if entity_type_id and category_id else ""
     stages = [
-        PortalStage(id=0, status_id=prefix + code, code=code, name="", sort=_DEFAULT_SORTS[code],
-                    semantics=_DEFAULT_SEMANTICS.get(code, "process"),  # type: ignore[arg-type]
-                    system=code in SYSTEM_STAGE_CODES)
+        PortalStage(
+            id=0,
+            status_id=prefix + code,
+            code=code,
+            name="",
+            sort=_DEFAULT_SORTS[code],
+            semantics=_DEFAULT_SEMANTICS.get(code, "process"),  # type: ignore[arg-type]
+            system=code in SYSTEM_STAGE_CODES,
+        )
         for code in DEFAULT_STAGE_CODES
     ]
     return PortalFunnel(id=category_id, name="", is_default=True, stages=stages)
@@ -124,15 +137,23 @@ def bind_type(desired: DesiredType, snapshot: PortalSnapshot, ids: IdView) -> Ty
     portal, via, renamed = _find_type(desired, snapshot, ids)
     entry = ids.entry("type", desired.code) or (ids.entry("type", renamed) if renamed else None)
     created = bool(entry and (entry.extra or {}).get("created"))
-    owned = portal is None or created or (entry is None and (via == "code" or (via == "title" and not portal.fields)))
+    owned = (
+        portal is None
+        or created
+        or (entry is None and (via == "code" or (via == "title" and not portal.fields)))
+    )
     b = TypeBinding(desired=desired, portal=portal, owned=owned, matched_by=via, renamed_from=renamed)
     _bind_fields(b, ids)
     _bind_funnels(b, ids)
     return b
 
 
-def _find_type(desired: DesiredType, snapshot: PortalSnapshot, ids: IdView) -> tuple[PortalType | None, str, Any]:
-    codes = [(desired.code, None)] + ([(desired.renamed_from, desired.renamed_from)] if desired.renamed_from else [])
+def _find_type(
+    desired: DesiredType, snapshot: PortalSnapshot, ids: IdView
+) -> tuple[PortalType | None, str, Any]:
+    codes = [(desired.code, None)] + (
+        [(desired.renamed_from, desired.renamed_from)] if desired.renamed_from else []
+    )
     for code, renamed in codes:
         type_id = ids.id("type", code)
         if type_id is not None and (t := snapshot.by_id(type_id)) is not None:
@@ -157,7 +178,11 @@ def _bind_fields(b: TypeBinding, ids: IdView) -> None:
 
     def find(code: str, xml_id: str, suffix: str) -> PortalField | None:
         fid = ids.id("field", _key(b.code, code))
-        for rule in (lambda f: f.id == fid, lambda f: f.xml_id == xml_id, lambda f: f.field_name == prefix + suffix):
+        for rule in (
+            lambda f: f.id == fid,
+            lambda f: f.xml_id == xml_id,
+            lambda f: f.field_name == prefix + suffix,
+        ):
             hit = next((f for f in portal_fields if f.id not in claimed and rule(f)), None)
             if hit is not None:
                 return hit
@@ -207,8 +232,12 @@ def _bind_options(b: TypeBinding, fb: FieldBinding, ids: IdView) -> None:
 def _bind_funnels(b: TypeBinding, ids: IdView) -> None:
     if b.portal is None:
         for d in b.desired.funnels:
-            fb = FunnelBinding(desired=d, portal=default_funnel() if d.default else None,
-                               predicted=d.default, shape_defaults=True)
+            fb = FunnelBinding(
+                desired=d,
+                portal=default_funnel() if d.default else None,
+                predicted=d.default,
+                shape_defaults=True,
+            )
             _bind_stages(b, fb, fb.portal or default_funnel(), ids)
             b.funnels.append(fb)
         return
@@ -237,8 +266,11 @@ def _bind_funnels(b: TypeBinding, ids: IdView) -> None:
             if found[d.code][0] is not None:
                 continue
             if rule == "default":
-                hit = next((f for f in portal_funnels if f.is_default and f.id not in claimed), None) \
-                    if d.default else None
+                hit = (
+                    next((f for f in portal_funnels if f.is_default and f.id not in claimed), None)
+                    if d.default
+                    else None
+                )
             else:
                 hit = next((f for f in portal_funnels if f.name == d.name and f.id not in claimed), None)
             if hit is not None:
@@ -266,17 +298,26 @@ def _bind_stages(b: TypeBinding, fb: FunnelBinding, funnel: PortalFunnel, ids: I
 
     for d in fb.desired.stages:
         sid = ids.id("stage", _key(b.code, fb.desired.code, d.code)) if funnel.id is not None else None
-        take(d, next((s for s in stages if sid is not None and s.id == sid and s.status_id not in claimed), None))
+        take(
+            d,
+            next((s for s in stages if sid is not None and s.id == sid and s.status_id not in claimed), None),
+        )
     for d in fb.desired.stages:
         take(d, next((s for s in stages if s.code == d.code and s.status_id not in claimed), None))
     for d in fb.desired.stages:
         if d.renamed_from:
-            take(d, next((s for s in stages if s.code == d.renamed_from and s.status_id not in claimed), None),
-                 renamed_from=d.renamed_from)
+            take(
+                d,
+                next((s for s in stages if s.code == d.renamed_from and s.status_id not in claimed), None),
+                renamed_from=d.renamed_from,
+            )
     for d in fb.desired.stages:
         if d.code in anchors:
             system = anchors[d.code]
-            take(d, next((s for s in stages if s.code == system and s.status_id not in claimed), None),
-                 anchored=True)
+            take(
+                d,
+                next((s for s in stages if s.code == system and s.status_id not in claimed), None),
+                anchored=True,
+            )
     fb.stages = [result.get(d.code) or StageBinding(desired=d, portal=None) for d in fb.desired.stages]
     fb.extra_stages = [s for s in stages if s.status_id not in claimed]

@@ -22,32 +22,64 @@ def type_changes(b: TypeBinding, allow_destructive: bool) -> list[Change]:
     for fb in b.funnels:
         out += funnel_changes(b, fb, allow_destructive)
     for f in b.extra_funnels:
-        out.append(_delete(b.code, "funnel", f"#{f.id}", allow_destructive, f"portal funnel {f.name!r}",
-                           cannot="the default funnel cannot be deleted" if f.is_default else ""))
+        out.append(
+            _delete(
+                b.code,
+                "funnel",
+                f"#{f.id}",
+                allow_destructive,
+                f"portal funnel {f.name!r}",
+                cannot="the default funnel cannot be deleted" if f.is_default else "",
+            )
+        )
     out += section_changes(b)
-    out += [Change(process=b.code, kind="access", action="manual", code=str(i + 1), note=rule)
-            for i, rule in enumerate(b.desired.access)]
+    out += [
+        Change(process=b.code, kind="access", action="manual", code=str(i + 1), note=rule)
+        for i, rule in enumerate(b.desired.access)
+    ]
     return out
 
 
 def _delete(process: str, kind: Any, code: str, allowed: bool, what: str, cannot: str = "") -> Change:
     if cannot:
-        return Change(process=process, kind=kind, action="note", code=code, note=f"{what} not in the template; {cannot}")
-    return Change(process=process, kind=kind, action="delete", code=code, blocked=not allowed,
-                  note=f"{what} is not in the template")
+        return Change(
+            process=process, kind=kind, action="note", code=code, note=f"{what} not in the template; {cannot}"
+        )
+    return Change(
+        process=process,
+        kind=kind,
+        action="delete",
+        code=code,
+        blocked=not allowed,
+        note=f"{what} is not in the template",
+    )
 
 
 def _type_level(b: TypeBinding) -> list[Change]:
     d, p = b.desired, b.portal
     if p is None:
-        return [Change(process=d.code, kind="type", action="create", code="",
-                       diffs=[Diff(attr="title", new=d.title)] +
-                       [Diff(attr=k, new=v) for k, v in sorted(d.flags.items())])]
+        return [
+            Change(
+                process=d.code,
+                kind="type",
+                action="create",
+                code="",
+                diffs=[Diff(attr="title", new=d.title)]
+                + [Diff(attr=k, new=v) for k, v in sorted(d.flags.items())],
+            )
+        ]
     diffs = type_diffs(d, p)
     out: list[Change] = []
     if b.renamed_from:
-        out.append(Change(process=d.code, kind="type", action="rename", code="",
-                          diffs=[Diff(attr="code", old=b.renamed_from, new=d.code)] + diffs))
+        out.append(
+            Change(
+                process=d.code,
+                kind="type",
+                action="rename",
+                code="",
+                diffs=[Diff(attr="code", old=b.renamed_from, new=d.code)] + diffs,
+            )
+        )
     elif diffs:
         out.append(Change(process=d.code, kind="type", action="update", code="", diffs=diffs))
     return out
@@ -95,22 +127,47 @@ def field_changes(b: TypeBinding, allow_destructive: bool) -> list[Change]:
     for fb in b.fields:
         d, p = fb.desired, fb.portal
         if p is None:
-            out.append(Change(process=b.code, kind="field", action="create", code=d.code,
-                              diffs=[Diff(attr="type", new=d.user_type_id), Diff(attr="multiple", new=d.multiple)]))
+            out.append(
+                Change(
+                    process=b.code,
+                    kind="field",
+                    action="create",
+                    code=d.code,
+                    diffs=[Diff(attr="type", new=d.user_type_id), Diff(attr="multiple", new=d.multiple)],
+                )
+            )
             continue
         if p.user_type_id != d.user_type_id or p.multiple != d.multiple:
-            out.append(Change(process=b.code, kind="field", action="note", code=d.code,
-                              note=f"{p.field_name} is {p.user_type_id}{' multiple' if p.multiple else ''}; "
-                                   f"type and multiple cannot change on an existing field"))
+            out.append(
+                Change(
+                    process=b.code,
+                    kind="field",
+                    action="note",
+                    code=d.code,
+                    note=f"{p.field_name} is {p.user_type_id}{' multiple' if p.multiple else ''}; "
+                    f"type and multiple cannot change on an existing field",
+                )
+            )
         diffs = field_diffs(d, p)
         if fb.renamed_from:
-            out.append(Change(process=b.code, kind="field", action="rename", code=d.code,
-                              diffs=[Diff(attr="code", old=fb.renamed_from, new=d.code)] + diffs))
+            out.append(
+                Change(
+                    process=b.code,
+                    kind="field",
+                    action="rename",
+                    code=d.code,
+                    diffs=[Diff(attr="code", old=fb.renamed_from, new=d.code)] + diffs,
+                )
+            )
         elif diffs:
             out.append(Change(process=b.code, kind="field", action="update", code=d.code, diffs=diffs))
         out += option_changes(b, fb, allow_destructive)
     for f in b.extra_fields:
-        out.append(_delete(b.code, "field", f.xml_id or f.field_name, allow_destructive, f"portal field {f.field_name}"))
+        out.append(
+            _delete(
+                b.code, "field", f.xml_id or f.field_name, allow_destructive, f"portal field {f.field_name}"
+            )
+        )
     return out
 
 
@@ -120,19 +177,47 @@ def option_changes(b: TypeBinding, fb: FieldBinding, allow_destructive: bool) ->
     for ob in fb.options:
         d, p, code = ob.desired, ob.portal, f"{fb.desired.code}.{ob.desired.code}"
         if p is None:
-            out.append(Change(process=b.code, kind="option", action="create", code=code,
-                              diffs=[Diff(attr="label", new=d.label)]))
+            out.append(
+                Change(
+                    process=b.code,
+                    kind="option",
+                    action="create",
+                    code=code,
+                    diffs=[Diff(attr="label", new=d.label)],
+                )
+            )
             continue
-        diffs = [Diff(attr=a, old=o, new=n) for a, o, n in
-                 (("label", p.value, d.label), ("sort", p.sort, d.sort), ("xmlId", p.xml_id, d.code)) if o != n]
+        diffs = [
+            Diff(attr=a, old=o, new=n)
+            for a, o, n in (
+                ("label", p.value, d.label),
+                ("sort", p.sort, d.sort),
+                ("xmlId", p.xml_id, d.code),
+            )
+            if o != n
+        ]
         if ob.renamed_from:
-            out.append(Change(process=b.code, kind="option", action="rename", code=code,
-                              diffs=[Diff(attr="code", old=ob.renamed_from, new=d.code)] + diffs))
+            out.append(
+                Change(
+                    process=b.code,
+                    kind="option",
+                    action="rename",
+                    code=code,
+                    diffs=[Diff(attr="code", old=ob.renamed_from, new=d.code)] + diffs,
+                )
+            )
         elif diffs:
             out.append(Change(process=b.code, kind="option", action="update", code=code, diffs=diffs))
     for o in fb.extra_options:
-        out.append(_delete(b.code, "option", f"{fb.desired.code}.{o.xml_id or o.id}", allow_destructive,
-                           f"option {o.value!r}"))
+        out.append(
+            _delete(
+                b.code,
+                "option",
+                f"{fb.desired.code}.{o.xml_id or o.id}",
+                allow_destructive,
+                f"option {o.value!r}",
+            )
+        )
     return out
 
 
@@ -140,44 +225,109 @@ def funnel_changes(b: TypeBinding, fb: FunnelBinding, allow_destructive: bool) -
     """Funnel and stage changes of one funnel."""
     d, p, out = fb.desired, fb.portal, []
     if p is None:
-        out.append(Change(process=b.code, kind="funnel", action="create", code=d.code,
-                          diffs=[Diff(attr="name", new=d.name), Diff(attr="sort", new=d.sort)]))
+        out.append(
+            Change(
+                process=b.code,
+                kind="funnel",
+                action="create",
+                code=d.code,
+                diffs=[Diff(attr="name", new=d.name), Diff(attr="sort", new=d.sort)],
+            )
+        )
     else:
-        diffs = [Diff(attr=a, old=o, new=n) for a, o, n in (("name", p.name, d.name), ("sort", p.sort, d.sort))
-                 if o != n and not (fb.predicted and a == "sort")]
+        diffs = [
+            Diff(attr=a, old=o, new=n)
+            for a, o, n in (("name", p.name, d.name), ("sort", p.sort, d.sort))
+            if o != n and not (fb.predicted and a == "sort")
+        ]
         if d.default and not p.is_default:
             diffs.append(Diff(attr="isDefault", old=False, new=True))
         if fb.renamed_from:
-            out.append(Change(process=b.code, kind="funnel", action="rename", code=d.code,
-                              diffs=[Diff(attr="code", old=fb.renamed_from, new=d.code)] + diffs))
+            out.append(
+                Change(
+                    process=b.code,
+                    kind="funnel",
+                    action="rename",
+                    code=d.code,
+                    diffs=[Diff(attr="code", old=fb.renamed_from, new=d.code)] + diffs,
+                )
+            )
         elif diffs:
-            out.append(Change(process=b.code, kind="funnel", action="update", code=d.code, diffs=diffs,
-                              note="the portal's default funnel" if fb.predicted else ""))
+            out.append(
+                Change(
+                    process=b.code,
+                    kind="funnel",
+                    action="update",
+                    code=d.code,
+                    diffs=diffs,
+                    note="the portal's default funnel" if fb.predicted else "",
+                )
+            )
     for sb in fb.stages:
         ds, ps, code = sb.desired, sb.portal, f"{d.code}.{sb.desired.code}"
         if ps is None:
-            out.append(Change(process=b.code, kind="stage", action="create", code=code,
-                              diffs=[Diff(attr="name", new=ds.name), Diff(attr="semantics", new=ds.semantics),
-                                     Diff(attr="sort", new=ds.sort)]))
+            out.append(
+                Change(
+                    process=b.code,
+                    kind="stage",
+                    action="create",
+                    code=code,
+                    diffs=[
+                        Diff(attr="name", new=ds.name),
+                        Diff(attr="semantics", new=ds.semantics),
+                        Diff(attr="sort", new=ds.sort),
+                    ],
+                )
+            )
             continue
         diffs = stage_diffs(ds.name, ds.sort, ds.color, ps.name, ps.sort, ps.color)
         if ps.semantics != ds.semantics:
-            out.append(Change(process=b.code, kind="stage", action="note", code=code,
-                              note=f"stage {ps.status_id} is {ps.semantics}; semantics cannot change"))
+            out.append(
+                Change(
+                    process=b.code,
+                    kind="stage",
+                    action="note",
+                    code=code,
+                    note=f"stage {ps.status_id} is {ps.semantics}; semantics cannot change",
+                )
+            )
         note = f"mapped onto system stage {ps.code}" if sb.anchored and ps.code != ds.code else ""
         if sb.renamed_from:
-            out.append(Change(process=b.code, kind="stage", action="rename", code=code,
-                              diffs=[Diff(attr="code", old=sb.renamed_from, new=ds.code)] + diffs))
+            out.append(
+                Change(
+                    process=b.code,
+                    kind="stage",
+                    action="rename",
+                    code=code,
+                    diffs=[Diff(attr="code", old=sb.renamed_from, new=ds.code)] + diffs,
+                )
+            )
         elif diffs:
-            out.append(Change(process=b.code, kind="stage", action="update", code=code, diffs=diffs, note=note))
+            out.append(
+                Change(process=b.code, kind="stage", action="update", code=code, diffs=diffs, note=note)
+            )
     for s in fb.extra_stages:
         code = f"{d.code}.{s.code}"
         if s.code in SYSTEM_STAGE_CODES and s.system:
-            out.append(Change(process=b.code, kind="stage", action="note", code=code,
-                              note="system stage kept: it cannot be deleted"))
+            out.append(
+                Change(
+                    process=b.code,
+                    kind="stage",
+                    action="note",
+                    code=code,
+                    note="system stage kept: it cannot be deleted",
+                )
+            )
         elif fb.shape_defaults and s.code in SHAPED_DEFAULT_STAGES:
-            out.append(Change(process=b.code, kind="stage", action="delete", code=code,
-                              note="default stage of a funnel created by this apply"))
+            out.append(
+                Change(
+                    process=b.code,
+                    kind="stage",
+                    action="delete",
+                    code=code,
+                    note="default stage of a funnel created by this apply",
+                )
+            )
         else:
             out.append(_delete(b.code, "stage", code, allow_destructive, f"portal stage {s.status_id}"))
     return out
@@ -207,9 +357,15 @@ def card_element(code: str, b: TypeBinding, type_id: int) -> str:
 
 def desired_card(b: TypeBinding, type_id: int) -> list[dict[str, Any]]:
     """The card sections as `crm.item.details.configuration.set` data."""
-    return [{"name": s.code, "title": s.title, "type": "section",
-             "elements": [{"name": card_element(code, b, type_id), "optionFlags": 1} for code in s.fields]}
-            for s in b.desired.sections]
+    return [
+        {
+            "name": s.code,
+            "title": s.title,
+            "type": "section",
+            "elements": [{"name": card_element(code, b, type_id), "optionFlags": 1} for code in s.fields],
+        }
+        for s in b.desired.sections
+    ]
 
 
 def section_changes(b: TypeBinding) -> list[Change]:
@@ -217,8 +373,16 @@ def section_changes(b: TypeBinding) -> list[Change]:
     if not b.desired.sections:
         return []
     if b.portal is None:
-        return [Change(process=b.code, kind="section", action="create", code=s.code,
-                       diffs=[Diff(attr="fields", new=s.fields)]) for s in b.desired.sections]
+        return [
+            Change(
+                process=b.code,
+                kind="section",
+                action="create",
+                code=s.code,
+                diffs=[Diff(attr="fields", new=s.fields)],
+            )
+            for s in b.desired.sections
+        ]
     want = [(s["name"], s["title"], [e["name"] for e in s["elements"]]) for s in desired_card(b, b.portal.id)]
     have = [(s.name, s.title, [e.name for e in s.elements]) for s in (b.portal.card or [])]
     if want == have:
@@ -228,13 +392,34 @@ def section_changes(b: TypeBinding) -> list[Change]:
     for name, title, elements in want:
         old = have_by.get(name)
         if old is None:
-            out.append(Change(process=b.code, kind="section", action="create", code=name,
-                              diffs=[Diff(attr="fields", new=elements)]))
+            out.append(
+                Change(
+                    process=b.code,
+                    kind="section",
+                    action="create",
+                    code=name,
+                    diffs=[Diff(attr="fields", new=elements)],
+                )
+            )
         elif old != (name, title, elements):
-            out.append(Change(process=b.code, kind="section", action="update", code=name,
-                              diffs=[Diff(attr="title", old=old[1], new=title)] * (old[1] != title) +
-                              [Diff(attr="fields", old=old[2], new=elements)] * (old[2] != elements)))
+            out.append(
+                Change(
+                    process=b.code,
+                    kind="section",
+                    action="update",
+                    code=name,
+                    diffs=[Diff(attr="title", old=old[1], new=title)] * (old[1] != title)
+                    + [Diff(attr="fields", old=old[2], new=elements)] * (old[2] != elements),
+                )
+            )
     if not out:
-        out.append(Change(process=b.code, kind="section", action="update", code="*",
-                          diffs=[Diff(attr="order", old=[h[0] for h in have], new=[w[0] for w in want])]))
+        out.append(
+            Change(
+                process=b.code,
+                kind="section",
+                action="update",
+                code="*",
+                diffs=[Diff(attr="order", old=[h[0] for h in have], new=[w[0] for w in want])],
+            )
+        )
     return out

@@ -140,7 +140,9 @@ def from_template(t: Any, resolve: Any = None) -> DesiredType:
         children=[r.target for r in t.relations.children],
         fields=[_field(t, f, resolve) for f in t.fields],
         funnels=_funnels(t),
-        sections=[DesiredSection(code=s.code, title=t.text(s.title), fields=list(s.fields)) for s in t.card_sections],
+        sections=[
+            DesiredSection(code=s.code, title=t.text(s.title), fields=list(s.fields)) for s in t.card_sections
+        ],
         access=t.access_checklist(),
         renamed_from=getattr(t, "renamed_from", None),
     )
@@ -154,14 +156,34 @@ def _field(t: Any, f: Any, resolve: Any) -> DesiredField:
         settings = f.settings(lambda code: 0)
         settings = {k: v for k, v in settings.items() if k != "DYNAMIC_0"}
         pending = [x for x in f.targets if x not in SYSTEM_ENTITY_TYPES]
-    options = [DesiredOption(code=o.code, label=t.text(o.label), sort=o.sort, default=o.default,
-                             renamed_from=getattr(o, "renamed_from", None)) for o in f.options]
+    options = [
+        DesiredOption(
+            code=o.code,
+            label=t.text(o.label),
+            sort=o.sort,
+            default=o.default,
+            renamed_from=getattr(o, "renamed_from", None),
+        )
+        for o in f.options
+    ]
     return DesiredField(
-        code=f.code, user_type_id=f.type, uf_suffix=f.uf_suffix, xml_id=f.xml_id,
+        code=f.code,
+        user_type_id=f.type,
+        uf_suffix=f.uf_suffix,
+        xml_id=f.xml_id,
         old_xml_id=f"b24sync:{t.code}:{f.renamed_from}" if f.renamed_from else None,
-        multiple=f.multiple, mandatory=f.required, label=dict(f.label), help=dict(f.help), sort=f.sort,
-        show_filter=f.show_in_filter, show_filter_code=f.show_filter_code, show_in_list=f.show_in_list,
-        settings=settings, options=options, renamed_from=f.renamed_from, targets=list(f.targets),
+        multiple=f.multiple,
+        mandatory=f.required,
+        label=dict(f.label),
+        help=dict(f.help),
+        sort=f.sort,
+        show_filter=f.show_in_filter,
+        show_filter_code=f.show_filter_code,
+        show_in_list=f.show_in_list,
+        settings=settings,
+        options=options,
+        renamed_from=f.renamed_from,
+        targets=list(f.targets),
         pending_targets=pending,
     )
 
@@ -169,10 +191,22 @@ def _field(t: Any, f: Any, resolve: Any) -> DesiredField:
 def _funnels(t: Any) -> list[DesiredFunnel]:
     return [
         DesiredFunnel(
-            code=fn.code, name=t.text(fn.name), default=fn.default, sort=fn.sort,
+            code=fn.code,
+            name=t.text(fn.name),
+            default=fn.default,
+            sort=fn.sort,
             renamed_from=fn.renamed_from,
-            stages=[DesiredStage(code=s.code, name=t.text(s.name), semantics=s.semantics, color=s.color,
-                                 sort=s.sort, renamed_from=s.renamed_from) for s in fn.stages],
+            stages=[
+                DesiredStage(
+                    code=s.code,
+                    name=t.text(s.name),
+                    semantics=s.semantics,
+                    color=s.color,
+                    sort=s.sort,
+                    renamed_from=s.renamed_from,
+                )
+                for s in fn.stages
+            ],
         )
         for fn in t.funnels
     ]

@@ -26,8 +26,15 @@ def drift(client: Any, store: Any, templates: Any = None) -> Drift:
             continue
         recorded_title = (e.extra or {}).get("title")
         if recorded_title and recorded_title != t.title:
-            result.items.append(DriftItem(process=e.code, kind="type", change="edited", code="",
-                                          diffs=[Diff(attr="title", old=recorded_title, new=t.title)]))
+            result.items.append(
+                DriftItem(
+                    process=e.code,
+                    kind="type",
+                    change="edited",
+                    code="",
+                    diffs=[Diff(attr="title", old=recorded_title, new=t.title)],
+                )
+            )
         mine = {k: [x for x in v if x.code.startswith(e.code + ".")] for k, v in by_kind.items()}
         result.items += _fields(e.code, t, mine["field"], mine["option"])
         result.items += _funnels(e.code, t, mine["funnel"], mine["stage"])
@@ -35,7 +42,7 @@ def drift(client: Any, store: Any, templates: Any = None) -> Drift:
 
 
 def _tail(process: str, code: str) -> str:
-    return code[len(process) + 1:]
+    return code[len(process) + 1 :]
 
 
 def _fields(process: str, t: PortalType, fields: list[Any], options: list[Any]) -> list[DriftItem]:
@@ -45,27 +52,50 @@ def _fields(process: str, t: PortalType, fields: list[Any], options: list[Any]) 
     for e in fields:
         f, rec = by_id.get(int(e.portal_id)), e.extra or {}
         if f is None:
-            out.append(DriftItem(process=process, kind="field", change="removed", code=_tail(process, e.code)))
+            out.append(
+                DriftItem(process=process, kind="field", change="removed", code=_tail(process, e.code))
+            )
             continue
-        diffs = [Diff(attr=a, old=rec.get(a), new=v) for a, v in
-                 (("label", f.label), ("mandatory", f.mandatory), ("sort", f.sort)) if a in rec and rec[a] != v]
+        diffs = [
+            Diff(attr=a, old=rec.get(a), new=v)
+            for a, v in (("label", f.label), ("mandatory", f.mandatory), ("sort", f.sort))
+            if a in rec and rec[a] != v
+        ]
         if diffs:
-            out.append(DriftItem(process=process, kind="field", change="edited", code=_tail(process, e.code),
-                                 diffs=diffs))
-    out += [DriftItem(process=process, kind="field", change="added", code=f.field_name)
-            for f in t.fields if f.id not in known]
+            out.append(
+                DriftItem(
+                    process=process, kind="field", change="edited", code=_tail(process, e.code), diffs=diffs
+                )
+            )
+    out += [
+        DriftItem(process=process, kind="field", change="added", code=f.field_name)
+        for f in t.fields
+        if f.id not in known
+    ]
     opts = {o.id: (f, o) for f in t.fields for o in f.options}
     known_opts = {int(e.portal_id) for e in options}
     for e in options:
         hit = opts.get(int(e.portal_id))
         if hit is None:
             if int((e.extra or {}).get("field_id", 0)) in by_id:
-                out.append(DriftItem(process=process, kind="option", change="removed", code=_tail(process, e.code)))
+                out.append(
+                    DriftItem(process=process, kind="option", change="removed", code=_tail(process, e.code))
+                )
         elif (e.extra or {}).get("value") not in (None, hit[1].value):
-            out.append(DriftItem(process=process, kind="option", change="edited", code=_tail(process, e.code),
-                                 diffs=[Diff(attr="label", old=e.extra["value"], new=hit[1].value)]))
-    out += [DriftItem(process=process, kind="option", change="added", code=f"{f.field_name}.{o.value}")
-            for oid, (f, o) in opts.items() if oid not in known_opts and f.id in known]
+            out.append(
+                DriftItem(
+                    process=process,
+                    kind="option",
+                    change="edited",
+                    code=_tail(process, e.code),
+                    diffs=[Diff(attr="label", old=e.extra["value"], new=hit[1].value)],
+                )
+            )
+    out += [
+        DriftItem(process=process, kind="option", change="added", code=f"{f.field_name}.{o.value}")
+        for oid, (f, o) in opts.items()
+        if oid not in known_opts and f.id in known
+    ]
     return out
 
 
@@ -76,26 +106,48 @@ def _funnels(process: str, t: PortalType, funnels: list[Any], stages: list[Any])
     for e in funnels:
         f, rec = by_id.get(int(e.portal_id)), e.extra or {}
         if f is None:
-            out.append(DriftItem(process=process, kind="funnel", change="removed", code=_tail(process, e.code)))
+            out.append(
+                DriftItem(process=process, kind="funnel", change="removed", code=_tail(process, e.code))
+            )
         elif rec.get("name") not in (None, f.name):
-            out.append(DriftItem(process=process, kind="funnel", change="edited", code=_tail(process, e.code),
-                                 diffs=[Diff(attr="name", old=rec["name"], new=f.name)]))
-    out += [DriftItem(process=process, kind="funnel", change="added", code=f"#{f.id} {f.name}")
-            for f in t.funnels if f.id not in known]
+            out.append(
+                DriftItem(
+                    process=process,
+                    kind="funnel",
+                    change="edited",
+                    code=_tail(process, e.code),
+                    diffs=[Diff(attr="name", old=rec["name"], new=f.name)],
+                )
+            )
+    out += [
+        DriftItem(process=process, kind="funnel", change="added", code=f"#{f.id} {f.name}")
+        for f in t.funnels
+        if f.id not in known
+    ]
     portal_stages = {s.id: s for f in t.funnels if f.id in known for s in f.stages}
     known_stages = {int(e.portal_id) for e in stages}
     for e in stages:
         s, rec = portal_stages.get(int(e.portal_id)), e.extra or {}
         if s is None:
             if int(rec.get("category_id", 0)) in by_id:
-                out.append(DriftItem(process=process, kind="stage", change="removed", code=_tail(process, e.code)))
+                out.append(
+                    DriftItem(process=process, kind="stage", change="removed", code=_tail(process, e.code))
+                )
             continue
-        diffs = [Diff(attr=a, old=rec.get(a), new=v) for a, v in (("name", s.name), ("sort", s.sort),
-                                                                  ("color", s.color))
-                 if a in rec and str(rec[a]).lower() != str(v).lower()]
+        diffs = [
+            Diff(attr=a, old=rec.get(a), new=v)
+            for a, v in (("name", s.name), ("sort", s.sort), ("color", s.color))
+            if a in rec and str(rec[a]).lower() != str(v).lower()
+        ]
         if diffs:
-            out.append(DriftItem(process=process, kind="stage", change="edited", code=_tail(process, e.code),
-                                 diffs=diffs))
-    out += [DriftItem(process=process, kind="stage", change="added", code=s.status_id)
-            for sid, s in portal_stages.items() if sid not in known_stages]
+            out.append(
+                DriftItem(
+                    process=process, kind="stage", change="edited", code=_tail(process, e.code), diffs=diffs
+                )
+            )
+    out += [
+        DriftItem(process=process, kind="stage", change="added", code=s.status_id)
+        for sid, s in portal_stages.items()
+        if sid not in known_stages
+    ]
     return out

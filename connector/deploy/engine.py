@@ -23,11 +23,11 @@ from connector.crm.schema import (
     CommandRun,
     PortalFunnel,
     PortalSnapshot,
+    fill_details,
     parse_funnel,
     parse_stage,
     parse_type,
     read_types,
-    fill_details,
     run_commands,
     stage_entity_id,
 )
@@ -87,7 +87,9 @@ def load_context(client: Any, templates: Any, store: Any) -> Context:
     items = as_templates(templates)
     codes = [t.code for t in items]
     if len(set(codes)) != len(codes):
-        raise ValueError(f"two templates share a process code: {sorted(c for c in codes if codes.count(c) > 1)}")
+        raise ValueError(
+            f"two templates share a process code: {sorted(c for c in codes if codes.count(c) > 1)}"
+        )
     ids = IdView(store, portal_key_of(client))
     types = read_types(client)
     snapshot = PortalSnapshot(types=types, supports_code=any(t.code is not None for t in types))
@@ -105,7 +107,9 @@ def load_context(client: Any, templates: Any, store: Any) -> Context:
     bindings = {d.code: bind_type(d, snapshot, ids) for d in desired}
     etids = {e.code: int((e.extra or {}).get("entityTypeId", 0)) for e in ids.all("type") if e.extra}
     relations = plan_relations(bindings, snapshot, etids)
-    return Context(client=client, ids=ids, snapshot=snapshot, desired=desired, bindings=bindings, relations=relations)
+    return Context(
+        client=client, ids=ids, snapshot=snapshot, desired=desired, bindings=bindings, relations=relations
+    )
 
 
 def make_plan(ctx: Context, allow_destructive: bool) -> Plan:
@@ -116,12 +120,17 @@ def make_plan(ctx: Context, allow_destructive: bool) -> Plan:
         changes = type_changes(b, allow_destructive)
         split = next((i for i, c in enumerate(changes) if c.kind != "type"), len(changes))
         changes[split:split] = relation_changes(code, ctx.relations, allow_destructive, names)
-        processes.append(ProcessPlan(
-            process=code, exists=b.portal is not None, owned=b.owned,
-            type_id=b.portal.id if b.portal else None,
-            entity_type_id=b.portal.entity_type_id if b.portal else None,
-            matched_by=b.matched_by, changes=changes,
-        ))
+        processes.append(
+            ProcessPlan(
+                process=code,
+                exists=b.portal is not None,
+                owned=b.owned,
+                type_id=b.portal.id if b.portal else None,
+                entity_type_id=b.portal.entity_type_id if b.portal else None,
+                matched_by=b.matched_by,
+                changes=changes,
+            )
+        )
     return Plan(portal=ctx.ids.portal, processes=processes, allow_destructive=allow_destructive)
 
 
@@ -130,8 +139,9 @@ def plan(client: Any, templates: Any, store: Any, *, allow_destructive: bool = F
     return make_plan(load_context(client, templates, store), allow_destructive)
 
 
-def apply(client: Any, templates: Any, store: Any, *, allow_destructive: bool = False,
-          dry_run: bool = False) -> ApplyResult:
+def apply(
+    client: Any, templates: Any, store: Any, *, allow_destructive: bool = False, dry_run: bool = False
+) -> ApplyResult:
     """Make the portal match the templates; record every portal id in the store's id map."""
     start = _requests(client)
     ctx = load_context(client, templates, store)
@@ -140,8 +150,9 @@ def apply(client: Any, templates: Any, store: Any, *, allow_destructive: bool = 
     phase1 = _phase1(ctx, type_ids, allow_destructive)
     result = ApplyResult(portal=ctx.ids.portal, plan=the_plan, dry_run=dry_run)
     if dry_run:
-        result.commands = [c.note for c in phase1] + [f"{c.describe()}" for c in the_plan.changes
-                                                      if c.actionable and c.kind in ("stage", "section")]
+        result.commands = [c.note for c in phase1] + [
+            f"{c.describe()}" for c in the_plan.changes if c.actionable and c.kind in ("stage", "section")
+        ]
         result.requests = _requests(client) - start
         return result
     if not the_plan.has_changes:
@@ -234,19 +245,30 @@ def _read_new_funnel_stages(ctx: Context, run: CommandRun, new_types: dict[str, 
     wanted: dict[str, tuple[TypeBinding, Any]] = {}
     for code, b in ctx.bindings.items():
         for fb in b.funnels:
-            created = fb.portal is not None and (code in new_types or run.results.get(f"cat.{code}.{fb.desired.code}"))
+            created = fb.portal is not None and (
+                code in new_types or run.results.get(f"cat.{code}.{fb.desired.code}")
+            )
             if created and fb.portal is not None and not fb.portal.stages:
                 wanted[f"s{len(wanted)}"] = (b, fb)
     if not wanted:
         return
-    answer = ctx.client.batch_all({
-        key: ("crm.status.list", {"filter": {"ENTITY_ID": stage_entity_id(b.portal.entity_type_id, fb.portal.id)},
-                                  "order": {"SORT": "ASC"}})
-        for key, (b, fb) in wanted.items()
-    })
+    answer = ctx.client.batch_all(
+        {
+            key: (
+                "crm.status.list",
+                {
+                    "filter": {"ENTITY_ID": stage_entity_id(b.portal.entity_type_id, fb.portal.id)},
+                    "order": {"SORT": "ASC"},
+                },
+            )
+            for key, (b, fb) in wanted.items()
+        }
+    )
     for key, (b, fb) in wanted.items():
         rows = answer.results.get(key) or []
-        fb.portal.stages = sorted((parse_stage(r) for r in rows if isinstance(r, dict)), key=lambda s: (s.sort, s.id))
+        fb.portal.stages = sorted(
+            (parse_stage(r) for r in rows if isinstance(r, dict)), key=lambda s: (s.sort, s.id)
+        )
         fb.predicted = False
         _bind_stages(b, fb, fb.portal, ctx.ids)
 
@@ -287,8 +309,14 @@ def _reread(ctx: Context, new_types: dict[str, Any]) -> Context:
                 fb.shape_defaults = fb.shape_defaults or old.shape_defaults
     etids = {e.code: int((e.extra or {}).get("entityTypeId", 0)) for e in ctx.ids.all("type") if e.extra}
     relations = plan_relations(bindings, ctx.snapshot, etids)
-    return Context(client=ctx.client, ids=ctx.ids, snapshot=ctx.snapshot, desired=ctx.desired,
-                   bindings=bindings, relations=relations)
+    return Context(
+        client=ctx.client,
+        ids=ctx.ids,
+        snapshot=ctx.snapshot,
+        desired=ctx.desired,
+        bindings=bindings,
+        relations=relations,
+    )
 
 
 __all__ = ["apply", "plan", "load_context", "make_plan", "portal_key_of", "PortalFunnel"]

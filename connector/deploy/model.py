@@ -40,8 +40,11 @@ class Change(BaseModel):
 
     def describe(self) -> str:
         """One line for humans."""
-        parts = [f"{self.action} {self.kind} {self.process}.{self.code}" if self.code else
-                 f"{self.action} {self.kind} {self.process}"]
+        parts = [
+            f"{self.action} {self.kind} {self.process}.{self.code}"
+            if self.code
+            else f"{self.action} {self.kind} {self.process}"
+        ]
         if self.diffs:
             parts.append("(" + "; ".join(str(d) for d in self.diffs) + ")")
         if self.blocked:
@@ -131,9 +134,14 @@ class ApplyResult(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
-            "portal": self.portal, "dry_run": self.dry_run, "requests": self.requests,
-            "write_calls": self.write_calls, "converged": self.converged, "remaining": self.remaining,
-            "commands": self.commands, "plan": self.plan.to_json(),
+            "portal": self.portal,
+            "dry_run": self.dry_run,
+            "requests": self.requests,
+            "write_calls": self.write_calls,
+            "converged": self.converged,
+            "remaining": self.remaining,
+            "commands": self.commands,
+            "plan": self.plan.to_json(),
             "manual": [c.describe() for c in self.manual],
         }
 
@@ -166,7 +174,11 @@ class Drift(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"portal": self.portal, "has_drift": self.has_drift, "items": [i.model_dump() for i in self.items]}
+        return {
+            "portal": self.portal,
+            "has_drift": self.has_drift,
+            "items": [i.model_dump() for i in self.items],
+        }
 
     def render(self) -> Any:
         """A rich renderable for humans."""

@@ -17,33 +17,63 @@ def record_binding(ids: IdView, b: TypeBinding) -> None:
         if fb.portal is None:
             continue
         f = fb.portal
-        ids.set("field", f"{code}.{fb.desired.code}", f.id, {
-            "field_name": f.field_name, "type": f.user_type_id, "multiple": f.multiple,
-            "mandatory": f.mandatory, "label": f.label, "sort": f.sort,
-        })
+        ids.set(
+            "field",
+            f"{code}.{fb.desired.code}",
+            f.id,
+            {
+                "field_name": f.field_name,
+                "type": f.user_type_id,
+                "multiple": f.multiple,
+                "mandatory": f.mandatory,
+                "label": f.label,
+                "sort": f.sort,
+            },
+        )
         _forget_old(ids, "field", code, fb.desired.renamed_from, f.id)
         for ob in fb.options:
             if ob.portal is not None:
-                ids.set("option", f"{code}.{fb.desired.code}.{ob.desired.code}", ob.portal.id,
-                        {"value": ob.portal.value, "field_id": f.id})
+                ids.set(
+                    "option",
+                    f"{code}.{fb.desired.code}.{ob.desired.code}",
+                    ob.portal.id,
+                    {"value": ob.portal.value, "field_id": f.id},
+                )
     for fb in b.funnels:
         if fb.portal is None or fb.portal.id is None:
             continue
-        ids.set("funnel", f"{code}.{fb.desired.code}", fb.portal.id,
-                {"name": fb.portal.name, "sort": fb.portal.sort, "created": fb.shape_defaults})
+        ids.set(
+            "funnel",
+            f"{code}.{fb.desired.code}",
+            fb.portal.id,
+            {"name": fb.portal.name, "sort": fb.portal.sort, "created": fb.shape_defaults},
+        )
         _forget_old(ids, "funnel", code, fb.desired.renamed_from, fb.portal.id)
         for sb in fb.stages:
             s = sb.portal
             if s is None or not s.id:
                 continue
-            ids.set("stage", f"{code}.{fb.desired.code}.{sb.desired.code}", s.id, {
-                "status_id": s.status_id, "category_id": fb.portal.id, "name": s.name, "sort": s.sort,
-                "color": s.color, "semantics": s.semantics,
-            })
+            ids.set(
+                "stage",
+                f"{code}.{fb.desired.code}.{sb.desired.code}",
+                s.id,
+                {
+                    "status_id": s.status_id,
+                    "category_id": fb.portal.id,
+                    "name": s.name,
+                    "sort": s.sort,
+                    "color": s.color,
+                    "semantics": s.semantics,
+                },
+            )
             _forget_old(ids, "stage", f"{code}.{fb.desired.code}", sb.desired.renamed_from, s.id)
     for i, section in enumerate(p.card or []):
-        ids.set("section", f"{code}.{section.name}", i + 1,
-                {"title": section.title, "elements": [e.name for e in section.elements]})
+        ids.set(
+            "section",
+            f"{code}.{section.name}",
+            i + 1,
+            {"title": section.title, "elements": [e.name for e in section.elements]},
+        )
 
 
 def _forget_old(ids: IdView, kind: str, prefix: str, old: str | None, portal_id: int) -> None:

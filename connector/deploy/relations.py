@@ -20,7 +20,9 @@ class RelationPlan:
     extra: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
 
-def _end(name: str, bindings: dict[str, TypeBinding], snapshot: PortalSnapshot, ids_etid: dict[str, int]) -> End:
+def _end(
+    name: str, bindings: dict[str, TypeBinding], snapshot: PortalSnapshot, ids_etid: dict[str, int]
+) -> End:
     target = relation_target(name)
     if isinstance(target, int):
         return target
@@ -32,8 +34,10 @@ def _end(name: str, bindings: dict[str, TypeBinding], snapshot: PortalSnapshot, 
     t = snapshot.by_code(target)
     if t is not None:
         return t.entity_type_id
-    raise ValueError(f"relation to unknown process {target!r}: it is neither a system type "
-                     f"(contact, company, deal, lead, quote, invoice) nor a process in this apply or on the portal")
+    raise ValueError(
+        f"relation to unknown process {target!r}: it is neither a system type "
+        f"(contact, company, deal, lead, quote, invoice) nor a process in this apply or on the portal"
+    )
 
 
 def observed_pairs(snapshot: PortalSnapshot, include_predefined: bool) -> set[tuple[int, int]]:
@@ -49,8 +53,9 @@ def observed_pairs(snapshot: PortalSnapshot, include_predefined: bool) -> set[tu
     return pairs
 
 
-def plan_relations(bindings: dict[str, TypeBinding], snapshot: PortalSnapshot,
-                   ids_etid: dict[str, int]) -> RelationPlan:
+def plan_relations(
+    bindings: dict[str, TypeBinding], snapshot: PortalSnapshot, ids_etid: dict[str, int]
+) -> RelationPlan:
     """Compare the templates' relations with the portal."""
     wanted: dict[tuple[End, End], str] = {}
     for code, b in bindings.items():
@@ -61,7 +66,9 @@ def plan_relations(bindings: dict[str, TypeBinding], snapshot: PortalSnapshot,
             pair = (me, _end(c, bindings, snapshot, ids_etid))
             owner = pair[1] if isinstance(pair[1], str) and pair[1] in bindings else code
             if isinstance(pair[1], int):
-                child_b = next((x for x in bindings.values() if x.portal and x.portal.entity_type_id == pair[1]), None)
+                child_b = next(
+                    (x for x in bindings.values() if x.portal and x.portal.entity_type_id == pair[1]), None
+                )
                 owner = child_b.code if child_b else code
             wanted.setdefault(pair, owner)
     seen = observed_pairs(snapshot, include_predefined=True)
@@ -79,15 +86,33 @@ def plan_relations(bindings: dict[str, TypeBinding], snapshot: PortalSnapshot,
     return plan
 
 
-def relation_changes(code: str, rp: RelationPlan, allow_destructive: bool, names: dict[int, str]) -> list[Change]:
+def relation_changes(
+    code: str, rp: RelationPlan, allow_destructive: bool, names: dict[int, str]
+) -> list[Change]:
     """Plan lines for one process's relation changes."""
+
     def label(end: End) -> str:
         return end if isinstance(end, str) else names.get(end, str(end))
 
-    out = [Change(process=code, kind="relation", action="create", code=f"{label(p)}->{label(c)}",
-                  diffs=[Diff(attr="parent", new=label(p)), Diff(attr="child", new=label(c))])
-           for p, c in rp.missing.get(code, [])]
-    out += [Change(process=code, kind="relation", action="delete", code=f"{label(p)}->{label(c)}",
-                   blocked=not allow_destructive, note="relation is not in the template")
-            for p, c in rp.extra.get(code, [])]
+    out = [
+        Change(
+            process=code,
+            kind="relation",
+            action="create",
+            code=f"{label(p)}->{label(c)}",
+            diffs=[Diff(attr="parent", new=label(p)), Diff(attr="child", new=label(c))],
+        )
+        for p, c in rp.missing.get(code, [])
+    ]
+    out += [
+        Change(
+            process=code,
+            kind="relation",
+            action="delete",
+            code=f"{label(p)}->{label(c)}",
+            blocked=not allow_destructive,
+            note="relation is not in the template",
+        )
+        for p, c in rp.extra.get(code, [])
+    ]
     return out

@@ -10,8 +10,17 @@ from rich.text import Text
 
 from connector.deploy.model import Drift, Plan
 
-_STYLE = {"create": "green", "update": "yellow", "rename": "cyan", "delete": "red", "manual": "magenta",
-          "note": "dim", "added": "green", "edited": "yellow", "removed": "red"}
+_STYLE = {
+    "create": "green",
+    "update": "yellow",
+    "rename": "cyan",
+    "delete": "red",
+    "manual": "magenta",
+    "note": "dim",
+    "added": "green",
+    "edited": "yellow",
+    "removed": "red",
+}
 
 
 def render_plan(plan: Plan) -> Any:
@@ -24,15 +33,20 @@ def render_plan(plan: Plan) -> Any:
             continue
         action = c.action + (" (blocked)" if c.blocked else "")
         detail = "; ".join(str(d) for d in c.diffs) + (f" — {c.note}" if c.note else "")
-        table.add_row(Text(action, style=_STYLE.get(c.action, "")),
-                      f"{c.kind} {c.process}{'.' + c.code if c.code else ''}", detail)
+        table.add_row(
+            Text(action, style=_STYLE.get(c.action, "")),
+            f"{c.kind} {c.process}{'.' + c.code if c.code else ''}",
+            detail,
+        )
     counts = plan.counts()
     done = ", ".join(f"{counts[k]} to {k}" for k in ("create", "update", "rename", "delete") if counts[k])
     extra = ", ".join(f"{counts[k]} {k}" for k in ("blocked", "manual") if counts[k])
     summary = Text((done or "nothing to do") + (f" ({extra})" if extra else ""))
     parts: list[Any] = [table, summary]
     if plan.manual:
-        parts.append(Text("Manual steps (REST cannot set CRM role permissions; not applied):", style="magenta"))
+        parts.append(
+            Text("Manual steps (REST cannot set CRM role permissions; not applied):", style="magenta")
+        )
         parts += [Text(f"  [ ] {c.note}") for c in plan.manual]
     if any(c.blocked for c in plan.changes):
         parts.append(Text("Blocked deletions run only with --allow-destructive.", style="red"))
@@ -47,6 +61,9 @@ def render_drift(drift: Drift) -> Any:
     for col in ("change", "object", "details"):
         table.add_column(col)
     for i in drift.items:
-        table.add_row(Text(i.change, style=_STYLE.get(i.change, "")), f"{i.kind} {i.process}.{i.code}",
-                      "; ".join(str(d) for d in i.diffs))
+        table.add_row(
+            Text(i.change, style=_STYLE.get(i.change, "")),
+            f"{i.kind} {i.process}.{i.code}",
+            "; ".join(str(d) for d in i.diffs),
+        )
     return table
