@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,13 @@ def test_console_script_help_lists_every_area() -> None:
     for command in ("call", "emulator", "template", "plan", "apply", "drift", "adopt", "sync", "conflicts",
                     "export", "report", "run", "status", "demo"):
         assert command in done.stdout, command
+
+
+def test_emulator_http_log_hides_webhook_code(live_emulator: EmulatorServer, capsys: Capture,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    url = live_emulator.webhook_url
+    secret = url.rstrip("/").rsplit("/", 1)[-1]
+    with caplog.at_level(logging.DEBUG):
+        assert run(capsys, "-vv", "call", "crm.type.list", "--portal", url)[0] == 0
+    assert "/rest/1/****/crm.type.list" in caplog.text  # the emulator's own access log line
+    assert secret not in caplog.text

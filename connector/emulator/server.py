@@ -136,13 +136,23 @@ def _reply(reply: Reply) -> HttpResponse:
     return HttpResponse(reply.status, body, reply.content_type, reply.drop)
 
 
+_SECRETS = re.compile(
+    r"(/rest/\d+/)[^/\s?]+|((?:^|[?&])(?:auth|access_token|refresh_token|client_secret)=)[^&\s]*"
+)
+
+
+def _hide_secrets(line: str) -> str:
+    """Mask webhook codes and tokens in a request line before it is logged."""
+    return _SECRETS.sub(lambda m: (m.group(1) or m.group(2)) + "****", line)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
     timeout = 30
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("emulator http: " + format, *args)
+        log.debug("emulator http: %s", _hide_secrets(format % args))
 
     def _serve(self, verb: str) -> None:
         parts = urlsplit(self.path)
