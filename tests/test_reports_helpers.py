@@ -60,6 +60,7 @@ def template() -> Any:
 def create_store(path: Path) -> sqlite3.Connection:
     """An empty store with the `candidate` and `vacancy` processes and their labels."""
     conn = sqlite3.connect(path)
+    conn.execute("PRAGMA synchronous = OFF")  # test files need no durability
     for sql in INTERNAL:
         conn.execute(sql)
     conn.execute(f"CREATE TABLE vacancy ({COMMON})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from pydantic import BaseModel
 
 from connector.reports.errors import ReportError
 from connector.reports.readonly import connect_readonly
-from connector.reports.source import build_query, iter_rows
+from connector.reports.source import build_query, iter_chunks
 from connector.reports.writers import FORMATS, WRITERS
 
 
@@ -49,18 +50,19 @@ def export(
     fmt = check_format(fmt)
     with closing(connect_readonly(db_path)) as conn:
         query = build_query(conn, type_code, where=where, columns=columns, include_deleted=include_deleted)
-        rows = iter_rows(conn, query)
-        first = _peek(rows)  # validates --where before any output file is created
+        chunks = iter_chunks(conn, query)
+        first = next(chunks, [])  # runs the query: a bad --where fails before any file is created
+        rows = itertools.chain([first], chunks)
         writer = WRITERS[fmt]
         if out is None:
-            n = writer(query.header, _chain(first, rows), sys.stdout.buffer, bom, type_code)
+            n = writer(query.header, rows, sys.stdout.buffer, bom, type_code)
             sys.stdout.buffer.flush()
             target = "-"
         elif isinstance(out, str | Path):
             target = str(out)
-            n = _write_file(Path(out), lambda f: writer(query.header, _chain(first, rows), f, bom, type_code))
+            n = _write_file(Path(out), lambda f: writer(query.header, rows, f, bom, type_code))
         else:
-            n = writer(query.header, _chain(first, rows), out, bom, type_code)
+            n = writer(query.header, rows, out, bom, type_code)
             target = getattr(out, "name", "<stream>")
     return ExportResult(type_code=type_code, format=fmt, rows=n, columns=query.header, output=str(target))
 
@@ -76,16 +78,3 @@ def _write_file(path: Path, write) -> int:  # type: ignore[no-untyped-def]
     finally:
         part.unlink(missing_ok=True)
     return n
-
-
-_NOTHING = object()
-
-
-def _peek(rows):  # type: ignore[no-untyped-def]
-    return next(rows, _NOTHING)
-
-
-def _chain(first, rows):  # type: ignore[no-untyped-def]
-    if first is not _NOTHING:
-        yield first
-        yield from rows

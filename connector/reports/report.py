@@ -115,7 +115,7 @@ def _render(type_code: str, fmt: str, reports: dict[str, Any]) -> Callable[[IO[b
 
     def write_one_csv(f: IO[bytes]) -> None:
         ((header, rows),) = tables.values()
-        write_csv(header, rows, f, True, type_code)
+        write_csv(header, [rows], f, True, type_code)
 
     def write_book(f: IO[bytes]) -> None:
         book = Workbook(write_only=True)

@@ -115,8 +115,8 @@ def _choose_columns(available: list[str], wanted: Sequence[str] | None) -> list[
     return list(dict.fromkeys(wanted))
 
 
-def iter_rows(conn: sqlite3.Connection, query: ExportQuery) -> Iterator[tuple]:
-    """Stream the rows of an export query in chunks (constant memory); bad SQL becomes a ReportError."""
+def iter_chunks(conn: sqlite3.Connection, query: ExportQuery) -> Iterator[list[tuple]]:
+    """Stream an export query as lists of rows (constant memory); bad SQL becomes a ReportError."""
     try:
         cursor = conn.execute(query.sql)
     except sqlite3.Error as exc:
@@ -128,7 +128,7 @@ def iter_rows(conn: sqlite3.Connection, query: ExportQuery) -> Iterator[tuple]:
             raise _where_error(exc) from None
         if not chunk:
             return
-        yield from chunk
+        yield chunk
 
 
 def _where_error(exc: Exception) -> ReportError:

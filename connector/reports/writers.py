@@ -13,7 +13,7 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 FORMATS = ("csv", "xlsx", "jsonl", "html")
-Rows = Iterable[Sequence[Any]]
+Rows = Iterable[Sequence[Sequence[Any]]]  # chunks of rows (lists of tuples), as fetched from SQLite
 
 Writer = Callable[[Sequence[str], Iterable[Sequence[Any]], IO[bytes], bool, str], int]
 
@@ -21,24 +21,27 @@ Writer = Callable[[Sequence[str], Iterable[Sequence[Any]], IO[bytes], bool, str]
 def write_csv(header: Sequence[str], rows: Rows, out: IO[bytes], bom: bool, title: str) -> int:
     """CSV in UTF-8 (with a BOM when asked, so Excel reads Cyrillic); returns the number of rows."""
     text = io.TextIOWrapper(out, encoding="utf-8-sig" if bom else "utf-8", newline="", write_through=False)
+    n = 0
     try:
         writer = csv.writer(text)
         writer.writerow(header)
-        counter = _Counter(rows)
-        writer.writerows(counter)
+        for chunk in rows:
+            writer.writerows(chunk)
+            n += len(chunk)
         text.flush()
     finally:
         text.detach()
-    return counter.n
+    return n
 
 
 def write_jsonl(header: Sequence[str], rows: Rows, out: IO[bytes], bom: bool, title: str) -> int:
     """One JSON object per line, UTF-8 without escapes, keys are the column names."""
     n = 0
     dumps = json.dumps
-    for row in rows:
-        out.write(dumps(dict(zip(header, row, strict=True)), ensure_ascii=False).encode("utf-8") + b"\n")
-        n += 1
+    for chunk in rows:
+        lines = [dumps(dict(zip(header, row, strict=True)), ensure_ascii=False) for row in chunk]
+        out.write(("\n".join(lines) + "\n").encode("utf-8"))
+        n += len(chunk)
     return n
 
 
@@ -55,9 +58,10 @@ def write_xlsx(header: Sequence[str], rows: Rows, out: IO[bytes], bom: bool, tit
     sheet.freeze_panes = "A2"
     sheet.append(list(header))
     n = 0
-    for row in rows:
-        sheet.append([_xlsx_value(v) for v in row])
-        n += 1
+    for chunk in rows:
+        for row in chunk:
+            sheet.append([_xlsx_value(v) for v in row])
+        n += len(chunk)
     book.save(out)
     return n
 
@@ -86,25 +90,13 @@ def write_html(header: Sequence[str], rows: Rows, out: IO[bytes], bom: bool, tit
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     out.write(_HTML_HEAD.format(title=esc(title), head=head).encode("utf-8"))
     n = 0
-    for row in rows:
-        cells = "".join("<td></td>" if v is None else f"<td>{esc(str(v))}</td>" for v in row)
-        out.write(f"<tr>{cells}</tr>\n".encode())
-        n += 1
+    for chunk in rows:
+        for row in chunk:
+            cells = "".join("<td></td>" if v is None else f"<td>{esc(str(v))}</td>" for v in row)
+            out.write(f"<tr>{cells}</tr>\n".encode())
+        n += len(chunk)
     out.write(f"</tbody></table><p>{n} rows</p></body></html>\n".encode())
     return n
-
-
-class _Counter:
-    """Counts rows as a writer consumes them."""
-
-    def __init__(self, rows: Iterable[Sequence[Any]]) -> None:
-        self._rows = rows
-        self.n = 0
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        for row in self._rows:
-            self.n += 1
-            yield row
 
 
 WRITERS: dict[str, Writer] = {"csv": write_csv, "xlsx": write_xlsx, "jsonl": write_jsonl, "html": write_html}
