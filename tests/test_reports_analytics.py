@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import sqlite3
 from datetime import UTC, datetime
@@ -137,3 +138,17 @@ def test_percentile_is_bounded_and_monotone(values: list[float], q1: float, q2: 
     assert a is not None and b is not None
     assert min(values) - 1e-6 <= a <= b + 1e-6 and b <= max(values) + 1e-6
     assert percentile(values, 0) == min(values) and percentile(values, 100) == max(values)
+
+
+def test_template_remembered_by_sync_gives_stage_order_without_a_template_argument(tmp_path: Path) -> None:
+    path = sample_store(tmp_path)
+    db = sqlite3.connect(path)
+    funnels = [{"code": f.code, "name": f.name, "stages": [vars(st) for st in f.stages]}
+               for f in template().funnels]
+    db.execute("CREATE TABLE _sync_templates (code TEXT PRIMARY KEY, data TEXT NOT NULL)")
+    db.execute("INSERT INTO _sync_templates VALUES ('candidate', ?)",
+               (json.dumps({"code": "candidate", "funnels": funnels}, ensure_ascii=False),))
+    db.commit()
+    stages = by_stage(funnel_report(connect_readonly(path), "candidate", now=NOW))
+    assert list(stages) == [c for c, _n, _s in HIRING]
+    assert stages["HIRED"].semantics == "success" and stages["SCREENING"].conversion is None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from connector.reports.readonly import column_names, table_names
@@ -85,7 +87,22 @@ def from_template(template: Any, lang: str = "ru") -> dict[str, FunnelInfo]:
     return catalog
 
 
+def stored_template(conn: sqlite3.Connection, tbl: str) -> Any:
+    """The process template sync remembered in the store (`_sync_templates`), as attribute objects."""
+    if "_sync_templates" not in table_names(conn):
+        return None
+    row = conn.execute("SELECT data FROM _sync_templates WHERE code = ?", (tbl,)).fetchone()
+    if not row:
+        return None
+    try:
+        return json.loads(row[0], object_hook=lambda d: SimpleNamespace(**d))
+    except (ValueError, TypeError):
+        return None
+
+
 def _text(label: Any, lang: str) -> str:
+    if isinstance(label, SimpleNamespace):
+        label = vars(label)
     if isinstance(label, dict):
         for key in (lang, "ru", "en", "*"):
             if label.get(key):
@@ -102,6 +119,7 @@ def load_catalog(
     With the process template: its order, names and semantics. Without: names from the store's
     `_labels`, order from the stage history (earlier stages first), semantics guessed from codes.
     """
+    template = template if template is not None else stored_template(conn, tbl)
     if template is not None:
         catalog = from_template(template, lang)
         for funnel, stage in _seen_stages(conn, tbl):
