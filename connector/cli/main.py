@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from connector.config import Config, ConfigError, PortalRef, load_config, resolve_portal, save_tokens
+from connector.config import Config, ConfigError, PortalRef, load_config, resolve_portal
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAILED_ROWS = 0, 1, 2, 3
 AREAS = ("emulator_cmd", "template_cmd", "deploy_cmd", "sync_cmd", "report_cmd", "jobs_cmd", "demo_cmd")
@@ -96,15 +96,9 @@ def portal_refs(ctx: typer.Context, portals: list[str] | None, all_portals: bool
 
 def open_client(ctx: typer.Context, portal: str | PortalRef) -> Any:
     """A REST client for the portal (one per portal per command)."""
-    from connector.rest import Client, OAuthAuth
+    from connector.api import client_for
 
-    ref = portal if isinstance(portal, PortalRef) else portal_ref(ctx, portal)
-    if ref.oauth:
-        settings = dict(ref.oauth)
-        token_file = settings.pop("token_file", None)
-        auth = OAuthAuth(on_tokens=lambda tokens: save_tokens(token_file, tokens), **settings)
-        return Client(auth, plan=ref.plan, allow_http=ref.allow_http)
-    return Client.from_webhook(ref.url, plan=ref.plan, allow_http=ref.allow_http)
+    return client_for(portal if isinstance(portal, PortalRef) else portal_ref(ctx, portal))
 
 
 def resolve_db(ctx: typer.Context, portal: str | PortalRef | None, db: Path | None) -> Path:

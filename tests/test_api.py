@@ -1,0 +1,59 @@
+"""The Python API mirrors the CLI: one Portal, plan/apply/sync/export/report/status."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import connector
+from connector import Portal
+from connector.emulator import EmulatorServer
+
+MAPPINGS = Path(__file__).parent.parent / "mappings"
+
+
+def test_portal_round_trip_over_loopback(live_emulator: EmulatorServer, tmp_path: Path) -> None:
+    db = tmp_path / "acme.db"
+    with Portal.from_webhook(live_emulator.webhook_url, store=db) as portal:
+        assert portal.key.startswith("127.0.0.1:")
+        first = portal.plan(MAPPINGS / "hr_candidates.toml")
+        assert first.has_changes
+        applied = portal.apply(MAPPINGS / "hr_candidates.toml")
+        assert applied.write_calls > 0
+        assert not portal.plan(MAPPINGS / "hr_candidates.toml").has_changes
+        with sqlite3.connect(db) as conn:  # any SQLite tool can add a row
+            conn.execute("INSERT INTO candidate (title, funnel, stage, vacancy) VALUES (?, ?, ?, ?)",
+                         ("Анна Смирнова", "hiring", "NEW", "Бухгалтер"))
+        report = portal.sync(MAPPINGS / "hr_candidates.toml")
+        assert report.pushed == 1 and not report.failures
+        out = tmp_path / "c.csv"
+        result = portal.export("candidate", "csv", out)
+        assert result.rows == 1
+        rows = list(csv.DictReader(out.open(encoding="utf-8")))
+        assert rows[0]["title"] == "Анна Смирнова" and rows[0]["vacancy"] == "Бухгалтер"
+        html = tmp_path / "f.html"
+        portal.report("candidate", "funnel", "html", html)
+        assert "<svg" in html.read_text(encoding="utf-8")
+        assert portal.status().processes == {"candidate": 1}
+
+
+def test_portal_from_config(tmp_path: Path, live_emulator: EmulatorServer) -> None:
+    config = tmp_path / "b24sync.toml"
+    config.write_text(
+        f'[defaults]\nstore = "{tmp_path}/{{portal}}.db"\n'
+        f'[portals.local]\nwebhook = "{live_emulator.webhook_url}"\nconflict_policy = "merge"\n',
+        encoding="utf-8",
+    )
+    portal = Portal.from_config("local", config)
+    assert portal.ref.store == tmp_path / "local.db"
+    assert portal.ref.conflict_policy == "merge"
+    assert "local" in repr(portal) and live_emulator.webhook_url not in repr(portal)
+
+
+def test_lazy_package_attribute() -> None:
+    assert connector.Portal is Portal
+    with pytest.raises(AttributeError):
+        connector.Nothing  # noqa: B018
