@@ -488,10 +488,12 @@ def _query(
         )
         positions: range | list[int] = wanted
         ids: list[int] = wanted
-    else:
-        lo, hi = table.id_span(b.low, b.high)
-        positions, ids = range(lo, hi), table.ids
     id_order = not order or (len(order) == 1 and order[0][0] == "ID")
+    if b.exact is None:
+        # keyset pages walk the raw id list (deleted ids are skipped); counts need the live list
+        live = count or not id_order
+        lo, hi = table.id_span(b.low, b.high, live=live)
+        positions, ids = range(lo, hi), (table.ids if live else table.raw_ids)
     if not id_order:
         matched = [
             r
@@ -505,8 +507,8 @@ def _query(
 
     def rows() -> Iterator[dict[str, Any]]:
         for p in walk:
-            row = rows_by_id[ids[p]] if b.exact is None else rows_by_id[p]
-            if flt.trivial or flt.predicate(row):
+            row = rows_by_id.get(ids[p]) if b.exact is None else rows_by_id[p]
+            if row is not None and (flt.trivial or flt.predicate(row)):
                 yield row
 
     if not count:

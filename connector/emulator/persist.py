@@ -28,6 +28,7 @@ class StateFile:
         try:
             self.db = sqlite3.connect(str(self.path), check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a crash of us
             self.db.executescript(
                 "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);"
                 "CREATE TABLE IF NOT EXISTS items (etid INTEGER, id INTEGER, data TEXT NOT NULL,"
@@ -38,6 +39,8 @@ class StateFile:
             raise ValueError(f"state file {self.path} is not an emulator state database: {err}") from None
         self._lock = threading.Lock()
         self._history_saved = 0
+        # entity types with rows in the file: read once here, kept up to date by flush (no scan per write)
+        self._etids_in_file = {r[0] for r in self.db.execute("SELECT DISTINCT etid FROM items")}
 
     def load(self, emu: Emulator) -> None:
         """Restore the portal from the file (a new file leaves the fresh portal as it is)."""
@@ -83,7 +86,7 @@ class StateFile:
                 "INSERT OR REPLACE INTO meta (k, v) VALUES ('portal', ?)", (json.dumps(_snapshot(emu)),)
             )
             upserts, deletes = [], []
-            for etid, item_id in st.dirty_items:
+            for etid, item_id in sorted(st.dirty_items):  # key order: B-tree appends, not random inserts
                 row = st.items.get(etid, None)
                 data = row.rows.get(item_id) if row is not None else None
                 if data is None:
@@ -92,10 +95,10 @@ class StateFile:
                     upserts.append((etid, item_id, json.dumps(data)))
             self.db.executemany("INSERT OR REPLACE INTO items (etid, id, data) VALUES (?, ?, ?)", upserts)
             self.db.executemany("DELETE FROM items WHERE etid=? AND id=?", deletes)
-            live = set(st.items)
-            for (etid,) in self.db.execute("SELECT DISTINCT etid FROM items").fetchall():
-                if etid not in live:
-                    self.db.execute("DELETE FROM items WHERE etid=?", (etid,))
+            self._etids_in_file.update(etid for etid, _, _ in upserts)
+            for etid in self._etids_in_file - set(st.items):  # a deleted type's table
+                self.db.execute("DELETE FROM items WHERE etid=?", (etid,))
+            self._etids_in_file &= set(st.items)
             new_history = st.stage_history[self._history_saved :]
             self.db.executemany(
                 "INSERT OR REPLACE INTO history (id, data) VALUES (?, ?)",

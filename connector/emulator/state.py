@@ -123,33 +123,62 @@ class UserField:
 
 
 class ItemTable:
-    """Items of one type: rows keyed by id plus a sorted id list, so keyset pages never scan."""
+    """Items of one type: rows keyed by id plus a sorted id list, so keyset pages never scan.
+
+    A delete only pops the row and leaves its id in the sorted list as a stale entry (no O(n)
+    list shift per delete); walkers skip ids without a row, `ids` compacts on demand, and the
+    list is compacted by itself once half of it is stale.
+    """
 
     def __init__(self) -> None:
         self.rows: dict[int, dict[str, Any]] = {}
-        self.ids: list[int] = []
+        self._ids: list[int] = []
+        self._stale = 0
 
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def ids(self) -> list[int]:
+        """Live ids, ascending (compacts the stale entries first)."""
+        if self._stale:
+            self._compact()
+        return self._ids
+
+    @property
+    def raw_ids(self) -> list[int]:
+        """Ascending ids that may include deleted ones (skip ids not in `rows`)."""
+        return self._ids
+
+    def _compact(self) -> None:
+        rows = self.rows
+        self._ids = [i for i in self._ids if i in rows]
+        self._stale = 0
+
     def put(self, item_id: int, row: dict[str, Any]) -> None:
         if item_id not in self.rows:
-            if not self.ids or item_id > self.ids[-1]:
-                self.ids.append(item_id)
+            ids = self._ids
+            if not ids or item_id > ids[-1]:
+                ids.append(item_id)
             else:
-                bisect.insort(self.ids, item_id)
+                i = bisect.bisect_left(ids, item_id)
+                if i < len(ids) and ids[i] == item_id:  # a stale entry comes back to life
+                    self._stale -= 1
+                else:
+                    ids.insert(i, item_id)
         self.rows[item_id] = row
 
     def remove(self, item_id: int) -> None:
         if self.rows.pop(item_id, None) is not None:
-            i = bisect.bisect_left(self.ids, item_id)
-            if i < len(self.ids) and self.ids[i] == item_id:
-                del self.ids[i]
+            self._stale += 1
+            if self._stale > 1024 and self._stale * 2 > len(self._ids):
+                self._compact()
 
-    def id_span(self, low: int | None, high: int | None) -> tuple[int, int]:
-        """Positions [lo, hi) in `ids` of the ids within [low, high] (inclusive), found by bisect."""
-        lo = 0 if low is None else bisect.bisect_left(self.ids, low)
-        hi = len(self.ids) if high is None else bisect.bisect_right(self.ids, high)
+    def id_span(self, low: int | None, high: int | None, *, live: bool = True) -> tuple[int, int]:
+        """Positions [lo, hi) in `ids` (or `raw_ids` when not `live`) of the ids within [low, high]."""
+        ids = self.ids if live else self._ids
+        lo = 0 if low is None else bisect.bisect_left(ids, low)
+        hi = len(ids) if high is None else bisect.bisect_right(ids, high)
         return lo, max(lo, hi)
 
     def id_range(self, low: int | None, high: int | None) -> list[int]:
