@@ -39,8 +39,64 @@ def test_explicit_entity_type_id_is_validated(emulator: Emulator) -> None:
     assert emulator.call("crm.type.add", {"fields": {"title": "x", "entityTypeId": 150}})["error"] == (
         "BX_INVALID_VALUE"
     )
-    # every add burns a sequence value, even with an explicit id
+    # every add past the 31/36/39 check burns a sequence value, even with an explicit or bad id
     assert add_type(emulator, title="auto")["entityTypeId"] == 1038
+
+
+@pytest.mark.parametrize("bad", [100, 0, -2, 192, 1031, "abc", 12.5])
+def test_other_invalid_entity_type_ids_are_bx_invalid_value_and_burn_an_id(
+    emulator: Emulator, bad: Any
+) -> None:
+    # server-behaviour.md §3: only 31/36/39 get INVALID_ARG_VALUE; the ORM validator answers the rest
+    assert emulator.call("crm.type.add", {"fields": {"title": "x", "entityTypeId": bad}}) == {
+        "error": "BX_INVALID_VALUE",
+        "error_description": "EntityTypeId should be more or equal than 128 and less than 192",
+    }
+    assert add_type(emulator)["entityTypeId"] == 1034  # 1032 was burned by the failed add
+    assert emulator.call("crm.type.list", {})["total"] == 1
+
+
+@pytest.mark.parametrize("reserved", [31, 36, 39, "36"])
+def test_system_entity_type_ids_are_refused_before_an_id_is_burned(emulator: Emulator, reserved: Any) -> None:
+    body = emulator.call("crm.type.add", {"fields": {"title": "x", "entityTypeId": reserved}})
+    assert body["error"] == "INVALID_ARG_VALUE"
+    assert add_type(emulator)["entityTypeId"] == 1032
+
+
+def test_crm_type_and_funnel_writes_need_a_crm_admin(emulator: Emulator) -> None:
+    from connector.emulator.auth import Auth
+
+    t = add_type(emulator)
+    user = Auth("oauth", 2, "app:x", client_id="x", is_admin=False)
+    for method, params in (
+        ("crm.type.list", {}),
+        ("crm.type.get", {"id": t["id"]}),
+        ("crm.type.getByEntityTypeId", {"entityTypeId": 1032}),
+        ("crm.type.add", {"fields": {"title": "No"}}),
+        ("crm.type.update", {"id": t["id"], "fields": {"title": "No"}}),
+        ("crm.type.delete", {"id": t["id"]}),
+        ("crm.category.add", {"entityTypeId": 1032, "fields": {"name": "No"}}),
+    ):
+        assert emulator.call(method, params, auth=user) == {
+            "error": "ACCESS_DENIED",
+            "error_description": "Access denied",
+        }, method
+    assert emulator.call("crm.type.fields", {}, auth=user)["error_description"] == "Access Denied"
+    # nothing changed; items stay open to the non-admin user
+    assert emulator.call("crm.type.get", {"id": t["id"]})["result"]["type"]["title"] == "Cars"
+    assert (
+        len(emulator.call("crm.category.list", {"entityTypeId": 1032}, auth=user)["result"]["categories"])
+        == 1
+    )
+    assert "item" in emulator.call("crm.item.add", {"entityTypeId": 1032, "fields": {}}, auth=user)["result"]
+
+
+def test_type_fields_follow_the_docs_example(emulator: Emulator) -> None:
+    fields = ok(emulator.call("crm.type.fields", {}))["fields"]
+    assert "relations" not in fields and "linkedUserFields" not in fields
+    assert fields["isClientEnabled"]["title"] == "Field 'Client'"
+    assert fields["entityTypeId"]["isImmutable"] is True and fields["title"]["isRequired"] is True
+    assert "isPaymentsEnabled" not in fields
 
 
 def test_type_flags_defaults_and_client_relations(emulator: Emulator) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import field_desc, require_type, state_of
+from .common import field_desc, require_crm_admin, require_type, state_of
 from .convert import orm_bool, yn
 from .errors import ApiError
 from .naming import stage_entity_id, stage_prefix
@@ -84,6 +84,7 @@ def _sort(fields: dict[str, Any], default: int) -> int:
 @method("crm.category.add", write=True)
 def category_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """https://apidocs.bitrix24.com/api-reference/crm/universal/category/crm-category-add.html"""
+    require_crm_admin(ctx)
     state = state_of(ctx)
     etid = req_int(params, "entityTypeId")
     fields = as_dict(req_array(params, "fields"))
@@ -98,6 +99,7 @@ def category_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
 @method("crm.category.update", write=True)
 def category_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """https://apidocs.bitrix24.com/api-reference/crm/universal/category/crm-category-update.html"""
+    require_crm_admin(ctx)
     state = state_of(ctx)
     etid = req_int(params, "entityTypeId")
     cid = req_int(params, "id")
@@ -138,6 +140,7 @@ def category_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
 @method("crm.category.delete", write=True)
 def category_delete(ctx: CallContext, params: dict[str, Any]) -> None:
     """https://apidocs.bitrix24.com/api-reference/crm/universal/category/crm-category-delete.html"""
+    require_crm_admin(ctx)
     state = state_of(ctx)
     etid = req_int(params, "entityTypeId")
     cid = req_int(params, "id")

@@ -35,6 +35,16 @@ def require_type(state: PortalState, entity_type_id: int) -> SmartType:
     return smart
 
 
+def require_crm_admin(ctx: CallContext, message: str = "Access denied") -> None:
+    """crm.type.* and funnel writes need a CRM administrator (400 ACCESS_DENIED otherwise).
+
+    Webhooks and the local app act as user 1, an administrator; a non-admin caller exists only
+    in-process (`Auth(..., is_admin=False)`), which is how tests reach this refusal.
+    """
+    if not getattr(ctx.auth, "is_admin", True):
+        raise ApiError("ACCESS_DENIED", message)
+
+
 def _type_name(entity_type_id: int) -> str:
     for name, etid in SYSTEM_ENTITY_TYPES.items():
         if etid == entity_type_id:

@@ -7,7 +7,7 @@ from typing import Any
 from connector.constants import SYSTEM_ENTITY_TYPES
 
 from .categories import DEFAULT_CATEGORY_NAME, create_category
-from .common import field_desc, is_possible_dynamic, state_of
+from .common import field_desc, is_possible_dynamic, require_crm_admin, state_of
 from .convert import iso, orm_bool, yn
 from .errors import ApiError
 from .filters import compile_filter, parse_order, sort_rows
@@ -62,12 +62,16 @@ def _find(state: PortalState, type_id: int) -> SmartType:
 
 
 def _allocate_entity_type_id(state: PortalState, fields: dict[str, Any]) -> int:
-    """The controller's range check first; then the sequence moves (burned even if the add fails)."""
+    """The controller's range check first; then the sequence moves (burned even if the add fails).
+
+    server-behaviour.md §3: 31/36/39 -> INVALID_ARG_VALUE before anything else; any other explicit
+    value that is not 128..191 or an even number >= 1030 (0, negative, odd, text) -> BX_INVALID_VALUE
+    from the ORM validator, after the sequence has moved.
+    """
     raw = fields.get("entityTypeId")
     explicit = raw is not None and raw != ""
-    if explicit and (
-        not is_numeric(raw) or int(float(raw)) in RESERVED_ENTITY_TYPE_IDS or int(float(raw)) <= 0
-    ):
+    wanted = int(float(raw)) if explicit and is_numeric(raw) else 0  # ORM integer: text becomes 0
+    if explicit and wanted in RESERVED_ENTITY_TYPE_IDS:
         raise ApiError("INVALID_ARG_VALUE", "entityTypeId is out of allowed range")
     auto = state.seq.next("entity_type_id", 2)
     used = {t.entity_type_id for t in state.types.values()}
@@ -75,12 +79,11 @@ def _allocate_entity_type_id(state: PortalState, fields: dict[str, Any]) -> int:
         while auto in used:
             auto = state.seq.next("entity_type_id", 2)
         return auto
-    etid = int(float(raw))
-    if not is_possible_dynamic(etid):
+    if not is_possible_dynamic(wanted):
         raise ApiError("BX_INVALID_VALUE", "EntityTypeId should be more or equal than 128 and less than 192")
-    if etid in used:
-        raise ApiError("BX_INVALID_VALUE", f"Entity type id {etid} is already used")
-    return etid
+    if wanted in used:
+        raise ApiError("BX_INVALID_VALUE", f"Entity type id {wanted} is already used")
+    return wanted
 
 
 def _known_etid(state: PortalState, etid: int) -> bool:
@@ -150,6 +153,7 @@ def _apply_fields(state: PortalState, smart: SmartType, fields: dict[str, Any], 
 @method("crm.type.add", write=True)
 def type_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-add.html"""
+    require_crm_admin(ctx)
     state = state_of(ctx)
     fields = as_dict(req_array(params, "fields"))
     if "title" not in fields:
@@ -171,6 +175,7 @@ def type_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
 @method("crm.type.update", write=True)
 def type_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-update.html"""
+    require_crm_admin(ctx)
     state = state_of(ctx)
     type_id = req_int(params, "id")
     fields = as_dict(req_array(params, "fields"))
@@ -186,6 +191,7 @@ def type_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
 @method("crm.type.get")
 def type_get(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-get.html"""
+    require_crm_admin(ctx)
     state = state_of(ctx)
     return {"type": type_json(state, _find(state, req_int(params, "id")))}
 
@@ -193,6 +199,7 @@ def type_get(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
 @method("crm.type.getbyentitytypeid")
 def type_get_by_etid(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-get-by-entity-type-id.html"""
+    require_crm_admin(ctx)
     state = state_of(ctx)
     smart = state.type_by_etid(req_int(params, "entityTypeId"))
     if smart is None:
@@ -226,6 +233,7 @@ def _resolve_type_field(name: str) -> tuple[str, str, str] | None:
 @method("crm.type.list")
 def type_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
     """https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-list.html"""
+    require_crm_admin(ctx)
     state = state_of(ctx)
     flt = compile_filter(params.get("filter"), _resolve_type_field, state.tz, id_key="id")
     order = parse_order(params.get("order"), _resolve_type_field)
@@ -264,6 +272,7 @@ def _attr(key: str) -> str | None:
 @method("crm.type.delete", write=True)
 def type_delete(ctx: CallContext, params: dict[str, Any]) -> list[Any]:
     """https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-delete.html"""
+    require_crm_admin(ctx)
     state = state_of(ctx)
     smart = _find(state, req_int(params, "id"))
     etid = smart.entity_type_id
@@ -285,9 +294,33 @@ def type_delete(ctx: CallContext, params: dict[str, Any]) -> list[Any]:
     return []
 
 
+# titles as the docs example of crm.type.fields shows them (the portal's EN lang)
+_FLAG_TITLES = {
+    "isCategoriesEnabled": "Use custom funnels and sales tunnels in the smart process",
+    "isStagesEnabled": "Use custom stages and Kanban in the smart process",
+    "isBeginCloseDatesEnabled": "Fields 'Start Date' and 'End Date'",
+    "isClientEnabled": "Field 'Client'",
+    "isUseInUserfieldEnabled": "Use in user field",
+    "isLinkWithProductsEnabled": "Link with catalog products",
+    "isMycompanyEnabled": "Field 'Your Company Details'",
+    "isDocumentsEnabled": "Document Printing",
+    "isSourceEnabled": "Fields 'Source' and 'Additional Information about Source'",
+    "isObserversEnabled": "Field 'Observers'",
+    "isRecyclebinEnabled": "Use Recycle Bin",
+    "isAutomationEnabled": "Use Automation rules and triggers in the smart process",
+    "isBizProcEnabled": "Use business process designer in the smart process",
+    "isSetOpenPermissions": "Make new funnels available to everyone",
+}
+
+
 @method("crm.type.fields")
 def type_fields(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    """https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-fields.html"""
+    """https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-fields.html
+
+    The docs example is followed exactly: no `relations`/`linkedUserFields` entries (they are
+    accepted by add/update all the same), and the two time fields are not flagged read-only.
+    """
+    require_crm_admin(ctx, "Access Denied")
     fields = {
         "id": field_desc("integer", "ID", "ID", read_only=True),
         "title": field_desc("string", "Title", "TITLE", required=True),
@@ -300,10 +333,8 @@ def type_fields(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     }
     for flag in TYPE_FLAGS:
         if flag not in READ_ONLY_FLAGS:
-            fields[flag] = field_desc("boolean", flag, _TYPE_UPPER[flag])
-    fields["createdTime"] = field_desc("datetime", "Created On", "CREATED_TIME", read_only=True)
-    fields["updatedTime"] = field_desc("datetime", "Modified On", "UPDATED_TIME", read_only=True)
+            fields[flag] = field_desc("boolean", _FLAG_TITLES.get(flag, flag), _TYPE_UPPER[flag])
+    fields["createdTime"] = field_desc("datetime", "Creation Date", "CREATED_TIME")
+    fields["updatedTime"] = field_desc("datetime", "Modification Date", "UPDATED_TIME")
     fields["updatedBy"] = field_desc("user", "Modified By", "UPDATED_BY", read_only=True)
-    fields["relations"] = field_desc("relations", "Relations", "RELATIONS")
-    fields["linkedUserFields"] = field_desc("linkedUserFields", "Linked user fields", "LINKED_USER_FIELDS")
     return {"fields": fields}
