@@ -8,13 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import responses
 
 from connector.deploy import adopt, apply, drift, plan
 from connector.emulator import Emulator
 from connector.rest import Client
-from connector.rest.retry import RetryPolicy
 from connector.store import Store
 from connector.templates import TemplateError, load_template, to_toml
 
@@ -110,66 +108,7 @@ def test_access_rules_are_a_manual_checklist_never_done(client: Client, store: S
     assert all(c.action == "manual" and not c.actionable for c in result.manual)
 
 
-class CrashingSession(requests.Session):
-    """Lets `k` write sub-calls through (cutting the batch after the k-th), then loses every response."""
-
-    def __init__(self, k: int) -> None:
-        super().__init__()
-        self.left = k
-        self.crashed = False
-
-    def post(self, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        if self.crashed:
-            raise requests.ConnectionError("connection lost (injected)")
-        body = kwargs.get("json")
-        if str(url).rstrip("/").endswith("/batch") and isinstance(body, dict):
-            kept: dict[str, str] = {}
-            for key, cmd in body["cmd"].items():
-                kept[key] = cmd
-                if is_write(cmd.split("?", 1)[0]):
-                    self.left -= 1
-                    if self.left == 0:
-                        break
-            if self.left <= 0:
-                kwargs["json"] = {**body, "cmd": kept}
-                super().post(url, *args, **kwargs)
-                self.crashed = True
-                raise requests.ConnectionError("connection lost after a write (injected)")
-        return super().post(url, *args, **kwargs)
-
-
-def _write_subcalls(emu: Emulator) -> int:
-    return sum(1 for e in emu.request_log if is_write(e.method) and e.method != "batch")
-
-
-# Every write sub-call for two templates; every third (plus the last) for the others, to keep the suite fast.
-SWEEPS = {"hr_candidates": 1, "contracts": 1, "car_service": 3, "production": 3}
-
-
-@pytest.mark.parametrize("name", sorted(SWEEPS))
-def test_apply_interrupted_after_each_write_resumes_without_duplicates(name: str, tmp_path: Path) -> None:
-    t = load_template(f"mappings/{name}.toml")
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        clean = Emulator()
-        url = clean.register(rsps, "https://clean.example.test")
-        apply(Client.from_webhook(url), [t], Store.open(tmp_path / "clean.db"))
-        expected, total = portal_shape(clean), _write_subcalls(clean)
-    assert total > 5
-    for k in sorted({*range(1, total + 1, SWEEPS[name]), total}):
-        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-            emu = Emulator()
-            url = emu.register(rsps, "https://resume.example.test")
-            store = Store.open(tmp_path / f"k{k}.db")
-            with pytest.raises(Exception):  # noqa: B017 - any transport error ends the first run
-                apply(
-                    Client.from_webhook(url, session=CrashingSession(k), retry=RetryPolicy(max_attempts=1)),
-                    [t],
-                    store,
-                )
-            resumed = apply(Client.from_webhook(url), [t], store)
-            assert resumed.converged, (k, resumed.remaining)
-            assert portal_shape(emu) == expected, k
-            assert apply(Client.from_webhook(url), [t], store).write_calls == 0
+# The interruption sweep (every write of every shipped template) is in test_deploy_resume.py.
 
 
 def test_drift_finds_a_field_added_and_a_stage_renamed_by_hand(

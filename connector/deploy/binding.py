@@ -8,6 +8,8 @@ code. A process this tool created is "owned": its default stages are shaped away
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +62,15 @@ class IdView:
     def all(self, kind: str | None = None) -> list[Any]:
         """Every entry of this portal."""
         return [] if self.store is None else self.store.idmap.all(self.portal, kind)
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Group many `set`/`delete` calls into one store transaction (one commit)."""
+        if self.store is None:
+            yield
+            return
+        with self.store.transaction():
+            yield
 
 
 @dataclass

@@ -156,8 +156,9 @@ def apply(
         result.requests = _requests(client) - start
         return result
     if not the_plan.has_changes:
-        for b in ctx.bindings.values():
-            record_binding(ctx.ids, b)
+        with ctx.ids.writing():
+            for b in ctx.bindings.values():
+                record_binding(ctx.ids, b)
         result.requests = _requests(client) - start
         return result
     writes = 0
@@ -171,8 +172,9 @@ def apply(
     writes += _writes(phase3)
     result.commands += [c.note for c in phase3]
     final = _reread(ctx, new_types)
-    for b in final.bindings.values():
-        record_binding(ctx.ids, b)
+    with ctx.ids.writing():
+        for b in final.bindings.values():
+            record_binding(ctx.ids, b)
     remaining = [c for c in make_plan(final, allow_destructive).changes if c.actionable]
     result.write_calls = writes
     result.converged = not remaining
