@@ -63,6 +63,8 @@ class World:
         for event in ("ONCRMDYNAMICITEMADD", "ONCRMDYNAMICITEMUPDATE", "ONCRMDYNAMICITEMDELETE"):
             self.ok("event.bind", {"event": event, "handler": HANDLER}, oauth=True)
         self.ok("event.bind", {"event": "ONCRMDYNAMICITEMUPDATE", "event_type": "offline"}, oauth=True)
+        for event in ("ONCRMTYPEADD", "ONCRMTYPEUPDATE", "ONCRMTYPEDELETE"):
+            self.ok("event.bind", {"event": event, "handler": HANDLER + "/types"}, oauth=True)
         smart = self.ok(
             "crm.type.add",
             {
@@ -707,6 +709,31 @@ RECIPES: dict[str, Recipe] = {
         relax=("auth",),
         why="tokens are sent only for app-user changes",
     ),
+    "event-payload.ONCRMTYPEADD.json": Recipe(
+        event_payload("ONCRMTYPEADD"),
+        relax=("auth",),
+        why="refresh_token is sent only on some events; access tokens only for app-user changes",
+    ),
+    "event-payload.ONCRMTYPEUPDATE.json": Recipe(
+        lambda w: (
+            w.ok("crm.type.update", {"id": w.type_id, "fields": {"title": "Renamed"}}, oauth=True),
+            (200, w.payload("ONCRMTYPEUPDATE")),
+        )[1],
+        relax=("auth",),
+        why="refresh_token is sent only on some events",
+    ),
+    "event-payload.ONCRMTYPEDELETE.json": Recipe(
+        lambda w: (
+            w.ok(
+                "crm.type.delete",
+                {"id": w.ok("crm.type.add", {"fields": {"title": "Gone"}})["result"]["type"]["id"]},
+                oauth=True,
+            ),
+            (200, w.payload("ONCRMTYPEDELETE")),
+        )[1],
+        relax=("auth",),
+        why="refresh_token is sent only on some events",
+    ),
     # -- OAuth token endpoint ---------------------------------------------------------------------
     "oauth.token.refresh_token.json": Recipe(refresh_token),
 }
@@ -757,14 +784,6 @@ NOT_APPLICABLE: dict[str, str] = {
     },
     "crm.item.fields.spa-userfields-excerpt.json": "a fragment of crm.item.fields (see crm.item.fields.json)",
     "time-object.json": "only a `time` object; every success comparison checks `time`",
-    **{
-        f: "the emulator fires no type events (ONCRMTYPE*) yet"
-        for f in (
-            "event-payload.ONCRMTYPEADD.json",
-            "event-payload.ONCRMTYPEUPDATE.json",
-            "event-payload.ONCRMTYPEDELETE.json",
-        )
-    },
     **{
         f: "user-field event delivery is compared through the item events; UF payloads differ only in FIELDS"
         for f in (

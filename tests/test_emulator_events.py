@@ -381,3 +381,49 @@ def test_item_writes_through_the_emulator_reach_handlers_and_the_offline_queue()
     send("crm.item.update", {"entityTypeId": etid, "id": item["id"], "fields": {"title": "c"}})
     queued = send("event.offline.get", {"auth_connector": "b24sync"}, oauth=True)["result"]["events"]
     assert [e["EVENT_NAME"] for e in queued] == ["ONCRMDYNAMICITEMUPDATE"]
+
+
+def test_type_events_and_oauth_access_token_through_the_core():
+    """ONCRMTYPEADD/UPDATE/DELETE carry the type id; an OAuth caller's token rides in auth[access_token]."""
+    import json as _json
+
+    from connector.emulator import Emulator
+    from connector.emulator.server import route
+
+    emu = Emulator(clock="virtual")
+    posts = Sink()
+    emu.events.deliverer = posts
+    token = emu.issue_token()["access_token"]
+
+    def send(method: str, params: dict[str, Any], oauth: bool = False) -> dict[str, Any]:
+        path = f"/rest/{method}" if oauth else f"/rest/1/{emu.webhook_code}/{method}"
+        body = _json.dumps({**params, **({"auth": token} if oauth else {})}).encode()
+        return _json.loads(route(emu, "POST", path, "", body, "application/json", "https://x.test").body)
+
+    for event in ("ONCRMTYPEADD", "ONCRMTYPEUPDATE", "ONCRMTYPEDELETE", "ONCRMDYNAMICITEMADD"):
+        assert send("event.bind", {"event": event, "handler": HANDLER}, oauth=True)["result"] is True
+    smart = send("crm.type.add", {"fields": {"title": "T"}}, oauth=True)["result"]["type"]
+    etid = smart["entityTypeId"]
+    send("event.bind", {"event": f"ONCRMDYNAMICITEMADD_{etid}", "handler": HANDLER}, oauth=True)
+    send("crm.type.update", {"id": smart["id"], "fields": {"title": "U"}})  # by the webhook
+    send("crm.item.add", {"entityTypeId": etid, "fields": {}}, oauth=True)
+    send("crm.item.add", {"entityTypeId": etid, "fields": {}})
+    events = [(f["event"], f.get("data[FIELDS][ID]"), f.get("auth[access_token]")) for _, f in posts.posts]
+    assert events == [
+        ("ONCRMTYPEADD", str(smart["id"]), token),
+        ("ONCRMTYPEUPDATE", str(smart["id"]), None),  # a webhook change carries no app token
+        ("ONCRMDYNAMICITEMADD", "1", token),
+        (f"ONCRMDYNAMICITEMADD_{etid}", "1", token),
+        ("ONCRMDYNAMICITEMADD", "2", None),
+        (f"ONCRMDYNAMICITEMADD_{etid}", "2", None),
+    ]
+    assert all(f["auth[application_token]"] == emu.events.application_token for _, f in posts.posts)
+    send("crm.item.delete", {"entityTypeId": etid, "id": 1})
+    send("crm.item.delete", {"entityTypeId": etid, "id": 2})
+    posts.posts.clear()
+    assert send("crm.type.delete", {"id": smart["id"]})["result"] == []
+    deleted = [(f["event"], f["data[FIELDS][ID]"]) for _, f in posts.posts]
+    assert deleted == [("ONCRMTYPEDELETE", str(smart["id"]))]
+    bound = [b["event"] for b in send("event.get", {}, oauth=True)["result"]]
+    assert f"ONCRMDYNAMICITEMADD_{etid}" not in bound and "ONCRMDYNAMICITEMADD" in bound
+    assert token not in repr(emu.oauth.check(token, emu.clock.now()))  # the Auth never prints it

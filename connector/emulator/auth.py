@@ -28,6 +28,7 @@ class Auth:
     client_id: str | None = None
     is_admin: bool = True
     auth_connector: str | None = None
+    access_token: str | None = field(default=None, compare=False)  # OAuth callers: events carry it
 
     def __repr__(self) -> str:
         return f"Auth(kind={self.kind!r}, user_id={self.user_id})"
@@ -85,7 +86,14 @@ class OAuthApp:
             raise NO_AUTH
         if now >= entry.expires:
             raise EXPIRED
-        return Auth("oauth", entry.user_id, f"app:{self.client_id}", entry.scopes, client_id=self.client_id)
+        return Auth(
+            "oauth",
+            entry.user_id,
+            f"app:{self.client_id}",
+            entry.scopes,
+            client_id=self.client_id,
+            access_token=token,
+        )
 
     def exchange(
         self, params: dict[str, Any], now: float, domain: str, base: str

@@ -7,7 +7,7 @@ from typing import Any
 from connector.constants import SYSTEM_ENTITY_TYPES
 
 from .categories import DEFAULT_CATEGORY_NAME, create_category
-from .common import field_desc, is_possible_dynamic, require_crm_admin, state_of
+from .common import emit, field_desc, is_possible_dynamic, require_crm_admin, state_of
 from .convert import iso, orm_bool, yn
 from .errors import ApiError
 from .filters import compile_filter, parse_order, sort_rows
@@ -169,6 +169,7 @@ def type_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     state.table(etid)
     create_category(state, etid, DEFAULT_CATEGORY_NAME, 500, True)
     state.touch_schema()
+    emit(ctx, "ONCRMTYPEADD", {"ID": smart.id})  # server-behaviour.md §8: FIELDS[ID] is the type id
     return {"type": type_json(state, smart)}
 
 
@@ -185,6 +186,7 @@ def type_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     smart.updated_time = ctx.now
     smart.updated_by = getattr(ctx.auth, "user_id", 1)
     state.touch_schema()
+    emit(ctx, "ONCRMTYPEUPDATE", {"ID": smart.id})
     return {"type": type_json(state, smart)}
 
 
@@ -291,6 +293,10 @@ def type_delete(ctx: CallContext, params: dict[str, Any]) -> list[Any]:
     state.items.pop(etid, None)
     del state.types[smart.id]
     state.touch_schema()
+    events = getattr(state, "events", None)
+    if events is not None and hasattr(events, "forget_entity_type"):
+        events.forget_entity_type(etid)  # the type-specific bindings go with the type
+    emit(ctx, "ONCRMTYPEDELETE", {"ID": smart.id})
     return []
 
 

@@ -35,12 +35,22 @@ ITEM_EVENTS = ("ONCRMDYNAMICITEMADD", "ONCRMDYNAMICITEMUPDATE", "ONCRMDYNAMICITE
 KNOWN_EVENTS = frozenset(
     {
         *ITEM_EVENTS,
-        "ONCRMTYPEADD", "ONCRMTYPEUPDATE", "ONCRMTYPEDELETE",
-        "ONCRMTYPEUSERFIELDADD", "ONCRMTYPEUSERFIELDUPDATE", "ONCRMTYPEUSERFIELDDELETE",
+        "ONCRMTYPEADD",
+        "ONCRMTYPEUPDATE",
+        "ONCRMTYPEDELETE",
+        "ONCRMTYPEUSERFIELDADD",
+        "ONCRMTYPEUSERFIELDUPDATE",
+        "ONCRMTYPEUSERFIELDDELETE",
         "ONCRMTYPEUSERFIELDSETENUMVALUES",
-        "ONOFFLINEEVENT", "ONAPPINSTALL", "ONAPPUNINSTALL", "ONAPPUPDATE",
-        *(f"ONCRM{entity}{action}" for entity in ("LEAD", "DEAL", "CONTACT", "COMPANY")
-          for action in ("ADD", "UPDATE", "DELETE")),
+        "ONOFFLINEEVENT",
+        "ONAPPINSTALL",
+        "ONAPPUNINSTALL",
+        "ONAPPUPDATE",
+        *(
+            f"ONCRM{entity}{action}"
+            for entity in ("LEAD", "DEAL", "CONTACT", "COMPANY")
+            for action in ("ADD", "UPDATE", "DELETE")
+        ),
     }
 )
 _TYPED_ITEM_EVENT = re.compile(r"^(ONCRMDYNAMICITEM(?:ADD|UPDATE|DELETE))_(\d+)$")
@@ -104,8 +114,12 @@ class Binding:
 
     def public(self) -> dict[str, Any]:
         """As `event.get` shows it."""
-        return {"event": self.event, "handler": self.handler, "auth_type": str(self.auth_type),
-                "offline": 1 if self.offline else 0}
+        return {
+            "event": self.event,
+            "handler": self.handler,
+            "auth_type": str(self.auth_type),
+            "offline": 1 if self.offline else 0,
+        }
 
 
 @dataclass
@@ -139,8 +153,14 @@ class OfflineRow:
         return row
 
     def filter_view(self) -> dict[str, Any]:
-        return {"ID": self.id, "TIMESTAMP_X": self.timestamp, "EVENT_NAME": self.event_name,
-                "MESSAGE_ID": self.message_id, "PROCESS_ID": self.process_id, "ERROR": self.error}
+        return {
+            "ID": self.id,
+            "TIMESTAMP_X": self.timestamp,
+            "EVENT_NAME": self.event_name,
+            "MESSAGE_ID": self.message_id,
+            "PROCESS_ID": self.process_id,
+            "ERROR": self.error,
+        }
 
 
 _GET_FIELDS = {"ID": "int", "TIMESTAMP_X": "datetime", "EVENT_NAME": "string", "MESSAGE_ID": "string"}
@@ -237,8 +257,11 @@ class EventHub:
         offline = event_type == "offline"
         handler = str(params.get("handler") or params.get("HANDLER") or "").strip()
         if offline and not caller_is_admin:
-            raise ApiError("ACCESS_DENIED", "Access denied! Offline events binding requires administrator "
-                           "access rights", status=403)
+            raise ApiError(
+                "ACCESS_DENIED",
+                "Access denied! Offline events binding requires administrator access rights",
+                status=403,
+            )
         if not self.is_known(event):
             raise ApiError("ERROR_EVENT_NOT_FOUND", "Event not found")
         if not offline:
@@ -256,15 +279,27 @@ class EventHub:
         with self._lock:
             for b in self.bindings:
                 if (b.app, b.event, b.handler, b.offline, b.auth_type, b.connector) == (
-                    app, event, handler if not offline else "", offline, int(float(auth_type)), connector
+                    app,
+                    event,
+                    handler if not offline else "",
+                    offline,
+                    int(float(auth_type)),
+                    connector,
                 ):
                     raise ApiError("ERROR_HANDLER_ALREADY_EXIST", "Handler already exists!")
             self._seq["binding"] += 1
-            self.bindings.append(Binding(
-                id=self._seq["binding"], event=event, handler=handler if not offline else "", app=app,
-                auth_type=int(float(auth_type)), offline=offline, connector=connector,
-                min_timeout=float(min_timeout) if is_numeric(min_timeout) else 1.0,
-            ))
+            self.bindings.append(
+                Binding(
+                    id=self._seq["binding"],
+                    event=event,
+                    handler=handler if not offline else "",
+                    app=app,
+                    auth_type=int(float(auth_type)),
+                    offline=offline,
+                    connector=connector,
+                    min_timeout=float(min_timeout) if is_numeric(min_timeout) else 1.0,
+                )
+            )
         return True
 
     def unbind(self, app: str, params: dict[str, Any]) -> dict[str, int]:
@@ -281,13 +316,31 @@ class EventHub:
         with self._lock:
             keep, gone = [], 0
             for b in self.bindings:
-                hit = (b.app == app and b.event == event and b.offline == offline and b.auth_type == auth_type
-                       and (offline or b.handler == handler))
+                hit = (
+                    b.app == app
+                    and b.event == event
+                    and b.offline == offline
+                    and b.auth_type == auth_type
+                    and (offline or b.handler == handler)
+                )
                 gone += hit
                 if not hit:
                     keep.append(b)
             self.bindings = keep
         return {"count": gone}
+
+    def forget_entity_type(self, entity_type_id: int) -> int:
+        """Drop the bindings of `ONCRMDYNAMICITEM*_{entity_type_id}` (the type was deleted)."""
+        suffix = f"_{entity_type_id}"
+        with self._lock:
+            keep = [
+                b
+                for b in self.bindings
+                if not (_TYPED_ITEM_EVENT.match(b.event) and b.event.endswith(suffix))
+            ]
+            gone = len(self.bindings) - len(keep)
+            self.bindings = keep
+        return gone
 
     def get(self, app: str) -> list[dict[str, Any]]:
         """`event.get`: this application's bindings."""
@@ -372,8 +425,14 @@ class EventHub:
         if row is None:
             self._seq["offline"] += 1
             self.offline[key] = OfflineRow(
-                id=self._seq["offline"], key=key, app=b.app, connector=b.connector, event_name=b.event,
-                event_data=data, additional=additional, timestamp=ts,
+                id=self._seq["offline"],
+                key=key,
+                app=b.app,
+                connector=b.connector,
+                event_name=b.event,
+                event_data=data,
+                additional=additional,
+                timestamp=ts,
                 message_id=hashlib.md5(key.encode()).hexdigest(),
             )
             return
@@ -405,9 +464,13 @@ class EventHub:
         order = parse_order(params.get("order"), resolve) or [("TIMESTAMP_X", False), ("ID", False)]
         with self._lock:
             rows = [
-                r for r in self.offline.values()
-                if r.app == app and r.connector == connector and r.process_id == process_id
-                and (with_errors or not r.error) and flt.predicate(r.filter_view())
+                r
+                for r in self.offline.values()
+                if r.app == app
+                and r.connector == connector
+                and r.process_id == process_id
+                and (with_errors or not r.error)
+                and flt.predicate(r.filter_view())
             ]
             views = sort_rows([r.filter_view() | {"_row": r} for r in rows], order)[:limit]
             chosen: list[OfflineRow] = [v["_row"] for v in views]
@@ -468,12 +531,13 @@ class EventHub:
         start = max(0, int(float(start))) if is_numeric(start) else 0
         with self._lock:
             views = [
-                r.filter_view() | {"_row": r} for r in self.offline.values()
+                r.filter_view() | {"_row": r}
+                for r in self.offline.values()
                 if r.app == app and r.connector == connector and flt.predicate(r.filter_view())
             ]
             views = sort_rows(views, order)
             total = len(views)
-            page = [v["_row"].public(self.tz, with_process=True) for v in views[start:start + PAGE]]
+            page = [v["_row"].public(self.tz, with_process=True) for v in views[start : start + PAGE]]
         nxt = start + PAGE if start + PAGE < total else None
         return ListPage(page, total=total, next=nxt)
 
@@ -541,8 +605,11 @@ def event_bind(ctx: CallContext, params: dict[str, Any]) -> bool:
 def event_unbind(ctx: CallContext, params: dict[str, Any]) -> dict[str, int]:
     """https://apidocs.bitrix24.com/api-reference/events/event-unbind.html"""
     if str(params.get("event_type") or "").lower() == "offline" and not _is_admin(ctx):
-        raise ApiError("ACCESS_DENIED", "Access denied! Offline events unbinding requires administrator "
-                       "access rights", status=403)
+        raise ApiError(
+            "ACCESS_DENIED",
+            "Access denied! Offline events unbinding requires administrator access rights",
+            status=403,
+        )
     return _hub(ctx).unbind(_app_of(ctx.auth), params)
 
 

@@ -3,6 +3,7 @@ body decoding (JSON, form, query), the JSON encoder, and a threaded loopback ser
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -117,15 +118,7 @@ def _route(
             except ApiError as err:
                 auth = err
     if isinstance(auth, Auth) and params.get("auth_connector"):
-        auth = Auth(
-            auth.kind,
-            auth.user_id,
-            auth.ledger_key,
-            auth.scopes,
-            auth.client_id,
-            auth.is_admin,
-            str(params["auth_connector"]),
-        )
+        auth = dataclasses.replace(auth, auth_connector=str(params["auth_connector"]))
     return _reply(emu.handle(method, params, auth, http=True))
 
 
