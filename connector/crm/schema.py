@@ -127,6 +127,7 @@ class PortalType(BaseModel):
     entity_type_id: int
     title: str
     code: str | None = None
+    code_supported: bool = True
     flags: dict[str, bool] = Field(default_factory=dict)
     linked_user_fields: dict[str, bool] = Field(default_factory=dict)
     parents: list[PortalRelation] = Field(default_factory=list)
@@ -206,6 +207,7 @@ def parse_type(row: dict[str, Any]) -> PortalType:
         entity_type_id=int(row["entityTypeId"]),
         title=str(row.get("title") or ""),
         code=(str(row["code"]) if row.get("code") else None),
+        code_supported="code" in row,
         flags={k: yn(row[k]) for k in TYPE_FLAGS if k in row},
         linked_user_fields={k: yn(v) for k, v in linked.items()} if isinstance(linked, dict) else {},
         parents=rels(relations.get("parent")) if isinstance(relations, dict) else [],
@@ -312,8 +314,16 @@ def read_snapshot(client: Any, want: Callable[[PortalType], bool] | None = None)
     snapshot = PortalSnapshot(types=types)
     selected = [t for t in types if want is None or want(t)]
     fill_details(client, selected)
-    snapshot.supports_code = any(t.code is not None for t in types)
+    snapshot.supports_code = supports_code(types)
     return snapshot
+
+
+def supports_code(types: Sequence[PortalType]) -> bool:
+    """Whether the portal keeps the type `code` (our ownership marker): its rows carry the key.
+
+    An empty portal is assumed to (current Bitrix24 does; `crm.type.fields` lists `code`).
+    """
+    return not types or any(t.code_supported for t in types)
 
 
 def fill_details(client: Any, types: Sequence[PortalType]) -> None:
@@ -350,6 +360,7 @@ def fill_details(client: Any, types: Sequence[PortalType]) -> None:
             t.flags = detailed.flags or t.flags
             if detailed.code is not None:
                 t.code = detailed.code
+            t.code_supported = detailed.code_supported
         t.fields = [parse_field(r) for r in _rows(first.results.get(f"f{t.id}"), "fields")]
         t.fields += _more_fields(client, t, first.totals.get(f"f{t.id}"), len(t.fields))
         t.funnels = sorted(

@@ -1,9 +1,10 @@
 """Match template objects to portal objects by code: id map first, then ownership markers.
 
-Markers: type `code` (else its title), field `xmlId` and `UF_CRM_{id}_{CODE}` name, enumeration
-option `xmlId`, stage code (`DT..:CODE`), funnel name. The template's first process, success and
-first failure stage are mapped onto the system stages NEW / SUCCESS / FAIL when no stage has their
-code. A process this tool created is "owned": its default stages are shaped away.
+Markers: type `code` (where the portal keeps no code: our field markers, else the exact title),
+field `xmlId` and `UF_CRM_{id}_{CODE}` name, enumeration option `xmlId`, stage code
+(`DT..:CODE`), funnel name. The template's first process, success and first failure stage are
+mapped onto the system stages NEW / SUCCESS / FAIL when no stage has their code. A process this
+tool created is "owned": its default stages are shaped away.
 """
 
 from __future__ import annotations
@@ -148,11 +149,10 @@ def bind_type(desired: DesiredType, snapshot: PortalSnapshot, ids: IdView) -> Ty
     portal, via, renamed = _find_type(desired, snapshot, ids)
     entry = ids.entry("type", desired.code) or (ids.entry("type", renamed) if renamed else None)
     created = bool(entry and (entry.extra or {}).get("created"))
-    owned = (
-        portal is None
-        or created
-        or (entry is None and (via == "code" or (via == "title" and not portal.fields)))
-    )
+    # Without an id map record: our type code (or, where the portal keeps no code, our field
+    # markers, or an empty type of the same title left by an interrupted create) means we made it.
+    fresh = via == "title" and not snapshot.supports_code and portal is not None and not portal.fields
+    owned = portal is None or created or (entry is None and (via in ("code", "marker") or fresh))
     b = TypeBinding(desired=desired, portal=portal, owned=owned, matched_by=via, renamed_from=renamed)
     _bind_fields(b, ids)
     _bind_funnels(b, ids)
@@ -172,10 +172,20 @@ def _find_type(
     for code, renamed in codes:
         if (t := snapshot.by_code(code)) is not None:
             return t, "code", renamed
+    if not snapshot.supports_code:
+        for code, renamed in codes:
+            marked = [t for t in snapshot.types if any(is_marker_of(f.xml_id, code) for f in t.fields)]
+            if len(marked) == 1:
+                return marked[0], "marker", renamed
     candidates = [t for t in snapshot.by_title(desired.title) if not t.code or t.code == desired.code]
     if len(candidates) == 1:
         return candidates[0], "title", None
     return None, "", None
+
+
+def is_marker_of(xml_id: str, process: str) -> bool:
+    """Whether a field's xmlId is our ownership marker `b24sync:<process>:<field>`."""
+    return xml_id.startswith(f"b24sync:{process}:")
 
 
 def _key(*parts: str) -> str:

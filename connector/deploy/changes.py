@@ -86,11 +86,11 @@ def _type_level(b: TypeBinding) -> list[Change]:
 
 
 def type_diffs(d: DesiredType, p: PortalType) -> list[Diff]:
-    """Title, code marker, flags and linked user fields that differ."""
+    """Title, code marker (stamped where the portal keeps codes), flags and linked user fields that differ."""
     diffs = []
     if p.title != d.title:
         diffs.append(Diff(attr="title", old=p.title, new=d.title))
-    if p.code is not None and p.code != d.code:
+    if p.code_supported and p.code != d.code:
         diffs.append(Diff(attr="code", old=p.code, new=d.code))
     for k, v in sorted(d.flags.items()):
         if p.flags.get(k, False) != v:

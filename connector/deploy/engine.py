@@ -30,6 +30,7 @@ from connector.crm.schema import (
     read_types,
     run_commands,
     stage_entity_id,
+    supports_code,
 )
 from connector.deploy.binding import IdView, TypeBinding, _bind_stages, bind_type
 from connector.deploy.changes import type_changes
@@ -92,10 +93,18 @@ def load_context(client: Any, templates: Any, store: Any) -> Context:
         )
     ids = IdView(store, portal_key_of(client))
     types = read_types(client)
-    snapshot = PortalSnapshot(types=types, supports_code=any(t.code is not None for t in types))
+    snapshot = PortalSnapshot(types=types, supports_code=supports_code(types))
     mapped = {ids.id("type", t.code) for t in items}
     titles = {t.title_text for t in items}
-    fill_details(client, [t for t in types if t.id in mapped or t.code in codes or t.title in titles])
+    # A portal that keeps no type code: our field markers are the only sign, so read every type.
+    fill_details(
+        client,
+        [
+            t
+            for t in types
+            if not snapshot.supports_code or t.id in mapped or t.code in codes or t.title in titles
+        ],
+    )
 
     def resolve(code: str) -> int:
         t = snapshot.by_code(code) or (snapshot.by_id(ids.id("type", code) or -1))
