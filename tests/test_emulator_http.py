@@ -281,3 +281,93 @@ def test_fuzz_live_socket_garbage_does_not_stop_the_server(emulator: Emulator) -
         assert requests.get(server.webhook_url + "crm.type.list", timeout=5).status_code == 200
     finally:
         server.stop()
+
+
+def test_state_file_keeps_event_bindings_offline_queue_and_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "portal.db"
+    emu = Emulator(clock="virtual", state_file=str(path))
+    pair = emu.issue_token()
+
+    def send(e: Emulator, method: str, params: dict, token: str | None = None) -> dict:
+        if token is None:
+            resp = route(
+                e,
+                "POST",
+                f"/rest/1/{e.webhook_code}/{method}",
+                "",
+                json.dumps(params).encode(),
+                "application/json",
+                "https://x.test",
+            )
+        else:
+            resp = route(
+                e,
+                "POST",
+                f"/rest/{method}",
+                "",
+                json.dumps({**params, "auth": token}).encode(),
+                "application/json",
+                "https://x.test",
+            )
+        return json.loads(resp.body)
+
+    send(
+        emu,
+        "event.bind",
+        {"event": "ONCRMDYNAMICITEMUPDATE", "handler": "https://h.test/x"},
+        pair["access_token"],
+    )
+    send(emu, "event.bind", {"event": "ONCRMDYNAMICITEMADD", "event_type": "offline"}, pair["access_token"])
+    emu.events.deliverer = lambda url, form: None
+    send(emu, "crm.type.add", {"fields": {"title": "T"}})
+    send(emu, "crm.item.add", {"entityTypeId": 1032, "fields": {"title": "a"}})
+    send(emu, "crm.item.add", {"entityTypeId": 1032, "fields": {"title": "b"}})
+    reserved = send(emu, "event.offline.get", {"clear": 0, "limit": 1}, pair["access_token"])["result"]
+    app_token = emu.events.application_token
+    emu.close()
+
+    again = Emulator(clock="virtual", state_file=str(path))
+    access = pair["access_token"]
+    bound = send(again, "event.get", {}, access)  # the access token survives the restart
+    assert sorted((b["event"], b["offline"]) for b in bound["result"]) == [
+        ("ONCRMDYNAMICITEMADD", 1),
+        ("ONCRMDYNAMICITEMUPDATE", 0),
+    ]
+    assert again.events.application_token == app_token
+    rows = send(again, "event.offline.list", {}, access)["result"]
+    assert [(r["EVENT_NAME"], r["PROCESS_ID"]) for r in rows] == [
+        ("ONCRMDYNAMICITEMADD", reserved["process_id"]),
+        ("ONCRMDYNAMICITEMADD", ""),
+    ]
+    assert (
+        send(again, "event.offline.clear", {"process_id": reserved["process_id"]}, access)["result"] is True
+    )
+    # the refresh token survives too, and a used one is gone after the next restart
+    status, fresh = again.oauth.exchange(
+        {
+            "grant_type": "refresh_token",
+            "client_id": again.oauth.client_id,
+            "client_secret": again.oauth.client_secret,
+            "refresh_token": pair["refresh_token"],
+        },
+        again.clock.now(),
+        again.domain,
+        "https://x.test",
+    )
+    assert status == 200
+    again.close()
+    third = Emulator(clock="virtual", state_file=str(path))
+    assert len(send(third, "event.offline.list", {}, fresh["access_token"])["result"]) == 1
+    status, _ = third.oauth.exchange(
+        {
+            "grant_type": "refresh_token",
+            "client_id": third.oauth.client_id,
+            "client_secret": third.oauth.client_secret,
+            "refresh_token": pair["refresh_token"],
+        },
+        third.clock.now(),
+        third.domain,
+        "https://x.test",
+    )
+    assert status == 400
+    third.close()

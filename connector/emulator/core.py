@@ -168,7 +168,9 @@ class Emulator:
 
     def issue_token(self, user_id: int = 1, base: str = f"https://{DOMAIN}") -> dict[str, Any]:
         """An OAuth token pair for the local app (client_id/secret are `emu.oauth.*`)."""
-        return self.oauth.issue(user_id, self.clock.now(), domain=self.domain, base=base)
+        pair = self.oauth.issue(user_id, self.clock.now(), domain=self.domain, base=base)
+        self.save()
+        return pair
 
     def seed_items(self, entity_type_id: int, n: int, fields: dict[str, Any] | None = None) -> list[int]:
         """Bulk-create `n` items fast (no events, no log); returns their ids."""

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .auth import REFRESH_TTL, _Token
 from .state import Category, EnumOption, Relation, Sequences, SmartType, Stage, UserField
 
 if TYPE_CHECKING:
@@ -69,6 +70,10 @@ class StateFile:
         oauth = data.get("oauth")
         if oauth:
             emu.oauth.client_id, emu.oauth.client_secret = oauth["client_id"], oauth["client_secret"]
+            for table in ("access", "refresh"):
+                getattr(emu.oauth, table).update(
+                    {t: _Token(u, exp, frozenset(sc)) for t, (u, exp, sc) in oauth.get(table, {}).items()}
+                )
         for etid, item_id, raw in self.db.execute("SELECT etid, id, data FROM items ORDER BY etid, id"):
             st.table(etid).put(item_id, json.loads(raw))
         for etid in {t.entity_type_id for t in st.types.values()}:
@@ -127,5 +132,28 @@ def _snapshot(emu: Emulator) -> dict[str, Any]:
         "details_config": st.details_config,
         "webhook_code": emu.webhook_code,
         "events": emu.events.to_dict() if hasattr(emu.events, "to_dict") else None,
-        "oauth": {"client_id": emu.oauth.client_id, "client_secret": emu.oauth.client_secret},
+        "oauth": {
+            "client_id": emu.oauth.client_id,
+            "client_secret": emu.oauth.client_secret,
+            **_tokens(emu),
+        },
     }
+
+
+def _tokens(emu: Emulator) -> dict[str, dict[str, list[Any]]]:
+    """OAuth tokens, so clients keep working across a restart.
+
+    Expired access tokens are kept while their refresh token may live (the client must still be
+    told `expired_token`, not `NO_AUTH`); dead refresh tokens are dropped.
+    """
+    now = emu.clock.now()
+    keep_after = {"access": now - REFRESH_TTL, "refresh": now}
+    with emu.oauth.lock:
+        return {
+            table: {
+                token: [entry.user_id, entry.expires, sorted(entry.scopes)]
+                for token, entry in getattr(emu.oauth, table).items()
+                if entry.expires > keep_after[table] or (table == "access" and entry.expires <= 0)
+            }
+            for table in ("access", "refresh")
+        }

@@ -90,6 +90,8 @@ def _route(
     path = re.sub(r"/{2,}", "/", url_path)
     if path.rstrip("/") == "/oauth/token":
         status, data = emu.oauth.exchange(params, emu.clock.now(), emu.domain, base_url)
+        if status == 200:
+            emu.save()  # the new pair must survive a restart of the state file's portal
         return HttpResponse(status, encode_json(data))
     m = _WEBHOOK.match(path)
     auth: Auth | ApiError
