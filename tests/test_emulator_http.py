@@ -371,3 +371,72 @@ def test_state_file_keeps_event_bindings_offline_queue_and_tokens(tmp_path: Path
     )
     assert status == 400
     third.close()
+
+
+def _start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """`b24sync emulator serve ARGS` through the real entry point; returns (process, first line)."""
+    code = "import sys; from connector.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "emulator", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=Path(__file__).parent.parent,
+    )
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def _stop_cli(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=15)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def test_cli_serve_limits_faults_and_state_end_to_end(tmp_path: Path) -> None:
+    """--faults drops the answer of an applied write, --limits refuses a burst with 503 and adds
+    `operating` to `time`, --state brings the same portal (and webhook code) back after a restart."""
+    state = str(tmp_path / "portal.db")
+    proc, url = _start_cli(
+        "--state", state, "--limits", "standard", "--faults", "drop=crm.item.add:1.0,seed=3"
+    )
+    try:
+        assert url.startswith("http://127.0.0.1:") and "/rest/1/" in url
+        typ = requests.post(url + "crm.type.add", json={"fields": {"title": "E2E"}}, timeout=5).json()
+        assert "operating" in typ["time"] and "operating_reset_at" in typ["time"]
+        etid = typ["result"]["type"]["entityTypeId"]
+        with pytest.raises(requests.ConnectionError):  # the write is applied, the answer is lost
+            requests.post(
+                url + "crm.item.add", json={"entityTypeId": etid, "fields": {"title": "lost"}}, timeout=5
+            )
+        listed = requests.post(url + "crm.item.list", json={"entityTypeId": etid}, timeout=5).json()
+        assert [i["title"] for i in listed["result"]["items"]] == ["lost"]
+        statuses = [requests.get(url + "crm.type.list", timeout=5).status_code for _ in range(60)]
+        assert 503 in statuses and statuses[0] == 200  # 50 + a little drain, then refusals
+        refused = requests.get(url + "crm.type.list", timeout=5)
+        assert refused.status_code == 503 and refused.json()["error"] == "QUERY_LIMIT_EXCEEDED"
+    finally:
+        _stop_cli(proc)
+    proc, again = _start_cli("--state", state)  # no --code: the kept one is used; limits off now
+    try:
+        assert again.split("/rest/")[1] == url.split("/rest/")[1]
+        listed = requests.post(again + "crm.item.list", json={"entityTypeId": etid}, timeout=5).json()
+        assert [i["title"] for i in listed["result"]["items"]] == ["lost"]
+        assert "operating" not in listed["time"]
+        added = requests.post(again + "crm.item.add", json={"entityTypeId": etid, "fields": {}}, timeout=5)
+        assert added.json()["result"]["item"]["id"] == 2  # no fault plan now; ids continue
+    finally:
+        _stop_cli(proc)
+
+
+def test_cli_rejects_a_bad_fault_spec_naming_what_is_allowed(tmp_path: Path) -> None:
+    code = "import sys; from connector.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    out = subprocess.run(
+        [sys.executable, "-c", code, "emulator", "serve", "--faults", "explode=0.5"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert out.returncode == 2 and "explode" in out.stderr and "5xx" in out.stderr
