@@ -1,4 +1,5 @@
-"""drift: what changed on the portal by hand since the last apply (against the id map's record)."""
+"""drift: what changed on the portal since the last apply (against the id map's record), and, when
+templates are given, every way the portal differs from them (what apply would change)."""
 
 from __future__ import annotations
 
@@ -6,39 +7,99 @@ from typing import Any
 
 from connector.crm.schema import PortalType, fill_details, read_types
 from connector.deploy.binding import IdView
-from connector.deploy.engine import as_templates, portal_key_of
-from connector.deploy.model import Diff, Drift, DriftItem
+from connector.deploy.engine import as_templates, load_context, make_plan, portal_key_of
+from connector.deploy.model import Change, Diff, Drift, DriftItem
+
+# A plan action seen from the portal: `create` = the portal lacks it, `delete` = the portal has more.
+_AS_DRIFT = {"create": "missing", "delete": "added", "update": "edited", "rename": "edited", "note": "edited"}
 
 
 def drift(client: Any, store: Any, templates: Any = None) -> Drift:
-    """Compare every applied process (or only those of `templates`) with what apply recorded."""
+    """Compare every applied process (or only those of `templates`) with what apply recorded.
+
+    With `templates`, the portal is also compared with them: anything apply would create, change
+    or (only with --allow-destructive) delete is drift too (`against="template"`).
+    """
     ids = IdView(store, portal_key_of(client))
-    only = {t.code for t in as_templates(templates)} if templates else None
+    chosen = as_templates(templates) if templates else []
+    only = {t.code for t in chosen} if templates else None
     entries = [e for e in ids.all("type") if only is None or e.code in only]
-    types = {t.id: t for t in read_types(client)}
-    fill_details(client, [types[int(e.portal_id)] for e in entries if int(e.portal_id) in types])
-    result = Drift(portal=ids.portal)
+    result = Drift(portal=ids.portal, templates=sorted(only or []))
+    if chosen:
+        ctx = load_context(client, chosen, store)
+        types = {t.id: t for t in ctx.snapshot.types}
+        fill_details(client, [types[int(e.portal_id)] for e in entries if _needs_details(types, e)])
+    else:
+        ctx = None
+        types = {t.id: t for t in read_types(client)}
+        fill_details(client, [types[int(e.portal_id)] for e in entries if int(e.portal_id) in types])
+    result.items += _against_record(ids, entries, types)
+    if ctx is not None:
+        seen = {_key(i) for i in result.items}
+        for change in make_plan(ctx, allow_destructive=True).changes:
+            item = _from_change(change)
+            if item is not None and _key(item) not in seen:
+                result.items.append(item)
+    return result
+
+
+def _needs_details(types: dict[int, PortalType], entry: Any) -> bool:
+    t = types.get(int(entry.portal_id))
+    return t is not None and not t.detailed
+
+
+def _key(item: DriftItem) -> tuple[str, str, str, str]:
+    return item.process, item.kind, item.change, item.code.split(" ", 1)[0]
+
+
+def _from_change(c: Change) -> DriftItem | None:
+    """A plan change as a difference between the portal and the template."""
+    if c.action not in _AS_DRIFT or (
+        c.action == "note" and c.kind in ("funnel", "stage") and "kept" in c.note
+    ):
+        return None
+    return DriftItem(
+        process=c.process,
+        kind=c.kind,
+        change=_AS_DRIFT[c.action],  # type: ignore[arg-type]
+        code=c.code,
+        diffs=c.diffs,
+        against="template",
+        note=c.note,
+    )
+
+
+def _against_record(ids: IdView, entries: list[Any], types: dict[int, PortalType]) -> list[DriftItem]:
+    items: list[DriftItem] = []
     by_kind: dict[str, list[Any]] = {k: ids.all(k) for k in ("field", "option", "funnel", "stage")}
     for e in entries:
         t = types.get(int(e.portal_id))
         if t is None:
-            result.items.append(DriftItem(process=e.code, kind="type", change="removed", code=""))
+            items.append(DriftItem(process=e.code, kind="type", change="removed", code=""))
             continue
-        recorded_title = (e.extra or {}).get("title")
-        if recorded_title and recorded_title != t.title:
-            result.items.append(
-                DriftItem(
-                    process=e.code,
-                    kind="type",
-                    change="edited",
-                    code="",
-                    diffs=[Diff(attr="title", old=recorded_title, new=t.title)],
-                )
-            )
+        diffs = _type_diffs(e.extra or {}, t)
+        if diffs:
+            items.append(DriftItem(process=e.code, kind="type", change="edited", code="", diffs=diffs))
         mine = {k: [x for x in v if x.code.startswith(e.code + ".")] for k, v in by_kind.items()}
-        result.items += _fields(e.code, t, mine["field"], mine["option"])
-        result.items += _funnels(e.code, t, mine["funnel"], mine["stage"])
-    return result
+        items += _fields(e.code, t, mine["field"], mine["option"])
+        items += _funnels(e.code, t, mine["funnel"], mine["stage"])
+    return items
+
+
+def _type_diffs(rec: dict[str, Any], t: PortalType) -> list[Diff]:
+    """Title, flags and linked user fields that differ from what the last apply recorded."""
+    diffs = []
+    if rec.get("title") and rec["title"] != t.title:
+        diffs.append(Diff(attr="title", old=rec["title"], new=t.title))
+    for group, now in (("flags", t.flags), ("linkedUserFields", t.linked_user_fields)):
+        recorded = rec.get(group)
+        if not isinstance(recorded, dict):
+            continue
+        for name, old in sorted(recorded.items()):
+            if name in now and now[name] != old:
+                attr = name if group == "flags" else f"linkedUserFields[{name}]"
+                diffs.append(Diff(attr=attr, old=old, new=now[name]))
+    return diffs
 
 
 def _tail(process: str, code: str) -> str:

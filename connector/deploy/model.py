@@ -147,18 +147,25 @@ class ApplyResult(BaseModel):
 
 
 class DriftItem(BaseModel):
-    """One thing changed on the portal by hand since the last apply."""
+    """One difference: changed on the portal since the last apply, or (with templates) vs the template.
+
+    `missing` = the template declares it and the portal lacks it (only `against="template"`).
+    """
 
     process: str
     kind: Kind
-    change: Literal["added", "removed", "edited"]
+    change: Literal["added", "removed", "edited", "missing"]
     code: str
     diffs: list[Diff] = Field(default_factory=list)
+    against: Literal["last_apply", "template"] = "last_apply"
+    note: str = ""
 
     def describe(self) -> str:
         """One line for humans."""
         tail = (" (" + "; ".join(str(d) for d in self.diffs) + ")") if self.diffs else ""
-        return f"{self.change} {self.kind} {self.process}.{self.code}{tail}"
+        note = f" — {self.note}" if self.note else ""
+        where = " [vs template]" if self.against == "template" else ""
+        return f"{self.change} {self.kind} {self.process}.{self.code}{tail}{where}{note}"
 
 
 class Drift(BaseModel):
@@ -166,6 +173,7 @@ class Drift(BaseModel):
 
     portal: str
     items: list[DriftItem] = Field(default_factory=list)
+    templates: list[str] = Field(default_factory=list)
 
     @property
     def has_drift(self) -> bool:
@@ -177,6 +185,7 @@ class Drift(BaseModel):
         return {
             "portal": self.portal,
             "has_drift": self.has_drift,
+            "compared_with_templates": self.templates,
             "items": [i.model_dump() for i in self.items],
         }
 

@@ -10,7 +10,18 @@ def record_binding(ids: IdView, b: TypeBinding) -> None:
     if b.portal is None:
         return
     p, code = b.portal, b.code
-    ids.set("type", code, p.id, {"entityTypeId": p.entity_type_id, "created": b.owned, "title": p.title})
+    ids.set(
+        "type",
+        code,
+        p.id,
+        {
+            "entityTypeId": p.entity_type_id,
+            "created": b.owned,
+            "title": p.title,
+            "flags": dict(sorted(p.flags.items())),
+            "linkedUserFields": dict(sorted(p.linked_user_fields.items())),
+        },
+    )
     if b.desired.renamed_from:
         _forget_old(ids, "type", "", b.desired.renamed_from, p.id)
     for fb in b.fields:

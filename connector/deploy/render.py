@@ -20,6 +20,7 @@ _STYLE = {
     "added": "green",
     "edited": "yellow",
     "removed": "red",
+    "missing": "red",
 }
 
 
@@ -54,16 +55,19 @@ def render_plan(plan: Plan) -> Any:
 
 
 def render_drift(drift: Drift) -> Any:
-    """A table of what changed by hand since the last apply."""
+    """A table of what changed by hand since the last apply (and, with templates, vs the templates)."""
     if not drift.items:
-        return Text(f"no drift on {drift.portal}")
+        scope = f" (compared with the last apply and {', '.join(drift.templates)})" if drift.templates else ""
+        return Text(f"no drift on {drift.portal}{scope}")
     table = Table(title=f"drift on {drift.portal}")
-    for col in ("change", "object", "details"):
+    for col in ("change", "object", "details", "compared with"):
         table.add_column(col)
     for i in drift.items:
+        details = "; ".join(str(d) for d in i.diffs) + (f" — {i.note}" if i.note else "")
         table.add_row(
             Text(i.change, style=_STYLE.get(i.change, "")),
-            f"{i.kind} {i.process}.{i.code}",
-            "; ".join(str(d) for d in i.diffs),
+            f"{i.kind} {i.process}{'.' + i.code if i.code else ''}",
+            details,
+            "template" if i.against == "template" else "last apply",
         )
     return table
