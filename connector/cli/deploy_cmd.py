@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,39 +21,76 @@ DestructiveOpt = Annotated[
 ]
 
 
+@dataclass
+class Outcome:
+    """What one portal's run produced: a summary row, an exit code, JSON and a human rendering."""
+
+    summary: dict[str, Any]
+    code: int
+    data: dict[str, Any]
+    human: Any = None
+
+
+# Errors that end one portal's run without stopping the others in a multi-portal run.
+PORTAL_ERRORS = ("B24Error", "SchemaWriteError", "StoreError", "ConfigError", "OSError")
+
+
 def _each_portal(
     ctx: typer.Context,
     portals: list[str] | None,
     all_portals: bool,
     db: Path | None,
-    work: Callable[[Any, Any], tuple[dict[str, Any], int]],
+    work: Callable[[Any, Any], Outcome],
 ) -> int:
-    """Run `work(client, store)` per portal (own id map each); a summary table ends a multi-portal run."""
+    """Run `work(client, store)` per portal (own store and id map each); a summary table ends the run.
+
+    With several portals a failing portal is reported in the summary and the others still run;
+    `--json` then prints one document: `{"portals": [...], "summary": [...]}`.
+    """
     from connector.store import Store
 
     refs = cli.portal_refs(ctx, portals, all_portals)
     if db is not None and len(refs) > 1:
         raise cli.UsageError("--db names one store file; with several portals each uses its configured store")
-    rows, worst = [], 0
+    if len(refs) == 1:
+        outcome = _run_one(ctx, refs[0], db, work, Store)
+        cli.emit(ctx, outcome.data, outcome.human)
+        return outcome.code
+    rows, documents, worst = [], [], 0
     for ref in refs:
-        client = cli.open_client(ctx, ref)
-        store = Store.open(cli.resolve_db(ctx, ref, db))
         try:
-            summary, code = work(client, store)
-        finally:
-            close = getattr(store, "close", None)
-            if callable(close):
-                close()
-        rows.append({"portal": ref.name, **summary})
-        worst = max(worst, code)
-    if len(rows) > 1:
-        table = Table(title="summary")
-        for key in rows[0]:
-            table.add_column(key)
-        for row in rows:
-            table.add_row(*(str(row.get(k, "")) for k in rows[0]))
-        cli.emit(ctx, {"summary": rows}, table)
+            outcome = _run_one(ctx, ref, None, work, Store)
+        except Exception as exc:  # noqa: BLE001 - one portal's failure must not stop the others
+            if not {c.__name__ for c in type(exc).__mro__} & set(PORTAL_ERRORS):
+                raise
+            outcome = Outcome({"error": str(exc)}, cli.EXIT_ERROR, {"error": str(exc)}, f"error: {exc}")
+        rows.append({"portal": ref.name, **outcome.summary, "exit": outcome.code})
+        documents.append({"name": ref.name, **outcome.data})
+        worst = max(worst, outcome.code)
+        if not cli.json_mode(ctx):
+            cli.stdout.rule(f"portal {ref.name}")
+            cli.emit(ctx, outcome.data, outcome.human)
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    table = Table(title=f"summary: {len(rows)} portals")
+    for key in columns:
+        table.add_column(key)
+    for row in rows:
+        table.add_row(*(str(row.get(k, "")) for k in columns))
+    cli.emit(ctx, {"portals": documents, "summary": rows}, table)
     return worst
+
+
+def _run_one(
+    ctx: typer.Context, ref: Any, db: Path | None, work: Callable[[Any, Any], Outcome], store_cls: Any
+) -> Outcome:
+    client = cli.open_client(ctx, ref)
+    store = store_cls.open(cli.resolve_db(ctx, ref, db))
+    try:
+        return work(client, store)
+    finally:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
 
 
 def plan_command(
@@ -69,10 +107,10 @@ def plan_command(
 
     templates = load_templates(files)
 
-    def work(client: Any, store: Any) -> tuple[dict[str, Any], int]:
+    def work(client: Any, store: Any) -> Outcome:
         p = plan(client, templates, store, allow_destructive=allow_destructive)
-        cli.emit(ctx, p.to_json(), p.render())
-        return p.counts(), cli.EXIT_USAGE if p.has_changes else cli.EXIT_OK
+        code = cli.EXIT_USAGE if p.has_changes else cli.EXIT_OK
+        return Outcome(p.counts(), code, p.to_json(), p.render())
 
     raise typer.Exit(_each_portal(ctx, portal, all_portals, db, work))
 
@@ -89,21 +127,22 @@ def apply_command(
     ] = False,
     allow_destructive: DestructiveOpt = False,
 ) -> None:
-    """Apply templates: batched writes in dependency order; every portal id goes to the id map."""
+    """Apply templates: batched writes in dependency order; every portal id goes to the id map.
+
+    Without --yes (and without --json) the plan is shown and confirmed per portal.
+    """
     from connector.deploy import apply, plan
     from connector.templates import load_templates
 
     templates = load_templates(files)
 
-    def work(client: Any, store: Any) -> tuple[dict[str, Any], int]:
+    def work(client: Any, store: Any) -> Outcome:
         if not (yes or dry_run or cli.json_mode(ctx)):
             p = plan(client, templates, store, allow_destructive=allow_destructive)
             cli.stdout.print(p.render())
-            if not p.has_changes:
-                result = apply(client, templates, store, allow_destructive=allow_destructive)
-                return {"writes": 0, "converged": True}, cli.EXIT_OK
-            if not typer.confirm("Apply these changes?"):
-                return {"writes": 0, "converged": "skipped"}, cli.EXIT_OK
+            if p.has_changes and not typer.confirm("Apply these changes?"):
+                summary = {"writes": 0, "converged": "skipped"}
+                return Outcome(summary, cli.EXIT_OK, {"skipped": True, "plan": p.to_json()}, "skipped")
         result = apply(client, templates, store, allow_destructive=allow_destructive, dry_run=dry_run)
 
         def human() -> None:
@@ -113,12 +152,14 @@ def apply_command(
                 else f"{result.portal}: {result.write_calls} writes in {result.requests} requests"
                 + ("" if result.converged else f"; still differs: {result.remaining}")
             )
-            for c in result.manual:
-                cli.stdout.print(f"  manual (not done): {c.note}", highlight=False)
+            if result.manual and not dry_run:
+                cli.stdout.print("Manual steps (REST cannot set CRM role permissions; NOT done):")
+            for c in result.manual if not dry_run else []:
+                cli.stdout.print(f"  [ ] {c.note}", highlight=False)
 
-        cli.emit(ctx, result.to_json(), human)
         summary = {"writes": result.write_calls, "requests": result.requests, "converged": result.converged}
-        return summary, cli.EXIT_OK if result.converged or dry_run else cli.EXIT_ERROR
+        code = cli.EXIT_OK if result.converged or dry_run else cli.EXIT_ERROR
+        return Outcome(summary, code, result.to_json(), human)
 
     raise typer.Exit(_each_portal(ctx, portal, all_portals, db, work))
 
@@ -130,16 +171,19 @@ def drift_command(
     all_portals: cli.AllOpt = False,
     db: cli.DbOpt = None,
 ) -> None:
-    """List what changed on the portal by hand since the last apply (exit 2 on drift)."""
+    """List what changed on the portal by hand since the last apply (exit 2 on drift).
+
+    With FILEs, only their processes, and the portal is also compared with the templates.
+    """
     from connector.deploy import drift
     from connector.templates import load_templates
 
     templates = load_templates(files) if files else None
 
-    def work(client: Any, store: Any) -> tuple[dict[str, Any], int]:
+    def work(client: Any, store: Any) -> Outcome:
         d = drift(client, store, templates)
-        cli.emit(ctx, d.to_json(), d.render())
-        return {"drift": len(d.items)}, cli.EXIT_USAGE if d.has_drift else cli.EXIT_OK
+        code = cli.EXIT_USAGE if d.has_drift else cli.EXIT_OK
+        return Outcome({"drift": len(d.items)}, code, d.to_json(), d.render())
 
     raise typer.Exit(_each_portal(ctx, portal, all_portals, db, work))
 

@@ -105,6 +105,7 @@ class Plan(BaseModel):
             "has_changes": self.has_changes,
             "counts": self.counts(),
             "processes": [p.model_dump() for p in self.processes],
+            "manual": [{"process": c.process, "step": c.note, "done": False} for c in self.manual],
         }
 
     def render(self) -> Any:
@@ -142,7 +143,7 @@ class ApplyResult(BaseModel):
             "remaining": self.remaining,
             "commands": self.commands,
             "plan": self.plan.to_json(),
-            "manual": [c.describe() for c in self.manual],
+            "manual": [{"process": c.process, "step": c.note, "done": False} for c in self.manual],
         }
 
 
