@@ -8,7 +8,7 @@ advanced in the same transaction that commits the last rows.
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -157,17 +157,18 @@ class Puller:
         updates: list[tuple[str, dict[str, Any]]] = []
         base_rows: list[tuple[Any, ...]] = []
         moves: list[tuple[Any, ...]] = []
+        new_moves: list[tuple[Any, ...]] = []  # first stage of rows new here: nothing to dedupe against
         for pid, rr in remote.items():
             local = locals_.get(pid)
             if local is None:
                 if pid in self.pending_delete_ids:
                     self._remote_vs_local_delete(conn, pid, rr, inserts, base_rows)
                     continue
-                key = xml.get(pid) if pid in xml and xml[pid] not in by_key else uuid.uuid4().hex
+                key = xml.get(pid) if pid in xml and xml[pid] not in by_key else os.urandom(16).hex()
                 inserts.append({**rr, "key": key})
                 base_rows.append(self._base_row(key, rr))
                 if rr.get("stage"):
-                    moves.append(
+                    new_moves.append(
                         (
                             key,
                             pid,
@@ -215,6 +216,11 @@ class Puller:
                 )
             self.figures.pulled += 1
         self._write(conn, inserts, updates, base_rows, moves)
+        conn.executemany(
+            "INSERT INTO _stage_history (tbl, key, portal_id, funnel, from_stage, to_stage, at, source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'pull')",
+            [(self.tbl, *m) for m in new_moves if m[5]],
+        )
 
     def _synced(self, row: dict[str, Any]) -> dict[str, Any]:
         return {c: row.get(c) for c in self.cols}

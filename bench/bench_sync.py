@@ -1,0 +1,134 @@
+"""Sync benchmark against the emulator (in-process, `responses`).
+
+For N = 10,000 and 100,000 items of the shipped `car` process:
+- the first full pull: wall time, rows/s written into SQLite, peak memory (RSS of the whole process,
+  emulator included, and Python allocations of the sync alone);
+- an incremental sync with k = 100 items changed on the portal and k_local = 100 rows changed locally:
+  HTTP requests, which must stay within ceil(k/2500) + ceil(k_local/50) + 3 whatever N is.
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import responses
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from test_sync_support import setup_processes  # noqa: E402
+
+from connector.emulator import Emulator  # noqa: E402
+from connector.rest import Client  # noqa: E402
+from connector.store import Store  # noqa: E402
+from connector.sync import pull as pullmod  # noqa: E402
+from connector.sync import sync  # noqa: E402
+from connector.templates import load_templates  # noqa: E402
+
+K_REMOTE, K_LOCAL = 100, 100
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(n: int) -> dict[str, Any]:
+    templates = load_templates([str(ROOT / "mappings" / "car_service.toml")])
+    emu = Emulator(limits="off", clock="virtual")
+    timer = {"seconds": 0.0}
+    original = pullmod.Puller._apply_rows
+
+    def timed(self: Any, conn: Any, remote: Any, xml: Any) -> None:
+        t0 = time.perf_counter()
+        original(self, conn, remote, xml)
+        timer["seconds"] += time.perf_counter() - t0
+
+    pullmod.Puller._apply_rows = timed  # type: ignore[method-assign]
+    try:
+        with (
+            responses.RequestsMock(assert_all_requests_are_fired=False) as rsps,
+            tempfile.TemporaryDirectory() as d,
+        ):
+            url = emu.register(rsps)
+            etid = setup_processes(emu, templates)["car"]
+            type_id = next(
+                t["id"] for t in emu.call("crm.type.list", {})["result"]["types"] if t["entityTypeId"] == etid
+            )
+            uf = f"UF_CRM_{type_id}_MODEL"
+            emu.seed_items(etid, n, fields={"TITLE": lambda i: f"car {i}", uf: lambda i: f"model {i}"})
+            emu.clock.advance(3600)  # the items existed before this first sync started
+            db = Path(d) / "bench.db"
+            store = Store.open(db)
+            client = Client.from_webhook(url)
+            t0 = time.perf_counter()
+            first = sync(client, store, templates, portal_key="bench")
+            full_seconds = time.perf_counter() - t0
+            assert first.pulled == n, (first.pulled, n)
+            full_rows_per_s = first.pulled / timer["seconds"] if timer["seconds"] else 0.0
+            # later: k items change on the portal, k_local rows change locally
+            emu.clock.advance(3600)
+            for item_id in range(1, K_REMOTE + 1):
+                emu.call(
+                    "crm.item.update",
+                    {
+                        "entityTypeId": etid,
+                        "id": item_id,
+                        "fields": {uf: f"remote {item_id}"},
+                        "useOriginalUfNames": "Y",
+                    },
+                )
+            conn = sqlite3.connect(db)
+            conn.execute("UPDATE car SET model = 'local ' || id WHERE id > ? AND id <= ?", (n - K_LOCAL, n))
+            conn.commit()
+            conn.close()
+            t0 = time.perf_counter()
+            inc = sync(client, store, None, portal_key="bench")
+            inc_seconds = time.perf_counter() - t0
+            store.close()
+            assert inc.failures == [] and inc.processes["car"].updated == K_LOCAL, inc.to_json()
+            bound = math.ceil(K_REMOTE / 2500) + math.ceil(K_LOCAL / 50) + 3
+            return {
+                "n": n,
+                "full_pull_seconds": round(full_seconds, 2),
+                "full_pull_requests": first.requests,
+                "sqlite_rows_per_s": round(full_rows_per_s),
+                "peak_rss_mb": round(rss_mb(), 1),
+                "incremental_requests": inc.requests,
+                "incremental_bound": bound,
+                "incremental_pulled": inc.pulled,
+                "incremental_pushed": inc.pushed,
+                "incremental_seconds": round(inc_seconds, 3),
+            }
+    finally:
+        pullmod.Puller._apply_rows = original  # type: ignore[method-assign]
+
+
+def main() -> None:
+    results = []
+    for n in (10_000, 100_000):
+        r = run(n)
+        results.append(r)
+        print(
+            f"N={n:>7}: full pull {r['full_pull_seconds']} s in {r['full_pull_requests']} requests, "
+            f"{r['sqlite_rows_per_s']} rows/s into SQLite, peak RSS {r['peak_rss_mb']} MB; "
+            f"incremental k={K_REMOTE}/k_local={K_LOCAL}: {r['incremental_requests']} requests "
+            f"(bound {r['incremental_bound']}), {r['incremental_seconds']} s",
+            flush=True,
+        )
+    ok = all(r["incremental_requests"] <= r["incremental_bound"] for r in results)
+    ok = ok and all(r["sqlite_rows_per_s"] >= 20_000 and r["peak_rss_mb"] < 300 for r in results)
+    print(json.dumps({"bench": "sync", "results": results, "within_targets": ok}))
+
+
+if __name__ == "__main__":
+    main()
