@@ -6,6 +6,7 @@ Prints figures; the last line is one JSON object. Not a test: nothing here asser
 from __future__ import annotations
 
 import json
+import multiprocessing
 import resource
 import statistics
 import sys
@@ -34,6 +35,34 @@ def timed(fn: Callable[[], Any], repeat: int = 50) -> float:
         fn()
         samples.append((time.perf_counter() - t0) * 1000)
     return statistics.median(samples)
+
+
+def state_file_figures(n_items: int) -> dict[str, float]:
+    """Seed + save, one write call, reload of a state file with `n_items` items (own process)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/state.db"
+        t0 = time.perf_counter()
+        stored = Emulator(clock="virtual", state_file=path)
+        stored.call("crm.type.add", {"fields": {"title": "Bench"}})
+        stored.seed_items(ETID, n_items)
+        save_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for item_id in range(1, 201):
+            stored.call("crm.item.update", {"entityTypeId": ETID, "id": item_id, "fields": {"title": "u"}})
+        write_ms = (time.perf_counter() - t0) / 200 * 1000
+        stored.close()
+        del stored
+        t0 = time.perf_counter()
+        reloaded = Emulator(clock="virtual", state_file=path)
+        load_s = time.perf_counter() - t0
+        assert len(reloaded.state.table(ETID)) == n_items
+        reloaded.close()
+    return {
+        "state_file_seed_and_save_seconds": round(save_s, 2),
+        "state_file_write_call_ms": round(write_ms, 2),
+        "state_file_load_seconds": round(load_s, 2),
+        "state_file_process_peak_rss_mb": round(rss_mb(), 1),
+    }
 
 
 def main() -> None:
@@ -84,32 +113,44 @@ def main() -> None:
         repeat=5,
     )
     cost = emu.cost_by_method()["crm.item.list"]
-    peak_one_portal = rss_mb()  # before the state-file part, which holds more portals at once
-    with tempfile.TemporaryDirectory() as tmp:
-        path = f"{tmp}/state.db"
-        t0 = time.perf_counter()
-        stored = Emulator(clock="virtual", state_file=path)
-        stored.call("crm.type.add", {"fields": {"title": "Bench"}})
-        stored.seed_items(ETID, N_ITEMS)
-        save_s = time.perf_counter() - t0
-        stored.close()
-        t0 = time.perf_counter()
-        reloaded = Emulator(clock="virtual", state_file=path)
-        load_s = time.perf_counter() - t0
-        assert len(reloaded.state.table(ETID)) == N_ITEMS
-        reloaded.close()
+    import requests
+
+    from connector.emulator import serve
+
+    server = serve(emu)
+    try:
+        with requests.Session() as http:
+            socket_url = server.webhook_url + "crm.item.list"
+            socket_ms = timed(lambda: http.post(socket_url, json=keyset, timeout=10).raise_for_status())
+    finally:
+        server.stop()
+    # deletes from the low end: the worst case for a sorted id list that shifts on every delete
+    n_delete = min(10_000, N_ITEMS // 2)
+    t0 = time.perf_counter()
+    for item_id in range(1, n_delete + 1):
+        emu.call("crm.item.delete", {"entityTypeId": ETID, "id": item_id})
+    delete_us = (time.perf_counter() - t0) / max(1, n_delete) * 1e6
+    first = {**keyset, "filter": {">id": 0}}
+    keyset_after_deletes_ms = timed(lambda: emu.call("crm.item.list", first))
+    assert emu.call("crm.item.list", first)["result"]["items"][0]["id"] == n_delete + 1
+    peak_one_portal = rss_mb()
+    # the state-file figures come from a fresh process, so each peak RSS is one portal's
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        stored = pool.apply(state_file_figures, (N_ITEMS,))
     result = {
         "items": N_ITEMS,
         "seed_seconds": round(seed_s, 2),
         "keyset_page_ms": round(keyset_ms, 3),
         "keyset_page_mid_ms": round(keyset_mid_ms, 3),
         "keyset_page_via_http_route_ms": round(http_ms, 3),
+        "keyset_page_via_loopback_socket_ms": round(socket_ms, 3),
+        "keyset_page_after_deletes_ms": round(keyset_after_deletes_ms, 3),
+        "item_delete_us_per_call": round(delete_us, 1),
         "batch_50_keyset_pages_ms": round(batch_ms, 2),
         "counted_offset_page_ms": round(counted_ms, 2),
         "unindexed_filter_scan_ms": round(filtered_ms, 2),
         "simulated_list_seconds_total": cost["seconds"],
-        "state_file_seed_and_save_seconds": round(save_s, 2),
-        "state_file_load_seconds": round(load_s, 2),
+        **stored,
         "peak_rss_mb_one_portal": round(peak_one_portal, 1),
     }
     for key, value in result.items():

@@ -505,14 +505,21 @@ def _query(
     descending = bool(order and order[0][1])
     walk = reversed(positions) if descending else positions
 
+    skipped = 0
+
     def rows() -> Iterator[dict[str, Any]]:
+        nonlocal skipped
         for p in walk:
             row = rows_by_id.get(ids[p]) if b.exact is None else rows_by_id[p]
-            if row is not None and (flt.trivial or flt.predicate(row)):
+            if row is None:
+                skipped += 1  # a deleted id still in the raw list
+            elif flt.trivial or flt.predicate(row):
                 yield row
 
     if not count:
-        return list(islice(rows(), PAGE)), None
+        page = list(islice(rows(), PAGE))
+        table.note_skipped(skipped)
+        return page, None
     if flt.trivial:
         total = len(positions)
         page = list(islice(rows(), offset, offset + PAGE))

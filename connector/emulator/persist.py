@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,17 +91,21 @@ class StateFile:
             self.db.execute(
                 "INSERT OR REPLACE INTO meta (k, v) VALUES ('portal', ?)", (json.dumps(_snapshot(emu)),)
             )
-            upserts, deletes = [], []
-            for etid, item_id in sorted(st.dirty_items):  # key order: B-tree appends, not random inserts
-                row = st.items.get(etid, None)
-                data = row.rows.get(item_id) if row is not None else None
-                if data is None:
-                    deletes.append((etid, item_id))
-                else:
-                    upserts.append((etid, item_id, json.dumps(data)))
-            self.db.executemany("INSERT OR REPLACE INTO items (etid, id, data) VALUES (?, ?, ?)", upserts)
-            self.db.executemany("DELETE FROM items WHERE etid=? AND id=?", deletes)
-            self._etids_in_file.update(etid for etid, _, _ in upserts)
+            dirty = sorted(st.dirty_items)  # key order: B-tree appends, not random inserts
+            live = {etid: table.rows for etid, table in st.items.items()}
+            gone = [(etid, i) for etid, i in dirty if i not in live.get(etid, {})]
+            written: set[int] = set()
+
+            def upserts() -> Iterator[tuple[int, int, str]]:  # streamed: no list of 100,000 blobs
+                for etid, item_id in dirty:
+                    data = live.get(etid, {}).get(item_id)
+                    if data is not None:
+                        written.add(etid)
+                        yield etid, item_id, json.dumps(data)
+
+            self.db.executemany("INSERT OR REPLACE INTO items (etid, id, data) VALUES (?, ?, ?)", upserts())
+            self.db.executemany("DELETE FROM items WHERE etid=? AND id=?", gone)
+            self._etids_in_file |= written
             for etid in self._etids_in_file - set(st.items):  # a deleted type's table
                 self.db.execute("DELETE FROM items WHERE etid=?", (etid,))
             self._etids_in_file &= set(st.items)

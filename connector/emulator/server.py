@@ -146,6 +146,14 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30
 
+    def setup(self) -> None:
+        super().setup()
+        # small keep-alive answers must not wait for the peer's delayed ACK (Nagle: ~40 ms a call)
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("emulator http: %s", _hide_secrets(format % args))
 

@@ -150,6 +150,11 @@ class ItemTable:
         """Ascending ids that may include deleted ones (skip ids not in `rows`)."""
         return self._ids
 
+    def note_skipped(self, stale_seen: int) -> None:
+        """A walk stepped over `stale_seen` deleted ids: compact when that gets costly."""
+        if stale_seen > 256 and self._stale:
+            self._compact()
+
     def _compact(self) -> None:
         rows = self.rows
         self._ids = [i for i in self._ids if i in rows]
