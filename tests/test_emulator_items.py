@@ -245,6 +245,18 @@ def test_filter_operators(emu: Emulator) -> None:
     }
     assert list_ids(emu, filter=nested) == [1, 6]
     assert list_ids(emu, filter=[{"logic": "OR", "0": {"id": 2}, "1": {"id": 3}}]) == [2, 3]
+    # the remaining prefixes of Validator\Filter: =, =% / %= (LIKE as given), !=% / !%= (NOT LIKE)
+    assert list_ids(emu, filter={"=title": "Car 3"}) == [3]
+    assert list_ids(emu, filter={"title": ["Car 1", "Car 4"]}) == [1, 4]
+    assert list_ids(emu, filter={"!=title": ["Car 1", "Car 4"]}) == [2, 3, 5, 6]
+    assert list_ids(emu, filter={"%=title": "car 1%"}) == [1]
+    assert list_ids(emu, filter={"!=%title": "car%", "!%=title": "x%"}) == []
+    # `><`/`!><` pass the validator only with a scalar, which BETWEEN cannot use: refused here
+    for between in ({"><id": [2, 4]}, {"!><id": "2"}):
+        assert (
+            emu.call("crm.item.list", {"entityTypeId": ETID, "filter": between})["error"]
+            == "INVALID_ARG_VALUE"
+        )
 
 
 def test_filter_and_order_validation(emu: Emulator) -> None:
