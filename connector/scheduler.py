@@ -41,6 +41,7 @@ from pydantic import (
 log = logging.getLogger("b24sync.scheduler")
 
 KINDS = ("sync", "reconcile", "export", "report", "apply")
+KINDS_ONCE_ORDER = ("apply", "sync", "reconcile", "export", "report")  # the order of `run --once`
 POLICIES = ("remote-wins", "local-wins", "newest-wins", "merge", "manual")
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
 _UNIT_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -229,7 +230,38 @@ def load_job(path: Path, portals: Collection[str] | None = None) -> Job:
         raise JobConfigError(
             f"{path}: key 'portal': unknown portal {job.portal!r}; configured portals: {known}"
         )
+    if getattr(job, "templates", None):
+        job.templates = _check_templates(path, job.templates)
     return job
+
+
+def resolve_template(job_file: Path, name: str) -> Path | None:
+    """A job's template file: as given (absolute, or relative to the current folder), else relative to
+    the project folder holding `jobs/` (so `mappings/x.toml` works from anywhere); None if not found."""
+    given = Path(name).expanduser()
+    folders = [Path(), job_file.parent, job_file.parent.parent]
+    candidates = [given] if given.is_absolute() else [folder / given for folder in folders]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _check_templates(path: Path, names: list[str]) -> list[str]:
+    """Template paths resolved and parsed now, so a bad one is refused at start (not at 3 a.m.)."""
+    from connector.templates import TemplateError, load_template
+
+    resolved = []
+    for name in names:
+        found = resolve_template(path, name)
+        if found is None:
+            raise JobConfigError(
+                f"{path}: key 'templates': template file not found: {name!r} "
+                f"(looked in the current folder and {path.parent.parent.resolve()})"
+            )
+        try:
+            load_template(found)
+        except TemplateError as exc:
+            raise JobConfigError(f"{path}: key 'templates': template {name!r} is invalid: {exc}") from None
+        resolved.append(str(found))
+    return resolved
 
 
 def load_jobs(directory: str | Path, portals: Collection[str] | None = None) -> list[Job]:
@@ -345,8 +377,10 @@ RUNNERS: dict[str, Runner] = {
 
 
 def _open_store(path: Path) -> Any:
+    """The portal's store file (its folder is created, as the CLI does for `--db`)."""
     from connector.store import Store
 
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     return Store.open(path)
 
 
@@ -400,9 +434,10 @@ class JobRunner:
                              outcome.error)
 
     def run_once(self) -> list[JobOutcome]:
-        """Each job once, in order (for tests and for system cron)."""
+        """Each job once (for tests and for system cron): apply, sync, reconcile, then export and report, so
+        a fresh store is deployed and filled before it is exported; jobs of one kind in file-name order."""
         outcomes = []
-        for job in self.jobs:
+        for job in sorted(self.jobs, key=lambda j: KINDS_ONCE_ORDER.index(j.kind)):
             if self.stop_event.is_set():
                 break
             outcomes.append(self.run_job(job))

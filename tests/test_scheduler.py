@@ -68,6 +68,10 @@ def test_shipped_example_jobs_are_valid() -> None:
      "key 'format'"),
     ('kind = "apply"\nportal = "demo"\ninterval = 60\ntemplates = []\n', "key 'templates'"),
     ('kind = "sync"\nportal = "demo"\ninterval = [60\n', "not a readable TOML file"),
+    ('kind = "apply"\nportal = "demo"\ncron = "0 6 * * 1"\ntemplates = ["mappings/nope.toml"]\n',
+     "key 'templates': template file not found: 'mappings/nope.toml'"),
+    ('kind = "sync"\nportal = "demo"\ninterval = 60\ntemplates = ["bad_job.toml"]\n',
+     "key 'templates': template 'bad_job.toml' is invalid"),
 ])
 def test_invalid_job_files_are_refused_naming_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
     path = write(tmp_path / "jobs", "bad_job.toml", text)
