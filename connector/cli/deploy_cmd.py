@@ -193,19 +193,24 @@ def adopt_command(
     portal: cli.PortalOpt = ...,  # type: ignore[assignment]
     type_ref: Annotated[str, typer.Option("--type", "-t", help="entityTypeId, code or exact title.")] = ...,  # type: ignore[assignment]
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the TOML here.")] = None,
+    code: Annotated[
+        str | None, typer.Option("--code", help="Process code for the template (default: from the portal).")
+    ] = None,
     db: cli.DbOpt = None,
 ) -> None:
-    """Write a template from an existing smart process."""
+    """Write a template from an existing smart process and record its ids in the portal's id map."""
     from connector.deploy import AdoptError, adopt
     from connector.store import Store
     from connector.templates import to_toml
 
     client = cli.open_client(ctx, portal)
-    store = Store.open(cli.resolve_db(ctx, portal, db)) if db is not None else None
+    store = Store.open(cli.resolve_db(ctx, portal, db))
     try:
-        template = adopt(client, type_ref, store)
+        template = adopt(client, type_ref, store, code=code)
     except AdoptError as exc:
         raise cli.UsageError(str(exc)) from None
+    finally:
+        store.close()
     text = to_toml(template)
     if output is not None:
         output.write_text(text, encoding="utf-8")
