@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +41,7 @@ class PortalConfig(BaseModel):
     webhook: str | None = None
     endpoint: str | None = None
     client_id: str | None = None
+    token_url: str | None = None
     token_file: str | None = None
     store: str | None = None
     conflict_policy: Policy | None = None
@@ -160,31 +162,71 @@ def resolve_portal(config: Config, portal: str) -> PortalRef:
 
 
 def _oauth_settings(portal: str, pc: PortalConfig) -> dict[str, Any]:
-    tokens: dict[str, Any] = {}
-    if pc.token_file and Path(pc.token_file).is_file():
-        tokens = json.loads(Path(pc.token_file).read_text(encoding="utf-8"))
-    access = os.environ.get(env_name(portal, "ACCESS_TOKEN")) or tokens.get("access_token")
-    refresh = os.environ.get(env_name(portal, "REFRESH_TOKEN")) or tokens.get("refresh_token")
+    """OAuth settings for `OAuthAuth(**settings)`, plus `token_file`.
+
+    Tokens come from the token file when it holds a pair (it has the latest refreshed tokens, and
+    a refresh token works once), else from `B24SYNC_PORTAL_<NAME>_ACCESS_TOKEN`/`_REFRESH_TOKEN`.
+    """
+    tokens = _read_tokens(portal, pc.token_file)
+    if not (tokens.get("access_token") and tokens.get("refresh_token")):
+        tokens = {"access_token": os.environ.get(env_name(portal, "ACCESS_TOKEN")),
+                  "refresh_token": os.environ.get(env_name(portal, "REFRESH_TOKEN"))}
     secret = os.environ.get(env_name(portal, "CLIENT_SECRET"))
-    if not access or not refresh or not secret:
+    if not tokens["access_token"] or not tokens["refresh_token"] or not secret:
         raise ConfigError(
             f"portal {portal!r}: OAuth needs {env_name(portal, 'ACCESS_TOKEN')}, "
             f"{env_name(portal, 'REFRESH_TOKEN')} (or token_file) and {env_name(portal, 'CLIENT_SECRET')}"
         )
-    return {"endpoint": pc.endpoint, "client_id": pc.client_id, "client_secret": secret,
-            "access_token": access, "refresh_token": refresh, "token_file": pc.token_file}
+    settings: dict[str, Any] = {
+        "endpoint": pc.endpoint, "client_id": pc.client_id, "client_secret": secret,
+        "access_token": str(tokens["access_token"]), "refresh_token": str(tokens["refresh_token"]),
+        "token_file": pc.token_file, "allow_http": pc.allow_http,
+    }
+    if pc.token_url:
+        settings["token_url"] = pc.token_url
+    return settings
 
 
-def save_tokens(token_file: str | None, tokens: dict[str, Any]) -> None:
-    """Persist refreshed OAuth tokens to the portal's token file (owner-only permissions)."""
+def _read_tokens(portal: str, token_file: str | None) -> dict[str, Any]:
+    """The token pair saved by `save_tokens`, or {} when there is no file yet."""
+    if not token_file or not Path(token_file).is_file():
+        return {}
+    try:
+        data = json.loads(Path(token_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"portal {portal!r}: token_file {token_file} is not readable JSON "
+                          f"({type(exc).__name__}); delete it to fall back to the environment") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"portal {portal!r}: token_file {token_file} must hold a JSON object")
+    return data
+
+
+TOKEN_KEYS = ("access_token", "refresh_token", "expires", "expires_in", "member_id", "client_endpoint")
+
+
+def save_tokens(token_file: str | None, tokens: Any) -> None:
+    """Persist refreshed OAuth tokens (a mapping or `OAuthTokens`) to the token file, owner-only.
+
+    Written to a temporary file and renamed, so a crash never leaves a half-written file (the old
+    refresh token is already dead once the server has issued a new one).
+    """
     if not token_file:
         return
+    data = tokens.model_dump() if hasattr(tokens, "model_dump") else dict(tokens)
+    keep = {k: data[k] for k in TOKEN_KEYS if data.get(k) is not None}
+    if not keep.get("access_token") or not keep.get("refresh_token"):
+        raise ValueError("save_tokens needs both access_token and refresh_token")
     path = Path(token_file)
     path.parent.mkdir(parents=True, exist_ok=True)
-    keep = {k: tokens[k] for k in ("access_token", "refresh_token", "expires", "member_id") if k in tokens}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(keep, fh)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(keep, fh)
+        os.replace(temp, path)
+    finally:
+        if temp.exists():
+            temp.unlink()
 
 
 def _slash(url: str) -> str:

@@ -103,3 +103,58 @@ def test_emulator_http_log_hides_webhook_code(live_emulator: EmulatorServer, cap
         assert run(capsys, "-vv", "call", "crm.type.list", "--portal", url)[0] == 0
     assert "/rest/1/****/crm.type.list" in caplog.text  # the emulator's own access log line
     assert secret not in caplog.text
+
+
+def test_oauth_portal_refreshes_and_persists_tokens_through_the_cli(
+        live_emulator: EmulatorServer, capsys: Capture, caplog: pytest.LogCaptureFixture, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """open_client's OAuth path: expired token -> emulator /oauth/token/ -> save_tokens -> next run."""
+    emu, base = live_emulator.emulator, live_emulator.base_url
+    first = emu.issue_token(base=base)
+    token_file = tmp_path / "state" / "app.tokens.json"
+    config = tmp_path / "c.toml"
+    config.write_text(f'[portals.app]\nendpoint = "{base}/rest/"\nclient_id = "{emu.oauth.client_id}"\n'
+                      f'token_url = "{base}/oauth/token/"\ntoken_file = "{token_file}"\n', encoding="utf-8")
+    monkeypatch.setenv("B24SYNC_PORTAL_APP_ACCESS_TOKEN", first["access_token"])
+    monkeypatch.setenv("B24SYNC_PORTAL_APP_REFRESH_TOKEN", first["refresh_token"])
+    monkeypatch.setenv("B24SYNC_PORTAL_APP_CLIENT_SECRET", emu.oauth.client_secret)
+    argv = ("-vv", "--config", str(config), "call", "crm.type.list", "--portal", "app")
+    secrets = [emu.oauth.client_secret, first["access_token"], first["refresh_token"]]
+    with caplog.at_level(logging.DEBUG):
+        assert run(capsys, *argv)[:2] == (0, json.dumps({"types": []}, indent=2) + "\n")
+        assert not token_file.exists()  # nothing refreshed yet
+        emu.oauth.expire_all()
+        code, out, err = run(capsys, *argv)
+        assert code == 0 and json.loads(out) == {"types": []}
+        second = json.loads(token_file.read_text(encoding="utf-8"))
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        assert second["access_token"] not in secrets and second["refresh_token"] not in secrets
+        secrets += [second["access_token"], second["refresh_token"]]
+        # the env still holds the dead refresh token: the next run must use the token file's pair
+        emu.oauth.expire_all()
+        code, out, err2 = run(capsys, *argv)
+        assert code == 0, err2
+        third = json.loads(token_file.read_text(encoding="utf-8"))
+        assert third["refresh_token"] != second["refresh_token"]
+        secrets += [third["access_token"], third["refresh_token"]]
+    assert "refreshing once" in caplog.text and "/oauth/token/" in caplog.text
+    for secret in secrets:
+        assert secret not in caplog.text + out + err + err2
+
+
+def test_oauth_with_a_dead_refresh_token_exits_1_naming_no_secret(
+        live_emulator: EmulatorServer, capsys: Capture, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    emu, base = live_emulator.emulator, live_emulator.base_url
+    pair = emu.issue_token(base=base)
+    config = tmp_path / "c.toml"
+    config.write_text(f'[portals.app]\nendpoint = "{base}/rest/"\nclient_id = "{emu.oauth.client_id}"\n'
+                      f'token_url = "{base}/oauth/token/"\n', encoding="utf-8")
+    monkeypatch.setenv("B24SYNC_PORTAL_APP_ACCESS_TOKEN", pair["access_token"])
+    monkeypatch.setenv("B24SYNC_PORTAL_APP_REFRESH_TOKEN", "not-a-live-refresh-token")
+    monkeypatch.setenv("B24SYNC_PORTAL_APP_CLIENT_SECRET", emu.oauth.client_secret)
+    emu.oauth.expire_all()
+    code, out, err = run(capsys, "--config", str(config), "call", "crm.type.list", "--portal", "app")
+    assert code == 1 and "invalid_grant" in err
+    for secret in (pair["access_token"], "not-a-live-refresh-token", emu.oauth.client_secret):
+        assert secret not in out + err

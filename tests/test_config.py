@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,50 @@ def test_portal_key_and_redact() -> None:
     assert SECRET not in redact(f"https://a.bitrix24.ru/rest/7/{SECRET}/crm.item.list")
     with pytest.raises(ConfigError):
         portal_key("not a url")
+
+
+def test_oauth_token_file_wins_over_environment_and_settings_reach_the_client(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector.rest import OAuthAuth, OAuthTokens
+
+    token_file = tmp_path / "app.tokens.json"
+    text = (f'[portals.app]\nendpoint = "http://10.0.0.5/rest/"\nclient_id = "local.1"\nallow_http = true\n'
+            f'token_url = "http://10.0.0.5/oauth/token/"\ntoken_file = "{token_file}"\n')
+    config = load_config(write(tmp_path, text))
+    monkeypatch.setenv(env_name("app", "ACCESS_TOKEN"), "env-access-1")
+    monkeypatch.setenv(env_name("app", "REFRESH_TOKEN"), "env-refresh-1")
+    monkeypatch.setenv(env_name("app", "CLIENT_SECRET"), SECRET)
+    ref = resolve_portal(config, "app")
+    assert ref.oauth is not None and ref.oauth["refresh_token"] == "env-refresh-1"
+    save_tokens(str(token_file), OAuthTokens(access_token="file-access-2", refresh_token="file-refresh-2",
+                                             expires_in=3600, member_id="m1"))
+    assert json.loads(token_file.read_text()) == {"access_token": "file-access-2",
+                                                  "refresh_token": "file-refresh-2",
+                                                  "expires_in": 3600, "member_id": "m1"}
+    settings = dict(resolve_portal(config, "app").oauth or {})
+    assert (settings["access_token"], settings["refresh_token"]) == ("file-access-2", "file-refresh-2")
+    settings.pop("token_file")
+    auth = OAuthAuth(**settings)  # plain http to a LAN host passes only because allow_http = true
+    assert auth.token_url == "http://10.0.0.5/oauth/token/" and auth.allow_http
+
+
+def test_broken_token_file_is_a_config_error_naming_the_file(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    token_file = tmp_path / "t.json"
+    token_file.write_text("{not json", encoding="utf-8")
+    text = (f'[portals.app]\nendpoint = "https://x.bitrix24.ru/rest/"\nclient_id = "local.1"\n'
+            f'token_file = "{token_file}"\n')
+    monkeypatch.setenv(env_name("app", "CLIENT_SECRET"), SECRET)
+    with pytest.raises(ConfigError, match=r"token_file .*t\.json is not readable JSON"):
+        resolve_portal(load_config(write(tmp_path, text)), "app")
+
+
+def test_save_tokens_refuses_a_half_pair_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    with pytest.raises(ValueError, match="access_token and refresh_token"):
+        save_tokens(str(path), {"access_token": "only-one"})
+    assert not path.exists()
+    save_tokens(str(path), {"access_token": "a1", "refresh_token": "r1"})
+    save_tokens(str(path), {"access_token": "a2", "refresh_token": "r2"})
+    assert json.loads(path.read_text()) == {"access_token": "a2", "refresh_token": "r2"}
+    assert [p.name for p in tmp_path.iterdir()] == ["tokens.json"]

@@ -144,15 +144,45 @@ def test_a_portal_that_ignores_the_keyset_filter_is_detected_not_looped() -> Non
         items = [{"id": i} for i in range(1, 51)]
         if request.url.endswith("batch"):
             cmd = json.loads(request.body)["cmd"]
-            result = {"result": {label: {"categories": items} for label in cmd}}
+            result = {"result": {label: {"types": items} for label in cmd}}
             return 200, {}, json.dumps({"result": result, "time": time_info()})
-        return 200, {}, json.dumps({"result": {"categories": items}, "time": time_info()})
+        return 200, {}, json.dumps({"result": {"types": items}, "time": time_info()})
 
     with responses.RequestsMock() as rsps:
-        rsps.add_callback(responses.POST, BASE + "crm.category.list", callback=answer)
+        rsps.add_callback(responses.POST, BASE + "crm.type.list", callback=answer)
         rsps.add_callback(responses.POST, BASE + "batch", callback=answer)
         with pytest.raises(TransportError, match="ignored the >id filter"):
-            list(make_client().iter_list("crm.category.list", {"entityTypeId": 1032}))
+            list(make_client().iter_list("crm.type.list"))
+
+
+@pytest.mark.parametrize(("method", "key", "rows"), [
+    ("crm.category.list", "categories", [{"id": i} for i in range(1, 62)]),
+    ("crm.status.list", None, [{"ID": str(i)} for i in range(1, 306)]),
+])
+def test_unpaged_methods_are_one_plain_call_with_the_callers_params(method: str, key: str | None,
+                                                                    rows: list[dict[str, Any]]) -> None:
+    """crm.category.list / crm.status.list take no start, order or >id: every row comes at once."""
+    result = {key: rows} if key else rows
+    with responses.RequestsMock() as rsps:
+        rsps.post(BASE + method, json={"result": result, "total": len(rows), "time": time_info()})
+        got = list(make_client().iter_list(method, {"filter": {"ENTITY_ID": "X"}}))
+        body = json.loads(rsps.calls[0].request.body)
+        assert len(rsps.calls) == 1
+    assert got == rows
+    assert body == {"filter": {"ENTITY_ID": "X"}}
+
+
+def test_unpaged_method_paged_by_the_portal_after_all_follows_next() -> None:
+    pages = [({"categories": [{"id": i} for i in range(1, 51)]}, 50), ({"categories": [{"id": 51}]}, None)]
+    with responses.RequestsMock() as rsps:
+        for result, nxt in pages:
+            rsps.post(BASE + "crm.category.list", json={"result": result, "total": 51, "time": time_info()}
+                      | ({"next": nxt} if nxt else {}))
+        got = list(make_client().iter_list("crm.category.list", {"entityTypeId": 1032}))
+        starts = [json.loads(c.request.body).get("start") for c in rsps.calls]
+    assert [c["id"] for c in got] == list(range(1, 52)) and starts == [None, 50]
+    with pytest.raises(ValueError, match="start"):
+        list(make_client().iter_list("crm.status.list", {"start": 0}))
 
 
 def test_rows_keys_for_types_and_categories() -> None:

@@ -218,8 +218,9 @@ class OAuthAuth:
                 endpoint = tokens.client_endpoint
                 check_url(endpoint, self.allow_http, "client_endpoint")
                 self._base = endpoint if endpoint.endswith("/") else endpoint + "/"
-        if self.on_tokens is not None:
-            self.on_tokens(tokens)
+            if self.on_tokens is not None:
+                # under the lock: two refreshes in a row persist their pairs in order
+                self.on_tokens(tokens)
 
     def _request_tokens(self, session: requests.Session, timeout: float) -> OAuthTokens:
         params = {"grant_type": "refresh_token", "client_id": self.client_id,

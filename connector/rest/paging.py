@@ -9,6 +9,11 @@ When page k is short or empty, the reference of page k+1 points at a row that do
 the portal then stops descending at the last key it found and substitutes an array, so pages
 after k hold junk or errors. The scan therefore stops at the first short page of a batch and
 never looks at what follows it; `halt` stops the portal early when the junk is an error.
+
+A few list methods take no `start`, `order` or `>id` filter and answer every row at once
+(`crm.category.list` by `Category::listAction`, `crm.status.list` by `CCrmStatus::GetList`
+without navigation). For them (`UNPAGED_METHODS`) the scan is one plain call with the caller's
+params; should a portal page them anyway (a `next` in the answer), `start=next` is followed.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ ROWS_KEYS: dict[str, str] = {
 }
 
 
+UNPAGED_METHODS = frozenset({"crm.category.list", "crm.status.list", "crm.status.entity.items"})
+
+
 def default_rows_key(method: str) -> str | None:
     """Where a list method puts its rows: `result.items`, `result.types`, ... or None (bare array)."""
     return ROWS_KEYS.get(method.lower())
@@ -44,6 +52,9 @@ def iter_list_pages(client: Client, method: str, params: Mapping[str, Any] | Non
     if not 1 <= pages_per_request <= BATCH_MAX:
         raise ValueError(f"pages_per_request must be 1..{BATCH_MAX}; got {pages_per_request}")
     key = default_rows_key(method) if rows_key == "auto" else rows_key
+    if method.lower() in UNPAGED_METHODS:
+        yield from _iter_unpaged(client, method, dict(params or {}), key)
+        return
     ident = id_key or ("id" if key else "ID")
     base = _scan_params(method, dict(params or {}), ident)
     caller_filter = base.pop("filter", None) or {}
@@ -77,6 +88,22 @@ def iter_list_pages(client: Client, method: str, params: Mapping[str, Any] | Non
             if len(rows) < PAGE_SIZE:
                 return
             last = rows[-1][ident]
+
+
+def _iter_unpaged(client: Client, method: str, params: dict[str, Any], key: str | None) -> Iterator[Any]:
+    """One plain call; `start=next` only if the portal pages the answer after all."""
+    if "start" in params:
+        raise ValueError(f"iter_list({method}) reads every row itself; do not pass 'start'")
+    start = 0
+    while True:
+        page = client.call(method, {**params, "start": start} if start else params)
+        yield from page_rows(page.result, key, method)
+        if page.next is None:
+            return
+        if page.next <= start:
+            raise TransportError("BROKEN_CHAIN", f"next={page.next} does not move past start={start}", 200,
+                                 method)
+        start = page.next
 
 
 def _scan_params(method: str, params: dict[str, Any], ident: str) -> dict[str, Any]:
