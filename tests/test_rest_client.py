@@ -405,3 +405,87 @@ def test_stats_count_per_method() -> None:
         client.call("crm.type.list", {})
     assert client.stats.as_dict()["per_method"] == {"crm.item.get": 2, "crm.type.list": 1}
     assert client.stats.requests == 3
+
+
+# -- more retry / limit / redirect rules --------------------------------------------------------------
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+@responses.activate
+def test_write_answered_by_a_5xx_is_outcome_unknown(status: int) -> None:
+    responses.post(BASE + "crm.item.add", status=status, json={"error": "INTERNAL_SERVER_ERROR"})
+    responses.post(BASE + "crm.item.add", json=ok({"item": {"id": 2}}))
+    with pytest.raises(OutcomeUnknown, match="not re-sent"):
+        make_client().call("crm.item.add", {"fields": {"title": "x"}})
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_final_5xx_codes_are_not_retried() -> None:
+    blocked = {"error": "OVERLOAD_LIMIT", "error_description": "REST API is blocked due to overload."}
+    responses.post(BASE + "crm.item.get", status=503, json=blocked)
+    with pytest.raises(B24Error, match="OVERLOAD_LIMIT"):
+        make_client().call("crm.item.get", {})
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_429_without_a_known_reset_waits_the_fallback() -> None:
+    ledger = MethodLedger(clock=lambda: 5_000.0)
+    responses.post(BASE + "crm.item.list", status=429, json={"error": "OPERATION_TIME_LIMIT"})
+    responses.post(BASE + "crm.item.list", json=ok({"items": []}))
+    sleeper = Sleeper()
+    client = make_client(sleeper, ledger=ledger, retry=RetryPolicy(limit_fallback=60.0, jitter=lambda: 1.0))
+    assert client.call("crm.item.list", {}).result == {"items": []}
+    assert sleeper.calls == [60.0] and client.stats.retries == 1
+
+
+@responses.activate
+def test_429_of_a_batch_sub_call_holds_that_method_only() -> None:
+    now = [1_000.0]
+    ledger = MethodLedger(clock=lambda: now[0])
+    responses.post(BASE + "batch", json={"result": {
+        "result": {"b": {"item": {}}},
+        "result_error": {"a": {"error": "OPERATION_TIME_LIMIT", "error_description": "blocked"}},
+        "result_time": {"b": time_info()}}, "time": time_info()})
+    responses.post(BASE + "crm.item.list", json=ok({"items": []}))
+    responses.post(BASE + "crm.item.get", json=ok({"item": {}}))
+    sleeper = Sleeper()
+    client = make_client(sleeper, ledger=ledger, retry=RetryPolicy(limit_fallback=30.0))
+    result = client.batch({"a": ("crm.item.list", {}), "b": ("crm.item.get", {})})
+    assert isinstance(result.errors["a"], OperationTimeLimit)
+    client.call("crm.item.get", {})
+    assert sleeper.calls == []
+    client.call("crm.item.list", {})
+    assert sleeper.calls == [30.0]
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+@responses.activate
+def test_every_redirect_status_reposts_a_batch_with_its_body(status: int) -> None:
+    new_base = BASE.replace("portal.bitrix24.test", "moved.bitrix24.test")
+    responses.post(BASE + "batch", status=status, headers={"Location": new_base + "batch"})
+    responses.post(new_base + "batch", json={"result": {"result": {"a": {"item": {"id": 1}}}},
+                                             "time": time_info()})
+    result = make_client().batch({"a": ("crm.item.add", {"fields": {"title": "x"}})})
+    assert result.get("a") == {"item": {"id": 1}}
+    first, second = (json.loads(c.request.body) for c in responses.calls)
+    assert first == second and second["cmd"]["a"] == "crm.item.add?fields[title]=x"
+    assert responses.calls[1].request.method == "POST"
+
+
+@responses.activate
+def test_relative_redirect_and_a_redirect_loop() -> None:
+    moved = "https://portal.bitrix24.test/b24/rest/1/s3cretcode/"
+    relative = f"/b24/rest/1/{CODE}/crm.item.get"
+    responses.post(BASE + "crm.item.get", status=302, headers={"Location": relative})
+    responses.post(moved + "crm.item.get", status=302, headers={"Location": moved + "crm.item.get"})
+    client = make_client()
+    with pytest.raises(TransportError, match="gave up after 5 redirects") as caught:
+        client.call("crm.item.get", {})
+    assert client.auth.base_url == moved and CODE not in str(caught.value)
+
+
+@pytest.mark.parametrize("params", [[1, 2], "id=1"])
+def test_params_must_be_a_mapping(params: Any) -> None:
+    with pytest.raises(ValueError, match="params must be a mapping"):
+        make_client().call("crm.item.get", params)

@@ -128,6 +128,9 @@ class Client:
         """Call one REST method; raises a typed `B24Error` on any error answer."""
         if not method or not isinstance(method, str) or "/" in method or "?" in method:
             raise ValueError(f"method must be a REST method name such as 'crm.item.get'; got {method!r}")
+        if params is not None and not isinstance(params, Mapping):
+            raise ValueError(f"{method}: params must be a mapping (a dict of parameter names); "
+                             f"got {type(params).__name__}")
         body = json_params(dict(params or {}))
         payload, status = self._exchange(method, body, write=not is_read(method), ledger_methods=[method])
         self.ledger.record(method, payload.get("time"))
@@ -312,6 +315,8 @@ class Client:
     def _error_failure(self, payload: dict[str, Any], status: int, method: str) -> _Failure:
         error = self._error(payload, status, method)
         code = error.code
+        if code in FINAL_5XX_CODES:  # blocked or deleted portal: waiting a few seconds changes nothing
+            return _Failure(error, retryable=False)
         if status == 503 or isinstance(error, QueryLimit):
             self.bucket.saturate()
             return _Failure(error, retryable=True)
@@ -319,7 +324,7 @@ class Client:
             reset = self._limit_reset(method)
             limit = OperationTimeLimit(code, error.description, status, method, reset_at=reset)
             return _Failure(limit, retryable=True, retry_after=reset)
-        if status >= 500 and code not in FINAL_5XX_CODES and (code in SERVER_FAULT_CODES or
+        if status >= 500 and (code in SERVER_FAULT_CODES or
                                                               type(error) is B24Error):
             return _Failure(error, retryable=True, maybe_executed=True)
         return _Failure(error, retryable=False)
