@@ -74,6 +74,21 @@ class IdView:
             yield
 
 
+class RenamedView(IdView):
+    """The id map of a process being renamed: codes under the new process code fall back to the old."""
+
+    def __init__(self, base: IdView, new: str, old: str) -> None:
+        super().__init__(base.store, base.portal)
+        self.new, self.old = new, old
+
+    def entry(self, kind: str, code: str) -> Any:
+        """The entry under the new code, else under the old process code."""
+        found = super().entry(kind, code)
+        if found is None and kind != "type" and code.startswith(self.new + "."):
+            found = super().entry(kind, self.old + code[len(self.new) :])
+        return found
+
+
 @dataclass
 class OptionBinding:
     desired: DesiredOption
@@ -148,6 +163,8 @@ def bind_type(desired: DesiredType, snapshot: PortalSnapshot, ids: IdView) -> Ty
     """Find the portal type of `desired` and match everything inside it."""
     portal, via, renamed = _find_type(desired, snapshot, ids)
     entry = ids.entry("type", desired.code) or (ids.entry("type", renamed) if renamed else None)
+    if renamed:
+        ids = RenamedView(ids, desired.code, renamed)
     created = bool(entry and (entry.extra or {}).get("created"))
     # Without an id map record: our type code (or, where the portal keeps no code, our field
     # markers, or an empty type of the same title left by an interrupted create) means we made it.

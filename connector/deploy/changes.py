@@ -70,14 +70,14 @@ def _type_level(b: TypeBinding) -> list[Change]:
         ]
     diffs = type_diffs(d, p)
     out: list[Change] = []
-    if b.renamed_from:
+    if b.renamed_from and any(x.attr == "code" for x in diffs):
         out.append(
             Change(
                 process=d.code,
                 kind="type",
                 action="rename",
                 code="",
-                diffs=[Diff(attr="code", old=b.renamed_from, new=d.code)] + diffs,
+                diffs=diffs,
             )
         )
     elif diffs:

@@ -22,8 +22,8 @@ def record_binding(ids: IdView, b: TypeBinding) -> None:
             "linkedUserFields": dict(sorted(p.linked_user_fields.items())),
         },
     )
-    if b.desired.renamed_from:
-        _forget_old(ids, "type", "", b.desired.renamed_from, p.id)
+    if b.desired.renamed_from and b.renamed_from:
+        _forget_process(ids, b.desired.renamed_from, p.id)
     for fb in b.fields:
         if fb.portal is None:
             continue
@@ -50,6 +50,7 @@ def record_binding(ids: IdView, b: TypeBinding) -> None:
                     ob.portal.id,
                     {"value": ob.portal.value, "field_id": f.id},
                 )
+                _forget_old(ids, "option", f"{code}.{fb.desired.code}", ob.desired.renamed_from, ob.portal.id)
     for fb in b.funnels:
         if fb.portal is None or fb.portal.id is None:
             continue
@@ -85,6 +86,18 @@ def record_binding(ids: IdView, b: TypeBinding) -> None:
             i + 1,
             {"title": section.title, "elements": [e.name for e in section.elements]},
         )
+
+
+def _forget_process(ids: IdView, old: str, type_id: int) -> None:
+    """After a process rename, drop every entry recorded under the old process code."""
+    entry = ids.entry("type", old)
+    if entry is None or str(entry.portal_id) != str(type_id):
+        return
+    ids.delete("type", old)
+    for kind in ("field", "option", "funnel", "stage", "section"):
+        for e in ids.all(kind):
+            if e.code.startswith(old + "."):
+                ids.delete(kind, e.code)
 
 
 def _forget_old(ids: IdView, kind: str, prefix: str, old: str | None, portal_id: int) -> None:

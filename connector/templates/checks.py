@@ -67,6 +67,7 @@ class _Checker:
 
     def run(self) -> list[Problem]:
         self.check_flags()
+        self.check_renames()
         self.check_relations()
         self.check_fields()
         self.check_funnels()
@@ -105,6 +106,12 @@ class _Checker:
                         "a 'list' process has no stages or funnels; use preset "
                         "'scratch' or 'all-inclusive' to switch them on",
                     )
+
+    def check_renames(self) -> None:
+        if self.data.get("renamed_from") is not None and self.data.get("renamed_from") == self.data.get(
+            "code"
+        ):
+            self.add("renamed_from", "renamed_from names the current code; give the old process code")
 
     def check_relations(self) -> None:
         code = self.data.get("code")
@@ -179,6 +186,12 @@ class _Checker:
                 ]
                 for dup in _duplicates(ocodes):
                     self.add(f"{path}.options", f"duplicate option code {dup!r}")
+                for j, o in enumerate(options):
+                    old = o.get("renamed_from") if isinstance(o, dict) else None
+                    if isinstance(old, str) and old in ocodes:
+                        self.add(
+                            f"{path}.options[{j}].renamed_from", f"{old!r} is still the code of an option"
+                        )
                 defaults = [o for o in options if isinstance(o, dict) and o.get("default") is True]
                 if len(defaults) > 1 and f.get("multiple") is not True:
                     self.add(

@@ -187,6 +187,7 @@ class Option(_Model):
     label: Label
     sort: int = 100
     default: bool = False
+    renamed_from: OptionCode | None = None
 
 
 class Field(_Model):
@@ -477,6 +478,7 @@ class Template(_Model):
 
     code: ProcessCode
     title: Label
+    renamed_from: ProcessCode | None = None
     language: Annotated[str, AfterValidator(_pattern(LANG_RE, "use a two-letter language code"))] = "ru"
     preset: Preset = "scratch"
     flags: dict[str, bool] = {}

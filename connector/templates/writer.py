@@ -19,6 +19,7 @@ def to_toml(template: Template) -> str:
     out: list[str] = [
         f"code = {_str(template.code)}",
         f"title = {_inline(template.title)}",
+        *([f"renamed_from = {_str(template.renamed_from)}"] if template.renamed_from else []),
         f"language = {_str(template.language)}",
         f"preset = {_str(template.preset)}",
     ]
