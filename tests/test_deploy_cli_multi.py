@@ -151,3 +151,22 @@ def test_plan_prints_field_level_differences_and_the_manual_checklist(
     assert run(capsys, "apply", HR, *base, "--yes")[0] == 0
     code, out = run(capsys, "--json", "plan", HR, *base)
     assert code == 0 and json.loads(out)["has_changes"] is False
+
+
+def test_dry_run_and_a_declined_confirmation_write_nothing(
+    live_emulator: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = ["--portal", live_emulator.webhook_url, "--db", str(tmp_path / "p.db")]
+    emu = live_emulator.emulator
+    code, out = run(capsys, "--json", "apply", HR, *base, "--dry-run")
+    doc = json.loads(out)
+    assert code == 0 and doc["dry_run"] is True and doc["write_calls"] == 0 and doc["commands"]
+    assert emu.call("crm.type.list", {})["result"]["types"] == []
+    monkeypatch.setattr("typer.confirm", lambda *a, **k: False)
+    code, out = run(capsys, "apply", HR, *base)
+    assert code == 0 and "skipped" in out and "create" in out
+    assert emu.call("crm.type.list", {})["result"]["types"] == []
+    monkeypatch.setattr("typer.confirm", lambda *a, **k: True)
+    code, out = run(capsys, "apply", HR, *base)
+    assert code == 0 and len(emu.call("crm.type.list", {})["result"]["types"]) == 1
+    assert emu.webhook_code not in out  # the webhook secret never reaches the output
