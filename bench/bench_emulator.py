@@ -5,6 +5,7 @@ Prints figures; the last line is one JSON object. Not a test: nothing here asser
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import resource
@@ -52,6 +53,7 @@ def state_file_figures(n_items: int) -> dict[str, float]:
         write_ms = (time.perf_counter() - t0) / 200 * 1000
         stored.close()
         del stored
+        gc.collect()  # the portal holds reference cycles (hooks <-> state): free it before the reload
         t0 = time.perf_counter()
         reloaded = Emulator(clock="virtual", state_file=path)
         load_s = time.perf_counter() - t0
