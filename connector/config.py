@@ -139,6 +139,7 @@ def resolve_portal(config: Config, portal: str) -> PortalRef:
         key = portal_key(portal)
         store = Path(config.defaults.store.replace("{portal}", _safe(key)))
         policy = config.defaults.conflict_policy
+        _check_scheme(portal, allow_http=False, what="--portal")
         return PortalRef(name=key, url=_slash(portal), store=store, conflict_policy=policy)
     if portal not in config.portals:
         known = ", ".join(sorted(config.portals)) or "none configured"
@@ -152,8 +153,12 @@ def resolve_portal(config: Config, portal: str) -> PortalRef:
     if webhook:
         if not WEBHOOK_RE.match(webhook):
             raise ConfigError(f"portal {portal!r}: webhook {redact(webhook)!r} is not https://host/rest/<user>/<code>/")
+        _check_scheme(webhook, pc.allow_http, f"portal {portal!r}: webhook")
         return PortalRef(url=_slash(webhook), **common)
     if pc.endpoint and pc.client_id:
+        _check_scheme(pc.endpoint, pc.allow_http, f"portal {portal!r}: endpoint")
+        if pc.token_url:
+            _check_scheme(pc.token_url, pc.allow_http, f"portal {portal!r}: token_url")
         return PortalRef(url=_slash(pc.endpoint), oauth=_oauth_settings(portal, pc), **common)
     raise ConfigError(
         f"portal {portal!r} has no credentials: set {env_name(portal, 'WEBHOOK')} to its webhook URL, "
@@ -227,6 +232,16 @@ def save_tokens(token_file: str | None, tokens: Any) -> None:
     finally:
         if temp.exists():
             temp.unlink()
+
+
+def _check_scheme(url: str, allow_http: bool, what: str) -> None:
+    """Plain http only to a loopback host (the emulator) unless the portal sets `allow_http = true`."""
+    from connector.rest.auth import is_loopback
+
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname or ""):
+        raise ConfigError(f"{what} {redact(url)!r} uses plain http to a non-loopback host, which would send "
+                          "secrets in clear text; use https, or set allow_http = true for that portal")
 
 
 def _slash(url: str) -> str:

@@ -158,3 +158,21 @@ def test_oauth_with_a_dead_refresh_token_exits_1_naming_no_secret(
     assert code == 1 and "invalid_grant" in err
     for secret in (pair["access_token"], "not-a-live-refresh-token", emu.oauth.client_secret):
         assert secret not in out + err
+
+
+def test_plain_http_portal_is_a_usage_error_and_unreachable_portal_a_runtime_error(
+        capsys: Capture, caplog: pytest.LogCaptureFixture, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector.rest import RetryPolicy
+
+    monkeypatch.chdir(tmp_path)
+    remote = "http://portal.example.com/rest/1/hid3code/"
+    code, out, err = run(capsys, "call", "crm.type.list", "--portal", remote)
+    assert code == 2 and "plain http" in err and "hid3code" not in out + err
+    quick = RetryPolicy(max_attempts=2, initial_delay=0.01, max_delay=0.01)
+    monkeypatch.setattr("connector.rest.client.RetryPolicy", lambda: quick)
+    closed = "http://127.0.0.1:9/rest/1/hid3code/"  # port 9 (discard) is closed: connection refused
+    with caplog.at_level(logging.DEBUG):
+        code, out, err = run(capsys, "-vv", "call", "crm.type.list", "--portal", closed)
+    assert code == 1 and "TRANSPORT" in err
+    assert "hid3code" not in out + err + caplog.text

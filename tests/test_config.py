@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from connector.config import (
+    Config,
     ConfigError,
     env_name,
     load_config,
@@ -150,3 +151,18 @@ def test_save_tokens_refuses_a_half_pair_and_leaves_no_temp_file(tmp_path: Path)
     save_tokens(str(path), {"access_token": "a2", "refresh_token": "r2"})
     assert json.loads(path.read_text()) == {"access_token": "a2", "refresh_token": "r2"}
     assert [p.name for p in tmp_path.iterdir()] == ["tokens.json"]
+
+
+def test_plain_http_to_a_remote_host_is_a_config_error_unless_allowed(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    remote = f"http://portal.example.com/rest/1/{SECRET}/"
+    with pytest.raises(ConfigError, match="plain http to a non-loopback host") as caught:
+        resolve_portal(Config(), remote)
+    assert SECRET not in str(caught.value)
+    assert resolve_portal(Config(), f"http://127.0.0.1:8765/rest/1/{SECRET}/").url.startswith("http://")
+    config = load_config(write(tmp_path, "[portals.lan]\nallow_http = true\n[portals.strict]\n"))
+    monkeypatch.setenv(env_name("lan", "WEBHOOK"), remote)
+    monkeypatch.setenv(env_name("strict", "WEBHOOK"), remote)
+    assert resolve_portal(config, "lan").allow_http
+    with pytest.raises(ConfigError, match="portal 'strict': webhook"):
+        resolve_portal(config, "strict")
