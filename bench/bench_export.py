@@ -1,7 +1,8 @@
 """Benchmark: export 100,000 items from a store file to CSV (rows/s) and XLSX (peak memory).
 
-Builds a store in the docs/CONTRACTS.md layout (process table + `_labels` + `<code>_labels` view),
-then runs each export in a fresh subprocess and reads its peak RSS (resource.getrusage).
+Builds a real store with `connector.store.Store` for the shipped hr_candidates template (process
+table, triggers, `_labels`, the `candidate_labels` view), then runs each export in a fresh
+subprocess and reads its peak RSS (resource.getrusage).
 Targets: CSV >= 50,000 rows/s; XLSX peak RSS < 200 MB. The last line printed is one JSON object.
 """
 
@@ -11,7 +12,7 @@ import json
 import os
 import random
 import resource
-import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,44 +20,35 @@ import time
 from pathlib import Path
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-STAGES = [("NEW", "Новый отклик"), ("SCREENING", "Телефонное интервью"), ("INTERVIEW", "Собеседование"),
-          ("OFFER", "Оффер"), ("HIRED", "Принят"), ("REJECTED", "Отказ")]
+CSV_TRIES = 3  # the best and the median are reported: other processes share the CPUs
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "mappings" / "hr_candidates.toml"
 
 
-def build_store(path: Path, n: int) -> None:
-    """A `candidate` process with n items and Russian labels."""
-    conn = sqlite3.connect(path)
-    conn.executescript("""
-        CREATE TABLE _labels (tbl TEXT, kind TEXT, scope TEXT, code TEXT, lang TEXT, label TEXT,
-                              PRIMARY KEY (tbl, kind, scope, code, lang));
-        CREATE TABLE candidate (key TEXT PRIMARY KEY, id INTEGER UNIQUE, title TEXT, funnel TEXT, stage TEXT,
-            assigned_by_id INTEGER, created_time TEXT, updated_time TEXT, moved_time TEXT,
-            deleted INTEGER NOT NULL DEFAULT 0, deleted_at TEXT, salary REAL, salary_currency TEXT,
-            source TEXT, phone TEXT, comment TEXT);
-    """)
-    labels = [("candidate", "funnel", "", "hiring", "ru", "Найм")]
-    labels += [("candidate", "stage", "hiring", code, "ru", name) for code, name in STAGES]
-    labels += [("candidate", "option", "source", c, "ru", n) for c, n in (("hh", "HeadHunter"),
-                                                                          ("friend", "Рекомендация"))]
-    conn.executemany("INSERT INTO _labels VALUES (?, ?, ?, ?, ?, ?)", labels)
-    look = ("(SELECT l.label FROM _labels l WHERE l.tbl = 'candidate' AND l.kind = '{k}' AND l.scope = {s} "
-            "AND l.code = {c} LIMIT 1)")
-    conn.execute(
-        "CREATE VIEW candidate_labels AS SELECT t.*, "
-        + look.format(k="funnel", s="''", c="t.funnel") + " AS funnel_name, "
-        + look.format(k="stage", s="t.funnel", c="t.stage") + " AS stage_name, "
-        + look.format(k="option", s="'source'", c="t.source") + " AS source_label FROM candidate t"
-    )
+def build_store(path: Path, n: int) -> int:
+    """A store built by `connector.store.Store` for the shipped `candidate` process (its real table,
+    triggers, `_labels` and `candidate_labels` view), with n items; returns the number of columns."""
+    from connector.store import Store
+    from connector.templates import load_template
+
+    template = load_template(TEMPLATE)
+    hiring = template.funnels[0]
+    stages = [s.code for s in hiring.stages]
+    sources = ["hh", "avito", "referral", "telegram", None]
     rnd = random.Random(1)
     rows = (
-        (f"{i:032x}", i, f"Кандидат Иванов-{i}", "hiring", rnd.choice(STAGES)[0], 1, "2026-01-01T00:00:00Z",
-         "2026-01-02T00:00:00Z", "2026-01-02T00:00:00Z", 0, None, rnd.randint(50, 300) * 1000.0, "RUB",
-         rnd.choice(("hh", "friend")), f"+7 900 {i:07d}", "Комментарий, с запятой и \"кавычками\"")
+        {"id": i, "title": f"Кандидат Иванов-{i}", "funnel": hiring.code, "stage": rnd.choice(stages),
+         "candidate_source": rnd.choice(sources), "vacancy": "Механик, старший смены", "city": "Москва",
+         "experience_years": rnd.randint(0, 20) / 2, "salary_expected": rnd.randint(50, 300) * 1000.0,
+         "salary_expected_currency": "RUB", "resume_url": f"https://hh.ru/r/{i}",
+         "created_time": "2026-01-01T00:00:00Z", "updated_time": "2026-01-02T00:00:00Z",
+         "moved_time": "2026-01-02T00:00:00Z"}
         for i in range(1, n + 1)
     )
-    conn.executemany(f"INSERT INTO candidate VALUES ({', '.join('?' * 16)})", rows)
-    conn.commit()
-    conn.close()
+    with Store.open(path) as store:
+        store.ensure_process(template, lang="ru")
+        store.upsert_rows("candidate", rows)
+        return len(store.conn.execute("SELECT * FROM candidate_labels LIMIT 1").description)
 
 
 CHILD = """
@@ -76,7 +68,7 @@ print(json.dumps({"rows": result.rows, "seconds": seconds, "cpu_seconds": cpu_se
 def run_export(db: Path, fmt: str, out: Path) -> dict[str, float]:
     """One export in a fresh interpreter; its rows, seconds and peak RSS."""
     done = subprocess.run([sys.executable, "-c", CHILD, str(db), fmt, str(out)], check=True,
-                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+                          capture_output=True, text=True, cwd=ROOT)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -84,13 +76,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         t0 = time.perf_counter()
-        build_store(db, N)
-        print(f"store with {N} items built in {time.perf_counter() - t0:.1f} s")
-        csv = run_export(db, "csv", Path(tmp) / "out.csv")
+        columns = build_store(db, N)
+        print(f"store with {N} items ({columns} exported columns, from {TEMPLATE.name}) built in "
+              f"{time.perf_counter() - t0:.1f} s")
+        tries = [run_export(db, "csv", Path(tmp) / "out.csv") for _ in range(CSV_TRIES)]
+        for i, one in enumerate(tries, 1):
+            print(f"CSV try {i}: {one['rows']} rows in {one['seconds']:.2f} s wall = "
+                  f"{one['rows'] / one['seconds']:,.0f} rows/s, {one['cpu_seconds']:.2f} CPU-s")
+        csv = min(tries, key=lambda t: t["seconds"])
         csv_rate = csv["rows"] / csv["seconds"]
         csv_cpu_rate = csv["rows"] / csv["cpu_seconds"]
+        median_rate = statistics.median(t["rows"] / t["seconds"] for t in tries)
         size_mb = (Path(tmp) / "out.csv").stat().st_size / 1e6
-        print(f"CSV : {csv['rows']} rows in {csv['seconds']:.2f} s wall = {csv_rate:,.0f} rows/s "
+        print(f"CSV : best {csv_rate:,.0f} rows/s, median {median_rate:,.0f} rows/s "
               f"({csv_cpu_rate:,.0f} rows per CPU-second), peak RSS {csv['peak_rss_mb']:.0f} MB, "
               f"{size_mb:.1f} MB")
         xlsx = run_export(db, "xlsx", Path(tmp) / "out.xlsx")
@@ -101,7 +99,9 @@ def main() -> None:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({
         "items": N,
+        "columns": columns,
         "csv_rows_per_s": round(csv_rate),
+        "csv_rows_per_s_median": round(median_rate),
         "csv_rows_per_cpu_s": round(csv_cpu_rate),
         "csv_ok": csv_rate >= 50_000,
         "csv_peak_rss_mb": round(csv["peak_rss_mb"], 1),

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
 
+from connector.reports.catalog import stored_template
 from connector.reports.errors import ReportError
+from connector.reports.labels import FastLabel, fast_labels, register
 from connector.reports.readonly import column_names, table_names
 
 PROCESS_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -40,12 +44,16 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+Chunk = list[tuple[Any, ...]]
+
+
 @dataclass(frozen=True)
 class ExportQuery:
-    """The SELECT behind an export: header names and SQL with its parameters."""
+    """The SELECT behind an export: header names, the SQL, and what completes each fetched chunk."""
 
     header: list[str]
     sql: str
+    post: Callable[[Chunk], Chunk] | None = None  # adds the in-memory label columns
 
 
 def _parent_links(base_columns: Sequence[str], processes: Sequence[str]) -> list[str]:
@@ -74,6 +82,10 @@ def build_query(
     base_columns = column_names(conn, type_code)
 
     selects = {col: f"s.{_quote(col)}" for col in source_columns}
+    fast = fast_labels(conn, type_code, base_columns, source_columns) if source == labels_view else []
+    selects.update(register(conn, fast, "s."))  # so that --where can use them
+    for name, expr in linked_titles(conn, type_code, base_columns, processes).items():
+        selects.setdefault(name, expr)
     joins = []
     for i, parent in enumerate(_parent_links(base_columns, processes)):
         name = f"parent_{parent}_title"
@@ -95,12 +107,76 @@ def build_query(
         + f" FROM {_quote(source)} AS s " + " ".join(joins) + inner_where
         + (" ORDER BY s.rowid" if source == type_code else "")
     )
-    sql = "SELECT " + ", ".join(map(_quote, header)) + f" FROM ({inner})"
+    labels = sorted((f for f in fast if f.name in header), key=lambda f: header.index(f.name))
+    in_sql = [h for h in header if h not in {f.name for f in labels}]
+    inputs = [c for f in labels for c in f.inputs if c not in in_sql]
+    fetched = [*in_sql, *dict.fromkeys(inputs)]
+    sql = "SELECT " + ", ".join(map(_quote, fetched)) + f" FROM ({inner})"
     if where and ";" in _STRING_LITERAL.sub("", where):
         raise ReportError("--where must be one SQL condition (no ';'): it filters rows, never changes them")
     if where and where.strip():
         sql += f" WHERE ({where})"
-    return ExportQuery(header=header, sql=sql)
+    post = _label_chunks(header, labels, fetched) if labels else None
+    return ExportQuery(header=header, sql=sql, post=post)
+
+
+def _label_chunks(
+    header: Sequence[str], labels: Sequence[FastLabel], fetched: Sequence[str]
+) -> Callable[[Chunk], Chunk]:
+    """A chunk transform: fetched rows (`fetched` columns) plus the labels -> rows in header order."""
+    positions = [[fetched.index(c) for c in f.inputs] for f in labels]
+    at = {name: i for i, name in enumerate([*fetched, *(f.name for f in labels)])}
+    order = [at[name] for name in header]
+    pick: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = (
+        itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
+    )
+    if order == list(range(len(at))):
+        pick = None  # the labels are the last columns and nothing extra was fetched: append them
+
+    def post(chunk: Chunk) -> Chunk:
+        columns = [f.column(chunk, pos) for f, pos in zip(labels, positions, strict=True)]
+        rows = map(tuple.__add__, chunk, zip(*columns, strict=True))
+        return list(map(pick, rows) if pick else rows)
+
+    return post
+
+
+def _title_of(value_sql: str, targets: Sequence[str]) -> str:
+    """SQL: the title of the stored item a crm link value `<process>:<id>` points at (NULL if not stored)."""
+    prefix = f"substr({value_sql}, 1, instr({value_sql}, ':') - 1)"
+    item_id = f"CAST(substr({value_sql}, instr({value_sql}, ':') + 1) AS INTEGER)"
+    whens = " ".join(
+        f"WHEN {_literal(t)} THEN (SELECT x.title FROM {_quote(t)} AS x WHERE x.id = {item_id})"
+        for t in targets
+    )
+    return f"CASE {prefix} {whens} END"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def linked_titles(
+    conn: sqlite3.Connection, type_code: str, base_columns: Sequence[str], processes: Sequence[str]
+) -> dict[str, str]:
+    """`<field>_title` columns for crm link fields (known from the template sync keeps in the store):
+    the linked item's title when that process is in the store; a JSON array for multiple links."""
+    template = stored_template(conn, type_code)
+    out: dict[str, str] = {}
+    for field in getattr(template, "fields", None) or []:
+        if getattr(field, "type", None) != "crm" or field.code not in base_columns:
+            continue
+        targets = [t for t in (getattr(field, "targets", None) or processes) if t in processes]
+        if not targets:
+            continue
+        col = f"s.{_quote(field.code)}"
+        if getattr(field, "multiple", False):
+            one = f"COALESCE({_title_of('j.value', targets)}, j.value)"
+            titles = f"(SELECT json_group_array({one}) FROM json_each({col}) AS j)"
+            out[f"{field.code}_title"] = f"CASE WHEN json_valid({col}) THEN {titles} END"
+        else:
+            out[f"{field.code}_title"] = _title_of(col, targets)
+    return out
 
 
 def _choose_columns(available: list[str], wanted: Sequence[str] | None) -> list[str]:
@@ -128,7 +204,7 @@ def iter_chunks(conn: sqlite3.Connection, query: ExportQuery) -> Iterator[list[t
             raise _where_error(exc) from None
         if not chunk:
             return
-        yield chunk
+        yield query.post(chunk) if query.post else chunk
 
 
 def _where_error(exc: Exception) -> ReportError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import html
 import io
@@ -20,7 +21,10 @@ Writer = Callable[[Sequence[str], Iterable[Sequence[Any]], IO[bytes], bool, str]
 
 def write_csv(header: Sequence[str], rows: Rows, out: IO[bytes], bom: bool, title: str) -> int:
     """CSV in UTF-8 (with a BOM when asked, so Excel reads Cyrillic); returns the number of rows."""
-    text = io.TextIOWrapper(out, encoding="utf-8-sig" if bom else "utf-8", newline="", write_through=False)
+    if bom:  # written by hand: the utf-8-sig codec encodes in Python, row by row (~3 µs a row)
+        out.write(codecs.BOM_UTF8)
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
+    text._CHUNK_SIZE = 1 << 16  # type: ignore[attr-defined]  # encode and write in 64 KiB pieces
     n = 0
     try:
         writer = csv.writer(text)
