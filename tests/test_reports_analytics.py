@@ -85,7 +85,9 @@ def test_html_report_is_self_contained_with_charts_and_figures(tmp_path: Path) -
     for external in ("<script", "<link", "src=", "http://", "https://", "@import", "url("):
         assert external not in page
     assert "Собеседование" in page and "Новый отклик" in page and "1\u202f500 USD" in page
-    assert "40 %" in page and "median 4 h · p90 7.2 h · n=3" in page
+    # one duration unit per chart (medians of 4 h and 2 d read as 0.17 d and 2 d, not "4 h" next to "2 d")
+    assert "40 %" in page and "median 0.17 d · p90 0.3 d · n=3" in page and "median 2 d · p90 2 d" in page
+    assert "<h1>candidate: funnel, time in stage, stuck items</h1>" in page  # no process label: the code
     assert "No items in this funnel yet." in page  # the empty reserve funnel
     # the long stage name is shortened in the chart, complete in the tooltip and the table
     long_name = HIRING[1][1]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from connector.reports import export
+from connector.reports import export, report
 from connector.store import Store
 from connector.sync.engine import remember_templates
 from connector.templates import load_templates
@@ -97,3 +97,22 @@ def test_where_sees_fast_label_columns(store_file: Path) -> None:
     name = {"ru": "Собеседование", "en": "Interview"}[lang]
     export(store_file, "candidate", "csv", buf, where=f"stage_name = '{name}'", columns=["key"])
     assert buf.getvalue().decode().split() == ["key", "k1"]
+
+
+def test_report_page_uses_process_and_field_names(store_file: Path) -> None:
+    conn = sqlite3.connect(store_file)
+    lang = conn.execute("SELECT lang FROM _processes WHERE tbl = 'candidate'").fetchone()[0]
+    conn.execute("UPDATE candidate SET salary_expected = 120000, salary_expected_currency = 'RUB' "
+                 "WHERE key = 'k1'")
+    conn.commit()
+    page = io.BytesIO()
+    report(store_file, "candidate", "funnel", "html", page)
+    html = page.getvalue().decode()
+    names = {"ru": ("Кандидаты", "Ожидаемая зарплата"), "en": ("Candidates", "Expected salary")}
+    process, salary = names[lang]
+    assert f"<h1>{process}: funnel</h1>" in html and "<code>candidate</code>" in html
+    assert f"<th>Σ {salary}, RUB</th>" in html and f"sum of «{salary}»" in html
+    assert '<td class="n">120\u202f000</td>' in html and "1 · 120\u202f000 RUB</text>" in html
+    cars = io.BytesIO()
+    report(store_file, "car", "funnel", "html", cars)
+    assert "<th>Σ" not in cars.getvalue().decode()  # a process without money fields

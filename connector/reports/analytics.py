@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from connector.reports.catalog import FunnelInfo, load_catalog
+from connector.reports.catalog import FunnelInfo, load_catalog, names
 from connector.reports.readonly import column_names, table_names
 from connector.reports.source import require_process
 
@@ -46,6 +46,8 @@ class FunnelReport(BaseModel):
     generated_at: str
     money_fields: list[str]
     funnels: list[FunnelFigures]
+    process_name: str = ""
+    field_labels: dict[str, str] = {}  # money field code -> its label
 
 
 class StageTime(BaseModel):
@@ -60,6 +62,7 @@ class StageTime(BaseModel):
     p90_hours: float | None
     current: int
     current_max_hours: float | None
+    semantics: str = "process"
 
 
 class TimeInStageReport(BaseModel):
@@ -165,7 +168,9 @@ def funnel_report(
         _conversion(stages, {s: keys for (f, s), keys in reached.items() if f == funnel.code})
         funnels.append(FunnelFigures(funnel=funnel.code, funnel_name=funnel.name,
                                      total=sum(s.count for s in stages), stages=stages))
-    return FunnelReport(type_code=tbl, generated_at=_iso(_now(now)), money_fields=money, funnels=funnels)
+    process_name, labels = names(conn, tbl)
+    return FunnelReport(type_code=tbl, generated_at=_iso(_now(now)), money_fields=money, funnels=funnels,
+                        process_name=process_name, field_labels={c: labels[c] for c in money if c in labels})
 
 
 def _reached(conn: sqlite3.Connection, tbl: str, live: str) -> dict[tuple[str, str], set[str]]:
@@ -258,7 +263,7 @@ def time_in_stage_report(
                 funnel=funnel.code, funnel_name=funnel.name, stage=st.code, stage_name=st.name,
                 completed=len(spans), median_hours=_round(percentile(spans, 50)),
                 p90_hours=_round(percentile(spans, 90)), current=len(current),
-                current_max_hours=_round(max(current) if current else None),
+                current_max_hours=_round(max(current) if current else None), semantics=st.semantics,
             ))
     return TimeInStageReport(type_code=tbl, generated_at=_iso(moment), stages=rows)
 

@@ -176,3 +176,14 @@ def _positions(conn: sqlite3.Connection, tbl: str) -> dict[tuple[str, str], list
     for funnel, stage in conn.execute(f'SELECT DISTINCT funnel, stage FROM "{tbl}" WHERE stage IS NOT NULL'):
         positions.setdefault((funnel or "", stage), [10_000])
     return positions
+
+
+def names(conn: sqlite3.Connection, tbl: str, lang: str = "ru") -> tuple[str, dict[str, str]]:
+    """The process's display name (its code when unnamed) and its field labels by field code."""
+    from connector.reports.labels import best_labels, view_language
+
+    if "_labels" not in table_names(conn):
+        return tbl, {}
+    labels = best_labels(conn, tbl, view_language(conn, tbl) or lang)
+    fields = {code: label for (kind, _s, code), label in labels.items() if kind == "field"}
+    return labels.get(("process", "", tbl), tbl), fields

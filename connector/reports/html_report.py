@@ -61,13 +61,19 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequen
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _sums_text(sums: dict[str, float]) -> str:
-    return "; ".join(f"{name}: {fmt_number(total)}" for name, total in sums.items())
+def _sum_name(key: str, labels: dict[str, str]) -> tuple[str, str]:
+    """A sums key `<money field> <currency>` as (field label, currency)."""
+    code, _sep, currency = key.partition(" ")
+    return labels.get(code, code), currency
 
 
 def funnel_section(report: FunnelReport) -> str:
     """Funnel bars (items per stage) and a table with sums and conversion, per funnel."""
     parts = ["<h2>Funnel: items per stage</h2>", _legend()]
+    first_money = report.money_fields[0] if report.money_fields else None
+    if first_money:
+        name = report.field_labels.get(first_money, first_money)
+        parts.append(f'<p class="meta">Next to each bar: items now · sum of «{escape(name)}».</p>')
     if not report.funnels:
         parts.append('<p class="empty">No funnels and no items yet.</p>')
     for funnel in report.funnels:
@@ -77,23 +83,31 @@ def funnel_section(report: FunnelReport) -> str:
             parts.append('<p class="empty">No items in this funnel yet.</p>')
             continue
         bars = [
-            Bar(s.stage_name, s.count, _count_caption(s.count, s.sums), s.semantics) for s in funnel.stages
-        ]
-        parts.append(bar_chart(bars, title=f"{funnel.funnel_name}: items per stage"))
-        rows = [
-            (s.stage_name, fmt_number(s.count), _sums_text(s.sums) or "—", fmt_number(s.reached),
-             fmt_percent(s.conversion))
+            Bar(s.stage_name, s.count, _count_caption(s.count, s.sums, first_money), s.semantics)
             for s in funnel.stages
         ]
-        parts.append(_table(("Stage", "Items now", "Sums", "Ever reached", "Went on further"),
-                            rows, numeric=(1, 3, 4)))
+        parts.append(bar_chart(bars, title=f"{funnel.funnel_name}: items per stage"))
+        # one column per money field and currency (none for a process without money fields)
+        sum_keys = sorted({key for s in funnel.stages for key in s.sums})
+        sum_heads = [f"Σ {name}, {cur}".rstrip(", ") for name, cur in
+                     (_sum_name(k, report.field_labels) for k in sum_keys)]
+        header = ["Stage", "Items now", *sum_heads, "Ever reached", "Went on further"]
+        rows = [
+            [s.stage_name, fmt_number(s.count), *(fmt_number(s.sums.get(k)) for k in sum_keys),
+             fmt_number(s.reached), fmt_percent(s.conversion)]
+            for s in funnel.stages
+        ]
+        parts.append(_table(header, rows, numeric=range(1, len(header))))
     return "".join(parts)
 
 
-def _count_caption(count: int, sums: dict[str, float]) -> str:
-    first = next(iter(sums.items()), None)
-    money = f" · {fmt_number(first[1])} {first[0].split(' ', 1)[-1]}" if first else ""
-    return f"{fmt_number(count)}{money}"
+def _count_caption(count: int, sums: dict[str, float], money_field: str | None) -> str:
+    """`4` or `4 · 158 000 RUB` (the first money field; one figure per currency)."""
+    money = [
+        f"{fmt_number(total)} {key.partition(' ')[2]}".rstrip()
+        for key, total in sums.items() if key.partition(" ")[0] == money_field
+    ]
+    return " · ".join([fmt_number(count), *money])
 
 
 def _legend() -> str:
@@ -120,14 +134,19 @@ def time_section(report: TimeInStageReport) -> str:
         if not any(r.completed or r.current for r in rows):
             parts.append('<p class="empty">No items have been in this funnel yet.</p>')
             continue
+        unit = duration_unit([r.median_hours for r in rows] + [r.p90_hours for r in rows])
+        now_unit = duration_unit([r.current_max_hours for r in rows])  # one unit per column
+        final = {r.stage for r in rows if r.semantics != "process"}
         bars = [
-            Bar(r.stage_name, r.median_hours or 0.0, _time_caption(r), back_value=r.p90_hours)
-            for r in rows
+            Bar(r.stage_name, r.median_hours or 0.0, _time_caption(r, unit), back_value=r.p90_hours)
+            for r in rows if r.stage not in final  # time spent in a closing stage is not a delay
         ]
-        parts.append(bar_chart(bars, title=f"{name}: time in stage"))
+        if bars:
+            parts.append(bar_chart(bars, title=f"{name}: time in stage"))
         table_rows = [
-            (r.stage_name, fmt_number(r.completed), fmt_hours(r.median_hours), fmt_hours(r.p90_hours),
-             fmt_number(r.current), fmt_hours(r.current_max_hours))
+            (r.stage_name, fmt_number(r.completed), fmt_duration(r.median_hours, unit),
+             fmt_duration(r.p90_hours, unit), fmt_number(r.current),
+             fmt_duration(r.current_max_hours, now_unit))
             for r in rows
         ]
         header = ("Stage", "Completed stays", "Median", "90th percentile", "Here now", "Longest now")
@@ -135,10 +154,29 @@ def time_section(report: TimeInStageReport) -> str:
     return "".join(parts)
 
 
-def _time_caption(row: Any) -> str:
+def _time_caption(row: Any, unit: str) -> str:
     if not row.completed:
         return f"no completed stays · {row.current} here now"
-    return f"median {fmt_hours(row.median_hours)} · p90 {fmt_hours(row.p90_hours)} · n={row.completed}"
+    median, p90 = fmt_duration(row.median_hours, unit), fmt_duration(row.p90_hours, unit)
+    return f"median {median} · p90 {p90} · n={row.completed}"
+
+
+_UNIT_HOURS = {"min": 1 / 60, "h": 1.0, "d": 24.0}
+
+
+def duration_unit(hours: Sequence[float | None]) -> str:
+    """One unit for a set of durations (so a chart and its table compare like with like)."""
+    longest = max((h for h in hours if h is not None), default=0.0)
+    return "min" if longest < 1 else "h" if longest < 48 else "d"
+
+
+def fmt_duration(hours: float | None, unit: str) -> str:
+    """Hours in the given unit: `30 min`, `30.5 h`, `4.2 d`."""
+    if hours is None:
+        return "—"
+    value = hours / _UNIT_HOURS[unit]
+    digits = 0 if unit == "min" else 2 if value < 1 else 1
+    return f"{fmt_number(round(value, digits))} {unit}"
 
 
 def aging_section(report: AgingReport) -> str:
@@ -157,12 +195,14 @@ def aging_section(report: AgingReport) -> str:
     return "".join(parts)
 
 
-def render_page(title: str, generated_at: str, sections: Sequence[str]) -> str:
+def render_page(title: str, generated_at: str, sections: Sequence[str], type_code: str = "") -> str:
     """The whole report page."""
+    process = f"Process <code>{escape(type_code)}</code>. " if type_code else ""
+    when = generated_at.replace("T", " ").removesuffix("Z") + " UTC"
     return (
         '<!DOCTYPE html><html lang="ru"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{escape(title)}</h1><p class=\"meta\">Generated {escape(generated_at)} by b24sync "
+        f"<h1>{escape(title)}</h1><p class=\"meta\">{process}Generated {escape(when)} by b24sync "
         "from the local store.</p>" + "".join(sections) + "</body></html>\n"
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from connector.reports import html_report
 from connector.reports.analytics import aging_report, funnel_report, time_in_stage_report
+from connector.reports.catalog import names
 from connector.reports.errors import ReportError
 from connector.reports.export import check_format
 from connector.reports.readonly import connect_readonly
@@ -22,6 +23,7 @@ from connector.reports.source import require_process
 from connector.reports.writers import write_csv
 
 KINDS = ("funnel", "time-in-stage", "aging", "all")
+_TITLES = {"funnel": "funnel", "time-in-stage": "time in stage", "aging": "stuck items"}
 REPORT_FORMATS = ("html", "csv", "xlsx")
 
 Table = tuple[list[str], list[list[Any]]]
@@ -97,21 +99,25 @@ def report(
         raise ReportError("a CSV file holds one table: choose funnel, time-in-stage or aging, or use xlsx")
     with closing(connect_readonly(db_path)) as conn:
         reports = build_reports(conn, type_code, kind, now, template)
-    payload = _render(type_code, fmt, reports)
+        process_name = names(conn, type_code)[0]
+    payload = _render(type_code, fmt, reports, process_name)
     target = _emit(payload, out)
     data = {k: r.model_dump(mode="json") for k, r in reports.items()}
     return ReportResult(type_code=type_code, kind=kind, format=fmt, output=target, data=data)
 
 
-def _render(type_code: str, fmt: str, reports: dict[str, Any]) -> Callable[[IO[bytes]], None]:
+def _render(
+    type_code: str, fmt: str, reports: dict[str, Any], process_name: str = ""
+) -> Callable[[IO[bytes]], None]:
     """A function writing the chosen format to a binary stream."""
     tables = {k: _SECTIONS[k][1](r) for k, r in reports.items()}
 
     def write_html(f: IO[bytes]) -> None:
         generated = next(iter(reports.values())).generated_at
         sections = [_SECTIONS[k][2](r) for k, r in reports.items()]
-        title = f"{type_code}: " + ", ".join(reports)
-        f.write(html_report.render_page(title, generated, sections).encode("utf-8"))
+        title = f"{process_name or type_code}: " + ", ".join(_TITLES[k] for k in reports)
+        page = html_report.render_page(title, generated, sections, type_code=type_code)
+        f.write(page.encode("utf-8"))
 
     def write_one_csv(f: IO[bytes]) -> None:
         ((header, rows),) = tables.values()
