@@ -219,3 +219,19 @@ def test_any_id_set_is_read_exactly_once_in_order(ids: set[int], pages: int) -> 
         rows = list(make_client().iter_list("crm.item.list", {"entityTypeId": 1}, pages_per_request=pages))
     assert [row["id"] for row in rows] == ordered
     assert portal.http_requests <= 1 + math.ceil(max(len(ordered) - 50 + 1, 0) / (50 * pages)) + 1
+
+
+def test_rows_stream_one_request_at_a_time() -> None:
+    """Memory is bounded by one request: the generator sends the next request only when needed."""
+    portal = FakeListPortal(list(range(1, 6001)))
+    with responses.RequestsMock() as rsps:
+        portal.install(rsps)
+        rows = make_client().iter_list("crm.item.list", {"entityTypeId": 1032})
+        assert portal.http_requests == 0
+        assert [next(rows)["id"] for _ in range(50)] == list(range(1, 51)) and portal.http_requests == 1
+        assert next(rows)["id"] == 51 and portal.http_requests == 2
+        for _ in range(2499):
+            next(rows)
+        assert portal.http_requests == 2
+        assert next(rows)["id"] == 2551 and portal.http_requests == 3
+        rows.close()
