@@ -211,7 +211,8 @@ def test_scheduler_jobs_never_overlap_and_coalesce(tmp_path: Path) -> None:
     assert len(runs(db)) == state["runs"]  # the stopping scheduler let the running step finish and record
 
 
-def test_sigterm_lets_the_running_step_finish_then_exits_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_lets_the_running_step_finish_then_exits_cleanly(tmp_path: Path, signum: int) -> None:
     db = tmp_path / "p.db"
     started, finished = tmp_path / "started", tmp_path / "finished"
     script = textwrap.dedent(f"""
@@ -239,7 +240,7 @@ def test_sigterm_lets_the_running_step_finish_then_exits_cleanly(tmp_path: Path)
         while not started.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert started.exists(), proc.stderr.read() if proc.poll() is not None else "job never started"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:

@@ -11,6 +11,7 @@ import io
 import json
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -283,3 +284,23 @@ def test_cli_run_until_sigterm_against_the_emulator(
     assert "running 1 job(s): sync_fast" in err and "finishing the running step" in err
     synced = [r for r in runs(db) if r["job"] == "sync_fast"]
     assert synced and all(r["status"] == "ok" and r["finished_at"] for r in synced)
+
+
+def test_a_failing_job_records_its_error_without_the_webhook_secret(tmp_path: Path, capsys: Any,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    secret = "s3cr3tWebhookCode"
+    config = write_config(tmp_path, f"http://127.0.0.1:{port}/rest/1/{secret}/")
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "sync.toml").write_text(
+        f'kind = "sync"\nportal = "demo"\ninterval = "1h"\ntemplates = ["{ROOT / HR}"]\n', encoding="utf-8")
+    code = main(["--config", str(config), "run", "--jobs", str(jobs), "--once"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "sync (sync): failed" in out and "Connection refused" in out
+    (row,) = runs(tmp_path / "data" / "demo.db")
+    assert row["status"] == "failed" and "crm.type.list" in row["error"]
+    assert secret not in out + err + row["error"] + row["figures"]
