@@ -164,11 +164,15 @@ _register_areas()
 
 
 def _exit_code_for(exc: BaseException) -> int | None:
-    """Map known errors to exit codes (1 runtime, 2 usage); None for unknown ones."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if isinstance(exc, (UsageError, ConfigError)) or "TemplateError" in names or "JobConfigError" in names:
+    """Map known errors to exit codes (2 bad input, 1 runtime failure); None for a bug (traceback)."""
+    import sqlite3
+
+    from connector.rest import B24Error
+    from connector.store import StoreError
+
+    if isinstance(exc, (UsageError, ConfigError, ValueError)):  # TemplateError, JobConfigError, ... too
         return EXIT_USAGE
-    if "B24Error" in names or "StoreError" in names or isinstance(exc, OSError):
+    if isinstance(exc, (B24Error, StoreError, sqlite3.Error, OSError, RuntimeError)):
         return EXIT_ERROR
     return None
 
