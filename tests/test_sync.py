@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -248,10 +249,71 @@ def test_conflict_policies(
         assert item[env.uf("car", "model")] == model
 
 
-def test_newest_wins_takes_the_later_local_edit(env: Env) -> None:
-    env.emu.clock.advance(-3600 * 24 * 400)  # the portal's clock is far behind the local edit time
-    row, item = _conflict(env, "newest-wins", remote_later=False)
-    assert row["model"] == "local" and item[env.uf("car", "model")] == "local"
+class SkewedClock:
+    """A portal clock that ticks in real time but is `skew` seconds off the local clock."""
+
+    def __init__(self, skew: float) -> None:
+        self.skew = skew
+
+    def now(self) -> float:
+        return time.time() + self.skew
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@pytest.mark.parametrize(
+    ("skew_hours", "later", "winner"),
+    [(3, "local", "local"), (-3, "remote", "remote")],
+)
+def test_newest_wins_compares_on_the_portal_clock(
+    tmp_path: Path, skew_hours: int, later: str, winner: str
+) -> None:
+    """The portal clock is hours off: without the offset estimate the wrong side would win."""
+    emu = Emulator(limits="off", clock=SkewedClock(skew_hours * 3600))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        url = emu.register(rsps)
+        etids = setup_processes(emu, [BY_CODE["car"]])
+        type_id = next(t["id"] for t in emu.call("crm.type.list", {})["result"]["types"])
+        model = f"UF_CRM_{type_id}_MODEL"
+        item_id = emu.call(
+            "crm.item.add",
+            {
+                "entityTypeId": etids["car"],
+                "fields": {"title": "car", model: "base"},
+                "useOriginalUfNames": "Y",
+            },
+        )["result"]["item"]["id"]
+        db = tmp_path / "skew.db"
+        with Store.open(db) as store:
+            sync(Client.from_webhook(url), store, [BY_CODE["car"]], portal_key="emu")
+
+            def remote() -> None:
+                emu.call(
+                    "crm.item.update",
+                    {
+                        "entityTypeId": etids["car"],
+                        "id": item_id,
+                        "fields": {model: "remote"},
+                        "useOriginalUfNames": "Y",
+                    },
+                )
+
+            def local() -> None:
+                local_exec(db, "UPDATE car SET model = 'local' WHERE id = ?", (item_id,))
+
+            first, second = (remote, local) if later == "local" else (local, remote)
+            first()
+            time.sleep(2.5)  # both clocks tick; times and the offset estimate are good to ~1 s each
+            second()
+            report = sync(
+                Client.from_webhook(url), store, [BY_CODE["car"]], portal_key="emu", policy="newest-wins"
+            )
+            [conflict] = store.list_conflicts("car", None)
+        assert report.total("conflicts") == 1 and conflict.resolution == winner
+        [row] = local_rows(db, "car")
+        [item] = portal_items(emu, etids["car"])
+        assert row["model"] == winner and item[model] == winner
 
 
 def test_manual_conflict_is_recorded_then_resolved(env: Env) -> None:

@@ -105,14 +105,35 @@ class ProcessMap(BaseModel):
 # ---- scalar conversions -------------------------------------------------------------------
 
 
-def to_utc_text(value: Any) -> str | None:
-    """Portal ISO-8601 datetime with offset -> `2026-01-02T03:04:05Z`."""
-    if _empty(value):
-        return None
-    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+_UTC_HOURS: dict[str, str] = {}  # "<date>T<hour>" + offset -> the UTC "<date>T<hour>" it stands for
+_UTC_HOURS_MAX = 200_000
+
+
+def _slow_utc_text(text: str) -> str:
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_utc_text(value: Any) -> str | None:
+    """Portal ISO-8601 datetime with offset -> `2026-01-02T03:04:05Z`.
+
+    The portal's form `2026-01-02T06:04:05+03:00` takes a fast path: the UTC date and hour of each
+    (date, hour, offset) are computed once and remembered; minutes and seconds are copied.
+    """
+    if _empty(value):
+        return None
+    text = str(value)
+    if len(text) == 25 and text[10] == "T" and text[19] in "+-" and text[22] == ":" and text[23:] == "00":
+        key = text[:13] + text[19:]
+        hour = _UTC_HOURS.get(key)
+        if hour is None:
+            if len(_UTC_HOURS) >= _UTC_HOURS_MAX:
+                _UTC_HOURS.clear()
+            hour = _UTC_HOURS[key] = _slow_utc_text(text[:13] + ":00:00" + text[19:])[:13]
+        return hour + text[13:19] + "Z"
+    return _slow_utc_text(text)
 
 
 def from_utc_text(value: str) -> str:
@@ -189,6 +210,10 @@ def _to_int(value: Any) -> int | None:
     if _empty(value):
         return None
     return int(float(value)) if not isinstance(value, int) else value
+
+
+def _nonzero_int(value: Any) -> int | None:
+    return _to_int(value) or None
 
 
 def _to_float(value: Any) -> float | None:
@@ -281,34 +306,77 @@ class ItemTranslator:
         self.stage_by_id = {sid: code for stages in pmap.stages.values() for code, sid in stages.items()}
         self.option_by_id = {f.code: {oid: oc for oc, oid in f.options.items()} for f in pmap.fields}
         self.columns = pmap.columns()
+        self._money = {f.code for f in pmap.fields if f.type == "money"}
+        self._plan = self._compile()
 
     # portal -> store
+    def _compile(self) -> list[tuple[str, str, Any]]:
+        """Per column: (column, item key, converter of a non-empty value); money splits in two."""
+        plan: list[tuple[str, str, Any]] = [
+            ("title", "title", _to_text),
+            ("assigned_by_id", "assignedById", _to_int),
+            ("created_time", "createdTime", to_utc_text),
+            ("updated_time", "updatedTime", to_utc_text),
+        ]
+        if self.pmap.stages_enabled:
+            plan.append(("moved_time", "movedTime", to_utc_text))
+        for f in self.pmap.fields:
+            if f.type == "money" or f.multiple:
+                plan.append((f.code, f.uf_name, self._field_writer(f)))
+            else:
+                plan.append((f.code, f.uf_name, self._scalar_converter(f)))
+        for target, etid in self.pmap.parents.items():
+            plan.append((f"parent_{target}", f"parentId{etid}", _nonzero_int))
+        if self.pmap.clients:
+            plan.append(("contact_ids", "contactIds", lambda v: _dump([int(x) for x in v or []])))
+            plan.append(("company_id", "companyId", _nonzero_int))
+        return plan
+
+    def _scalar_converter(self, f: FieldMap) -> Any:
+        if f.type in ("string", "url", "address"):
+            return _to_text
+        if f.type in ("integer", "employee"):
+            return _to_int
+        if f.type == "double":
+            return _to_float
+        if f.type == "datetime":
+            return to_utc_text
+        if f.type == "date":
+            return to_date_text
+        return lambda v: self._scalar_to_row(f, v)
+
+    def _field_writer(self, f: FieldMap) -> Any:
+        def convert(v: Any) -> Any:
+            tmp: dict[str, Any] = {}
+            self._field_to_row(f, v, tmp)
+            return tmp
+
+        return convert
+
     def to_row(self, item: dict[str, Any]) -> dict[str, Any]:
         """A crm.item (useOriginalUfNames=Y) -> a store row (without `key`)."""
-        p = self.pmap
-        row: dict[str, Any] = {
-            "id": int(item["id"]),
-            "title": _to_text(item.get("title")),
-            "assigned_by_id": _to_int(item.get("assignedById")),
-            "created_time": to_utc_text(item.get("createdTime")),
-            "updated_time": to_utc_text(item.get("updatedTime")),
-        }
-        if p.stages_enabled:
-            cat = _to_int(item.get("categoryId"))
-            row["funnel"] = self.funnel_by_category.get(cat) if cat is not None else None
-            if cat is not None and row["funnel"] is None:
-                row["funnel"] = f"category_{cat}"
-            sid = item.get("stageId")
+        row: dict[str, Any] = {"id": int(item["id"])}
+        get = item.get
+        for column, name, convert in self._plan:
+            v = get(name)
+            if v is None or v == "":
+                row[column] = None
+                if column in self._money:
+                    row[f"{column}_currency"] = None
+                continue
+            out = convert(v)
+            if out.__class__ is dict:
+                row.update(out)
+            else:
+                row[column] = out
+        if self.pmap.stages_enabled:
+            cat = _to_int(get("categoryId"))
+            funnel = self.funnel_by_category.get(cat) if cat is not None else None
+            if cat is not None and funnel is None:
+                funnel = f"category_{cat}"
+            row["funnel"] = funnel
+            sid = get("stageId")
             row["stage"] = self.stage_by_id.get(sid, str(sid).rpartition(":")[2]) if sid else None
-            row["moved_time"] = to_utc_text(item.get("movedTime"))
-        for f in p.fields:
-            self._field_to_row(f, item.get(f.uf_name), row)
-        for target, etid in p.parents.items():
-            row[f"parent_{target}"] = _to_int(item.get(f"parentId{etid}")) or None
-        if p.clients:
-            ids = [int(x) for x in (item.get("contactIds") or [])]
-            row["contact_ids"] = _dump(ids)
-            row["company_id"] = _to_int(item.get("companyId")) or None
         return row
 
     def _field_to_row(self, f: FieldMap, raw: Any, row: dict[str, Any]) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from connector.store.errors import StoreError
+from connector.store.migrations import STAGE_MOVE_ITEM
 from connector.store.models import BaseSnapshot, Conflict, Run, StageMove
-from connector.store.sqltext import NOW_SQL
+from connector.store.sqltext import COLUMN_NAME, NOW_SQL, PROCESS_CODE
 
 RESOLUTIONS = ("local", "remote", "merged", "dismissed")
 STAGE_SOURCES = ("pull", "push", "local")
@@ -41,6 +42,37 @@ def base_set(conn: sqlite3.Connection, tbl: str, key: str, portal_id: int | None
         "updated_time = excluded.updated_time, data = excluded.data",
         (tbl, key, portal_id, updated_time, _json(dict(data))),
     )
+
+
+def _json_object_sql(columns: list[str]) -> str:
+    """SQL building a JSON object of the named columns (chained: SQLite caps function arguments)."""
+    pairs = [f"'{c}', \"{c}\"" for c in columns]
+    expr = "json_object(" + ", ".join(pairs[:60]) + ")"
+    for start in range(60, len(pairs), 60):
+        more = [f"'$.\"{c}\"', \"{c}\"" for c in columns[start : start + 60]]
+        expr = f"json_insert({expr}, " + ", ".join(more) + ")"
+    return expr
+
+
+def base_from_rows(conn: sqlite3.Connection, tbl: str, keys: list[str], columns: list[str]) -> int:
+    """Make the current values of `columns` the base of rows `keys` (JSON built by SQLite, in bulk)."""
+    bad = [c for c in columns if not COLUMN_NAME.match(c)]
+    if bad or not PROCESS_CODE.match(tbl):
+        raise StoreError(f"base_from_rows needs lowercase snake names, got table {tbl!r}, columns {bad}")
+    if not keys:
+        return 0
+    sql = (
+        "INSERT INTO _base (tbl, key, portal_id, updated_time, data) "
+        f"SELECT ?, \"key\", \"id\", \"updated_time\", {_json_object_sql(columns)} FROM \"{tbl}\" "
+        "WHERE \"key\" IN (SELECT value FROM json_each(?)) "
+        "ON CONFLICT (tbl, key) DO UPDATE SET portal_id = excluded.portal_id, "
+        "updated_time = excluded.updated_time, data = excluded.data"
+    )
+    total = 0
+    for start in range(0, len(keys), 5_000):
+        part = keys[start : start + 5_000]
+        total += conn.execute(sql, (tbl, json.dumps(part))).rowcount
+    return total
 
 
 def cursor_set(conn: sqlite3.Connection, portal: str, tbl: str, value: str | None) -> None:
@@ -105,28 +137,68 @@ def resolve_conflict(conn: sqlite3.Connection, conflict_id: int, resolution: str
     return _conflict(row)
 
 
-def add_stage_move(conn: sqlite3.Connection, tbl: str, key: str | None, portal_id: int | None,
-                   funnel: str | None, from_stage: str | None, to_stage: str, at: str, source: str) -> int:
-    """Insert a stage move unless the same move of the same item at the same time is known."""
+StageMoveRow = tuple[str | None, int | None, str | None, str | None, str, str, str]
+_INSERT_MOVE = ("INSERT OR IGNORE INTO _stage_history (tbl, key, portal_id, funnel, from_stage, to_stage, "
+                "at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _check_move(key: str | None, portal_id: int | None, to_stage: str | None, at: str | None,
+                source: str) -> None:
     if source not in STAGE_SOURCES:
         raise StoreError(f"stage move source {source!r} is unknown; allowed: {', '.join(STAGE_SOURCES)}")
     if not to_stage or not at:
         raise StoreError("a stage move needs to_stage and at (UTC ISO time)")
     if key is None and portal_id is None:
         raise StoreError("a stage move needs the row key or the portal id")
+
+
+def _key_of(conn: sqlite3.Connection, tbl: str, portal_id: int) -> str | None:
+    """The local key of a portal item: from its process table, else from earlier moves."""
+    table = conn.execute("SELECT 1 FROM _processes WHERE tbl = ?", (tbl,)).fetchone()
+    if table:
+        row = conn.execute(f'SELECT "key" FROM "{tbl}" WHERE id = ?', (portal_id,)).fetchone()
+        if row:
+            return str(row[0])
+    row = conn.execute("SELECT key FROM _stage_history WHERE tbl = ? AND portal_id = ? AND key IS NOT NULL "
+                       "LIMIT 1", (tbl, portal_id)).fetchone()
+    return str(row[0]) if row else None
+
+
+def add_stage_move(conn: sqlite3.Connection, tbl: str, key: str | None, portal_id: int | None,
+                   funnel: str | None, from_stage: str | None, to_stage: str, at: str, source: str) -> int:
+    """Insert a stage move unless the same move of the same item at the same time is known; its id.
+
+    The item is its local key (looked up by portal id when not given); the unique index
+    `_stage_history_move` makes the duplicate check one index probe (INSERT OR IGNORE).
+    """
+    _check_move(key, portal_id, to_stage, at, source)
+    if key is None and portal_id is not None:
+        key = _key_of(conn, tbl, portal_id)
+    cur = conn.execute(_INSERT_MOVE, (tbl, key, portal_id, funnel, from_stage, to_stage, at, source))
+    if cur.rowcount:
+        return int(cur.lastrowid or 0)
     found = conn.execute(
-        "SELECT id FROM _stage_history WHERE tbl = ? AND to_stage = ? AND at = ? "
-        "AND ((key IS NOT NULL AND key = ?) OR (portal_id IS NOT NULL AND portal_id = ?))",
-        (tbl, to_stage, at, key, portal_id),
+        f"SELECT id FROM _stage_history WHERE tbl = ? AND {STAGE_MOVE_ITEM} = ? AND to_stage = ? AND at = ?",
+        (tbl, key if key is not None else f"#{portal_id}", to_stage, at),
     ).fetchone()
-    if found:
-        return int(found[0])
-    cur = conn.execute(
-        "INSERT INTO _stage_history (tbl, key, portal_id, funnel, from_stage, to_stage, at, source) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (tbl, key, portal_id, funnel, from_stage, to_stage, at, source),
-    )
-    return int(cur.lastrowid or 0)
+    return int(found[0])
+
+
+def add_stage_moves(conn: sqlite3.Connection, tbl: str, moves: Iterable[StageMoveRow]) -> int:
+    """Bulk insert of (key, portal_id, funnel, from_stage, to_stage, at, source); known moves are ignored.
+
+    Returns how many were new. Every move must name its item by key (the engine always knows it).
+    """
+    rows = []
+    for key, portal_id, funnel, from_stage, to_stage, at, source in moves:
+        _check_move(key, portal_id, to_stage, at, source)
+        if key is None:
+            raise StoreError("add_stage_moves needs the row key of every move; use add_stage_move for "
+                             "a move known only by portal id")
+        rows.append((tbl, key, portal_id, funnel, from_stage, to_stage, at, source))
+    before = conn.total_changes
+    conn.executemany(_INSERT_MOVE, rows)
+    return conn.total_changes - before
 
 
 def stage_history(conn: sqlite3.Connection, tbl: str, key: str | None) -> list[StageMove]:

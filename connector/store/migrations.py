@@ -6,6 +6,9 @@ import sqlite3
 
 from connector.store.errors import StoreError
 
+# The item a stage move belongs to: its local key, else `#<portal id>` (keys are hex, never `#...`).
+STAGE_MOVE_ITEM = "COALESCE(key, '#' || portal_id)"
+
 # Each migration is a list of statements; never edit a released one, append a new version.
 MIGRATIONS: list[list[str]] = [
     [  # 1: internal tables of docs/CONTRACTS.md "Local store layout"
@@ -52,10 +55,15 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TABLE IF NOT EXISTS _processes (
             tbl TEXT PRIMARY KEY, signature TEXT NOT NULL, lang TEXT NOT NULL, updated_at TEXT NOT NULL)""",
     ],
+    [  # 2: one stage move per (item, to_stage, at), enforced by a unique index (INSERT OR IGNORE)
+        f"""DELETE FROM _stage_history WHERE id NOT IN (
+            SELECT MIN(id) FROM _stage_history GROUP BY tbl, {STAGE_MOVE_ITEM}, to_stage, at)""",
+        f"""CREATE UNIQUE INDEX IF NOT EXISTS _stage_history_move
+            ON _stage_history (tbl, {STAGE_MOVE_ITEM}, to_stage, at)""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
-
 
 
 def current_version(conn: sqlite3.Connection) -> int:

@@ -212,6 +212,12 @@ class Store:
         with self.transaction() as conn:
             journal.base_set(conn, tbl, key, portal_id, updated_time, data)
 
+    def base_from_rows(self, tbl: str, keys: list[str], columns: list[str]) -> int:
+        """Make the rows' current values of `columns` their base (bulk, after the engine wrote them)."""
+        self._check_table(tbl)
+        with self.transaction() as conn:
+            return journal.base_from_rows(conn, tbl, keys, columns)
+
     def base_delete(self, tbl: str, key: str) -> None:
         """Forget the base of a row (after its deletion is synced)."""
         with self.transaction() as conn:
@@ -251,6 +257,11 @@ class Store:
         """Keep one stage change (source: pull, push or local); duplicates are ignored."""
         with self.transaction() as conn:
             return journal.add_stage_move(conn, tbl, key, portal_id, funnel, from_stage, to_stage, at, source)
+
+    def add_stage_moves(self, tbl: str, moves: Iterable[journal.StageMoveRow]) -> int:
+        """Keep many stage moves (key, portal_id, funnel, from, to, at, source); return how many were new."""
+        with self.transaction() as conn:
+            return journal.add_stage_moves(conn, tbl, moves)
 
     def stage_history(self, tbl: str, key: str | None = None) -> list[StageMove]:
         """Stage moves of a process (or one row) in time order."""

@@ -162,6 +162,24 @@ def tombstone_ids(store: Any, tbl: str, ids: list[int], figures: ProcessFigures)
                 figures.tombstoned += 1
 
 
+def refresh_open_conflicts(store: Any, pmap: ProcessMap) -> None:
+    """Open conflicts show the row's current local values (it may have been edited again since)."""
+    cols = pmap.columns()
+    with store.engine_writes() as conn:
+        for c in store.list_conflicts(pmap.code, "open"):
+            cur = conn.execute(f"SELECT * FROM {q(pmap.code)} WHERE key = ?", (c.key,))
+            found = cur.fetchone()
+            if found is None or "deleted" in c.local or "deleted" in c.remote:
+                continue
+            row = dict(zip([d[0] for d in cur.description], found, strict=True))
+            local = {k: row.get(k) for k in cols}
+            if local != c.local:
+                conn.execute(
+                    "UPDATE _conflicts SET local = ? WHERE id = ?",
+                    (json.dumps(local, ensure_ascii=False, sort_keys=True), c.id),
+                )
+
+
 def reconcile_ids(client: Any, store: Any, pmap: ProcessMap, figures: ProcessFigures) -> None:
     """Compare the full id set (ids only, 2,500 per request) and tombstone what the portal lost."""
     remote = {int(i["id"]) for i in list_items(client, pmap, select=["id"])}
@@ -271,6 +289,8 @@ def sync(
                     failures=report.failures,
                     progress=step(t.code),
                 ).run(full=full, overlap=overlap)
+            for t in selected:
+                refresh_open_conflicts(store, maps[t.code])
             if full:
                 for t in selected:
                     reconcile_ids(client, store, maps[t.code], report.processes[t.code])

@@ -8,16 +8,17 @@ advanced in the same transaction that commits the last rows.
 from __future__ import annotations
 
 import json
-import os
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.crm.items import ItemTranslator, ProcessMap, TranslationError, first_page, list_items
+from connector.store import new_key
 from connector.sync.conflicts import diff, settle
 from connector.sync.report import FailedRow, ProcessFigures
 
-CHUNK = 2_000
+CHUNK = 5_000  # rows per transaction: fewer commits, memory stays small
 READ_ONLY = ("id", "created_time", "updated_time", "moved_time")
 
 
@@ -29,6 +30,24 @@ def since_filter(cursor: str | None, overlap: float) -> dict[str, Any]:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return {">=updatedTime": (dt - timedelta(seconds=overlap)).isoformat(timespec="seconds")}
+
+
+def clock_offset(date_start: Any, local_now: float) -> float:
+    """Portal clock minus local clock in seconds, from a response's `time.date_start` (0 when unknown).
+
+    `newest-wins` compares the local change-log time (local clock) with the portal's `updatedTime`
+    (portal clock); the local time is moved onto the portal clock by this offset first. The estimate
+    is good to about a second (date_start has second resolution; the request takes its round trip).
+    """
+    if not date_start:
+        return 0.0
+    try:
+        server = datetime.fromisoformat(str(date_start).replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if server.tzinfo is None:
+        return 0.0
+    return round(server.timestamp() - local_now)
 
 
 def qmarks(n: int) -> str:
@@ -67,13 +86,16 @@ class Puller:
             c.portal_id: c for c in self.pending.values() if c.op == "D" and c.portal_id is not None
         }
         self.open_conflicts = {c.key: c for c in store.list_conflicts(self.tbl, "open")}
+        self.clock_offset = 0.0  # portal clock minus local clock, seconds (estimated on each run)
 
     def run(self, *, full: bool, overlap: float) -> None:
         """Pull everything changed since the cursor (or everything when full / first run)."""
         cursor = None if full else self.store.cursor_get(self.portal, self.tbl)
         flt = since_filter(cursor, overlap)
-        page, time = first_page(self.client, self.pmap, filter=flt)
-        new_cursor = str(time.get("date_start") or "") or None
+        before = time.time()
+        page, server = first_page(self.client, self.pmap, filter=flt)
+        self.clock_offset = clock_offset(server.get("date_start"), (before + time.time()) / 2)
+        new_cursor = str(server.get("date_start") or "") or None
         buffer: list[dict[str, Any]] = []
         for item in self._items(page, flt):
             buffer.append(item)
@@ -152,75 +174,77 @@ class Puller:
                 locals_[pid] = by_id[pid]
             elif pid in xml and xml[pid] in by_key and by_key[xml[pid]].get("id") in (None, pid):
                 locals_[pid] = by_key[xml[pid]]  # our create whose response was lost
-        bases = self._bases(conn, [r["key"] for r in locals_.values()])
-        inserts: list[dict[str, Any]] = []
-        updates: list[tuple[str, dict[str, Any]]] = []
-        base_rows: list[tuple[Any, ...]] = []
-        moves: list[tuple[Any, ...]] = []
-        new_moves: list[tuple[Any, ...]] = []  # first stage of rows new here: nothing to dedupe against
+        bases = self._bases(conn, [r["key"] for r in locals_.values()]) if locals_ else {}
+        w = _Writes()
         for pid, rr in remote.items():
             local = locals_.get(pid)
             if local is None:
-                if pid in self.pending_delete_ids:
-                    self._remote_vs_local_delete(conn, pid, rr, inserts, base_rows)
-                    continue
-                key = xml.get(pid) if pid in xml and xml[pid] not in by_key else os.urandom(16).hex()
-                inserts.append({**rr, "key": key})
-                base_rows.append(self._base_row(key, rr))
-                if rr.get("stage"):
-                    new_moves.append(
-                        (
-                            key,
-                            pid,
-                            rr.get("funnel"),
-                            None,
-                            rr["stage"],
-                            rr.get("moved_time") or rr.get("created_time") or rr.get("updated_time"),
-                        )
-                    )
-                self.figures.pulled += 1
-                continue
-            key = local["key"]
-            base_ut, base_data = bases.get(key, (None, None))
-            if (
-                base_data is not None
-                and base_ut == rr.get("updated_time")
-                and local.get("id") == pid
-                and not diff(self._synced(rr), base_data, self.cols)
-            ):
-                self.figures.skipped += 1  # same (id, updatedTime) and same values: already known
-                continue
-            if key in self.open_conflicts:
-                conn.execute(
-                    "UPDATE _conflicts SET remote = ? WHERE id = ?",
-                    (json.dumps(self._synced(rr), ensure_ascii=False), self.open_conflicts[key].id),
-                )
-                continue
-            new_vals = self._settle(conn, key, pid, local, rr, base_data)
-            if new_vals is None:
-                continue
-            if local.get("deleted"):
-                new_vals.update(deleted=0, deleted_at=None)
-            updates.append((key, new_vals))
-            old_stage = local.get("stage")
-            if rr.get("stage") and new_vals.get("stage") == rr.get("stage") and old_stage != rr.get("stage"):
-                moves.append(
-                    (
-                        key,
-                        pid,
-                        rr.get("funnel"),
-                        old_stage,
-                        rr["stage"],
-                        rr.get("moved_time") or rr.get("updated_time"),
-                    )
-                )
-            self.figures.pulled += 1
-        self._write(conn, inserts, updates, base_rows, moves)
-        conn.executemany(
-            "INSERT INTO _stage_history (tbl, key, portal_id, funnel, from_stage, to_stage, at, source) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'pull')",
-            [(self.tbl, *m) for m in new_moves if m[5]],
-        )
+                self._new_row(conn, pid, rr, xml, by_key, w)
+            else:
+                self._known_row(conn, pid, rr, local, bases.get(local["key"], (None, None)), w)
+        self._write(conn, w)
+
+    def _new_row(
+        self,
+        conn: Any,
+        pid: int,
+        rr: dict[str, Any],
+        xml: dict[int, str],
+        by_key: dict[Any, dict[str, Any]],
+        w: _Writes,
+    ) -> None:
+        """An item not known locally: insert it (its base is the row itself) and its first stage."""
+        if pid in self.pending_delete_ids:
+            self._remote_vs_local_delete(conn, pid, rr, w)
+            return
+        key = xml.get(pid) if pid in xml and xml[pid] not in by_key else new_key()
+        w.inserts.append({**rr, "key": key})
+        w.base_keys.append(key)
+        at = rr.get("moved_time") or rr.get("created_time") or rr.get("updated_time")
+        if rr.get("stage") and at:
+            w.moves.append((key, pid, rr.get("funnel"), None, rr["stage"], at, "pull"))
+        self.figures.pulled += 1
+
+    def _known_row(
+        self,
+        conn: Any,
+        pid: int,
+        rr: dict[str, Any],
+        local: dict[str, Any],
+        base: tuple[str | None, dict[str, Any] | None],
+        w: _Writes,
+    ) -> None:
+        """An item known locally: skip it when nothing changed, else settle it against local edits."""
+        key = local["key"]
+        base_ut, base_data = base
+        if (
+            base_data is not None
+            and base_ut == rr.get("updated_time")
+            and local.get("id") == pid
+            and not diff(self._synced(rr), base_data, self.cols)
+        ):
+            self.figures.skipped += 1  # same (id, updatedTime) and same values: already known
+            return
+        if key in self.open_conflicts:
+            conn.execute(
+                "UPDATE _conflicts SET remote = ? WHERE id = ?",
+                (json.dumps(self._synced(rr), ensure_ascii=False), self.open_conflicts[key].id),
+            )
+            return
+        settled = self._settle(conn, key, pid, local, rr, base_data)
+        if settled is None:
+            return
+        new_vals, base_is_row = settled
+        if local.get("deleted"):
+            new_vals.update(deleted=0, deleted_at=None)
+        w.updates.append((key, new_vals))
+        if base_is_row:
+            w.base_keys.append(key)
+        old_stage = local.get("stage")
+        at = rr.get("moved_time") or rr.get("updated_time")
+        if rr.get("stage") and new_vals.get("stage") == rr["stage"] and old_stage != rr["stage"] and at:
+            w.moves.append((key, pid, rr.get("funnel"), old_stage, rr["stage"], at, "pull"))
+        self.figures.pulled += 1
 
     def _synced(self, row: dict[str, Any]) -> dict[str, Any]:
         return {c: row.get(c) for c in self.cols}
@@ -242,13 +266,13 @@ class Puller:
         local: dict[str, Any],
         rr: dict[str, Any],
         base_data: dict[str, Any] | None,
-    ) -> dict[str, Any] | None:
-        """New values for a local row given the remote row; records conflicts; None = leave the row."""
+    ) -> tuple[dict[str, Any], bool] | None:
+        """New values for a local row given the remote row, and whether the row (as written) becomes
+        the base; records conflicts; None = leave the row alone."""
         ch = self.pending.get(key)
         ro = {c: rr.get(c) for c in READ_ONLY if c in self.row_cols}
         if ch is None:
-            self._set_base(conn, key, rr)
-            return {**self._synced(rr), **ro}
+            return {**self._synced(rr), **ro}, True
         base = base_data if base_data is not None else self._synced(rr)
         s = settle(
             self.policy,
@@ -256,7 +280,7 @@ class Puller:
             self._synced(local),
             self._synced(rr),
             self.cols,
-            local_at=ch.last_at,
+            local_at=server_time(ch.last_at, self.clock_offset),
             remote_at=rr.get("updated_time"),
         )
         if s.conflicted:
@@ -281,7 +305,7 @@ class Puller:
             self._set_base(conn, key, rr)
         if s.resolution == "manual":
             return None
-        return {**{c: s.row.get(c) for c in self.cols}, **ro}
+        return {**{c: s.row.get(c) for c in self.cols}, **ro}, False
 
     def _both(self, base: dict[str, Any], local: dict[str, Any], rr: dict[str, Any]) -> list[str]:
         return sorted(
@@ -296,15 +320,8 @@ class Puller:
             self._base_row(key, rr),
         )
 
-    def _remote_vs_local_delete(
-        self,
-        conn: Any,
-        pid: int,
-        rr: dict[str, Any],
-        inserts: list[dict[str, Any]],
-        base_rows: list[tuple[Any, ...]],
-    ) -> None:
-        """The row was deleted locally and changed on the portal."""
+    def _remote_vs_local_delete(self, conn: Any, pid: int, rr: dict[str, Any], w: _Writes) -> None:
+        """Deleted locally, changed on the portal: settle by policy, keep both sides in a conflict."""
         ch = self.pending_delete_ids[pid]
         base = self._bases(conn, [ch.key]).get(ch.key)
         if base is not None and base[0] == rr.get("updated_time"):
@@ -320,44 +337,51 @@ class Puller:
             base[1] if base else None,
             self.policy,
         )
-        if self.policy == "remote-wins":
+        policy = self.policy
+        if policy == "newest-wins":
+            local_at = server_time(ch.last_at, self.clock_offset) or ""
+            policy = "local-wins" if local_at > (rr.get("updated_time") or "") else "remote-wins"
+        if policy == "remote-wins":
             conn.execute(
                 f"UPDATE _changes SET status = 'done' WHERE seq IN ({qmarks(len(ch.seqs))})", ch.seqs
             )
-            inserts.append({**rr, "key": ch.key})
-            base_rows.append(self._base_row(ch.key, rr))
+            w.inserts.append({**rr, "key": ch.key})
+            w.base_keys.append(ch.key)
             self.store.resolve_conflict(cid, "remote")
-        elif self.policy != "manual":
+        elif policy != "manual":
             self.store.resolve_conflict(cid, "local")
 
-    def _write(
-        self,
-        conn: Any,
-        inserts: list[dict[str, Any]],
-        updates: list[tuple[str, dict[str, Any]]],
-        base_rows: list[tuple[Any, ...]],
-        moves: list[tuple[Any, ...]],
-    ) -> None:
-        if inserts:
+    def _write(self, conn: Any, w: _Writes) -> None:
+        if w.inserts:
             names = ["key"] + self.row_cols
             conn.executemany(
                 f"INSERT INTO {q(self.tbl)} ({', '.join(q(n) for n in names)}) VALUES ({qmarks(len(names))})",
-                [[r.get(n) for n in names] for r in inserts],
+                [[r.get(n) for n in names] for r in w.inserts],
             )
         groups: dict[tuple[str, ...], list[list[Any]]] = {}
-        for key, vals in updates:
-            cols = tuple(vals)
-            groups.setdefault(cols, []).append([*vals.values(), key])
+        for key, vals in w.updates:
+            groups.setdefault(tuple(vals), []).append([*vals.values(), key])
         for cols, rows in groups.items():
             sets = ", ".join(f"{q(c)} = ?" for c in cols)
             conn.executemany(f"UPDATE {q(self.tbl)} SET {sets} WHERE key = ?", rows)
-        if base_rows:
-            conn.executemany(
-                "INSERT INTO _base (tbl, key, portal_id, updated_time, data) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (tbl, key) DO UPDATE SET portal_id = excluded.portal_id, "
-                "updated_time = excluded.updated_time, data = excluded.data",
-                base_rows,
-            )
-        for key, pid, funnel, old, new, at in moves:
-            if at:
-                self.store.add_stage_move(self.tbl, key, pid, funnel, old, new, at, "pull")
+        self.store.base_from_rows(self.tbl, w.base_keys, self.cols)
+        if w.moves:
+            self.store.add_stage_moves(self.tbl, w.moves)
+
+
+class _Writes:
+    """What one chunk writes: new rows, updated rows, rows whose base is their new value, stage moves."""
+
+    def __init__(self) -> None:
+        self.inserts: list[dict[str, Any]] = []
+        self.updates: list[tuple[str, dict[str, Any]]] = []
+        self.base_keys: list[str] = []
+        self.moves: list[tuple[str, int, str | None, str | None, str, str, str]] = []
+
+
+def server_time(local_utc: str | None, offset: float) -> str | None:
+    """A local-clock UTC time (change log `at`) moved onto the portal's clock by `offset` seconds."""
+    if not local_utc or not offset:
+        return local_utc
+    dt = datetime.fromisoformat(local_utc.replace("Z", "+00:00")) + timedelta(seconds=offset)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
