@@ -57,3 +57,17 @@ def test_lazy_package_attribute() -> None:
     assert connector.Portal is Portal
     with pytest.raises(AttributeError):
         connector.Nothing  # noqa: B018
+
+
+def test_cli_apply_prepares_the_store_for_plain_sql(live_emulator: EmulatorServer, tmp_path: Path) -> None:
+    from connector.cli.main import main
+
+    db = tmp_path / "p.db"
+    url = live_emulator.webhook_url
+    assert main(["apply", str(MAPPINGS / "contracts.toml"), str(MAPPINGS / "production.toml"),
+                 "--portal", url, "--db", str(db), "--yes"]) == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO contract (title, funnel, stage) VALUES ('Договор №1', 'sales', 'DRAFT')")
+    assert main(["sync", "--portal", url, "--db", str(db)]) == 0  # no --template: apply remembered them
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT id IS NOT NULL FROM contract").fetchone() == (1,)

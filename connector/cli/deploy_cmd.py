@@ -131,6 +131,7 @@ def apply_command(
 
     Without --yes (and without --json) the plan is shown and confirmed per portal.
     """
+    from connector.api import prepare_store
     from connector.deploy import apply, plan
     from connector.templates import load_templates
 
@@ -144,6 +145,8 @@ def apply_command(
                 summary = {"writes": 0, "converged": "skipped"}
                 return Outcome(summary, cli.EXIT_OK, {"skipped": True, "plan": p.to_json()}, "skipped")
         result = apply(client, templates, store, allow_destructive=allow_destructive, dry_run=dry_run)
+        if not dry_run:
+            prepare_store(store, templates)
 
         def human() -> None:
             cli.stdout.print(
