@@ -116,3 +116,45 @@ def test_report_page_uses_process_and_field_names(store_file: Path) -> None:
     cars = io.BytesIO()
     report(store_file, "car", "funnel", "html", cars)
     assert "<th>Σ" not in cars.getvalue().decode()  # a process without money fields
+
+
+def contract_template() -> Any:
+    templates = load_templates([MAPPINGS / "production.toml", MAPPINGS / "contracts.toml"])
+    return next(t for t in templates if t.code == "contract")
+
+
+def contract_store(path: Path, *, deployed: bool) -> Path:
+    """The contract process without a remembered template; optionally with deploy's `_idmap` entries."""
+    template = contract_template()
+    with Store.open(path) as store:
+        store.ensure_process(template)
+        if deployed:
+            for sort, funnel in enumerate(template.funnels):
+                store.idmap.set("p.test", "funnel", f"contract.{funnel.code}", sort,
+                                extra={"name": "x", "sort": (sort + 1) * 100})
+                for stage in funnel.stages:
+                    store.idmap.set("p.test", "stage", f"contract.{funnel.code}.{stage.code}", 1,
+                                    extra={"sort": stage.sort, "semantics": stage.semantics, "name": "x"})
+        store.conn.execute("INSERT INTO contract (key, title, stage) VALUES ('a', 'Договор', 'DRAFT')")
+    return path
+
+
+@pytest.mark.parametrize("deployed", [False, True])
+def test_an_item_without_funnel_counts_in_the_default_funnel(tmp_path: Path, deployed: bool) -> None:
+    path = contract_store(tmp_path / "c.db", deployed=deployed)
+    data = report(path, "contract", "all", "html", io.BytesIO()).data
+    funnels = {f["funnel"]: f for f in data["funnel"]["funnels"]}
+    assert "" not in funnels and funnels["sales"]["total"] == 1  # the view's default funnel, not a new one
+    assert funnels["sales"]["funnel_name"] == "С клиентами" and funnels["purchase"]["total"] == 0
+    assert [i["funnel_name"] for i in data["aging"]["items"]] == ["С клиентами"]
+
+
+def test_without_a_template_stage_order_and_semantics_come_from_the_deploy_id_map(tmp_path: Path) -> None:
+    template = contract_template()
+    path = contract_store(tmp_path / "c.db", deployed=True)
+    data = report(path, "contract", "funnel", "html", io.BytesIO()).data
+    (sales,) = [f for f in data["funnel"]["funnels"] if f["funnel"] == "sales"]
+    expected = [s for s in template.funnel("sales").stages]
+    assert [s["stage"] for s in sales["stages"]] == [s.code for s in expected]
+    assert [s["semantics"] for s in sales["stages"]] == [s.semantics for s in expected]
+    assert sales["stages"][0]["stage_name"] == "Черновик"  # names still from `_labels`

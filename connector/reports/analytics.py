@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from connector.reports.catalog import FunnelInfo, load_catalog, names
+from connector.reports.catalog import FunnelInfo, default_funnel_code, load_catalog, names
 from connector.reports.readonly import column_names, table_names
 from connector.reports.source import require_process
 
@@ -138,11 +138,11 @@ def funnel_report(
     """Counts and money sums per funnel and stage, and stage-to-stage conversion."""
     require_process(conn, tbl)
     catalog = load_catalog(conn, tbl, template=template)
+    default = default_funnel_code(conn, tbl, template)
     live = _live(conn, tbl)
-    counts = {
-        (f or "", s): n
-        for f, s, n in conn.execute(f'SELECT funnel, stage, COUNT(*) FROM "{tbl}" WHERE {live} GROUP BY 1, 2')
-    }
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for f, s, n in conn.execute(f'SELECT funnel, stage, COUNT(*) FROM "{tbl}" WHERE {live} GROUP BY 1, 2'):
+        counts[(f or default, s)] += n
     money = money_fields(conn, tbl)
     sums: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     for code in money:
@@ -150,8 +150,10 @@ def funnel_report(
             f'SELECT funnel, stage, "{code}_currency", SUM("{code}") FROM "{tbl}" '
             f'WHERE {live} AND "{code}" IS NOT NULL GROUP BY 1, 2, 3'
         ):
-            sums[(f or "", s)][f"{code} {cur or ''}".strip()] = round(total or 0.0, 2)
-    reached = _reached(conn, tbl, live)
+            key = f"{code} {cur or ''}".strip()
+            stage_sums = sums[(f or default, s)]
+            stage_sums[key] = round(stage_sums.get(key, 0.0) + (total or 0.0), 2)
+    reached = _reached(conn, tbl, live, default)
     funnels = []
     for funnel in catalog.values():
         for f, s in counts:
@@ -173,7 +175,9 @@ def funnel_report(
                         process_name=process_name, field_labels={c: labels[c] for c in money if c in labels})
 
 
-def _reached(conn: sqlite3.Connection, tbl: str, live: str) -> dict[tuple[str, str], set[str]]:
+def _reached(
+    conn: sqlite3.Connection, tbl: str, live: str, default: str = ""
+) -> dict[tuple[str, str], set[str]]:
     """Keys of the items per (funnel, stage) that are there now or were there per the stage history."""
     history, params = "", ()
     if "_stage_history" in table_names(conn):
@@ -181,7 +185,7 @@ def _reached(conn: sqlite3.Connection, tbl: str, live: str) -> dict[tuple[str, s
     sql = f'SELECT key, funnel, stage FROM "{tbl}" WHERE {live} {history}'
     reached: dict[tuple[str, str], set[str]] = defaultdict(set)
     for key, funnel, stage in conn.execute(sql, params):
-        reached[(funnel or "", stage)].add(key)
+        reached[(funnel or default, stage)].add(key)
     return reached
 
 
@@ -195,7 +199,7 @@ def _conversion(stages: list[StageFigures], reached: dict[str, set[str]]) -> Non
             current.conversion = round(len(here & later) / len(here), 4)
 
 
-def _stays(conn: sqlite3.Connection, tbl: str):  # type: ignore[no-untyped-def]
+def _stays(conn: sqlite3.Connection, tbl: str, default: str = ""):  # type: ignore[no-untyped-def]
     """Yield (key, funnel, stage, entered, left) per stay from the stage history; left is None if open."""
     if "_stage_history" not in table_names(conn):
         return
@@ -206,30 +210,30 @@ def _stays(conn: sqlite3.Connection, tbl: str):  # type: ignore[no-untyped-def]
         if prev is not None:
             pkey, pfunnel, pstage, pat = prev
             yield pkey, pfunnel, pstage, pat, (at if pkey == key else None)
-        prev = (key, funnel or "", stage, at)
+        prev = (key, funnel or default, stage, at)
     if prev is not None:
         yield (*prev, None)
 
 
-def _current_items(conn: sqlite3.Connection, tbl: str) -> dict[str, tuple]:
+def _current_items(conn: sqlite3.Connection, tbl: str, default: str = "") -> dict[str, tuple]:
     """Live items by key: (id, title, funnel, stage, entered-stage time from the item's own columns)."""
     cols = set(column_names(conn, tbl))
     entered = [c for c in ("moved_time", "created_time") if c in cols]
     entered_sql = f"COALESCE({', '.join(entered)})" if entered else "NULL"
     title = "title" if "title" in cols else "NULL"
     return {
-        row[0]: row[1:]
-        for row in conn.execute(
+        key: (item_id, item_title, funnel or default, stage, entered)
+        for key, item_id, item_title, funnel, stage, entered in conn.execute(
             f'SELECT key, id, {title}, funnel, stage, {entered_sql} FROM "{tbl}" WHERE {_live(conn, tbl)}'
         )
     }
 
 
-def _entered_current(conn: sqlite3.Connection, tbl: str) -> dict[str, datetime]:
+def _entered_current(conn: sqlite3.Connection, tbl: str, default: str = "") -> dict[str, datetime]:
     """When each live item entered its current stage: last matching history row, else its own columns."""
-    items = _current_items(conn, tbl)
+    items = _current_items(conn, tbl, default)
     entered = {key: parse_time(item[4]) for key, item in items.items()}
-    for key, _funnel, stage, at, left in _stays(conn, tbl):
+    for key, _funnel, stage, at, left in _stays(conn, tbl, default):
         item = items.get(key)
         if left is None and item is not None and item[3] == stage:
             entered[key] = parse_time(at) or entered.get(key)
@@ -243,14 +247,15 @@ def time_in_stage_report(
     require_process(conn, tbl)
     moment = _now(now)
     catalog = load_catalog(conn, tbl, template=template)
+    default = default_funnel_code(conn, tbl, template)
     done: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for _key, funnel, stage, at, left in _stays(conn, tbl):
+    for _key, funnel, stage, at, left in _stays(conn, tbl, default):
         start, end = parse_time(at), parse_time(left)
         if start and end:
             done[(funnel, stage)].append(max(0.0, (end - start).total_seconds() / HOUR))
-    items = _current_items(conn, tbl)
+    items = _current_items(conn, tbl, default)
     open_hours: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for key, since in _entered_current(conn, tbl).items():
+    for key, since in _entered_current(conn, tbl, default).items():
         _id, _title, funnel, stage, _t = items[key]
         open_hours[(funnel or "", stage)].append(max(0.0, (moment - since).total_seconds() / HOUR))
     for funnel, stage in list(done) + list(open_hours):
@@ -279,8 +284,9 @@ def aging_report(
     require_process(conn, tbl)
     moment = _now(now)
     catalog = load_catalog(conn, tbl, template=template)
-    items = _current_items(conn, tbl)
-    entered = _entered_current(conn, tbl)
+    default = default_funnel_code(conn, tbl, template)
+    items = _current_items(conn, tbl, default)
+    entered = _entered_current(conn, tbl, default)
     rows = []
     for key, (item_id, title, funnel, stage, _t) in items.items():
         info = catalog.setdefault(funnel or "", FunnelInfo(code=funnel or "", name=funnel or "—"))

@@ -111,27 +111,80 @@ def _text(label: Any, lang: str) -> str:
     return str(label or "")
 
 
+def default_funnel_code(conn: sqlite3.Connection, tbl: str, template: Any = None) -> str:
+    """The funnel of items stored without one: the template's default (or first) funnel, else the one
+    the `<tbl>_labels` view assumes; '' when the process has none."""
+    from connector.reports.labels import default_funnel, view_sql
+
+    template = template if template is not None else stored_template(conn, tbl)
+    funnels = getattr(template, "funnels", None) or []
+    if funnels:
+        marked = [f for f in funnels if getattr(f, "default", False)]
+        return str((marked or funnels)[0].code)
+    return default_funnel(view_sql(conn, f"{tbl}_labels")) or ""
+
+
+def from_idmap(conn: sqlite3.Connection, tbl: str, lang: str) -> dict[str, FunnelInfo]:
+    """Funnels and stages in portal order with their semantics, as deploy recorded them in `_idmap`
+    (the latest portal deployed to); names from `_labels` when it has them."""
+    if "_idmap" not in table_names(conn):
+        return {}
+    latest = conn.execute(
+        "SELECT portal FROM _idmap WHERE kind = 'stage' AND code LIKE ? ESCAPE '\\' "
+        "ORDER BY updated_at DESC LIMIT 1", (tbl.replace("_", "\\_") + ".%",)).fetchone()
+    if latest is None:
+        return {}
+    funnel_names, stage_rows = _labels(conn, tbl, lang)
+    stage_names = {(f, code): name for f, code, name in stage_rows}
+    rows = conn.execute(
+        "SELECT kind, code, extra FROM _idmap WHERE portal = ? AND kind IN ('funnel', 'stage') "
+        "AND code LIKE ? ESCAPE '\\'", (latest[0], tbl.replace("_", "\\_") + ".%")).fetchall()
+    funnels: list[tuple[float, FunnelInfo]] = []
+    stages: list[tuple[float, str, StageInfo]] = []
+    for kind, code, extra_text in rows:
+        try:
+            extra = json.loads(extra_text or "{}")
+        except ValueError:
+            extra = {}
+        parts = code.split(".")
+        sort = float(extra.get("sort") or 0)
+        if kind == "funnel" and len(parts) == 2:
+            name = funnel_names.get(parts[1]) or str(extra.get("name") or parts[1])
+            funnels.append((sort, FunnelInfo(code=parts[1], name=name)))
+        elif kind == "stage" and len(parts) == 3:
+            name = stage_names.get((parts[1], parts[2])) or str(extra.get("name") or parts[2])
+            semantics = str(extra.get("semantics") or guess_semantics(parts[2]))
+            stages.append((sort, parts[1], StageInfo(parts[2], name, semantics)))
+    catalog = {info.code: info for _sort, info in sorted(funnels, key=lambda f: f[0])}
+    for _sort, funnel, stage in sorted(stages, key=lambda s: s[0]):
+        catalog.setdefault(funnel, FunnelInfo(code=funnel, name=funnel_names.get(funnel) or funnel))
+        catalog[funnel].stages.append(stage)
+    return catalog
+
+
 def load_catalog(
     conn: sqlite3.Connection, tbl: str, lang: str = "ru", template: Any = None
 ) -> dict[str, FunnelInfo]:
     """Funnels (by code) of a process with stages in order.
 
-    With the process template: its order, names and semantics. Without: names from the store's
-    `_labels`, order from the stage history (earlier stages first), semantics guessed from codes.
+    With the process template (given, or the one sync keeps in the store): its order, names and
+    semantics. Else as deployed (`_idmap`). Else names from the store's `_labels`, order from the
+    stage history (earlier stages first), semantics guessed from codes.
     """
     template = template if template is not None else stored_template(conn, tbl)
-    if template is not None:
-        catalog = from_template(template, lang)
-        for funnel, stage in _seen_stages(conn, tbl):
+    default = default_funnel_code(conn, tbl, template)
+    catalog = from_template(template, lang) if template is not None else from_idmap(conn, tbl, lang)
+    if catalog:
+        for funnel, stage in _seen_stages(conn, tbl, default):
             catalog.setdefault(funnel, FunnelInfo(code=funnel, name=funnel or "—")).stage(stage)
         return catalog
     funnel_names, stage_rows = _labels(conn, tbl, lang)
     stage_names = {(f, code): name for f, code, name in stage_rows}
     catalog = {code: FunnelInfo(code=code, name=name) for code, name in funnel_names.items()}
-    positions = _positions(conn, tbl)
+    positions = _positions(conn, tbl, default)
     ordered = sorted(positions, key=lambda k: sum(positions[k]) / len(positions[k]))
     ordered += [(f, code) for f, code, _n in stage_rows if (f, code) not in positions]
-    view_names = _view_names(conn, tbl)
+    view_names = _view_names(conn, tbl, default)
     for funnel, stage in ordered:
         name = stage_names.get((funnel, stage)) or view_names.get((funnel, stage)) or stage
         default_name = funnel_names.get(funnel) or view_names.get((funnel, None)) or funnel or "—"
@@ -143,7 +196,7 @@ def load_catalog(
     return catalog
 
 
-def _view_names(conn: sqlite3.Connection, tbl: str) -> dict[tuple[str, str | None], str]:
+def _view_names(conn: sqlite3.Connection, tbl: str, default: str = "") -> dict[tuple[str, str | None], str]:
     """Funnel and stage names shown by the `<code>_labels` view, for stages missing from `_labels`."""
     view = f"{tbl}_labels"
     names: dict[tuple[str, str | None], str] = {}
@@ -152,17 +205,17 @@ def _view_names(conn: sqlite3.Connection, tbl: str) -> dict[tuple[str, str | Non
             f'SELECT DISTINCT funnel, funnel_name, stage, stage_name FROM "{view}"'
         ):
             if sname:
-                names[(funnel or "", stage)] = sname
+                names[(funnel or default, stage)] = sname
             if fname:
-                names[(funnel or "", None)] = fname
+                names[(funnel or default, None)] = fname
     return names
 
 
-def _seen_stages(conn: sqlite3.Connection, tbl: str) -> list[tuple[str, str]]:
-    return list(_positions(conn, tbl))
+def _seen_stages(conn: sqlite3.Connection, tbl: str, default: str = "") -> list[tuple[str, str]]:
+    return list(_positions(conn, tbl, default))
 
 
-def _positions(conn: sqlite3.Connection, tbl: str) -> dict[tuple[str, str], list[int]]:
+def _positions(conn: sqlite3.Connection, tbl: str, default: str = "") -> dict[tuple[str, str], list[int]]:
     """Positions of each (funnel, stage) in items' stage histories; current stages without history last."""
     positions: dict[tuple[str, str], list[int]] = defaultdict(list)
     if "_stage_history" in table_names(conn):
@@ -172,9 +225,9 @@ def _positions(conn: sqlite3.Connection, tbl: str) -> dict[tuple[str, str], list
         ):
             index = 0 if key != last_key else index + 1
             last_key = key
-            positions[(funnel or "", stage)].append(index)
+            positions[(funnel or default, stage)].append(index)
     for funnel, stage in conn.execute(f'SELECT DISTINCT funnel, stage FROM "{tbl}" WHERE stage IS NOT NULL'):
-        positions.setdefault((funnel or "", stage), [10_000])
+        positions.setdefault((funnel or default, stage), [10_000])
     return positions
 
 

@@ -79,17 +79,17 @@ def best_labels(conn: sqlite3.Connection, tbl: str, lang: str) -> dict[LabelKey,
     return {key: label for key, (_rank, label) in ranked.items()}
 
 
-def _view_sql(conn: sqlite3.Connection, view: str) -> str:
+def view_sql(conn: sqlite3.Connection, view: str) -> str:
     row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?", (view,)).fetchone()
     return str(row[0]) if row and row[0] else ""
 
 
-def default_funnel(view_sql: str) -> str | None:
+def default_funnel(sql: str) -> str | None:
     """The funnel the view gives rows without one ('' when it gives none; None for an unknown layout)."""
-    found = _DEFAULT_FUNNEL.search(view_sql)
+    found = _DEFAULT_FUNNEL.search(sql)
     if found:
         return found.group(1)[1:-1].replace("''", "'")
-    return "" if "l.code = t.funnel " in view_sql else None
+    return "" if "l.code = t.funnel " in sql else None
 
 
 def fast_labels(
@@ -102,9 +102,9 @@ def fast_labels(
         return []
     labels = best_labels(conn, tbl, lang)
     base, view = set(base_columns), set(view_columns)
-    view_sql = _view_sql(conn, f"{tbl}_labels")
+    layout = view_sql(conn, f"{tbl}_labels")
     out: list[FastLabel] = []
-    default = default_funnel(view_sql)
+    default = default_funnel(layout)
     if default is not None and {"funnel", "stage"} <= base and {"funnel_name", "stage_name"} <= view:
         funnels: dict[Any, str | None] = {c: lb for (kind, _s, c), lb in labels.items() if kind == "funnel"}
         stages: dict[Any, str | None] = {(s, c): lb for (kind, s, c), lb in labels.items() if kind == "stage"}
@@ -119,7 +119,7 @@ def fast_labels(
             options.setdefault(scope, {})[code] = label
     for field, codes in sorted(options.items()):
         column = f"{field}_label"
-        if field in base and column in view and f"json_each(t.{_q(field)})" not in view_sql:
+        if field in base and column in view and f"json_each(t.{_q(field)})" not in layout:
             out.append(FastLabel(column, codes, (field,)))
     return out
 
