@@ -19,3 +19,23 @@ SYSTEM_ENTITY_TYPES: dict[str, int] = {
 # Codes of the five stages Bitrix24 creates for every new smart-process funnel.
 DEFAULT_STAGE_CODES = ("NEW", "PREPARATION", "CLIENT", "SUCCESS", "FAIL")
 SYSTEM_STAGE_CODES = ("NEW", "SUCCESS", "FAIL")
+
+# crm.type flags a client may set, in the order of crm.type.fields.
+TYPE_FLAGS = (
+    "isCategoriesEnabled",
+    "isStagesEnabled",
+    "isBeginCloseDatesEnabled",
+    "isClientEnabled",
+    "isUseInUserfieldEnabled",
+    "isLinkWithProductsEnabled",
+    "isMycompanyEnabled",
+    "isDocumentsEnabled",
+    "isSourceEnabled",
+    "isObserversEnabled",
+    "isRecyclebinEnabled",
+    "isAutomationEnabled",
+    "isBizProcEnabled",
+    "isSetOpenPermissions",
+)
+# Flags the type object returns but the portal manages itself.
+READ_ONLY_TYPE_FLAGS = ("isPaymentsEnabled", "isCountersEnabled")

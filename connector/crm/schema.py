@@ -15,26 +15,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from connector.constants import BATCH_MAX
+from connector.constants import BATCH_MAX, TYPE_FLAGS
 
 Semantics = Literal["process", "success", "failure"]
 
-TYPE_FLAGS = (
-    "isCategoriesEnabled",
-    "isStagesEnabled",
-    "isBeginCloseDatesEnabled",
-    "isClientEnabled",
-    "isUseInUserfieldEnabled",
-    "isLinkWithProductsEnabled",
-    "isMycompanyEnabled",
-    "isDocumentsEnabled",
-    "isSourceEnabled",
-    "isObserversEnabled",
-    "isRecyclebinEnabled",
-    "isAutomationEnabled",
-    "isBizProcEnabled",
-    "isSetOpenPermissions",
-)
 LINKED_USER_FIELDS = {
     "calendar": "CALENDAR_EVENT|UF_CRM_CAL_EVENT",
     "tasks": "TASKS_TASK|UF_CRM_TASK",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from connector.constants import READ_ONLY_TYPE_FLAGS as READ_ONLY_FLAGS
 from connector.constants import SYSTEM_ENTITY_TYPES
+from connector.constants import TYPE_FLAGS as WRITABLE_FLAGS
 
 from .categories import DEFAULT_CATEGORY_NAME, create_category
 from .common import emit, field_desc, is_possible_dynamic, require_crm_admin, state_of
@@ -13,7 +15,9 @@ from .errors import ApiError
 from .filters import compile_filter, parse_order, sort_rows
 from .params import as_dict, is_numeric, req_array, req_int
 from .registry import CallContext, ListPage, method
-from .state import LINKED_USER_FIELDS, READ_ONLY_FLAGS, TYPE_FLAGS, PortalState, Relation, SmartType
+from .state import LINKED_USER_FIELDS, PortalState, Relation, SmartType
+
+TYPE_FLAGS = WRITABLE_FLAGS + READ_ONLY_FLAGS  # every flag the type object carries
 
 TYPE_NOT_FOUND = ApiError("0", "Smart Process Automation was not found")
 RESERVED_ENTITY_TYPE_IDS = (31, 36, 39)

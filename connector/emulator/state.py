@@ -8,25 +8,6 @@ from dataclasses import dataclass, field
 from datetime import timezone
 from typing import Any
 
-TYPE_FLAGS = (
-    "isCategoriesEnabled",
-    "isStagesEnabled",
-    "isBeginCloseDatesEnabled",
-    "isClientEnabled",
-    "isUseInUserfieldEnabled",
-    "isLinkWithProductsEnabled",
-    "isMycompanyEnabled",
-    "isDocumentsEnabled",
-    "isSourceEnabled",
-    "isObserversEnabled",
-    "isRecyclebinEnabled",
-    "isAutomationEnabled",
-    "isBizProcEnabled",
-    "isSetOpenPermissions",
-    "isPaymentsEnabled",
-    "isCountersEnabled",
-)
-READ_ONLY_FLAGS = ("isPaymentsEnabled", "isCountersEnabled")
 LINKED_USER_FIELDS = (
     "CALENDAR_EVENT|UF_CRM_CAL_EVENT",
     "TASKS_TASK|UF_CRM_TASK",

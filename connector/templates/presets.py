@@ -6,25 +6,10 @@ import tomllib
 from functools import cache
 from importlib import resources
 
+from connector.constants import READ_ONLY_TYPE_FLAGS, TYPE_FLAGS
+
 # crm.type flags in the order of crm.type.fields (plus the two system flags the type object returns).
-FLAG_NAMES: tuple[str, ...] = (
-    "isCategoriesEnabled",
-    "isStagesEnabled",
-    "isBeginCloseDatesEnabled",
-    "isClientEnabled",
-    "isUseInUserfieldEnabled",
-    "isLinkWithProductsEnabled",
-    "isMycompanyEnabled",
-    "isDocumentsEnabled",
-    "isSourceEnabled",
-    "isObserversEnabled",
-    "isRecyclebinEnabled",
-    "isAutomationEnabled",
-    "isBizProcEnabled",
-    "isSetOpenPermissions",
-    "isPaymentsEnabled",
-    "isCountersEnabled",
-)
+FLAG_NAMES: tuple[str, ...] = TYPE_FLAGS + READ_ONLY_TYPE_FLAGS
 
 PRESET_NAMES: tuple[str, ...] = ("scratch", "all-inclusive", "list")
 
