@@ -190,31 +190,101 @@ def reconcile_ids(client: Any, store: Any, pmap: ProcessMap, figures: ProcessFig
     tombstone_ids(store, pmap.code, [i for i in local if i not in remote], figures)
 
 
-def offline_deletions(
-    client: Any, maps: dict[str, ProcessMap]
-) -> tuple[dict[str, list[int]], Any, list[Any]]:
-    """Deleted item ids per process from the offline event queue (OAuth apps), reserved with clear=0.
+OFFLINE_EVENT = "ONCRMDYNAMICITEMDELETE"
+OFFLINE_LIMIT = 1000
 
-    https://apidocs.bitrix24.com/api-reference/events/offline-events/event-offline-get.html
-    """
-    r = client.call("event.offline.get", {"clear": 0, "limit": 1000})
-    result = r.result or {}
-    process_id = result.get("process_id")
-    events = list(result.get("events") or [])
-    by_etid = {m.entity_type_id: code for code, m in maps.items()}
+
+def _deleted_ids(events: list[Any], by_etid: dict[int, str]) -> dict[str, list[int]]:
+    """Deleted item ids per process code from offline queue records (other records are ignored)."""
     out: dict[str, list[int]] = {}
     for ev in events:
         name = str(ev.get("EVENT_NAME", "")).upper()
-        if not name.startswith("ONCRMDYNAMICITEMDELETE"):
+        if not name.startswith(OFFLINE_EVENT):
             continue
         data = ev.get("EVENT_DATA") or {}
         fields = (data.get("FIELDS") if isinstance(data, dict) else None) or {}
-        etid = (
-            int(fields.get("ENTITY_TYPE_ID") or name.rpartition("_")[2] or 0) if fields or "_" in name else 0
+        suffix = name[len(OFFLINE_EVENT) + 1 :]
+        raw_etid = fields.get("ENTITY_TYPE_ID") or (suffix if suffix.isdigit() else None)
+        raw_id = fields.get("ID")
+        if raw_etid is None or raw_id is None or not str(raw_etid).isdigit() or not str(raw_id).isdigit():
+            continue
+        code = by_etid.get(int(raw_etid))
+        if code is not None:
+            out.setdefault(code, []).append(int(raw_id))
+    return out
+
+
+def offline_deletions(
+    client: Any, maps: dict[str, ProcessMap], process_id: str | None = None
+) -> tuple[dict[str, list[int]], Any, list[Any]]:
+    """Deleted item ids per process from the offline event queue, reserved with `clear=0`.
+
+    With `process_id`, re-reads the records an earlier (interrupted) run reserved.
+    https://apidocs.bitrix24.com/api-reference/events/offline-events/event-offline-get.html
+    """
+    params: dict[str, Any] = {"clear": 0, "limit": OFFLINE_LIMIT}
+    if process_id:
+        params["process_id"] = process_id
+    r = client.call("event.offline.get", params)
+    result = r.result or {}
+    events = list(result.get("events") or [])
+    by_etid = {m.entity_type_id: code for code, m in maps.items()}
+    return _deleted_ids(events, by_etid), result.get("process_id") or process_id, events
+
+
+def _offline_meta(portal: str) -> str:
+    return f"sync.offline.{portal}"
+
+
+def ensure_offline_binding(client: Any, store: Any, portal: str) -> bool:
+    """Bind the item-delete event to the offline queue once per portal; False when the app may not.
+
+    https://apidocs.bitrix24.com/api-reference/events/event-bind.html
+    """
+    state = store.meta_get(_offline_meta(portal) + ".bound")
+    if state in ("yes", "no"):
+        return state == "yes"
+    from connector.rest.errors import B24Error
+
+    try:
+        client.call("event.bind", {"event": OFFLINE_EVENT, "event_type": "offline"})
+        state = "yes"
+    except B24Error as exc:
+        code = str(getattr(exc, "code", "") or "")
+        state = "yes" if code == "ERROR_HANDLER_ALREADY_EXIST" else "no"
+        if state == "no" and code not in ("ACCESS_DENIED", "insufficient_scope", "WRONG_AUTH_TYPE"):
+            raise
+    store.meta_set(_offline_meta(portal) + ".bound", state)
+    return state == "yes"
+
+
+def drain_offline_deletions(
+    client: Any, store: Any, portal: str, maps: dict[str, ProcessMap], report: SyncReport
+) -> None:
+    """Tombstone items deleted on the portal, from the offline queue: reserve (clear=0), commit, clear.
+
+    The reservation's process_id is kept in the store until the clear, so a run killed in between
+    re-reads the same records next time (at-least-once; tombstoning twice is harmless).
+    """
+    if not ensure_offline_binding(client, store, portal):
+        report.warnings.append(
+            "offline events unavailable (the app is not a portal admin): deletions are found by "
+            "`sync --full` only"
         )
-        if etid in by_etid and fields.get("ID"):
-            out.setdefault(by_etid[etid], []).append(int(fields["ID"]))
-    return out, process_id, events
+        return
+    key = _offline_meta(portal) + ".process_id"
+    while True:
+        pending = store.meta_get(key) or None
+        deleted, process_id, events = offline_deletions(client, maps, pending)
+        if process_id and events:
+            store.meta_set(key, str(process_id))
+        for code, ids in deleted.items():
+            tombstone_ids(store, code, ids, report.processes[code])
+        if process_id and events:
+            client.call("event.offline.clear", {"process_id": process_id})
+        store.meta_set(key, "")
+        if pending is None and len(events) < OFFLINE_LIMIT:
+            return
 
 
 def is_oauth(client: Any) -> bool:
@@ -291,11 +361,13 @@ def sync(
                 ).run(full=full, overlap=overlap)
             for t in selected:
                 refresh_open_conflicts(store, maps[t.code])
+            if is_oauth(client):
+                drain_offline_deletions(
+                    client, store, portal_key, {t.code: maps[t.code] for t in selected}, report
+                )
             if full:
                 for t in selected:
                     reconcile_ids(client, store, maps[t.code], report.processes[t.code])
-            elif is_oauth(client):
-                _offline(client, store, {t.code: maps[t.code] for t in selected}, report)
         if push:
 
             def key_to_id(target: str, key: str) -> int | None:
@@ -331,14 +403,6 @@ def sync(
         except Exception:  # noqa: BLE001 - never hide the original error behind a bookkeeping one
             pass
     return report
-
-
-def _offline(client: Any, store: Any, maps: dict[str, ProcessMap], report: SyncReport) -> None:
-    deleted, process_id, events = offline_deletions(client, maps)
-    for code, ids in deleted.items():
-        tombstone_ids(store, code, ids, report.processes[code])
-    if process_id and events:
-        client.call("event.offline.clear", {"process_id": process_id})
 
 
 def _stats(client: Any) -> tuple[float, float]:

@@ -35,6 +35,7 @@ class SyncReport(BaseModel):
     portal: str
     processes: dict[str, ProcessFigures] = Field(default_factory=dict)
     failures: list[FailedRow] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)  # what this run could not do (not row failures)
     requests: int = 0
     waited_seconds: float = 0.0
     seconds: float = 0.0
@@ -83,4 +84,5 @@ class SyncReport(BaseModel):
         out = self.summary()
         out["processes"] = {k: v.model_dump() for k, v in self.processes.items()}
         out["failures"] = [f.model_dump() for f in self.failures]
+        out["warnings"] = list(self.warnings)
         return out
