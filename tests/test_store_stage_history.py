@@ -20,7 +20,10 @@ def test_bulk_moves_ignore_known_ones_and_count_new(tmp_path: Path) -> None:
         again = [*first, ("k1", 1, "main", "NEW", "WON", AT2, "push")]
         assert store.add_stage_moves("car", again) == 1  # only the move to WON is new
         assert [(m.key, m.to_stage) for m in store.stage_history("car")] == [
-            ("k1", "NEW"), ("k2", "NEW"), ("k1", "WON")]
+            ("k1", "NEW"),
+            ("k2", "NEW"),
+            ("k1", "WON"),
+        ]
         # a single move seen again returns the id of the kept one
         kept = store.stage_history("car", "k1")[1].id
         assert store.add_stage_move("car", "k1", 1, "main", "NEW", "WON", AT2, "pull") == kept
@@ -35,10 +38,12 @@ def test_duplicate_check_is_an_index_probe_not_a_scan(tmp_path: Path) -> None:
         plan = store.conn.execute(
             "EXPLAIN QUERY PLAN INSERT OR IGNORE INTO _stage_history "
             "(tbl, key, portal_id, funnel, from_stage, to_stage, at, source) VALUES "
-            "('car', 'k', 1, 'main', NULL, 'NEW', 'x', 'pull')").fetchall()
+            "('car', 'k', 1, 'main', NULL, 'NEW', 'x', 'pull')"
+        ).fetchall()
         lookup = store.conn.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM _stage_history WHERE tbl = 'car' "
-            "AND COALESCE(key, '#' || portal_id) = 'k' AND to_stage = 'NEW' AND at = 'x'").fetchall()
+            "AND COALESCE(key, '#' || portal_id) = 'k' AND to_stage = 'NEW' AND at = 'x'"
+        ).fetchall()
         assert "SCAN" not in str(plan)
         assert "USING INDEX _stage_history_move" in str(lookup)
         indexes = {r[1] for r in store.conn.execute("PRAGMA index_list(_stage_history)")}
@@ -61,10 +66,18 @@ def test_migration_from_v1_drops_duplicate_moves(tmp_path: Path) -> None:
     for statement in MIGRATIONS[0]:
         conn.execute(statement)
     conn.execute("INSERT INTO _meta VALUES ('schema_version', '1')")
-    rows = [("car", "k", 1, "NEW", AT1), ("car", "k", 1, "NEW", AT1), ("car", None, 2, "NEW", AT1),
-            ("car", None, 2, "NEW", AT1), ("car", "k", 1, "WON", AT2)]
-    conn.executemany("INSERT INTO _stage_history (tbl, key, portal_id, to_stage, at, source) "
-                     "VALUES (?, ?, ?, ?, ?, 'pull')", rows)
+    rows = [
+        ("car", "k", 1, "NEW", AT1),
+        ("car", "k", 1, "NEW", AT1),
+        ("car", None, 2, "NEW", AT1),
+        ("car", None, 2, "NEW", AT1),
+        ("car", "k", 1, "WON", AT2),
+    ]
+    conn.executemany(
+        "INSERT INTO _stage_history (tbl, key, portal_id, to_stage, at, source) "
+        "VALUES (?, ?, ?, ?, ?, 'pull')",
+        rows,
+    )
     conn.commit()
     conn.close()
     with Store.open(path) as store:

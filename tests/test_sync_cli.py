@@ -88,3 +88,37 @@ def test_cli_conflicts_list_and_resolve(
     assert local_rows(db, "car")[0]["title"] == "remote"
     code, _ = _run(capsys, "conflicts", "resolve", "999", "--take", "remote", *base)
     assert code == 2
+
+
+def test_cli_conflicts_list_all_shows_what_row_policies_overrode(
+    portal: tuple[Any, str, dict[str, int]], tmp_path: Path, capsys: Any
+) -> None:
+    """remote-wins drops the local edit from the row, but never silently: `conflicts list --all` keeps it."""
+    emu, url, etids = portal
+    db = tmp_path / "p.db"
+    cfg = tmp_path / "b24sync.toml"
+    cfg.write_text(f'[portals.emu]\nwebhook = "{url}"\nallow_http = true\nstore = "{db}"\n')
+    item = emu.call("crm.item.add", {"entityTypeId": etids["car"], "fields": {"title": "A"}})["result"][
+        "item"
+    ]
+    common = ("--config", str(cfg))
+    assert _run(capsys, *common, "sync", "--portal", "emu", "--template", CAR)[0] == 0
+    local_exec(db, "UPDATE car SET title = 'local edit' WHERE id = ?", (item["id"],))
+    emu.call(
+        "crm.item.update", {"entityTypeId": etids["car"], "id": item["id"], "fields": {"title": "remote"}}
+    )
+    code, data = _run(capsys, *common, "sync", "--portal", "emu", "--policy", "remote-wins")
+    assert code == 0 and data["conflicts"] == 1
+    assert local_rows(db, "car")[0]["title"] == "remote"
+    code, open_ = _run(capsys, *common, "conflicts", "list", "--portal", "emu")
+    assert code == 0 and open_ == []
+    code, everything = _run(capsys, *common, "conflicts", "list", "--portal", "emu", "--all")
+    assert code == 0 and len(everything) == 1
+    [c] = everything
+    assert (c["policy"], c["status"], c["resolution"]) == ("remote-wins", "resolved", "remote")
+    assert (
+        c["local"]["title"] == "local edit" and c["remote"]["title"] == "remote" and c["fields"] == ["title"]
+    )
+    assert main([*common, "conflicts", "list", "--portal", "emu", "--all"]) == 0
+    human = capsys.readouterr().out
+    assert "remote-wins" in human and "resolved: remote" in human

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -164,22 +165,25 @@ def conflicts_list(
     data = [c.model_dump() for c in rows]
 
     def human() -> None:
-        table = Table(title="conflicts")
-        for col in ("id", "process", "key", "portal id", "fields", "policy", "status"):
-            table.add_column(col)
+        if not rows:
+            main.stdout.print("no conflicts" if all_ else "no open conflicts (--all shows resolved ones)")
         for c in rows:
-            table.add_row(
-                str(c.id),
-                c.tbl,
-                c.key,
-                str(c.portal_id or ""),
-                ", ".join(c.fields),
-                c.policy,
-                c.status if c.status == "open" else f"{c.status}: {c.resolution}",
-            )
-        main.stdout.print(table)
+            main.stdout.print(_conflict_line(c), markup=False, soft_wrap=True)
 
     main.emit(ctx, data, human)
+
+
+def _conflict_line(c: Any) -> str:
+    """One conflict on one line: where, which fields, the policy and outcome, and both sides' values."""
+    state = "open" if c.status == "open" else f"resolved: {c.resolution}"
+    fields = c.fields or sorted(set(c.local) | set(c.remote))
+    local = {f: c.local.get(f) for f in fields}
+    remote = {f: c.remote.get(f) for f in fields}
+    return (
+        f"#{c.id} {c.tbl} key={c.key} id={c.portal_id or '-'} [{c.policy}, {state}] "
+        f"fields {', '.join(fields)}; local {json.dumps(local, ensure_ascii=False)}; "
+        f"remote {json.dumps(remote, ensure_ascii=False)}"
+    )
 
 
 @conflicts_app.command("resolve")
