@@ -25,7 +25,7 @@ from test_sync_support import (
 from connector.rest import Client
 from connector.store import Store
 from connector.sync import sync
-from connector.sync.engine import parent_first, resolve_conflict
+from connector.sync.engine import parent_first, resolve_conflict, resolve_maps
 from connector.templates import load_templates
 
 try:
@@ -357,6 +357,46 @@ def test_failing_row_keeps_its_error_and_does_not_block_others(env: Env) -> None
     assert [i["xmlId"] for i in env.items("candidate")] == [good]
     [failed] = env.store.failed_changes("candidate")
     assert failed.key == bad and "NO_SUCH" in (failed.error or "")
+
+
+def test_funnel_and_stage_updates_by_sql_are_pushed_and_kept_in_stage_history(env: Env) -> None:
+    item_id = env.add_remote("candidate", {"title": "Анна"})
+    env.sync()
+    cats = env.emu.call("crm.category.list", {"entityTypeId": env.etids["candidate"]})["result"]["categories"]
+    reserve = next(int(c["id"]) for c in cats if c.get("isDefault") not in ("Y", True))
+    local_exec(env.db, "UPDATE candidate SET funnel = 'reserve', stage = 'POOL' WHERE id = ?", (item_id,))
+    report = env.sync()
+    assert report.failures == [] and report.processes["candidate"].updated == 1
+    [item] = [i for i in env.items("candidate") if i["id"] == item_id]
+    pool = resolve_maps(env.client(), env.store, TEMPLATES, "emu")["candidate"].stages["reserve"]["POOL"]
+    assert item["categoryId"] == reserve and item["stageId"] == pool  # POOL sits on the funnel's NEW
+    moves = [(m.funnel, m.from_stage, m.to_stage, m.source) for m in env.store.stage_history("candidate")]
+    assert moves == [("hiring", None, "NEW", "pull"), ("reserve", "NEW", "POOL", "push")]
+    # a funnel change whose stage is not in the new funnel is refused with a clear error, not guessed
+    local_exec(env.db, "UPDATE candidate SET funnel = 'hiring' WHERE id = ?", (item_id,))
+    report = env.sync()
+    [failed] = report.failures
+    assert "unknown stage 'POOL' in funnel 'hiring'" in failed.error and "INTERVIEW" in failed.error
+    [item] = [i for i in env.items("candidate") if i["id"] == item_id]
+    assert item["categoryId"] == reserve  # the portal was not touched
+
+
+def test_local_insert_with_unknown_funnel_or_stage_fails_per_row_not_silently(env: Env) -> None:
+    env.sync()
+    no_funnel = local_insert(env.db, "candidate", {"title": "a", "funnel": "nope", "stage": "NEW"})
+    wrong_funnel = local_insert(env.db, "candidate", {"title": "b", "funnel": "hiring", "stage": "POOL"})
+    no_stage = local_insert(env.db, "candidate", {"title": "c", "stage": "NOPE"})  # default funnel
+    good = local_insert(env.db, "candidate", {"title": "d", "funnel": "reserve", "stage": "POOL"})
+    report = env.sync()
+    errors = {f.key: f.error for f in report.failures}
+    assert set(errors) == {no_funnel, wrong_funnel, no_stage}
+    assert "unknown funnel 'nope'; known: hiring, reserve" in errors[no_funnel]
+    assert "unknown stage 'POOL' in funnel 'hiring'" in errors[wrong_funnel]
+    assert "unknown stage 'NOPE' in funnel 'hiring'" in errors[no_stage]
+    [item] = env.items("candidate")
+    pool = resolve_maps(env.client(), env.store, TEMPLATES, "emu")["candidate"].stages["reserve"]["POOL"]
+    assert item["xmlId"] == good and item["stageId"] == pool
+    assert {c.key for c in env.store.failed_changes("candidate")} == set(errors)
 
 
 def test_sample_values_cover_every_field_type() -> None:

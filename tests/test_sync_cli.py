@@ -56,9 +56,13 @@ def test_cli_sync_json_summary_then_failed_rows_exit_3(
     assert code == 0 and data["pulled"] == 1 and data["failed"] == 0 and data["requests"] > 0
     assert set(data) >= {"pulled", "pushed", "deleted", "conflicts", "failed", "requests", "waited_seconds"}
     bad = local_insert(tmp_path / "emu.db", "car", {"title": "bad", "make": "tesla"})
+    local_insert(tmp_path / "emu.db", "car", {"title": "bad stage", "stage": "NOPE"})
     code, data = _run(capsys, "--config", str(cfg), "sync", "--portal", "emu")
     assert code == 3
-    assert data["failures"][0]["key"] == bad and "unknown option 'tesla'" in data["failures"][0]["error"]
+    errors = {f["key"]: f["error"] for f in data["failures"]}
+    assert "unknown option 'tesla'" in errors.pop(bad)
+    [(_, stage_error)] = errors.items()
+    assert "unknown stage 'NOPE' in funnel 'cars'" in stage_error
     code, _ = _run(capsys, "--config", str(cfg), "sync", "--portal", "emu", "--policy", "bogus")
     assert code == 2
 

@@ -70,6 +70,7 @@ class ProcessMap(BaseModel):
     type_id: int
     stages_enabled: bool = True
     funnels: dict[str, int] = Field(default_factory=dict)  # funnel code -> category id
+    default_funnel: str | None = None  # the template's default funnel (else the first one)
     stages: dict[str, dict[str, str]] = Field(default_factory=dict)  # funnel -> stage code -> stage id
     fields: list[FieldMap] = Field(default_factory=list)
     parents: dict[str, int] = Field(default_factory=dict)  # parent code -> entityTypeId
@@ -459,7 +460,7 @@ class ItemTranslator:
 
     def _stage_fields(self, row: dict[str, Any], *, funnel_changed: bool) -> dict[str, Any]:
         p = self.pmap
-        funnel = row.get("funnel") or next(iter(p.funnels), None)
+        funnel = row.get("funnel") or p.default_funnel or next(iter(p.funnels), None)
         if funnel not in p.funnels:
             raise TranslationError(f"unknown funnel {funnel!r}; known: {', '.join(p.funnels)}")
         out: dict[str, Any] = {}

@@ -50,6 +50,13 @@ def clients_enabled(template: Any) -> bool:
     return bool(_flags(template).get("isClientEnabled"))
 
 
+def default_funnel(template: Any) -> str | None:
+    """Code of the template's default funnel (the first one when none is marked)."""
+    funnels = list(getattr(template, "funnels", None) or [])
+    marked = [f.code for f in funnels if getattr(f, "default", False)]
+    return marked[0] if marked else (funnels[0].code if funnels else None)
+
+
 def parent_targets(template: Any) -> list[str]:
     """Codes of the process's parents (system type names or process codes)."""
     rel = getattr(template, "relations", None)
@@ -162,6 +169,7 @@ def from_idmap(template: Any, entries: list[Any], etids: dict[str, int]) -> Proc
         type_id=type_id,
         stages_enabled=bool(funnels),
         funnels=funnels,
+        default_funnel=default_funnel(template) if default_funnel(template) in funnels else None,
         stages=stages,
         fields=fields,
         clients=clients_enabled(template),
@@ -296,6 +304,7 @@ def _build(
         type_id=type_id,
         stages_enabled=bool(funnels),
         funnels=funnels,
+        default_funnel=default_funnel(t) if default_funnel(t) in funnels else None,
         stages=stages,
         fields=fields,
         clients=clients_enabled(t),

@@ -168,6 +168,8 @@ class Pusher:
             return "wait"
         if row.get("id") is None:
             cols = [c for c in self.cols if c not in self.files and row.get(c) not in (None, "", "[]")]
+            if self.pmap.stages_enabled and "funnel" not in cols:
+                cols.append("funnel")  # the category is always explicit on create: no portal guesswork
             fields = self.tr.to_fields(row, cols)
             fields["xmlId"] = ch.key
             return WriteOp(op="add", ref=ch.key, fields=fields)
