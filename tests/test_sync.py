@@ -419,3 +419,31 @@ def test_sample_values_cover_every_field_type() -> None:
     assert all(
         sample_value(f, 1) is not None for t in TEMPLATES for f in t.fields if f.type not in ("file", "money")
     )
+
+
+def test_an_item_that_fails_to_translate_is_retried_by_the_next_incremental_pull(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connector.crm.items import ItemTranslator, TranslationError
+
+    a, b = env.add_remote("car", {"title": "a"}), env.add_remote("car", {"title": "b"})
+    env.sync()
+    env.update_remote("car", a, {"title": "a2"})
+    env.update_remote("car", b, {"title": "b2"})
+    env.emu.clock.advance(600)  # well past the overlap window
+    real = ItemTranslator.to_row
+
+    def broken(self: ItemTranslator, item: dict[str, Any]) -> dict[str, Any]:
+        if int(item["id"]) == a:
+            raise TranslationError("bad value from the portal")
+        return real(self, item)
+
+    monkeypatch.setattr(ItemTranslator, "to_row", broken)
+    report = env.sync()
+    assert [(f.id, f.direction) for f in report.failures] == [(a, "pull")]
+    assert report.processes["car"].pulled == 1
+    monkeypatch.setattr(ItemTranslator, "to_row", real)
+    env.emu.clock.advance(600)
+    retry = env.sync()  # not --full: the cursor was held at the failed item
+    assert retry.failures == []
+    assert {r["id"]: r["title"] for r in env.rows("car")} == {a: "a2", b: "b2"}

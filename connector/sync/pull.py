@@ -87,6 +87,7 @@ class Puller:
         }
         self.open_conflicts = {c.key: c for c in store.list_conflicts(self.tbl, "open")}
         self.clock_offset = 0.0  # portal clock minus local clock, seconds (estimated on each run)
+        self.failed_since: datetime | None = None  # updatedTime of the oldest item that failed to translate
 
     def run(self, *, full: bool, overlap: float) -> None:
         """Pull everything changed since the cursor (or everything when full / first run)."""
@@ -103,6 +104,16 @@ class Puller:
                 self._apply(buffer, None)
                 buffer = []
         self._apply(buffer, new_cursor)
+
+    def _held_back(self, cursor: str | None) -> str | None:
+        """The new cursor, kept at the oldest item that failed to translate so the next run retries it."""
+        if cursor is None or self.failed_since is None:
+            return cursor
+        try:
+            at = datetime.fromisoformat(cursor.replace("Z", "+00:00"))
+        except ValueError:
+            return cursor
+        return self.failed_since.isoformat() if at.tzinfo and self.failed_since < at else cursor
 
     def _items(self, page: list[dict[str, Any]], flt: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from page
@@ -128,10 +139,12 @@ class Puller:
                     )
                 )
                 self.figures.failed += 1
+                self._remember_failure(item.get("updatedTime"))
                 continue
             remote[row["id"]] = row  # dedupe within the run: a later copy wins
             if item.get("xmlId"):
                 xml[row["id"]] = str(item["xmlId"])
+        cursor = self._held_back(cursor)
         with self.store.engine_writes() as conn:
             if remote:
                 self._apply_rows(conn, remote, xml)
@@ -139,6 +152,15 @@ class Puller:
                 self.store.cursor_set(self.portal, self.tbl, cursor)
         if self.progress and items:
             self.progress("pull", len(items))
+
+    def _remember_failure(self, updated: Any) -> None:
+        try:
+            at = datetime.fromisoformat(str(updated).replace("Z", "+00:00"))
+        except ValueError:
+            at = datetime(1970, 1, 1, tzinfo=UTC)  # unknown time: retry everything since the old cursor
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        self.failed_since = at if self.failed_since is None else min(self.failed_since, at)
 
     def _fetch(self, conn: Any, column: str, values: list[Any]) -> dict[Any, dict[str, Any]]:
         out: dict[Any, dict[str, Any]] = {}
