@@ -5,6 +5,7 @@ For N = 10,000 and 100,000 items of the shipped `car` process:
   `sqlite_rows_per_s` = rows / time spent turning fetched items into rows and writing them (translation,
   row inserts, base snapshots, stage history, commits: `Puller._apply`), and `end_to_end_rows_per_s` =
   rows / wall time of the whole first sync (HTTP and the in-process emulator's own work included);
+  `sqlite_rows_per_cpu_s` is the first rate per CPU second of this process (fairer on a shared machine);
 - an incremental sync with k = 100 items changed on the portal and k_local = 100 rows changed locally:
   HTTP requests, which must stay within ceil(k/2500) + ceil(k_local/50) + 3 whatever N is.
 The last line is one JSON object.
@@ -48,13 +49,14 @@ def rss_mb() -> float:
 def run(n: int) -> dict[str, Any]:
     templates = load_templates([str(ROOT / "mappings" / "car_service.toml")])
     emu = Emulator(limits="off", clock="virtual")
-    timer = {"seconds": 0.0}
+    timer = {"seconds": 0.0, "cpu": 0.0}
     original = pullmod.Puller._apply
 
     def timed(self: Any, items: Any, cursor: Any) -> None:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         original(self, items, cursor)
         timer["seconds"] += time.perf_counter() - t0
+        timer["cpu"] += time.process_time() - c0
 
     pullmod.Puller._apply = timed  # type: ignore[method-assign]
     try:
@@ -105,6 +107,7 @@ def run(n: int) -> dict[str, Any]:
                 "full_pull_seconds": round(full_seconds, 2),
                 "full_pull_requests": first.requests,
                 "sqlite_rows_per_s": round(full_rows_per_s),
+                "sqlite_rows_per_cpu_s": round(first.pulled / timer["cpu"]) if timer["cpu"] else 0,
                 "end_to_end_rows_per_s": round(first.pulled / full_seconds),
                 "peak_rss_mb": round(rss_mb(), 1),
                 "incremental_requests": inc.requests,
@@ -126,6 +129,7 @@ def main() -> None:
         print(
             f"N={n:>7}: full pull {r['full_pull_seconds']} s in {r['full_pull_requests']} requests, "
             f"{r['sqlite_rows_per_s']} rows/s translated+written into SQLite "
+            f"({r['sqlite_rows_per_cpu_s']} per CPU second) "
             f"({r['end_to_end_rows_per_s']} rows/s end to end), peak RSS {r['peak_rss_mb']} MB; "
             f"incremental k={K_REMOTE}/k_local={K_LOCAL}: {r['incremental_requests']} requests "
             f"(bound {r['incremental_bound']}), {r['incremental_seconds']} s",
