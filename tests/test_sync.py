@@ -447,3 +447,18 @@ def test_an_item_that_fails_to_translate_is_retried_by_the_next_incremental_pull
     retry = env.sync()  # not --full: the cursor was held at the failed item
     assert retry.failures == []
     assert {r["id"]: r["title"] for r in env.rows("car")} == {a: "a2", b: "b2"}
+
+
+def test_a_portal_stage_move_that_loses_a_conflict_is_still_in_the_history(env: Env) -> None:
+    item_id = env.add_remote("candidate", {"title": "Олег"})
+    env.sync()
+    [item] = [i for i in env.items("candidate") if i["id"] == item_id]
+    env.emu.clock.advance(60)
+    env.update_remote("candidate", item_id, {"stageId": item["stageId"].replace("NEW", "INTERVIEW")})
+    local_exec(env.db, "UPDATE candidate SET stage = 'CALL' WHERE id = ?", (item_id,))
+    report = env.sync(policy="local-wins")
+    assert report.total("conflicts") == 1
+    [item] = [i for i in env.items("candidate") if i["id"] == item_id]
+    assert item["stageId"].endswith(":CALL")
+    moves = [(m.from_stage, m.to_stage, m.source) for m in env.store.stage_history("candidate")]
+    assert moves == [(None, "NEW", "pull"), ("NEW", "INTERVIEW", "pull"), ("INTERVIEW", "CALL", "push")]

@@ -247,6 +247,10 @@ class Puller:
         ):
             self.figures.skipped += 1  # same (id, updatedTime) and same values: already known
             return
+        prior = base_data.get("stage") if base_data is not None else local.get("stage")
+        at = rr.get("moved_time") or rr.get("updated_time")
+        if rr.get("stage") and prior != rr["stage"] and at:  # a move seen on the portal, whoever wins
+            w.moves.append((key, pid, rr.get("funnel"), prior, rr["stage"], at, "pull"))
         if key in self.open_conflicts:
             conn.execute(
                 "UPDATE _conflicts SET remote = ? WHERE id = ?",
@@ -262,10 +266,6 @@ class Puller:
         w.updates.append((key, new_vals))
         if base_is_row:
             w.base_keys.append(key)
-        old_stage = local.get("stage")
-        at = rr.get("moved_time") or rr.get("updated_time")
-        if rr.get("stage") and new_vals.get("stage") == rr["stage"] and old_stage != rr["stage"] and at:
-            w.moves.append((key, pid, rr.get("funnel"), old_stage, rr["stage"], at, "pull"))
         self.figures.pulled += 1
 
     def _synced(self, row: dict[str, Any]) -> dict[str, Any]:
