@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -118,10 +119,17 @@ def _story(url: str, templates: list[Template], db: Path, out: Path, clock: Virt
     return result
 
 
+@contextmanager
+def _sql(db: Path) -> Iterator[sqlite3.Connection]:
+    """A plain sqlite3 connection, as any tool would open it: committed and closed at the end."""
+    with closing(sqlite3.connect(db)) as conn, conn:
+        yield conn
+
+
 def _insert_local_rows(db: Path, templates: list[Template], rng: random.Random, n: int) -> int:
     """Insert rows the way any SQLite tool would; the triggers put them in the change log."""
     count = 0
-    with sqlite3.connect(db) as conn:
+    with _sql(db) as conn:
         for t in templates:
             funnel = t.default_funnel
             parent_keys = _parent_keys(conn, t)
@@ -193,7 +201,7 @@ def _sample(f: Field, rng: random.Random) -> dict[str, Any]:
 def _local_edits(db: Path, templates: list[Template], rng: random.Random) -> int:
     """A user edits a few rows in SQLite: retitles one row per process and moves one stage."""
     edits = 0
-    with sqlite3.connect(db) as conn:
+    with _sql(db) as conn:
         for t in templates:
             row = conn.execute(
                 f'SELECT key FROM "{t.code}" WHERE deleted = 0 ORDER BY random() LIMIT 1').fetchone()

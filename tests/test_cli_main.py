@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.cli.main import main
+from connector.cli.main import hoist_global_options, main
 from connector.emulator import EmulatorServer
 
 Capture = pytest.CaptureFixture[str]
@@ -176,3 +176,32 @@ def test_plain_http_portal_is_a_usage_error_and_unreachable_portal_a_runtime_err
         code, out, err = run(capsys, "-vv", "call", "crm.type.list", "--portal", closed)
     assert code == 1 and "TRANSPORT" in err
     assert "hid3code" not in out + err + caplog.text
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["plan", "f.toml", "--json"], ["--json", "plan", "f.toml"]),
+        (
+            ["sync", "-vv", "--portal", "p", "--config", "c.toml"],
+            ["-vv", "--config", "c.toml", "sync", "--portal", "p"],
+        ),
+        (["call", "m", "--", "--json"], ["call", "m", "--", "--json"]),
+        (["--json", "status"], ["--json", "status"]),
+    ],
+)
+def test_global_options_may_follow_the_command(argv: list[str], expected: list[str]) -> None:
+    assert hoist_global_options(argv) == expected
+
+
+def test_json_after_the_command(live_emulator: EmulatorServer, capsys: Capture) -> None:
+    code, out, _ = run(capsys, "call", "crm.type.list", "--portal", live_emulator.webhook_url, "--json")
+    assert code == 0 and json.loads(out)["total"] == 0
+
+
+def test_all_and_portal_together_is_a_usage_error(capsys: Capture, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[portals.a]\nwebhook = "http://127.0.0.1:1/rest/1/x/"\n', encoding="utf-8")
+    plan = str(Path(__file__).parent.parent / "mappings" / "hr_candidates.toml")
+    code, _, err = run(capsys, "--config", str(config), "plan", plan, "--all", "--portal", "a")
+    assert code == 2 and "not both" in err

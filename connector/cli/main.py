@@ -87,6 +87,8 @@ def portal_refs(ctx: typer.Context, portals: list[str] | None, all_portals: bool
     """Resolve a repeated `--portal` or `--all` into portals, in the order given."""
     config = get_config(ctx)
     names = list(portals or [])
+    if all_portals and names:
+        raise UsageError("give either --portal (may repeat) or --all, not both")
     if all_portals:
         names += [n for n in config.portals if n not in names]
     if not names:
@@ -177,10 +179,36 @@ def _exit_code_for(exc: BaseException) -> int | None:
     return None
 
 
+GLOBAL_FLAGS = ("--json", "--verbose", "-v", "-vv", "-vvv")
+GLOBAL_WITH_VALUE = ("--config", "-c")
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Let `--json`, `-v` and `--config FILE` stand anywhere: `plan F --json` means `--json plan F`."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            rest += argv[i:]
+            break
+        if token in GLOBAL_FLAGS or token.startswith("--config="):
+            front.append(token)
+        elif token in GLOBAL_WITH_VALUE and i + 1 < len(argv):
+            front += [token, argv[i + 1]]
+            i += 1
+        else:
+            rest.append(token)
+        i += 1
+    return front + rest
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `b24sync` console script: known errors become a message and an exit code."""
+    args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     try:
-        app(args=argv, prog_name="b24sync")
+        app(args=args, prog_name="b24sync")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_ERROR)
     except KeyboardInterrupt:
