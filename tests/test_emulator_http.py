@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -199,6 +202,65 @@ def test_cli_serve_prints_url_first_and_stops_on_sigterm(tmp_path: Path) -> None
         proc.wait(timeout=10)
     assert proc.returncode == 0
     assert Emulator(state_file=str(tmp_path / "s.db")).state.type_by_etid(1032) is not None
+
+
+def _keep_alive_call(sock: socket.socket, port: int) -> bytes:
+    """One keep-alive request on a raw socket; returns the whole response (headers and body)."""
+    body = b"{}"
+    sock.sendall(
+        b"POST /rest/1/abc/crm.type.list HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: keep-alive\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (port, len(body), body)
+    )
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    sizes = [h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")]
+    length = int(sizes[0].split(b":")[1])
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return head + b"\r\n\r\n" + rest
+
+
+def test_stop_hangs_up_idle_keep_alive_connections() -> None:
+    """After stop() no handler keeps serving an idle keep-alive client (its writes would be lost)."""
+    server = serve(Emulator(webhook_code="abc"), "127.0.0.1", 0)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    try:
+        assert _keep_alive_call(sock, server.port).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 1.0
+        sock.settimeout(1.0)
+        assert sock.recv(1024) == b""  # EOF: the server closed the connection, not a 30 s idle timeout
+    finally:
+        sock.close()
+    assert not [t for t in threading.enumerate() if t.name.endswith("(process_request_thread)")]
+
+
+def test_cli_serve_exits_within_a_second_of_sigterm_with_a_client_connected() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connector", "emulator", "serve", "--port", "0", "--code", "abc"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline().split(":")[2].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            assert _keep_alive_call(sock, port).startswith(b"HTTP/1.1 200")
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+            elapsed = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert elapsed < 1.0, f"emulator serve took {elapsed:.2f} s to exit after SIGTERM"
 
 
 def test_cli_rejects_bad_limits(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from .registry import METHODS
 log = logging.getLogger(__name__)
 
 MAX_BODY = 32 * 1024 * 1024
+POLL_INTERVAL = 0.05  # seconds between serve_forever's shutdown checks: stop() returns this fast
 _WEBHOOK = re.compile(r"^/rest/(\d+)/([^/]+)/([^/]+?)/?$")
 _OAUTH = re.compile(r"^/rest/([^/]+?)/?$")
 
@@ -209,10 +210,39 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    """Handler threads are daemons and every open (keep-alive) connection is tracked, so `stop()`
+    can close them instead of waiting for idle clients to hang up."""
+
     daemon_threads = True
+    block_on_close = False
     allow_reuse_address = True
     emulator: Emulator
     base_url: str
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Hang up every open connection: idle keep-alive handlers see EOF and end at once."""
+        with self._open_lock:
+            conns = list(self._open)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class EmulatorServer:
@@ -225,7 +255,9 @@ class EmulatorServer:
         self.base_url = f"http://{self.host}:{self.port}"
         self._httpd.emulator = emu
         self._httpd.base_url = self.base_url
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="b24-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(POLL_INTERVAL,), name="b24-emulator", daemon=True
+        )
         self._thread.start()
 
     @property
@@ -236,8 +268,9 @@ class EmulatorServer:
         return f"EmulatorServer({self.base_url})"
 
     def stop(self) -> None:
-        """Stop serving and flush the emulator's state file."""
+        """Stop serving promptly (open keep-alive connections are closed) and flush the state file."""
         self._httpd.shutdown()
+        self._httpd.close_connections()
         self._httpd.server_close()
         self._thread.join(timeout=5)
         self.emulator.save()
