@@ -70,3 +70,20 @@ def test_show_summary_and_json() -> None:
     assert data["code"] == "contract"
     assert [f["code"] for f in data["funnels"]] == ["sales", "purchase"]
     assert data["manual_steps"]
+
+
+def test_validate_an_empty_folder_is_an_error_not_zero_valid(tmp_path: Path) -> None:
+    empty = tmp_path / "emptydir"
+    empty.mkdir()
+    result = runner.invoke(make_app(), ["template", "validate", str(empty)])
+    assert result.exit_code == 2, result.output
+    assert f"no *.toml files in {empty}" in result.output and "OK" not in result.output
+
+
+def test_validate_a_missing_file_is_an_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nosuch.toml"
+    result = runner.invoke(make_app(), ["--json", "template", "validate", str(missing), str(MAPPINGS)])
+    assert result.exit_code == 2, result.output
+    doc = json.loads(result.output)
+    assert doc["ok"] is False
+    assert [(p["file"], p["message"]) for p in doc["problems"]] == [(str(missing), "no such file or folder")]

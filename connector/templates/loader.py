@@ -54,11 +54,17 @@ def parse_template(data: dict[str, Any], file: str = "<data>") -> Template:
     return template
 
 
-def load_templates(paths: Iterable[str | Path]) -> list[Template]:
-    """Load several templates (directories expand to their *.toml files) and check them together."""
+def load_templates(paths: Iterable[str | Path] | str | Path) -> list[Template]:
+    """Load several templates (directories expand to their *.toml files) and check them together.
+
+    A folder without *.toml files, a missing file, or no paths at all is a problem, never "0 valid".
+    """
     problems: list[Problem] = []
     loaded: list[tuple[str, Template]] = []
-    for path in _expand(paths):
+    given = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    if not given:
+        raise TemplateError([Problem("", "", "no template files given")])
+    for path in _expand(given, problems):
         try:
             loaded.append((str(path), load_template(path)))
         except TemplateError as exc:
@@ -69,11 +75,18 @@ def load_templates(paths: Iterable[str | Path]) -> list[Template]:
     return [t for _, t in loaded]
 
 
-def _expand(paths: Iterable[str | Path]) -> list[Path]:
+def _expand(paths: list[Path], problems: list[Problem]) -> list[Path]:
     out: list[Path] = []
-    for p in paths:
-        path = Path(p)
-        out.extend(sorted(path.glob("*.toml")) if path.is_dir() else [path])
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.glob("*.toml"))
+            if not found:
+                problems.append(Problem(str(path), "", f"no *.toml files in {path}"))
+            out.extend(found)
+        elif not path.exists():
+            problems.append(Problem(str(path), "", "no such file or folder"))
+        else:
+            out.append(path)
     return out
 
 
