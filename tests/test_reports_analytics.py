@@ -154,3 +154,25 @@ def test_template_remembered_by_sync_gives_stage_order_without_a_template_argume
     stages = by_stage(funnel_report(connect_readonly(path), "candidate", now=NOW))
     assert list(stages) == [c for c, _n, _s in HIRING]
     assert stages["HIRED"].semantics == "success" and stages["SCREENING"].conversion is None
+
+
+def test_deleted_and_tombstoned_items_do_not_count_in_reached_or_time_in_stage(tmp_path: Path) -> None:
+    """Stage history outlives the item: rows deleted locally and tombstones must not be counted."""
+    path = tmp_path / "d.db"
+    db = create_store(path)
+    moves = [("NEW", "2026-01-01T00:00:00Z"), ("INTERVIEW", "2026-01-01T05:00:00Z"),
+             ("OFFER", "2026-01-02T05:00:00Z")]
+    add_item(db, "live", "OFFER", id=1, history=moves)
+    add_item(db, "tomb", "OFFER", id=2, deleted=1, deleted_at="2026-01-03T00:00:00Z", history=moves)
+    add_item(db, "gone", "OFFER", id=3, history=moves)
+    db.execute("DELETE FROM candidate WHERE key = 'gone'")  # deleted locally; its history stays
+    db.commit()
+    conn = connect_readonly(path)
+    stages = by_stage(funnel_report(conn, "candidate", now=NOW, template=template()))
+    reached = {s: stages[s].reached for s in ("NEW", "INTERVIEW", "OFFER")}
+    assert reached == {"NEW": 1, "INTERVIEW": 1, "OFFER": 1}
+    assert stages["OFFER"].count == 1 and stages["NEW"].conversion == 1.0
+    rows = {r.stage: r for r in time_in_stage_report(conn, "candidate", now=NOW, template=template()).stages}
+    assert rows["NEW"].completed == 1 and rows["INTERVIEW"].completed == 1
+    assert rows["OFFER"].current == 1
+    assert [i.key for i in aging_report(conn, "candidate", now=NOW, template=template()).items] == ["live"]

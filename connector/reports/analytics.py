@@ -178,10 +178,17 @@ def funnel_report(
 def _reached(
     conn: sqlite3.Connection, tbl: str, live: str, default: str = ""
 ) -> dict[tuple[str, str], set[str]]:
-    """Keys of the items per (funnel, stage) that are there now or were there per the stage history."""
+    """Keys of the live items per (funnel, stage) that are there now or were there per the stage history.
+
+    History rows of items deleted locally (row gone) or on the portal (tombstone) do not count.
+    """
     history, params = "", ()
     if "_stage_history" in table_names(conn):
-        history, params = "UNION SELECT key, funnel, to_stage FROM _stage_history WHERE tbl = ?", (tbl,)
+        history = (
+            "UNION SELECT key, funnel, to_stage FROM _stage_history "
+            f'WHERE tbl = ? AND key IN (SELECT key FROM "{tbl}" WHERE {live})'
+        )
+        params = (tbl,)
     sql = f'SELECT key, funnel, stage FROM "{tbl}" WHERE {live} {history}'
     reached: dict[tuple[str, str], set[str]] = defaultdict(set)
     for key, funnel, stage in conn.execute(sql, params):
@@ -200,12 +207,17 @@ def _conversion(stages: list[StageFigures], reached: dict[str, set[str]]) -> Non
 
 
 def _stays(conn: sqlite3.Connection, tbl: str, default: str = ""):  # type: ignore[no-untyped-def]
-    """Yield (key, funnel, stage, entered, left) per stay from the stage history; left is None if open."""
+    """Yield (key, funnel, stage, entered, left) per stay of a live item; left is None if open.
+
+    Stays of items deleted locally (row gone) or on the portal (tombstone) are left out.
+    """
     if "_stage_history" not in table_names(conn):
         return
     prev = None
     for key, funnel, stage, at in conn.execute(
-        "SELECT key, funnel, to_stage, at FROM _stage_history WHERE tbl = ? ORDER BY key, at, id", (tbl,)
+        "SELECT key, funnel, to_stage, at FROM _stage_history "
+        f'WHERE tbl = ? AND key IN (SELECT key FROM "{tbl}" WHERE {_live(conn, tbl)}) ORDER BY key, at, id',
+        (tbl,),
     ):
         if prev is not None:
             pkey, pfunnel, pstage, pat = prev
