@@ -157,7 +157,98 @@ def test_bad_local_values_name_what_is_allowed() -> None:
 
 def test_unknown_portal_ids_are_kept_not_lost() -> None:
     row = translator().to_row({**PORTAL_ITEM, "UF_CRM_9_KIND": 99, "UF_CRM_9_LINK": "T40c_1"})
-    assert row["kind"] == "99" and row["link"] == "dynamic_1036:1".replace("dynamic_1036", "work_order")
+    tr = translator()
+    row = tr.to_row({**PORTAL_ITEM, "UF_CRM_9_KIND": 99, "UF_CRM_9_LINK": "T40c_1"})
+    assert row["kind"] == "#99" and row["link"] == "work_order:1"
+    assert tr.unknown_options == {"kind": {99}}
+
+
+SCORE_IDS = {"1": 501, "2": 502, "3": 503, "4": 504, "5": 505}
+
+
+def scored() -> ItemTranslator:
+    """A process whose option codes are digits (like hr_candidates' `score`), plus a multiple field."""
+    return ItemTranslator(
+        ProcessMap(
+            code="candidate",
+            entity_type_id=1040,
+            type_id=12,
+            stages_enabled=False,
+            fields=[
+                FieldMap(code="score", type="enumeration", uf_name="UF_CRM_12_SCORE", options=SCORE_IDS),
+                FieldMap(
+                    code="langs",
+                    type="enumeration",
+                    multiple=True,
+                    uf_name="UF_CRM_12_LANGS",
+                    options={"en": 601, "de": 602, "9": 609},
+                ),
+            ],
+        )
+    )
+
+
+def test_a_digit_in_an_enumeration_column_is_an_option_code_never_a_portal_option_id() -> None:
+    tr = scored()
+    assert tr.to_fields({"score": "2"}, ["score"]) == {"UF_CRM_12_SCORE": 502}
+    assert tr.to_fields({"score": 2}, ["score"]) == {"UF_CRM_12_SCORE": 502}  # INTEGER affinity: code 2
+    assert tr.to_fields({"score": None}, ["score"]) == {"UF_CRM_12_SCORE": ""}
+    assert tr.to_fields({"score": ""}, ["score"]) == {"UF_CRM_12_SCORE": ""}
+    for bad in ("9", 9, "502", "0", "2.0", " 2"):
+        with pytest.raises(TranslationError) as err:
+            tr.to_fields({"score": bad}, ["score"])
+        assert str(err.value) == f"field 'score': unknown option {str(bad)!r}; allowed: 1, 2, 3, 4, 5"
+
+
+def test_multiple_enumeration_values_are_codes_each_checked() -> None:
+    tr = scored()
+    assert tr.to_fields({"langs": '["en", "9"]'}, ["langs"]) == {"UF_CRM_12_LANGS": [601, 609]}
+    assert tr.to_fields({"langs": "[9]"}, ["langs"]) == {"UF_CRM_12_LANGS": [609]}  # a JSON number: code 9
+    assert tr.to_fields({"langs": None}, ["langs"]) == {"UF_CRM_12_LANGS": []}
+    with pytest.raises(TranslationError, match=r"^field 'langs': unknown option '602'; allowed: en, de, 9$"):
+        tr.to_fields({"langs": '["en", "602"]'}, ["langs"])
+    with pytest.raises(TranslationError, match=r"^field 'langs': unknown option '601'"):
+        tr.to_fields({"langs": "[601]"}, ["langs"])
+    with pytest.raises(TranslationError, match=r"^field 'langs': expected a JSON array, got 'en'"):
+        tr.to_fields({"langs": "en"}, ["langs"])
+
+
+def test_pulled_option_ids_the_map_lacks_become_markers_that_are_never_sent() -> None:
+    tr = scored()
+    row = tr.to_row({"id": 1, "title": "a", "UF_CRM_12_SCORE": 777, "UF_CRM_12_LANGS": [601, 778, 609]})
+    assert row["score"] == "#777" and json.loads(row["langs"]) == ["en", "#778", "9"]
+    assert tr.unknown_options == {"score": {777}, "langs": {778}}
+    with pytest.raises(TranslationError, match=r"^field 'score': '#777' is portal option id 777, .*: 1, 2"):
+        tr.to_fields(row, ["score"])
+    with pytest.raises(TranslationError, match="'#778' is portal option id 778"):
+        tr.to_fields(row, ["langs"])
+    known = tr.to_row({"id": 2, "UF_CRM_12_SCORE": 505, "UF_CRM_12_LANGS": []})
+    assert known["score"] == "5" and known["langs"] is None
+
+
+option_codes = st.from_regex(r"[a-z0-9][a-z0-9_]{0,5}", fullmatch=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(option_codes, min_size=1, max_size=6, unique=True), st.data())
+def test_option_codes_round_trip_and_nothing_else_is_sent(codes: list[str], data: Any) -> None:
+    ids = {c: 1000 + n for n, c in enumerate(codes)}
+    tr = ItemTranslator(
+        ProcessMap(
+            code="p",
+            entity_type_id=1040,
+            type_id=12,
+            stages_enabled=False,
+            fields=[FieldMap(code="pick", type="enumeration", uf_name="UF_CRM_12_PICK", options=ids)],
+        )
+    )
+    code = data.draw(st.sampled_from(codes))
+    sent = tr.to_fields({"pick": code}, ["pick"])["UF_CRM_12_PICK"]
+    assert sent == ids[code] and tr.to_row({"id": 1, "UF_CRM_12_PICK": sent})["pick"] == code
+    other = data.draw(st.one_of(st.text(min_size=1, max_size=6), st.integers(0, 2000)))
+    if str(other) not in ids:
+        with pytest.raises(TranslationError, match="^field 'pick': "):
+            tr.to_fields({"pick": other}, ["pick"])
 
 
 def test_scalar_helpers() -> None:

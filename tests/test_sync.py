@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from connector.rest import Client
 from connector.store import Store
 from connector.sync import sync
 from connector.sync.engine import parent_first, resolve_conflict, resolve_maps
-from connector.templates import load_templates
+from connector.templates import FIELD_TYPES, load_templates
 
 try:
     from connector.emulator import Emulator
@@ -76,6 +77,13 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
+    with env_on_emulator(tmp_path) as e:
+        yield e
+
+
+@contextmanager
+def env_on_emulator(tmp_path: Path) -> Iterator[Env]:
+    """The shipped processes on a fresh in-process emulator, and a store file in `tmp_path`."""
     emu = Emulator(limits="off", clock="virtual")
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         url = emu.register(rsps)
@@ -401,21 +409,7 @@ def test_local_insert_with_unknown_funnel_or_stage_fails_per_row_not_silently(en
 
 def test_sample_values_cover_every_field_type() -> None:
     types = {f.type for t in TEMPLATES for f in t.fields}
-    assert {
-        "string",
-        "integer",
-        "double",
-        "boolean",
-        "date",
-        "datetime",
-        "enumeration",
-        "money",
-        "url",
-        "address",
-        "file",
-        "employee",
-        "crm",
-    } <= types
+    assert set(FIELD_TYPES) <= types
     assert all(
         sample_value(f, 1) is not None for t in TEMPLATES for f in t.fields if f.type not in ("file", "money")
     )

@@ -128,6 +128,8 @@ def sync_command(
 
 def _print_human(main: Any, report: Any) -> None:
     main.stdout.print(_summary_table(report))
+    for w in report.warnings:
+        main.stdout.print(f"warning: {w}", markup=False)
     for f in report.failures:
         main.stdout.print(f"failed {f.direction} {f.process} key={f.key} id={f.id}: {f.error}", markup=False)
 

@@ -16,25 +16,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from connector.constants import SYSTEM_ENTITY_TYPES
+from connector.templates import FIELD_TYPES
 
 # Columns every process table has; `sync` reads and writes the ones that map to item fields.
 SYSTEM_COLUMNS = ("title", "funnel", "stage", "assigned_by_id")
 READ_ONLY_COLUMNS = ("created_time", "updated_time", "moved_time")
-FIELD_TYPES = (
-    "string",
-    "integer",
-    "double",
-    "boolean",
-    "date",
-    "datetime",
-    "enumeration",
-    "money",
-    "url",
-    "address",
-    "file",
-    "employee",
-    "crm",
-)
+# A pulled enumeration option id that the process map does not know is stored as `#<id>`: option
+# codes never start with `#`, so the marker cannot be taken for a code, and it is never sent back.
+UNKNOWN_OPTION_MARK = "#"
 # Short codes of system CRM types in crm link values ("D_12", "CO_3").
 SYSTEM_SHORT_CODES: dict[str, str] = {
     "lead": "L",
@@ -50,6 +39,11 @@ _DYNAMIC_SHORT = re.compile(r"^T([0-9a-f]+)$")
 
 class TranslationError(ValueError):
     """A value that cannot be translated between the portal and the store."""
+
+
+def option_marker(option_id: int) -> str:
+    """The store value of a portal option id that no template option maps to: `#<id>`."""
+    return f"{UNKNOWN_OPTION_MARK}{option_id}"
 
 
 class FieldMap(BaseModel):
@@ -306,6 +300,7 @@ class ItemTranslator:
         self.funnel_by_category = {cat: code for code, cat in pmap.funnels.items()}
         self.stage_by_id = {sid: code for stages in pmap.stages.values() for code, sid in stages.items()}
         self.option_by_id = {f.code: {oid: oc for oc, oid in f.options.items()} for f in pmap.fields}
+        self.unknown_options: dict[str, set[int]] = {}  # field code -> option ids pulled but not mapped
         self.columns = pmap.columns()
         self._money = {f.code for f in pmap.fields if f.type == "money"}
         self._plan = self._compile()
@@ -414,7 +409,11 @@ class ItemTranslator:
             oid = _to_int(raw)
             if oid is None:
                 return None
-            return self.option_by_id[f.code].get(oid, str(oid))
+            code = self.option_by_id[f.code].get(oid)
+            if code is None:  # added by hand on the portal: keep a marker, never a look-alike code
+                self.unknown_options.setdefault(f.code, set()).add(oid)
+                return option_marker(oid)
+            return code
         if t == "crm":
             return self.types.link_to_local(raw)
         if t == "file":
@@ -476,6 +475,19 @@ class ItemTranslator:
             out["stageId"] = stages[stage]
         return out
 
+    def _option_id(self, f: FieldMap, value: Any) -> int:
+        """An option CODE -> its portal option id; anything else (a raw portal id too) is refused."""
+        code = value if isinstance(value, str) else str(value)  # INTEGER affinity / JSON numbers
+        allowed = ", ".join(f.options) or "none (no option of the template is on the portal)"
+        if code.startswith(UNKNOWN_OPTION_MARK):
+            raise TranslationError(
+                f"field {f.code!r}: {code!r} is portal option id {code[1:]}, which the template does "
+                f"not define; add it to the template (and apply) or set an option code; allowed: {allowed}"
+            )
+        if code not in f.options:
+            raise TranslationError(f"field {f.code!r}: unknown option {code!r}; allowed: {allowed}")
+        return f.options[code]
+
     def _field_to_portal(self, f: FieldMap, row: dict[str, Any]) -> Any:
         raw = row.get(f.code)
         if f.type == "money":
@@ -485,7 +497,11 @@ class ItemTranslator:
                 return [join_money(a, curs[i] if i < len(curs) else None) for i, a in enumerate(amounts)]
             return join_money(_to_float(raw), cur)
         if f.multiple:
-            return [self._scalar_to_portal(f, v) for v in _json_list(raw)]
+            try:
+                values = _json_list(raw)
+            except TranslationError as exc:
+                raise TranslationError(f"field {f.code!r}: {exc} (a multiple field is a JSON array)") from exc
+            return [self._scalar_to_portal(f, v) for v in values if v is not None and v != ""]
         return self._scalar_to_portal(f, raw)
 
     def _scalar_to_portal(self, f: FieldMap, value: Any) -> Any:
@@ -508,13 +524,7 @@ class ItemTranslator:
         if t == "datetime":
             return from_utc_text(str(value))
         if t == "enumeration":
-            if str(value).isdigit() and str(value) not in f.options:
-                return int(value)
-            if value not in f.options:
-                raise TranslationError(
-                    f"field {f.code!r}: unknown option {value!r}; allowed: {', '.join(f.options)}"
-                )
-            return f.options[value]
+            return "" if value == "" else self._option_id(f, value)  # '' clears, like NULL
         if t == "crm":
             return self.types.link_to_portal(value)
         raise TranslationError(f"field {f.code!r}: type {t!r} cannot be written")

@@ -23,11 +23,8 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector.store.errors import StoreError
+from connector.templates import FIELD_TYPES
 
-FIELD_TYPES: tuple[str, ...] = (
-    "string", "integer", "double", "boolean", "date", "datetime", "enumeration",
-    "money", "url", "address", "file", "employee", "crm",
-)
 SQL_TYPES: dict[str, str] = {
     "string": "TEXT", "url": "TEXT", "address": "TEXT", "enumeration": "TEXT",
     "integer": "INTEGER", "employee": "INTEGER", "boolean": "INTEGER",

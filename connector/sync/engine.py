@@ -120,6 +120,21 @@ def resolve_maps(
     return maps
 
 
+def refresh_map(
+    client: Any, store: Any, template: Any, portal: str, known: ProcessMap
+) -> ProcessMap | None:
+    """Re-read one process's map from the portal schema (an option id pulled that the map lacks);
+    cached for later runs. None when the portal no longer has the process."""
+    try:
+        fresh = mapmod.discover(client, [template])[template.code]
+    except mapmod.MapError:
+        return None
+    fresh.parents = dict(known.parents)
+    with store.transaction() as conn:
+        mapmod.save_cached(conn, portal, template, fresh)
+    return fresh
+
+
 # ---- deletions ----------------------------------------------------------------------------
 
 
@@ -345,6 +360,16 @@ def sync(
         def step(code: str) -> Callable[[str, int], None] | None:
             return (lambda phase, n: progress(code, phase, n)) if progress else None
 
+        def refresher(t: Any) -> Callable[[], ItemTranslator | None]:
+            def refresh() -> ItemTranslator | None:
+                fresh = refresh_map(client, store, t, portal_key, maps[t.code])
+                if fresh is None:
+                    return None
+                maps[t.code], trs[t.code] = fresh, ItemTranslator(fresh, types)
+                return trs[t.code]
+
+            return refresh
+
         if pull:
             for t in selected:
                 pol = (policies or {}).get(t.code, policy)
@@ -358,6 +383,8 @@ def sync(
                     figures=report.processes[t.code],
                     failures=report.failures,
                     progress=step(t.code),
+                    refresh=refresher(t),
+                    warnings=report.warnings,
                 ).run(full=full, overlap=overlap)
             for t in selected:
                 refresh_open_conflicts(store, maps[t.code])

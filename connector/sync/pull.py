@@ -13,7 +13,14 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connector.crm.items import ItemTranslator, ProcessMap, TranslationError, first_page, list_items
+from connector.crm.items import (
+    ItemTranslator,
+    ProcessMap,
+    TranslationError,
+    first_page,
+    list_items,
+    option_marker,
+)
 from connector.store import new_key
 from connector.sync.conflicts import diff, settle
 from connector.sync.report import FailedRow, ProcessFigures
@@ -73,8 +80,12 @@ class Puller:
         figures: ProcessFigures,
         failures: list[FailedRow],
         progress: Callable[[str, int], None] | None = None,
+        refresh: Callable[[], ItemTranslator | None] | None = None,
+        warnings: list[str] | None = None,
     ) -> None:
         self.store, self.client, self.pmap, self.tr = store, client, pmap, tr
+        self.refresh, self.refreshed = refresh, False
+        self.warnings = warnings if warnings is not None else []
         self.tbl = pmap.code
         self.portal, self.policy = portal, policy
         self.figures, self.failures, self.progress = figures, failures, progress
@@ -104,6 +115,53 @@ class Puller:
                 self._apply(buffer, None)
                 buffer = []
         self._apply(buffer, new_cursor)
+        self._warn_unknown_options()
+
+    def _warn_unknown_options(self) -> None:
+        """One warning per enumeration field that still holds option ids no template option maps to."""
+        for code, ids in sorted(self.tr.unknown_options.items()):
+            shown = ", ".join(str(i) for i in sorted(ids))
+            marks = ", ".join(repr(option_marker(i)) for i in sorted(ids)[:3])
+            self.warnings.append(
+                f"{self.tbl}: field {code!r} holds portal option id(s) {shown} that no template option "
+                f"maps to (added on the portal by hand?); those rows keep {marks} in the store, which is "
+                "never sent back; add the option to the template (`b24sync apply`), then `sync --full`"
+            )
+
+    def _translate(
+        self, items: list[dict[str, Any]]
+    ) -> tuple[dict[int, dict[str, Any]], dict[int, str], list[tuple[dict[str, Any], Exception]]]:
+        """Items -> rows by portal id (a later copy wins), their xmlIds, and the items that failed."""
+        remote: dict[int, dict[str, Any]] = {}
+        xml: dict[int, str] = {}
+        failed: list[tuple[dict[str, Any], Exception]] = []
+        for item in items:
+            try:
+                row = self.tr.to_row(item)
+            except (TranslationError, ValueError, KeyError) as exc:
+                failed.append((item, exc))
+                continue
+            remote[row["id"]] = row
+            if item.get("xmlId"):
+                xml[row["id"]] = str(item["xmlId"])
+        return remote, xml, failed
+
+    def _unknown_count(self) -> int:
+        return sum(len(v) for v in self.tr.unknown_options.values())
+
+    def _translate_refreshing(
+        self, items: list[dict[str, Any]]
+    ) -> tuple[dict[int, dict[str, Any]], dict[int, str], list[tuple[dict[str, Any], Exception]]]:
+        """Translate; an option id the map does not know re-reads the maps once per run and retries."""
+        seen = self._unknown_count()
+        out = self._translate(items)
+        if self.refresh is not None and not self.refreshed and self._unknown_count() > seen:
+            self.refreshed = True
+            fresh = self.refresh()
+            if fresh is not None:
+                self.tr, self.pmap = fresh, fresh.pmap
+                out = self._translate(items)
+        return out
 
     def _held_back(self, cursor: str | None) -> str | None:
         """The new cursor, kept at the oldest item that failed to translate so the next run retries it."""
@@ -124,26 +182,18 @@ class Puller:
     # ---- one chunk, one transaction ----
 
     def _apply(self, items: list[dict[str, Any]], cursor: str | None) -> None:
-        remote: dict[int, dict[str, Any]] = {}
-        xml: dict[int, str] = {}
-        for item in items:
-            try:
-                row = self.tr.to_row(item)
-            except (TranslationError, ValueError, KeyError) as exc:
-                self.failures.append(
-                    FailedRow(
-                        process=self.tbl,
-                        id=int(item.get("id") or 0),
-                        direction="pull",
-                        error=f"cannot translate item: {exc}",
-                    )
+        remote, xml, failed = self._translate_refreshing(items)
+        for item, exc in failed:
+            self.failures.append(
+                FailedRow(
+                    process=self.tbl,
+                    id=int(item.get("id") or 0),
+                    direction="pull",
+                    error=f"cannot translate item: {exc}",
                 )
-                self.figures.failed += 1
-                self._remember_failure(item.get("updatedTime"))
-                continue
-            remote[row["id"]] = row  # dedupe within the run: a later copy wins
-            if item.get("xmlId"):
-                xml[row["id"]] = str(item["xmlId"])
+            )
+            self.figures.failed += 1
+            self._remember_failure(item.get("updatedTime"))
         cursor = self._held_back(cursor)
         with self.store.engine_writes() as conn:
             if remote:

@@ -261,8 +261,11 @@ class Pusher:
     def _sent_cols(self, op: WriteOp, row: dict[str, Any]) -> set[str]:
         cols = set()
         for c in self.cols:
-            if self.tr.to_fields(row, [c]).keys() & op.fields.keys():
-                cols.add(c)
+            try:
+                if self.tr.to_fields(row, [c]).keys() & op.fields.keys():
+                    cols.add(c)
+            except (TranslationError, ValueError):
+                continue  # a column that cannot be written (e.g. an unknown-option marker) was not sent
         return cols
 
     def _adopt(
