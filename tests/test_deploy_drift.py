@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from connector.deploy import apply, drift
+from connector.deploy import DriftError, apply, drift
 from connector.emulator import Emulator
 from connector.rest import Client
 from connector.store import Store
@@ -105,3 +106,71 @@ def test_with_templates_a_process_never_applied_is_missing(applied: tuple[Client
     d = drift(client, store, [load_template("mappings/contracts.toml")])
     assert ("type", "missing", "", "template") in found(d)
     assert {i.process for i in d.items} == {"contract"}
+
+
+def test_a_store_without_this_portals_apply_is_an_error_not_no_drift(
+    applied: tuple[Client, Store, str], tmp_path: Path
+) -> None:
+    """The store keys a portal by host:port: an emulator restarted on another port is another portal."""
+    client, _, portal = applied
+    fresh = Store.open(tmp_path / "fresh.db")
+    with pytest.raises(DriftError) as caught:
+        drift(client, fresh)
+    text = str(caught.value)
+    assert f"no apply recorded for this portal ({portal}) in {tmp_path / 'fresh.db'}" in text
+    assert "pass template FILEs or run apply first" in text and "records for" not in text
+    fresh.idmap.set("127.0.0.1:41489", "type", "candidate", 7)  # the same portal before a restart
+    with pytest.raises(DriftError, match=r"records for 127\.0\.0\.1:41489 only"):
+        drift(client, fresh)
+    assert isinstance(caught.value, RuntimeError)  # the CLI's exit 1 (runtime), not 2 (drift)
+
+
+def test_without_a_record_templates_are_compared_alone(
+    emulator: Emulator, applied: tuple[Client, Store, str], tmp_path: Path
+) -> None:
+    client, store, portal = applied
+    fresh = Store.open(tmp_path / "fresh.db")
+    d = drift(client, fresh, [load_template(HR)])
+    assert not d.has_drift and d.last_apply is False
+    assert "no apply recorded for this portal" in str(d.render())
+    stage_id = store.idmap.get(portal, "stage", "candidate.hiring.OFFER")
+    emulator.call("crm.status.update", {"id": stage_id, "fields": {"NAME": "Предложение"}})
+    edited = found(drift(client, fresh, [load_template(HR)]))
+    assert edited == {("stage", "edited", "hiring.OFFER", "template")}
+
+
+def test_old_to_new_reads_expected_then_portal_against_the_record_and_the_template(
+    emulator: Emulator, applied: tuple[Client, Store, str], tmp_path: Path
+) -> None:
+    client, store, portal = applied
+    stage_id = store.idmap.get(portal, "stage", "candidate.hiring.OFFER")
+    emulator.call("crm.status.update", {"id": stage_id, "fields": {"NAME": "Предложение"}})
+    hr = load_template(HR)
+    name = next(hr.text(s.name) for f in hr.funnels for s in f.stages if s.code == "OFFER")
+    fresh = Store.open(tmp_path / "fresh.db")
+    for d in (drift(client, store), drift(client, fresh, [load_template(HR)])):
+        (item,) = [i for i in d.items if i.code == "hiring.OFFER"]
+        assert [(x.attr, x.old, x.new) for x in item.diffs] == [("name", name, "Предложение")]
+        assert d.to_json()["diff_meaning"]["new"] == "on the portal now"
+        assert "expected → on portal" in _text(d.render())
+
+
+def test_a_marked_field_missing_from_the_template_is_named_by_its_code(
+    applied: tuple[Client, Store, str], tmp_path: Path
+) -> None:
+    client, store, _ = applied
+    text = Path(HR).read_text(encoding="utf-8")
+    hobby = '[[fields]]\ncode = "hobby"\ntype = "string"\nlabel = { ru = "Хобби" }\n\n[[funnels]]'
+    path = tmp_path / "hr_hobby.toml"
+    path.write_text(text.replace("[[funnels]]", hobby, 1), encoding="utf-8")
+    assert apply(client, [load_template(path)], store).converged
+    d = drift(client, store, [load_template(HR)])
+    assert [(i.kind, i.change, i.code) for i in d.items] == [("field", "added", "hobby")]
+    assert "UF_CRM_" in d.items[0].note and "b24sync:" not in d.items[0].describe()
+
+
+def _text(renderable: object) -> str:
+    console = Console(width=200)
+    with console.capture() as captured:
+        console.print(renderable)
+    return captured.get()

@@ -32,7 +32,10 @@ class Outcome:
 
 
 # Errors that end one portal's run without stopping the others in a multi-portal run.
-PORTAL_ERRORS = ("B24Error", "SchemaWriteError", "StoreError", "ConfigError", "OSError")
+PORTAL_ERRORS = ("B24Error", "SchemaWriteError", "StoreError", "ConfigError", "OSError", "DriftError")
+
+Work = Callable[[Any, Any], Outcome]
+MissingStore = Callable[[Any, Path], Outcome]
 
 
 def _each_portal(
@@ -40,12 +43,14 @@ def _each_portal(
     portals: list[str] | None,
     all_portals: bool,
     db: Path | None,
-    work: Callable[[Any, Any], Outcome],
+    work: Work,
+    missing: MissingStore | None = None,
 ) -> int:
     """Run `work(client, store)` per portal (own store and id map each); a summary table ends the run.
 
     With several portals a failing portal is reported in the summary and the others still run;
-    `--json` then prints one document: `{"portals": [...], "summary": [...]}`.
+    `--json` then prints one document: `{"portals": [...], "summary": [...]}`. When `missing` is
+    given, a store file that does not exist is not created: `missing(client, path)` runs instead.
     """
     from connector.store import Store
 
@@ -53,13 +58,13 @@ def _each_portal(
     if db is not None and len(refs) > 1:
         raise cli.UsageError("--db names one store file; with several portals each uses its configured store")
     if len(refs) == 1:
-        outcome = _run_one(ctx, refs[0], db, work, Store)
+        outcome = _run_one(ctx, refs[0], db, work, Store, missing)
         cli.emit(ctx, outcome.data, outcome.human)
         return outcome.code
     rows, documents, worst = [], [], 0
     for ref in refs:
         try:
-            outcome = _run_one(ctx, ref, None, work, Store)
+            outcome = _run_one(ctx, ref, None, work, Store, missing)
         except Exception as exc:  # noqa: BLE001 - one portal's failure must not stop the others
             if not {c.__name__ for c in type(exc).__mro__} & set(PORTAL_ERRORS):
                 raise
@@ -81,10 +86,13 @@ def _each_portal(
 
 
 def _run_one(
-    ctx: typer.Context, ref: Any, db: Path | None, work: Callable[[Any, Any], Outcome], store_cls: Any
+    ctx: typer.Context, ref: Any, db: Path | None, work: Work, store_cls: Any, missing: MissingStore | None
 ) -> Outcome:
     client = cli.open_client(ctx, ref)
-    store = store_cls.open(cli.resolve_db(ctx, ref, db))
+    path = cli.resolve_db(ctx, ref, db)
+    if missing is not None and str(path) != ":memory:" and not path.exists():
+        return missing(client, path)
+    store = store_cls.open(path)
     try:
         return work(client, store)
     finally:
@@ -176,9 +184,11 @@ def drift_command(
 ) -> None:
     """List what changed on the portal by hand since the last apply (exit 2 on drift).
 
-    With FILEs, only their processes, and the portal is also compared with the templates.
+    With FILEs, only their processes, and the portal is also compared with the templates. Without
+    FILEs, a store with no apply recorded for this portal is an error (exit 1), never "no drift".
     """
-    from connector.deploy import drift
+    from connector.deploy import drift, portal_key_of
+    from connector.deploy.drift import no_apply_recorded
     from connector.templates import load_templates
 
     templates = load_templates(files) if files else None
@@ -188,7 +198,12 @@ def drift_command(
         code = cli.EXIT_USAGE if d.has_drift else cli.EXIT_OK
         return Outcome({"drift": len(d.items)}, code, d.to_json(), d.render())
 
-    raise typer.Exit(_each_portal(ctx, portal, all_portals, db, work))
+    def missing(client: Any, path: Path) -> Outcome:
+        if templates is None:
+            raise no_apply_recorded(portal_key_of(client), f"{path} (the file does not exist)", [])
+        return work(client, None)
+
+    raise typer.Exit(_each_portal(ctx, portal, all_portals, db, work, missing))
 
 
 def adopt_command(

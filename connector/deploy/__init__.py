@@ -4,13 +4,13 @@
 from connector.deploy import plan, apply, drift, adopt
 p = plan(client, ["mappings/hr_candidates.toml"], store)     # Plan: .has_changes, .to_json(), .render()
 r = apply(client, templates, store, allow_destructive=False, dry_run=False)
-d = drift(client, store)                                     # Drift: .has_drift
+d = drift(client, store)                                     # Drift: .has_drift (DriftError: no record)
 t = adopt(client, 1032)                                      # Template (entityTypeId or title)
 ```
 """
 
 from connector.deploy.adopt import AdoptError, adopt
-from connector.deploy.drift import drift
+from connector.deploy.drift import DriftError, drift
 from connector.deploy.engine import apply, plan, portal_key_of
 from connector.deploy.model import ApplyResult, Change, Diff, Drift, DriftItem, Plan, ProcessPlan
 
@@ -18,6 +18,7 @@ __all__ = [
     "AdoptError",
     "adopt",
     "drift",
+    "DriftError",
     "ApplyResult",
     "Change",
     "Diff",

@@ -164,11 +164,16 @@ def field_changes(b: TypeBinding, allow_destructive: bool) -> list[Change]:
         out += option_changes(b, fb, allow_destructive)
     for f in b.extra_fields:
         out.append(
-            _delete(
-                b.code, "field", f.xml_id or f.field_name, allow_destructive, f"portal field {f.field_name}"
-            )
+            _delete(b.code, "field", field_name_of(f), allow_destructive, f"portal field {f.field_name}")
         )
     return out
+
+
+def field_name_of(f: PortalField) -> str:
+    """How plan and drift name a portal field: its code when the xmlId is our marker, else its UF name."""
+    if f.xml_id.startswith("b24sync:") and f.xml_id.count(":") == 2:
+        return f.xml_id.rsplit(":", 1)[1]
+    return f.field_name
 
 
 def option_changes(b: TypeBinding, fb: FieldBinding, allow_destructive: bool) -> list[Change]:

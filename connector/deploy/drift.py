@@ -7,6 +7,7 @@ from typing import Any
 
 from connector.crm.schema import PortalType, fill_details, read_types
 from connector.deploy.binding import IdView
+from connector.deploy.changes import field_name_of
 from connector.deploy.engine import as_templates, load_context, make_plan, portal_key_of
 from connector.deploy.model import Change, Diff, Drift, DriftItem
 
@@ -14,17 +15,37 @@ from connector.deploy.model import Change, Diff, Drift, DriftItem
 _AS_DRIFT = {"create": "missing", "delete": "added", "update": "edited", "rename": "edited", "note": "edited"}
 
 
+class DriftError(RuntimeError):
+    """Nothing to compare the portal with: no apply recorded for it in this store, and no templates."""
+
+
+def no_apply_recorded(portal: str, db: str, others: list[str]) -> DriftError:
+    """The error for a store without this portal's apply record, naming the keys it does hold."""
+    text = f"no apply recorded for this portal ({portal}) in {db}; pass template FILEs or run apply first"
+    if others:
+        text += (
+            f". This store has records for {', '.join(others)} only; the store keys a portal by host:port,"
+            " so an emulator restarted on another port is a new portal"
+        )
+    return DriftError(text)
+
+
 def drift(client: Any, store: Any, templates: Any = None) -> Drift:
     """Compare every applied process (or only those of `templates`) with what apply recorded.
 
     With `templates`, the portal is also compared with them: anything apply would create, change
-    or (only with --allow-destructive) delete is drift too (`against="template"`).
+    or (only with --allow-destructive) delete is drift too (`against="template"`). Without templates
+    and without an apply recorded for this portal there is nothing to compare: `DriftError`.
     """
     ids = IdView(store, portal_key_of(client))
+    recorded = ids.all("type")
+    if not recorded and not templates:
+        others = [] if store is None else [k for k in store.idmap.portals() if k != ids.portal]
+        raise no_apply_recorded(ids.portal, getattr(store, "path", "(no store)"), others)
     chosen = as_templates(templates) if templates else []
     only = {t.code for t in chosen} if templates else None
-    entries = [e for e in ids.all("type") if only is None or e.code in only]
-    result = Drift(portal=ids.portal, templates=sorted(only or []))
+    entries = [e for e in recorded if only is None or e.code in only]
+    result = Drift(portal=ids.portal, templates=sorted(only or []), last_apply=bool(recorded))
     if chosen:
         ctx = load_context(client, chosen, store)
         types = {t.id: t for t in ctx.snapshot.types}
@@ -63,7 +84,7 @@ def _from_change(c: Change) -> DriftItem | None:
         kind=c.kind,
         change=_AS_DRIFT[c.action],  # type: ignore[arg-type]
         code=c.code,
-        diffs=c.diffs,
+        diffs=[Diff(attr=d.attr, old=d.new, new=d.old) for d in c.diffs],  # plan: portal → template
         against="template",
         note=c.note,
     )
@@ -109,7 +130,7 @@ def _tail(process: str, code: str) -> str:
 def _fields(process: str, t: PortalType, fields: list[Any], options: list[Any]) -> list[DriftItem]:
     out: list[DriftItem] = []
     by_id = {f.id: f for f in t.fields}
-    known = {int(e.portal_id) for e in fields}
+    known = {int(e.portal_id): _tail(process, e.code) for e in fields}
     for e in fields:
         f, rec = by_id.get(int(e.portal_id)), e.extra or {}
         if f is None:
@@ -129,7 +150,7 @@ def _fields(process: str, t: PortalType, fields: list[Any], options: list[Any]) 
                 )
             )
     out += [
-        DriftItem(process=process, kind="field", change="added", code=f.field_name)
+        DriftItem(process=process, kind="field", change="added", code=field_name_of(f))
         for f in t.fields
         if f.id not in known
     ]
@@ -153,7 +174,7 @@ def _fields(process: str, t: PortalType, fields: list[Any], options: list[Any]) 
                 )
             )
     out += [
-        DriftItem(process=process, kind="option", change="added", code=f"{f.field_name}.{o.value}")
+        DriftItem(process=process, kind="option", change="added", code=f"{known[f.id]}.{o.value}")
         for oid, (f, o) in opts.items()
         if oid not in known_opts and f.id in known
     ]

@@ -11,15 +11,34 @@ Action = Literal["create", "update", "delete", "rename", "manual", "note"]
 KIND_ORDER = ("type", "relation", "field", "option", "funnel", "stage", "section", "access")
 
 
+def show(value: Any) -> str:
+    """A value for people: `(none)` for None, text bare unless it holds spaces, lists comma-joined."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"' if not value or any(ch.isspace() for ch in value) else value
+    if isinstance(value, list | tuple | set):
+        return ", ".join(show(v) for v in value) if value else "(empty)"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={show(v)}" for k, v in value.items()) if value else "(empty)"
+    return str(value)
+
+
 class Diff(BaseModel):
-    """One attribute that differs: `attr: old → new`."""
+    """One attribute that differs: `attr: old → new`.
+
+    In a plan `old` is the portal now and `new` what apply sets; in drift `old` is what was expected
+    (the last apply's record, or the template) and `new` is what the portal has now.
+    """
 
     attr: str
     old: Any = None
     new: Any = None
 
     def __str__(self) -> str:
-        return f"{self.attr}: {self.old!r} → {self.new!r}"
+        return f"{self.attr}: {show(self.old)} → {show(self.new)}"
 
 
 class Change(BaseModel):
@@ -151,6 +170,8 @@ class DriftItem(BaseModel):
     """One difference: changed on the portal since the last apply, or (with templates) vs the template.
 
     `missing` = the template declares it and the portal lacks it (only `against="template"`).
+    Every diff reads expected → on portal: `old` is the last apply's record (or the template's value),
+    `new` is what the portal has now.
     """
 
     process: str
@@ -165,8 +186,14 @@ class DriftItem(BaseModel):
         """One line for humans."""
         tail = (" (" + "; ".join(str(d) for d in self.diffs) + ")") if self.diffs else ""
         note = f" — {self.note}" if self.note else ""
-        where = " [vs template]" if self.against == "template" else ""
-        return f"{self.change} {self.kind} {self.process}.{self.code}{tail}{where}{note}"
+        where = " [expected by the template → on portal]" if self.against == "template" else ""
+        if self.diffs and not where:
+            where = " [last apply → on portal]"
+        name = f"{self.process}.{self.code}" if self.code else self.process
+        return f"{self.change} {self.kind} {name}{tail}{where}{note}"
+
+
+DIFF_MEANING = {"old": "expected (the last apply's record, or the template)", "new": "on the portal now"}
 
 
 class Drift(BaseModel):
@@ -175,6 +202,7 @@ class Drift(BaseModel):
     portal: str
     items: list[DriftItem] = Field(default_factory=list)
     templates: list[str] = Field(default_factory=list)
+    last_apply: bool = True  # False: no apply recorded for this portal; compared with the templates only
 
     @property
     def has_drift(self) -> bool:
@@ -187,6 +215,8 @@ class Drift(BaseModel):
             "portal": self.portal,
             "has_drift": self.has_drift,
             "compared_with_templates": self.templates,
+            "compared_with_last_apply": self.last_apply,
+            "diff_meaning": DIFF_MEANING,
             "items": [i.model_dump() for i in self.items],
         }
 

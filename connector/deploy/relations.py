@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from connector.constants import SYSTEM_ENTITY_TYPES
 from connector.crm.schema import PortalSnapshot
 from connector.deploy.binding import TypeBinding
 from connector.deploy.desired import relation_target
 from connector.deploy.model import Change, Diff
 
 End = int | str  # an entityTypeId, or the code of a process created in this apply
+
+SYSTEM_NAMES = {etid: name for name, etid in SYSTEM_ENTITY_TYPES.items()}  # 2 -> "deal", ...
 
 
 @dataclass
@@ -89,10 +92,12 @@ def plan_relations(
 def relation_changes(
     code: str, rp: RelationPlan, allow_destructive: bool, names: dict[int, str]
 ) -> list[Change]:
-    """Plan lines for one process's relation changes."""
+    """Plan lines for one process's relation changes, both ends named (`deal`, `car`), never by number."""
 
     def label(end: End) -> str:
-        return end if isinstance(end, str) else names.get(end, str(end))
+        if isinstance(end, str):
+            return end
+        return names.get(end) or SYSTEM_NAMES.get(end) or str(end)
 
     out = [
         Change(

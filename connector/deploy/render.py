@@ -24,26 +24,34 @@ _STYLE = {
 }
 
 
+def _details(diffs: list[Any], note: str) -> str:
+    return " — ".join(p for p in ("; ".join(str(d) for d in diffs), note) if p)
+
+
 def render_plan(plan: Plan) -> Any:
-    """A table per plan: action, object (in codes), field-level differences; then the manual checklist."""
-    table = Table(title=f"plan for {plan.portal}", show_lines=False)
-    for col in ("action", "object", "changes"):
-        table.add_column(col)
-    for c in plan.changes:
-        if c.action == "manual":
-            continue
-        action = c.action + (" (blocked)" if c.blocked else "")
-        detail = "; ".join(str(d) for d in c.diffs) + (f" — {c.note}" if c.note else "")
-        table.add_row(
-            Text(action, style=_STYLE.get(c.action, "")),
-            f"{c.kind} {c.process}{'.' + c.code if c.code else ''}",
-            detail,
-        )
+    """A table per plan: action, object (in codes), field-level differences; then the manual checklist.
+
+    With nothing to list, one line `nothing to do on <portal>` instead of an empty table.
+    """
+    rows = [c for c in plan.changes if c.action != "manual"]
     counts = plan.counts()
     done = ", ".join(f"{counts[k]} to {k}" for k in ("create", "update", "rename", "delete") if counts[k])
     extra = ", ".join(f"{counts[k]} {k}" for k in ("blocked", "manual") if counts[k])
-    summary = Text((done or "nothing to do") + (f" ({extra})" if extra else ""))
-    parts: list[Any] = [table, summary]
+    parts: list[Any] = []
+    if rows:
+        table = Table(title=f"plan for {plan.portal}", show_lines=False)
+        for col in ("action", "object", "now → after apply"):
+            table.add_column(col)
+        for c in rows:
+            action = c.action + (" (blocked)" if c.blocked else "")
+            table.add_row(
+                Text(action, style=_STYLE.get(c.action, "")),
+                f"{c.kind} {c.process}{'.' + c.code if c.code else ''}",
+                _details(c.diffs, c.note),
+            )
+        parts += [table, Text((done or "nothing to do") + (f" ({extra})" if extra else ""))]
+    else:
+        parts.append(Text(f"nothing to do on {plan.portal}" + (f" ({extra})" if extra else "")))
     if plan.manual:
         parts.append(
             Text("Manual steps (REST cannot set CRM role permissions; not applied):", style="magenta")
@@ -55,19 +63,25 @@ def render_plan(plan: Plan) -> Any:
 
 
 def render_drift(drift: Drift) -> Any:
-    """A table of what changed by hand since the last apply (and, with templates, vs the templates)."""
+    """A table of what changed by hand since the last apply (and, with templates, vs the templates).
+
+    Values read expected → on portal: the last apply's record (or the template), then the portal now.
+    """
+    against = [] if not drift.last_apply else ["the last apply"]
+    against += [f"template {', '.join(drift.templates)}"] if drift.templates else []
+    scope = f"compared with {' and '.join(against)}"
+    if not drift.last_apply:
+        scope += "; no apply recorded for this portal"
     if not drift.items:
-        scope = f" (compared with the last apply and {', '.join(drift.templates)})" if drift.templates else ""
-        return Text(f"no drift on {drift.portal}{scope}")
-    table = Table(title=f"drift on {drift.portal}")
-    for col in ("change", "object", "details", "compared with"):
+        return Text(f"no drift on {drift.portal} ({scope})")
+    table = Table(title=f"drift on {drift.portal}", caption=scope)
+    for col in ("change", "object", "expected → on portal", "expected by"):
         table.add_column(col)
     for i in drift.items:
-        details = "; ".join(str(d) for d in i.diffs) + (f" — {i.note}" if i.note else "")
         table.add_row(
             Text(i.change, style=_STYLE.get(i.change, "")),
             f"{i.kind} {i.process}{'.' + i.code if i.code else ''}",
-            details,
+            _details(i.diffs, i.note),
             "template" if i.against == "template" else "last apply",
         )
     return table
