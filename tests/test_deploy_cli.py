@@ -119,3 +119,26 @@ def test_plan_with_nothing_to_do_is_one_line_and_values_are_for_people(
     assert code == 0
     assert out.splitlines()[0] == f"nothing to do on 127.0.0.1:{live_emulator.port} (3 manual)"
     assert not any(ch in out for ch in "┏┃└")  # no empty table box
+
+
+def test_apply_that_did_not_converge_lists_what_differs_as_lines_not_a_python_list(
+    live_emulator: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import connector.deploy as deploy
+
+    real = deploy.apply
+
+    def half_done(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        result.converged = False
+        result.remaining = ["update stage candidate.hiring.OFFER (name: Оффер → Предложение) [blocked: x]"]
+        return result
+
+    monkeypatch.setattr(deploy, "apply", half_done)
+    monkeypatch.setattr(cli_main.stdout, "width", 400)
+    db = str(tmp_path / "p.db")
+    code, out = run(capsys, "apply", HR, "--portal", live_emulator.webhook_url, "--db", db, "--yes")
+    assert code == 1
+    differs = "update stage candidate.hiring.OFFER (name: Оффер → Предложение) [blocked: x]"
+    assert f"still differs: {differs}" in out
+    assert "['" not in out

@@ -52,6 +52,7 @@ def _each_portal(
     `--json` then prints one document: `{"portals": [...], "summary": [...]}`. When `missing` is
     given, a store file that does not exist is not created: `missing(client, path)` runs instead.
     """
+    from connector.deploy.model import show
     from connector.store import Store
 
     refs = cli.portal_refs(ctx, portals, all_portals)
@@ -80,7 +81,7 @@ def _each_portal(
     for key in columns:
         table.add_column(key)
     for row in rows:
-        table.add_row(*(str(row.get(k, "")) for k in columns))
+        table.add_row(*(show(v) if isinstance(v := row.get(k, ""), bool) else str(v) for k in columns))
     cli.emit(ctx, {"portals": documents, "summary": rows}, table)
     return worst
 
@@ -157,12 +158,13 @@ def apply_command(
             prepare_store(store, templates)
 
         def human() -> None:
-            cli.stdout.print(
-                result.plan.render()
-                if dry_run
-                else f"{result.portal}: {result.write_calls} writes in {result.requests} requests"
-                + ("" if result.converged else f"; still differs: {result.remaining}")
-            )
+            if dry_run:
+                cli.stdout.print(result.plan.render())
+            else:
+                line = f"{result.portal}: {result.write_calls} writes in {result.requests} requests"
+                if not result.converged:
+                    line += f"; still differs: {'; '.join(result.remaining)}"
+                cli.stdout.print(line, markup=False, highlight=False)
             if result.manual and not dry_run:
                 cli.stdout.print("Manual steps (REST cannot set CRM role permissions; NOT done):")
             for c in result.manual if not dry_run else []:
