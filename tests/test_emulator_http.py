@@ -224,6 +224,7 @@ def _keep_alive_call(sock: socket.socket, port: int) -> bytes:
 
 def test_stop_hangs_up_idle_keep_alive_connections() -> None:
     """After stop() no handler keeps serving an idle keep-alive client (its writes would be lost)."""
+    before = set(threading.enumerate())
     server = serve(Emulator(webhook_code="abc"), "127.0.0.1", 0)
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     try:
@@ -235,7 +236,10 @@ def test_stop_hangs_up_idle_keep_alive_connections() -> None:
         assert sock.recv(1024) == b""  # EOF: the server closed the connection, not a 30 s idle timeout
     finally:
         sock.close()
-    assert not [t for t in threading.enumerate() if t.name.endswith("(process_request_thread)")]
+    handlers = [t for t in set(threading.enumerate()) - before if t.name.endswith("(process_request_thread)")]
+    for t in handlers:
+        t.join(timeout=1.0)
+    assert not [t for t in handlers if t.is_alive()]  # without the hang-up: alive until a 30 s timeout
 
 
 def test_cli_serve_exits_within_a_second_of_sigterm_with_a_client_connected() -> None:
