@@ -425,18 +425,18 @@ def test_an_item_that_fails_to_translate_is_retried_by_the_next_incremental_pull
     env.update_remote("car", a, {"title": "a2"})
     env.update_remote("car", b, {"title": "b2"})
     env.emu.clock.advance(600)  # well past the overlap window
-    real = ItemTranslator.to_row
+    real = ItemTranslator.to_values  # what the pull translates with
 
-    def broken(self: ItemTranslator, item: dict[str, Any]) -> dict[str, Any]:
+    def broken(self: ItemTranslator, item: dict[str, Any], null: Any = None) -> list[Any]:
         if int(item["id"]) == a:
             raise TranslationError("bad value from the portal")
-        return real(self, item)
+        return real(self, item, null)
 
-    monkeypatch.setattr(ItemTranslator, "to_row", broken)
+    monkeypatch.setattr(ItemTranslator, "to_values", broken)
     report = env.sync()
     assert [(f.id, f.direction) for f in report.failures] == [(a, "pull")]
     assert report.processes["car"].pulled == 1
-    monkeypatch.setattr(ItemTranslator, "to_row", real)
+    monkeypatch.setattr(ItemTranslator, "to_values", real)
     env.emu.clock.advance(600)
     retry = env.sync()  # not --full: the cursor was held at the failed item
     assert retry.failures == []

@@ -1,13 +1,14 @@
 """The local SQLite store: process tables, change log triggers, id map, sync bookkeeping."""
 
+from connector.store.bulk import BULK_NULL
 from connector.store.errors import StoreError
 from connector.store.idmap import IdMap
-from connector.store.keys import new_key
+from connector.store.keys import new_key, new_keys
 from connector.store.models import BaseSnapshot, Change, Conflict, IdMapEntry, Run, StageMove
 from connector.store.store import Store
 from connector.store.values import CrmRef, FileRef, Money
 
 __all__ = [
-    "BaseSnapshot", "Change", "Conflict", "CrmRef", "FileRef", "IdMap", "IdMapEntry", "Money", "Run",
-    "StageMove", "Store", "StoreError", "new_key",
+    "BULK_NULL", "BaseSnapshot", "Change", "Conflict", "CrmRef", "FileRef", "IdMap", "IdMapEntry", "Money",
+    "Run", "StageMove", "Store", "StoreError", "new_key", "new_keys",
 ]

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from connector.store.errors import StoreError
 from connector.store.keys import new_key
-from connector.store.sqltext import ident
+from connector.store.sqltext import COLUMN_NAME, PROCESS_CODE, ident, json_object_sql
 
 CHUNK = 5_000
+# Python's sqlite3 binds None through its adapter protocol (about 0.7 us a value on a slow core, most
+# of a wide, sparse row's insert time); an empty bytearray binds directly. `insert_new_rows` wraps
+# every parameter in NULLIF(?, x''), so rows may carry BULK_NULL (or None) for NULL. Stored values
+# are never empty blobs, so nothing else turns into NULL.
+BULK_NULL = bytearray()
 
 
 def _statement(tbl: str, columns: tuple[str, ...], by: str) -> str:
@@ -53,4 +58,50 @@ def upsert_rows(conn: sqlite3.Connection, tbl: str, rows: Iterable[Mapping[str, 
     for columns, batch in batches.items():
         if batch:
             conn.executemany(statements[columns], batch)
+    return count
+
+
+def insert_new_rows(
+    conn: sqlite3.Connection,
+    tbl: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    base_columns: Sequence[str],
+    source: str,
+) -> int:
+    """Insert rows new to the table, then, in SQL over just those rows, their base snapshots and
+    their first stage moves (none -> stage, at moved/created/updated time); return rows inserted.
+
+    The caller owns the (engine) transaction, so the rows inserted are exactly those whose rowid is
+    above the table's largest rowid before the insert.
+    """
+    bad = [c for c in (*columns, *base_columns) if not COLUMN_NAME.match(c)]
+    if bad or not PROCESS_CODE.match(tbl):
+        raise StoreError(f"insert_new_rows needs lowercase snake names, got table {tbl!r}, columns {bad}")
+    if "key" not in columns or "id" not in columns:
+        raise StoreError(f"insert_new_rows needs the 'key' and 'id' columns, got {list(columns)}")
+    t = ident(tbl)
+    (last,) = conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {t}").fetchone()
+    before = conn.total_changes
+    names = ", ".join(ident(c) for c in columns)
+    marks = ", ".join("NULLIF(?, x'')" for _ in columns)
+    conn.executemany(f"INSERT INTO {t} ({names}) VALUES ({marks})", rows)
+    count = conn.total_changes - before
+    if not count:
+        return 0
+    conn.execute(
+        "INSERT INTO _base (tbl, key, portal_id, updated_time, data) "
+        f'SELECT ?, "key", "id", "updated_time", {json_object_sql(base_columns)} FROM {t} WHERE rowid > ? '
+        "ON CONFLICT (tbl, key) DO UPDATE SET portal_id = excluded.portal_id, "
+        "updated_time = excluded.updated_time, data = excluded.data",
+        (tbl, last),
+    )
+    at = "COALESCE(NULLIF(moved_time, ''), NULLIF(created_time, ''), NULLIF(updated_time, ''))"
+    conn.execute(
+        "INSERT OR IGNORE INTO _stage_history "
+        "(tbl, key, portal_id, funnel, from_stage, to_stage, at, source) "
+        f"SELECT ?, \"key\", \"id\", funnel, NULL, stage, {at}, ? FROM {t} "
+        f"WHERE rowid > ? AND stage IS NOT NULL AND stage <> '' AND {at} IS NOT NULL",
+        (tbl, source, last),
+    )
     return count

@@ -10,7 +10,7 @@ from typing import Any
 from connector.store.errors import StoreError
 from connector.store.migrations import STAGE_MOVE_ITEM
 from connector.store.models import BaseSnapshot, Conflict, Run, StageMove
-from connector.store.sqltext import COLUMN_NAME, NOW_SQL, PROCESS_CODE
+from connector.store.sqltext import COLUMN_NAME, NOW_SQL, PROCESS_CODE, json_object_sql
 
 RESOLUTIONS = ("local", "remote", "merged", "dismissed")
 STAGE_SOURCES = ("pull", "push", "local")
@@ -44,16 +44,6 @@ def base_set(conn: sqlite3.Connection, tbl: str, key: str, portal_id: int | None
     )
 
 
-def _json_object_sql(columns: list[str]) -> str:
-    """SQL building a JSON object of the named columns (chained: SQLite caps function arguments)."""
-    pairs = [f"'{c}', \"{c}\"" for c in columns]
-    expr = "json_object(" + ", ".join(pairs[:60]) + ")"
-    for start in range(60, len(pairs), 60):
-        more = [f"'$.\"{c}\"', \"{c}\"" for c in columns[start : start + 60]]
-        expr = f"json_insert({expr}, " + ", ".join(more) + ")"
-    return expr
-
-
 def base_from_rows(conn: sqlite3.Connection, tbl: str, keys: list[str], columns: list[str]) -> int:
     """Make the current values of `columns` the base of rows `keys` (JSON built by SQLite, in bulk)."""
     bad = [c for c in columns if not COLUMN_NAME.match(c)]
@@ -63,7 +53,7 @@ def base_from_rows(conn: sqlite3.Connection, tbl: str, keys: list[str], columns:
         return 0
     sql = (
         "INSERT INTO _base (tbl, key, portal_id, updated_time, data) "
-        f"SELECT ?, \"key\", \"id\", \"updated_time\", {_json_object_sql(columns)} FROM \"{tbl}\" "
+        f"SELECT ?, \"key\", \"id\", \"updated_time\", {json_object_sql(columns)} FROM \"{tbl}\" "
         "WHERE \"key\" IN (SELECT value FROM json_each(?)) "
         "ON CONFLICT (tbl, key) DO UPDATE SET portal_id = excluded.portal_id, "
         "updated_time = excluded.updated_time, data = excluded.data"

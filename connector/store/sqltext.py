@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 PROCESS_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 COLUMN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -17,3 +18,13 @@ def ident(name: str) -> str:
 def literal(text: str) -> str:
     """Quote an SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def json_object_sql(columns: Sequence[str]) -> str:
+    """SQL building a JSON object of the named columns (chained: SQLite caps function arguments)."""
+    pairs = [f"'{c}', \"{c}\"" for c in columns]
+    expr = "json_object(" + ", ".join(pairs[:60]) + ")"
+    for start in range(60, len(pairs), 60):
+        more = [f"'$.\"{c}\"', \"{c}\"" for c in columns[start : start + 60]]
+        expr = f"json_insert({expr}, " + ", ".join(more) + ")"
+    return expr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import sqlite_utils
 
 from connector.store import changelog, journal
-from connector.store.bulk import upsert_rows
+from connector.store.bulk import insert_new_rows, upsert_rows
 from connector.store.errors import StoreError
 from connector.store.idmap import IdMap
 from connector.store.migrations import migrate
@@ -154,6 +154,20 @@ class Store:
         self._check_table(tbl)
         with self.engine_writes() as conn:
             return upsert_rows(conn, tbl, rows, by)
+
+    def insert_new_rows(self, tbl: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+                        base_columns: Sequence[str], source: str = "pull") -> int:
+        """Engine path for rows new to the table (bulk, not logged): insert them, make their values of
+        `base_columns` their base, and record each one's first stage move; return rows inserted.
+
+        `columns` must include `key` and `id`; every row is a sequence in `columns` order.
+        """
+        self._check_table(tbl)
+        if source not in journal.STAGE_SOURCES:
+            allowed = ", ".join(journal.STAGE_SOURCES)
+            raise StoreError(f"stage move source {source!r} is unknown; allowed: {allowed}")
+        with self.engine_writes() as conn:
+            return insert_new_rows(conn, tbl, columns, rows, base_columns, source)
 
     def row(self, tbl: str, key: str) -> dict[str, Any] | None:
         """One row of a process table by local key."""

@@ -21,10 +21,11 @@ from connector.crm.items import (
     list_items,
     option_marker,
 )
-from connector.store import new_key
+from connector.store import BULK_NULL, new_key, new_keys
 from connector.sync.conflicts import diff, settle
 from connector.sync.report import FailedRow, ProcessFigures
 
+Translated = tuple[dict[int, list[Any]], dict[int, str], list[tuple[dict[str, Any], Exception]]]
 CHUNK = 5_000  # rows per transaction: fewer commits, memory stays small
 READ_ONLY = ("id", "created_time", "updated_time", "moved_time")
 
@@ -92,6 +93,8 @@ class Puller:
         self.cols = pmap.columns()
         table_cols = {r[1] for r in store.conn.execute(f"PRAGMA table_info({q(self.tbl)})")}
         self.row_cols = [c for c in self.cols + list(READ_ONLY) if c in table_cols]
+        self.table_cols = table_cols
+        self._use(tr)
         self.pending = {c.key: c for c in store.pending_changes(self.tbl)}
         self.pending_delete_ids = {
             c.portal_id: c for c in self.pending.values() if c.op == "D" and c.portal_id is not None
@@ -99,6 +102,14 @@ class Puller:
         self.open_conflicts = {c.key: c for c in store.list_conflicts(self.tbl, "open")}
         self.clock_offset = 0.0  # portal clock minus local clock, seconds (estimated on each run)
         self.failed_since: datetime | None = None  # updatedTime of the oldest item that failed to translate
+
+    def _use(self, tr: ItemTranslator) -> None:
+        """Translate with `tr`: new rows are inserted as its value lists, cut to the table's columns."""
+        self.tr, self.pmap = tr, tr.pmap
+        self.value_keep: list[int] | None = None  # positions of values the table has columns for
+        if not set(tr.value_columns) <= self.table_cols:
+            self.value_keep = [i for i, c in enumerate(tr.value_columns) if c in self.table_cols]
+        self.insert_cols = [*(c for c in tr.value_columns if c in self.table_cols), "key"]
 
     def run(self, *, full: bool, overlap: float) -> None:
         """Pull everything changed since the cursor (or everything when full / first run)."""
@@ -128,30 +139,28 @@ class Puller:
                 "never sent back; add the option to the template (`b24sync apply`), then `sync --full`"
             )
 
-    def _translate(
-        self, items: list[dict[str, Any]]
-    ) -> tuple[dict[int, dict[str, Any]], dict[int, str], list[tuple[dict[str, Any], Exception]]]:
-        """Items -> rows by portal id (a later copy wins), their xmlIds, and the items that failed."""
-        remote: dict[int, dict[str, Any]] = {}
+    def _translate(self, items: list[dict[str, Any]]) -> Translated:
+        """Items -> store values by portal id (a later copy wins), their xmlIds, and the items that failed."""
+        values: dict[int, list[Any]] = {}
         xml: dict[int, str] = {}
         failed: list[tuple[dict[str, Any], Exception]] = []
+        to_values = self.tr.to_values
         for item in items:
             try:
-                row = self.tr.to_row(item)
+                vals = to_values(item, BULK_NULL)
             except (TranslationError, ValueError, KeyError) as exc:
                 failed.append((item, exc))
                 continue
-            remote[row["id"]] = row
-            if item.get("xmlId"):
-                xml[row["id"]] = str(item["xmlId"])
-        return remote, xml, failed
+            values[vals[0]] = vals
+            x = item.get("xmlId")
+            if x:
+                xml[vals[0]] = str(x)
+        return values, xml, failed
 
     def _unknown_count(self) -> int:
         return sum(len(v) for v in self.tr.unknown_options.values())
 
-    def _translate_refreshing(
-        self, items: list[dict[str, Any]]
-    ) -> tuple[dict[int, dict[str, Any]], dict[int, str], list[tuple[dict[str, Any], Exception]]]:
+    def _translate_refreshing(self, items: list[dict[str, Any]]) -> Translated:
         """Translate; an option id the map does not know re-reads the maps once per run and retries."""
         seen = self._unknown_count()
         out = self._translate(items)
@@ -159,7 +168,7 @@ class Puller:
             self.refreshed = True
             fresh = self.refresh()
             if fresh is not None:
-                self.tr, self.pmap = fresh, fresh.pmap
+                self._use(fresh)
                 out = self._translate(items)
         return out
 
@@ -182,7 +191,7 @@ class Puller:
     # ---- one chunk, one transaction ----
 
     def _apply(self, items: list[dict[str, Any]], cursor: str | None) -> None:
-        remote, xml, failed = self._translate_refreshing(items)
+        values, xml, failed = self._translate_refreshing(items)
         for item, exc in failed:
             self.failures.append(
                 FailedRow(
@@ -196,8 +205,8 @@ class Puller:
             self._remember_failure(item.get("updatedTime"))
         cursor = self._held_back(cursor)
         with self.store.engine_writes() as conn:
-            if remote:
-                self._apply_rows(conn, remote, xml)
+            if values:
+                self._apply_values(conn, values, xml)
             if cursor:
                 self.store.cursor_set(self.portal, self.tbl, cursor)
         if self.progress and items:
@@ -211,6 +220,39 @@ class Puller:
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
         self.failed_since = at if self.failed_since is None else min(self.failed_since, at)
+
+    def _apply_values(self, conn: Any, values: dict[int, list[Any]], xml: dict[int, str]) -> None:
+        """Items new to the store go straight in as value lists (rows, bases and first stages in bulk
+        SQL); items known locally (or in a local delete, or whose xmlId is a local key) are settled."""
+        known = self._present(conn, "id", list(values))
+        taken = self._present(conn, "key", [x for i, x in xml.items() if i not in known])
+        cols = self.tr.value_columns
+        others: dict[int, dict[str, Any]] = {}
+        new_rows: list[list[Any]] = []
+        keep = self.value_keep
+        for pid, vals in values.items():
+            if pid in known or pid in self.pending_delete_ids or xml.get(pid) in taken:
+                others[pid] = {c: None if v is BULK_NULL else v for c, v in zip(cols, vals, strict=True)}
+                continue
+            if keep is not None:
+                vals = [vals[i] for i in keep]
+            new_rows.append(vals)
+        keys = new_keys(len(new_rows))
+        for vals, key in zip(new_rows, keys, strict=True):
+            vals.append(xml.get(vals[0]) or key)
+        if others:
+            self._apply_rows(conn, others, xml)
+        if new_rows:
+            self.figures.pulled += self.store.insert_new_rows(self.tbl, self.insert_cols, new_rows, self.cols)
+
+    def _present(self, conn: Any, column: str, values: list[Any]) -> set[Any]:
+        """Which of `values` the process table holds in `column` (id or key)."""
+        found: set[Any] = set()
+        for start in range(0, len(values), 900):
+            part = values[start : start + 900]
+            sql = f"SELECT {q(column)} FROM {q(self.tbl)} WHERE {q(column)} IN ({qmarks(len(part))})"
+            found.update(r[0] for r in conn.execute(sql, part))
+        return found
 
     def _fetch(self, conn: Any, column: str, values: list[Any]) -> dict[Any, dict[str, Any]]:
         out: dict[Any, dict[str, Any]] = {}
