@@ -25,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: flags shown as flags, not as "--json <bool>"
 )
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
@@ -160,6 +161,9 @@ def _register_areas() -> None:
             raise
         register: Callable[[typer.Typer], None] = module.register
         register(app)
+    for group in app.registered_groups:  # sub-apps (emulator, template, conflicts) get plain help too
+        if group.typer_instance is not None:
+            group.typer_instance.rich_markup_mode = None
 
 
 _register_areas()
