@@ -118,18 +118,18 @@ def to_utc_text(value: Any) -> str | None:
     The portal's form `2026-01-02T06:04:05+03:00` takes a fast path: the UTC date and hour of each
     (date, hour, offset) are computed once and remembered; minutes and seconds are copied.
     """
-    if _empty(value):
-        return None
-    text = str(value)
-    if len(text) == 25 and text[10] == "T" and text[19] in "+-" and text[22] == ":" and text[23:] == "00":
-        key = text[:13] + text[19:]
+    if value.__class__ is str and len(value) == 25 and value[22:] == ":00" and value[19] in "+-":
+        key = value[:13] + value[19:22]
         hour = _UTC_HOURS.get(key)
-        if hour is None:
+        if hour is None and value[10] == "T":
             if len(_UTC_HOURS) >= _UTC_HOURS_MAX:
                 _UTC_HOURS.clear()
-            hour = _UTC_HOURS[key] = _slow_utc_text(text[:13] + ":00:00" + text[19:])[:13]
-        return hour + text[13:19] + "Z"
-    return _slow_utc_text(text)
+            hour = _UTC_HOURS[key] = _slow_utc_text(value[:13] + ":00:00" + value[19:])[:13]
+        if hour is not None:
+            return hour + value[13:19] + "Z"
+    if _empty(value):
+        return None
+    return _slow_utc_text(str(value))
 
 
 def from_utc_text(value: str) -> str:

@@ -82,16 +82,15 @@ def insert_new_rows(
         raise StoreError(f"insert_new_rows needs the 'key' and 'id' columns, got {list(columns)}")
     t = ident(tbl)
     (last,) = conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {t}").fetchone()
-    before = conn.total_changes
     names = ", ".join(ident(c) for c in columns)
     marks = ", ".join("NULLIF(?, x'')" for _ in columns)
-    conn.executemany(f"INSERT INTO {t} ({names}) VALUES ({marks})", rows)
-    count = conn.total_changes - before
-    if not count:
+    count = conn.executemany(f"INSERT INTO {t} ({names}) VALUES ({marks})", rows).rowcount
+    if count <= 0:
         return 0
+    data = json_object_sql(base_columns, drop_nulls=True)
     conn.execute(
         "INSERT INTO _base (tbl, key, portal_id, updated_time, data) "
-        f'SELECT ?, "key", "id", "updated_time", {json_object_sql(base_columns)} FROM {t} WHERE rowid > ? '
+        f'SELECT ?, "key", "id", "updated_time", {data} FROM {t} WHERE rowid > ? '
         "ON CONFLICT (tbl, key) DO UPDATE SET portal_id = excluded.portal_id, "
         "updated_time = excluded.updated_time, data = excluded.data",
         (tbl, last),

@@ -51,9 +51,10 @@ def base_from_rows(conn: sqlite3.Connection, tbl: str, keys: list[str], columns:
         raise StoreError(f"base_from_rows needs lowercase snake names, got table {tbl!r}, columns {bad}")
     if not keys:
         return 0
+    data = json_object_sql(columns, drop_nulls=True)
     sql = (
         "INSERT INTO _base (tbl, key, portal_id, updated_time, data) "
-        f"SELECT ?, \"key\", \"id\", \"updated_time\", {json_object_sql(columns)} FROM \"{tbl}\" "
+        f"SELECT ?, \"key\", \"id\", \"updated_time\", {data} FROM \"{tbl}\" "
         "WHERE \"key\" IN (SELECT value FROM json_each(?)) "
         "ON CONFLICT (tbl, key) DO UPDATE SET portal_id = excluded.portal_id, "
         "updated_time = excluded.updated_time, data = excluded.data"

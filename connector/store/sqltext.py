@@ -20,11 +20,15 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def json_object_sql(columns: Sequence[str]) -> str:
-    """SQL building a JSON object of the named columns (chained: SQLite caps function arguments)."""
+def json_object_sql(columns: Sequence[str], *, drop_nulls: bool = False) -> str:
+    """SQL building a JSON object of the named columns (chained: SQLite caps function arguments).
+
+    With `drop_nulls`, NULL columns are left out (a merge patch onto `{}`): readers take an absent
+    column as NULL, and sparse rows make a third of the JSON text.
+    """
     pairs = [f"'{c}', \"{c}\"" for c in columns]
     expr = "json_object(" + ", ".join(pairs[:60]) + ")"
     for start in range(60, len(pairs), 60):
         more = [f"'$.\"{c}\"', \"{c}\"" for c in columns[start : start + 60]]
         expr = f"json_insert({expr}, " + ", ".join(more) + ")"
-    return expr
+    return f"json_patch('{{}}', {expr})" if drop_nulls else expr

@@ -7,6 +7,7 @@ advanced in the same transaction that commits the last rows.
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -145,16 +146,22 @@ class Puller:
         xml: dict[int, str] = {}
         failed: list[tuple[dict[str, Any], Exception]] = []
         to_values = self.tr.to_values
-        for item in items:
-            try:
-                vals = to_values(item, BULK_NULL)
-            except (TranslationError, ValueError, KeyError) as exc:
-                failed.append((item, exc))
-                continue
-            values[vals[0]] = vals
-            x = item.get("xmlId")
-            if x:
-                xml[vals[0]] = str(x)
+        collecting = gc.isenabled()
+        gc.disable()  # thousands of short lists, no cycles: the cyclic collector would only rescan the heap
+        try:
+            for item in items:
+                try:
+                    vals = to_values(item, BULK_NULL)
+                except (TranslationError, ValueError, KeyError) as exc:
+                    failed.append((item, exc))
+                    continue
+                values[vals[0]] = vals
+                x = item.get("xmlId")
+                if x:
+                    xml[vals[0]] = str(x)
+        finally:
+            if collecting:
+                gc.enable()
         return values, xml, failed
 
     def _unknown_count(self) -> int:
