@@ -142,3 +142,12 @@ def test_apply_that_did_not_converge_lists_what_differs_as_lines_not_a_python_li
     differs = "update stage candidate.hiring.OFFER (name: Оффер → Предложение) [blocked: x]"
     assert f"still differs: {differs}" in out
     assert "['" not in out
+
+
+def test_json_apply_without_yes_is_refused_and_writes_nothing(
+    live_emulator: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--portal", live_emulator.webhook_url, "--db", str(tmp_path / "p.db")]
+    assert main(["apply", HR, *base, "--json"]) == 2
+    assert "add --yes" in capsys.readouterr().err
+    assert live_emulator.emulator.call("crm.type.list", {})["result"]["types"] == []

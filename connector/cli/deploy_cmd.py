@@ -70,7 +70,10 @@ def _each_portal(
             if not {c.__name__ for c in type(exc).__mro__} & set(PORTAL_ERRORS):
                 raise
             outcome = Outcome({"error": str(exc)}, cli.EXIT_ERROR, {"error": str(exc)}, f"error: {exc}")
-        rows.append({"portal": ref.name, **outcome.summary, "exit": outcome.code})
+        summary = dict(outcome.summary)
+        if "error" in summary:  # the full text was printed above; the table keeps one short line
+            summary["error"] = _short(str(summary["error"]))
+        rows.append({"portal": ref.name, **summary, "exit": outcome.code})
         documents.append({"name": ref.name, **outcome.data})
         worst = max(worst, outcome.code)
         if not cli.json_mode(ctx):
@@ -84,6 +87,12 @@ def _each_portal(
         table.add_row(*(show(v) if isinstance(v := row.get(k, ""), bool) else str(v) for k in columns))
     cli.emit(ctx, {"portals": documents, "summary": rows}, table)
     return worst
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """The first line of an error, cut to `limit` characters, for a summary table cell."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _run_one(
@@ -145,9 +154,11 @@ def apply_command(
     from connector.templates import load_templates
 
     templates = load_templates(files)
+    if cli.json_mode(ctx) and not (yes or dry_run):
+        raise cli.UsageError("apply with --json cannot ask for confirmation: add --yes (or --dry-run)")
 
     def work(client: Any, store: Any) -> Outcome:
-        if not (yes or dry_run or cli.json_mode(ctx)):
+        if not (yes or dry_run):
             p = plan(client, templates, store, allow_destructive=allow_destructive)
             cli.stdout.print(p.render())
             if p.has_changes and not typer.confirm("Apply these changes?"):

@@ -131,7 +131,7 @@ def emit(ctx: typer.Context, data: Any, human: Any = None) -> None:
 def call_command(
     ctx: typer.Context,
     method: Annotated[str, typer.Argument(help="REST method, e.g. crm.item.list or batch.")],
-    params: Annotated[str, typer.Argument(help="Parameters as a JSON object.")] = "{}",
+    params: Annotated[str, typer.Argument(metavar="PARAMS_JSON", help="Parameters as a JSON object.")] = "{}",
     portal: PortalOpt = ...,  # type: ignore[assignment]
 ) -> None:
     """Make one REST call through the client (limits, retries) and print the JSON result."""
