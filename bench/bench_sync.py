@@ -1,21 +1,26 @@
 """Sync benchmark against the emulator (in-process, `responses`).
 
 For N = 10,000 and 100,000 items of the shipped `car` process:
-- the first full pull: wall time, peak RSS (the whole process, emulator included), and two rates:
-  `sqlite_rows_per_s` = rows / time spent turning fetched items into rows and writing them (translation,
-  row inserts, base snapshots, stage history, commits: `Puller._apply`), and `end_to_end_rows_per_s` =
-  rows / wall time of the whole first sync (HTTP and the in-process emulator's own work included);
-  `sqlite_rows_per_cpu_s` is the first rate per CPU second of this process (fairer on a shared machine);
+- the first full pull: wall time, peak RSS (the whole process, emulator included), and rates:
+  `sqlite_rows_per_s` = items (= process-table rows) / time spent turning fetched items into rows and
+  writing them (translation, row inserts, base snapshots, stage history, commits and WAL checkpoints:
+  `Puller._apply`); `sqlite_total_rows_per_s` counts every SQLite row that phase wrote (process rows
+  + `_base` rows + `_stage_history` rows); `sqlite_rows_per_cpu_s` is the first rate per CPU second of
+  this process (fairer on a shared machine); `fetch_seconds` is the rest of the first sync (HTTP and
+  the in-process emulator's own work); `end_to_end_rows_per_s` = items / wall time of the whole sync;
 - an incremental sync with k = 100 items changed on the portal and k_local = 100 rows changed locally:
   HTTP requests, which must stay within ceil(k/2500) + ceil(k_local/50) + 3 whatever N is.
+`--profile` prints the top functions (cProfile, by own time) of the translate+write phase at N=100,000.
 The last line is one JSON object.
 """
 
 from __future__ import annotations
 
+import cProfile
 import json
 import math
 import os
+import pstats
 import resource
 import sqlite3
 import sys
@@ -46,7 +51,7 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(n: int) -> dict[str, Any]:
+def run(n: int, profile: cProfile.Profile | None = None) -> dict[str, Any]:
     templates = load_templates([str(ROOT / "mappings" / "car_service.toml")])
     emu = Emulator(limits="off", clock="virtual")
     timer = {"seconds": 0.0, "cpu": 0.0}
@@ -54,7 +59,11 @@ def run(n: int) -> dict[str, Any]:
 
     def timed(self: Any, items: Any, cursor: Any) -> None:
         t0, c0 = time.perf_counter(), time.process_time()
+        if profile is not None:
+            profile.enable()
         original(self, items, cursor)
+        if profile is not None:
+            profile.disable()
         timer["seconds"] += time.perf_counter() - t0
         timer["cpu"] += time.process_time() - c0
 
@@ -79,7 +88,16 @@ def run(n: int) -> dict[str, Any]:
             first = sync(client, store, templates, portal_key="bench")
             full_seconds = time.perf_counter() - t0
             assert first.pulled == n, (first.pulled, n)
-            full_rows_per_s = first.pulled / timer["seconds"] if timer["seconds"] else 0.0
+            apply_seconds = timer["seconds"]
+            full_rows_per_s = first.pulled / apply_seconds if apply_seconds else 0.0
+            written = sum(
+                store.conn.execute(sql).fetchone()[0]
+                for sql in (
+                    "SELECT count(*) FROM car",
+                    "SELECT count(*) FROM _base WHERE tbl = 'car'",
+                    "SELECT count(*) FROM _stage_history WHERE tbl = 'car'",
+                )
+            )
             # later: k items change on the portal, k_local rows change locally
             emu.clock.advance(3600)
             for item_id in range(1, K_REMOTE + 1):
@@ -106,7 +124,11 @@ def run(n: int) -> dict[str, Any]:
                 "n": n,
                 "full_pull_seconds": round(full_seconds, 2),
                 "full_pull_requests": first.requests,
+                "apply_seconds": round(apply_seconds, 2),
+                "fetch_seconds": round(full_seconds - apply_seconds, 2),
                 "sqlite_rows_per_s": round(full_rows_per_s),
+                "sqlite_total_rows_written": written,
+                "sqlite_total_rows_per_s": round(written / apply_seconds) if apply_seconds else 0,
                 "sqlite_rows_per_cpu_s": round(first.pulled / timer["cpu"]) if timer["cpu"] else 0,
                 "end_to_end_rows_per_s": round(first.pulled / full_seconds),
                 "peak_rss_mb": round(rss_mb(), 1),
@@ -121,23 +143,31 @@ def run(n: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    profile = cProfile.Profile() if "--profile" in sys.argv[1:] else None
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
     results = []
     for n in (10_000, 100_000):
-        r = run(n)
+        r = run(n, profile if n == 100_000 else None)
         results.append(r)
         print(
-            f"N={n:>7}: full pull {r['full_pull_seconds']} s in {r['full_pull_requests']} requests, "
-            f"{r['sqlite_rows_per_s']} rows/s translated+written into SQLite "
-            f"({r['sqlite_rows_per_cpu_s']} per CPU second) "
+            f"N={n:>7}: full pull {r['full_pull_seconds']} s in {r['full_pull_requests']} requests "
+            f"(translate+write {r['apply_seconds']} s, fetch {r['fetch_seconds']} s), "
+            f"{r['sqlite_rows_per_s']} items/s translated+written into SQLite "
+            f"({r['sqlite_rows_per_cpu_s']} per CPU second; {r['sqlite_total_rows_per_s']} SQLite rows/s "
+            f"counting base and stage-history rows) "
             f"({r['end_to_end_rows_per_s']} rows/s end to end), peak RSS {r['peak_rss_mb']} MB; "
             f"incremental k={K_REMOTE}/k_local={K_LOCAL}: {r['incremental_requests']} requests "
             f"(bound {r['incremental_bound']}), {r['incremental_seconds']} s",
             flush=True,
         )
+    load = os.getloadavg()[0]
+    print(f"load average at end: {load:.2f}", flush=True)
+    if profile is not None:
+        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
     ok = all(r["incremental_requests"] <= r["incremental_bound"] for r in results)
     ok = ok and all(r["sqlite_rows_per_s"] >= 20_000 and r["peak_rss_mb"] < 300 for r in results)
-    print(json.dumps({"bench": "sync", "results": results, "within_targets": ok}))
+    summary = {"bench": "sync", "load_average_end": round(load, 2), "results": results, "within_targets": ok}
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

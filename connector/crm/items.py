@@ -317,7 +317,7 @@ class ItemTranslator:
         self.value_columns: tuple[str, ...] = ("id", *(column for column, _, _ in plan))
         self._keys = tuple(key for _, key, _ in plan)
         self._converters = tuple(conv for _, _, conv in plan)
-        self._pick = itemgetter(*self._keys)  # plan has at least 4 entries: itemgetter returns a tuple
+        self._read = self._compile_reader()
 
     # portal -> store
     def _compile(self) -> list[tuple[str, str, Converter]]:
@@ -381,22 +381,39 @@ class ItemTranslator:
 
         return convert
 
+    def _compile_reader(self) -> Callable[[dict[str, Any], Any], list[Any]]:
+        """One straight-line function per map: unpack the item's values (one C call when it carries
+        every selected key), convert each non-empty one, `null` for the rest. Built from our own
+        column indexes only (item keys enter as repr literals), like dataclasses build __init__."""
+        names = [f"v{i}" for i in range(len(self._keys))]
+        unpack = ", ".join(names) + ","
+        cells = "".join(
+            f"        null if {v} is None or {v} == '' or (o := c{i}({v})) is None else o,\n"
+            for i, v in enumerate(names)
+        )
+        source = (
+            "def read(item, null):\n"
+            "    try:\n"
+            f"        {unpack} = pick(item)\n"
+            "    except KeyError:\n"
+            f"        {unpack} = map(item.get, keys)\n"
+            "    return [\n"
+            "        int(item['id']),\n"
+            f"{cells}"
+            "    ]\n"
+        )
+        scope: dict[str, Any] = {f"c{i}": conv for i, conv in enumerate(self._converters)}
+        scope.update(pick=itemgetter(*self._keys), keys=self._keys)
+        exec(compile(source, f"<item reader {self.pmap.code}>", "exec"), scope)  # noqa: S102
+        return scope["read"]  # type: ignore[no-any-return]
+
     def to_values(self, item: dict[str, Any], null: Any = None) -> list[Any]:
         """A crm.item (useOriginalUfNames=Y) -> its store values in `value_columns` order (no `key`).
 
         The fast form of `to_row` for bulk writes: one list per item, no per-row dict; empty values
         come out as `null` (a bulk writer may pass a sentinel that binds faster than None).
         """
-        try:
-            raw = self._pick(item)  # one C call when the item carries every selected key
-        except KeyError:
-            raw = tuple(map(item.get, self._keys))
-        out: list[Any] = [int(item["id"])]
-        out += [
-            null if v is None or v == "" or (o := convert(v)) is None else o
-            for v, convert in zip(raw, self._converters, strict=True)
-        ]
-        return out
+        return self._read(item, null)
 
     def to_row(self, item: dict[str, Any]) -> dict[str, Any]:
         """A crm.item (useOriginalUfNames=Y) -> a store row (without `key`)."""

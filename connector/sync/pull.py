@@ -146,22 +146,16 @@ class Puller:
         xml: dict[int, str] = {}
         failed: list[tuple[dict[str, Any], Exception]] = []
         to_values = self.tr.to_values
-        collecting = gc.isenabled()
-        gc.disable()  # thousands of short lists, no cycles: the cyclic collector would only rescan the heap
-        try:
-            for item in items:
-                try:
-                    vals = to_values(item, BULK_NULL)
-                except (TranslationError, ValueError, KeyError) as exc:
-                    failed.append((item, exc))
-                    continue
-                values[vals[0]] = vals
-                x = item.get("xmlId")
-                if x:
-                    xml[vals[0]] = str(x)
-        finally:
-            if collecting:
-                gc.enable()
+        for item in items:
+            try:
+                vals = to_values(item, BULK_NULL)
+            except (TranslationError, ValueError, KeyError) as exc:
+                failed.append((item, exc))
+                continue
+            values[vals[0]] = vals
+            x = item.get("xmlId")
+            if x:
+                xml[vals[0]] = str(x)
         return values, xml, failed
 
     def _unknown_count(self) -> int:
@@ -198,6 +192,15 @@ class Puller:
     # ---- one chunk, one transaction ----
 
     def _apply(self, items: list[dict[str, Any]], cursor: str | None) -> None:
+        collecting = gc.isenabled()
+        gc.disable()  # thousands of short lists, no cycles: the cyclic collector would only rescan the heap
+        try:
+            self._apply_chunk(items, cursor)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _apply_chunk(self, items: list[dict[str, Any]], cursor: str | None) -> None:
         values, xml, failed = self._translate_refreshing(items)
         for item, exc in failed:
             self.failures.append(
@@ -236,17 +239,21 @@ class Puller:
         cols = self.tr.value_columns
         others: dict[int, dict[str, Any]] = {}
         new_rows: list[list[Any]] = []
-        keep = self.value_keep
-        for pid, vals in values.items():
-            if pid in known or pid in self.pending_delete_ids or xml.get(pid) in taken:
-                others[pid] = {c: None if v is BULK_NULL else v for c, v in zip(cols, vals, strict=True)}
-                continue
-            if keep is not None:
-                vals = [vals[i] for i in keep]
-            new_rows.append(vals)
+        if known or taken or self.pending_delete_ids:
+            for pid, vals in values.items():
+                if pid in known or pid in self.pending_delete_ids or xml.get(pid) in taken:
+                    others[pid] = {c: None if v is BULK_NULL else v for c, v in zip(cols, vals, strict=True)}
+                else:
+                    new_rows.append(vals)
+        else:  # a backfill: every item is new here
+            new_rows = list(values.values())
+        if self.value_keep is not None:
+            new_rows = [[vals[i] for i in self.value_keep] for vals in new_rows]
         keys = new_keys(len(new_rows))
+        if xml:
+            keys = [xml.get(vals[0]) or key for vals, key in zip(new_rows, keys, strict=True)]
         for vals, key in zip(new_rows, keys, strict=True):
-            vals.append(xml.get(vals[0]) or key)
+            vals.append(key)
         if others:
             self._apply_rows(conn, others, xml)
         if new_rows:
