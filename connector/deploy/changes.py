@@ -14,6 +14,17 @@ from connector.templates.model import STANDARD_CARD_FIELDS
 SHAPED_DEFAULT_STAGES = ("PREPARATION", "CLIENT")
 
 
+def rename_or_update(process: str, kind: str, code: str, renamed_from: str | None, new_code: str,
+                     diffs: list[Diff], note: str = "") -> list[Change]:
+    """A declared rename (`renamed_from`) with its other differences, else an update if anything differs."""
+    if renamed_from:
+        rename = Diff(attr="code", old=renamed_from, new=new_code)
+        return [Change(process=process, kind=kind, action="rename", code=code, diffs=[rename, *diffs])]
+    if diffs:
+        return [Change(process=process, kind=kind, action="update", code=code, diffs=diffs, note=note)]
+    return []
+
+
 def type_changes(b: TypeBinding, allow_destructive: bool) -> list[Change]:
     """Every change for one process, in dependency order."""
     out: list[Change] = []
@@ -148,19 +159,7 @@ def field_changes(b: TypeBinding, allow_destructive: bool) -> list[Change]:
                     f"type and multiple cannot change on an existing field",
                 )
             )
-        diffs = field_diffs(d, p)
-        if fb.renamed_from:
-            out.append(
-                Change(
-                    process=b.code,
-                    kind="field",
-                    action="rename",
-                    code=d.code,
-                    diffs=[Diff(attr="code", old=fb.renamed_from, new=d.code)] + diffs,
-                )
-            )
-        elif diffs:
-            out.append(Change(process=b.code, kind="field", action="update", code=d.code, diffs=diffs))
+        out += rename_or_update(b.code, "field", d.code, fb.renamed_from, d.code, field_diffs(d, p))
         out += option_changes(b, fb, allow_destructive)
     for f in b.extra_fields:
         out.append(
@@ -201,18 +200,7 @@ def option_changes(b: TypeBinding, fb: FieldBinding, allow_destructive: bool) ->
             )
             if o != n
         ]
-        if ob.renamed_from:
-            out.append(
-                Change(
-                    process=b.code,
-                    kind="option",
-                    action="rename",
-                    code=code,
-                    diffs=[Diff(attr="code", old=ob.renamed_from, new=d.code)] + diffs,
-                )
-            )
-        elif diffs:
-            out.append(Change(process=b.code, kind="option", action="update", code=code, diffs=diffs))
+        out += rename_or_update(b.code, "option", code, ob.renamed_from, d.code, diffs)
     for o in fb.extra_options:
         out.append(
             _delete(
@@ -247,27 +235,8 @@ def funnel_changes(b: TypeBinding, fb: FunnelBinding, allow_destructive: bool) -
         ]
         if d.default and not p.is_default:
             diffs.append(Diff(attr="isDefault", old=False, new=True))
-        if fb.renamed_from:
-            out.append(
-                Change(
-                    process=b.code,
-                    kind="funnel",
-                    action="rename",
-                    code=d.code,
-                    diffs=[Diff(attr="code", old=fb.renamed_from, new=d.code)] + diffs,
-                )
-            )
-        elif diffs:
-            out.append(
-                Change(
-                    process=b.code,
-                    kind="funnel",
-                    action="update",
-                    code=d.code,
-                    diffs=diffs,
-                    note="the portal's default funnel" if fb.predicted else "",
-                )
-            )
+        note = "the portal's default funnel" if fb.predicted else ""
+        out += rename_or_update(b.code, "funnel", d.code, fb.renamed_from, d.code, diffs, note)
     for sb in fb.stages:
         ds, ps, code = sb.desired, sb.portal, f"{d.code}.{sb.desired.code}"
         if ps is None:
@@ -297,20 +266,7 @@ def funnel_changes(b: TypeBinding, fb: FunnelBinding, allow_destructive: bool) -
                 )
             )
         note = f"mapped onto system stage {ps.code}" if sb.anchored and ps.code != ds.code else ""
-        if sb.renamed_from:
-            out.append(
-                Change(
-                    process=b.code,
-                    kind="stage",
-                    action="rename",
-                    code=code,
-                    diffs=[Diff(attr="code", old=sb.renamed_from, new=ds.code)] + diffs,
-                )
-            )
-        elif diffs:
-            out.append(
-                Change(process=b.code, kind="stage", action="update", code=code, diffs=diffs, note=note)
-            )
+        out += rename_or_update(b.code, "stage", code, sb.renamed_from, ds.code, diffs, note)
     for s in fb.extra_stages:
         code = f"{d.code}.{s.code}"
         if s.code in SYSTEM_STAGE_CODES and s.system:

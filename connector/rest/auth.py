@@ -78,7 +78,32 @@ def _new_base(current_base: str, location: str, method: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{old_path}"
 
 
-class WebhookAuth:
+class _PortalBase:
+    """The base URL every scheme keeps, and following a portal's move to a new domain."""
+
+    _base: str
+    allow_http: bool
+
+    @property
+    def base_url(self) -> str:
+        return self._base
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self._base).netloc
+
+    def url(self, method: str) -> str:
+        return self._base + method
+
+    def rebase(self, location: str, method: str) -> str:
+        """Follow a portal domain change; returns the new host."""
+        base = _new_base(self._base, location, method)
+        check_url(base, self.allow_http, "redirect target")
+        self._base = base
+        return self.host
+
+
+class WebhookAuth(_PortalBase):
     """Incoming webhook `https://portal/rest/<user>/<code>/`; the code is hidden in str/repr."""
 
     can_refresh = False
@@ -98,29 +123,11 @@ class WebhookAuth:
         check_url(base, allow_http, "webhook URL")
         self._base = base
 
-    @property
-    def base_url(self) -> str:
-        return self._base
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self._base).netloc
-
-    def url(self, method: str) -> str:
-        return self._base + method
-
     def sign(self, body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         return body, None
 
     def secrets(self) -> tuple[str, ...]:
         return (self._code,)
-
-    def rebase(self, location: str, method: str) -> str:
-        """Follow a portal domain change; returns the new host."""
-        base = _new_base(self._base, location, method)
-        check_url(base, self.allow_http, "redirect target")
-        self._base = base
-        return self.host
 
     def refresh(self, session: requests.Session, used_token: str | None, timeout: float) -> None:
         raise AuthError("NO_REFRESH", "a webhook cannot be refreshed")
@@ -150,7 +157,7 @@ class OAuthTokens(BaseModel):
     __str__ = __repr__
 
 
-class OAuthAuth:
+class OAuthAuth(_PortalBase):
     """OAuth application: token in `auth`; on 401 `expired_token` the client refreshes once.
 
     https://apidocs.bitrix24.com/settings/oauth/index.html
@@ -177,17 +184,6 @@ class OAuthAuth:
         self.refreshes = 0
         self._lock = threading.Lock()
 
-    @property
-    def base_url(self) -> str:
-        return self._base
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self._base).netloc
-
-    def url(self, method: str) -> str:
-        return self._base + method
-
     def sign(self, body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         with self._lock:
             token = self._access
@@ -196,13 +192,6 @@ class OAuthAuth:
     def secrets(self) -> tuple[str, ...]:
         with self._lock:
             return (self._access, self._refresh, self._client_secret)
-
-    def rebase(self, location: str, method: str) -> str:
-        """Follow a portal domain change; returns the new host."""
-        base = _new_base(self._base, location, method)
-        check_url(base, self.allow_http, "redirect target")
-        self._base = base
-        return self.host
 
     def refresh(self, session: requests.Session, used_token: str | None, timeout: float) -> None:
         """Renew the access token, unless another thread already replaced `used_token`."""
