@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 import responses
+from hypothesis import settings
 
 from connector.emulator import Emulator, EmulatorServer, serve
 
@@ -31,3 +33,10 @@ def live_emulator(emulator: Emulator) -> Iterator[EmulatorServer]:
         yield server
     finally:
         server.stop()
+
+
+# Hypothesis: random examples while developing; under CI (CI=true) the same examples every run, so a
+# green build stays green and a failure always reproduces. No deadlines: the machine is shared.
+settings.register_profile("dev", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")

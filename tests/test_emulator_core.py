@@ -311,3 +311,10 @@ def test_portal_offset_is_used_for_dates(tz: str) -> None:
 def test_bad_portal_offset_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="offset like"):
         Emulator(tz="Moscow")
+
+
+def test_batch_labels_that_look_numeric_but_are_not_ascii_digits() -> None:
+    """Found by the fuzz test: '¹'.isdigit() is true but int('¹') fails; the server must not crash."""
+    emu = Emulator(limits="off", clock="virtual")
+    body = emu.call("batch", {"cmd": {"¹": "crm.type.list", "0": "crm.type.list"}})
+    assert set(body["result"]["result"]) == {"¹", "0"}

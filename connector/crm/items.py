@@ -253,7 +253,7 @@ class TypeCodes:
             return None
         text = str(value)
         prefix, sep, ident = text.rpartition("_")
-        if not sep or not ident.isdigit():
+        if not sep or not ident.isdecimal():
             raise TranslationError(f"bad crm link value {text!r}; expected SHORT_ID like D_12")
         if prefix in _SHORT_TO_SYSTEM:
             return f"{_SHORT_TO_SYSTEM[prefix]}:{ident}"
@@ -266,7 +266,7 @@ class TypeCodes:
     def link_to_portal(self, value: str) -> str:
         """`deal:12` -> `D_12`."""
         code, sep, ident = str(value).rpartition(":")
-        if not sep or not ident.isdigit():
+        if not sep or not ident.isdecimal():
             raise TranslationError(f"bad crm link {value!r}; expected '<type code>:<id>' like deal:12")
         return f"{self.short(code)}_{ident}"
 

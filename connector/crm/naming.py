@@ -63,7 +63,7 @@ def _camelize(upper: str) -> str:
     parts = upper.split("_")
     out = parts[0].lower()
     for prev, part in zip(parts, parts[1:], strict=False):
-        if prev[-1:].isdigit() and part[:1].isdigit():
+        if prev[-1:].isdecimal() and part[:1].isdecimal():
             out += "_" + part.lower()
         else:
             out += part[:1].upper() + part[1:].lower()
@@ -258,7 +258,7 @@ def crm_link(etid: int, item_id: int) -> str:
 def parse_crm_link(value: str) -> tuple[int, int]:
     """`T408_12` -> (1032, 12); `CO_5` -> (4, 5)."""
     head, sep, tail = (value or "").rpartition("_")
-    if not sep or not tail.isdigit():
+    if not sep or not tail.isdecimal():
         raise ValueError(f"{value!r} is not a CRM link value (<abbr>_<id>, e.g. D_7, CO_5, T408_12)")
     return parse_short_code(head), int(tail)
 

@@ -55,7 +55,7 @@ def find_type(types: list[PortalType], type_ref: int | str) -> PortalType:
     hits = [
         t
         for t in types
-        if (ref.isdigit() and t.entity_type_id == int(ref)) or t.code == ref or t.title == ref
+        if (ref.isdecimal() and t.entity_type_id == int(ref)) or t.code == ref or t.title == ref
     ]
     if len(hits) != 1:
         known = ", ".join(f"{t.entity_type_id} «{t.title}»" for t in types) or "none"
@@ -228,7 +228,7 @@ def _field(f: PortalField, codes: _Codes, names: dict[int, str]) -> dict[str, An
                 continue
             if key in by_key:
                 targets.append(by_key[key])
-            elif key.startswith("DYNAMIC_") and key[8:].isdigit() and int(key[8:]) in names:
+            elif key.startswith("DYNAMIC_") and key[8:].isdecimal() and int(key[8:]) in names:
                 targets.append(names[int(key[8:])])
         out["targets"] = targets
     if f.user_type_id == "string" and str(f.settings.get("ROWS", "1")) not in ("1", ""):

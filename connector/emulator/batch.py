@@ -36,7 +36,7 @@ def php_map(entries: dict[str, Any]) -> dict[str, Any] | list[Any]:
     if not entries:
         return []
     keys = list(entries)
-    if all(str(k).isdigit() for k in keys) and [int(k) for k in keys] == list(range(len(keys))):
+    if all(str(k).isdecimal() for k in keys) and [int(k) for k in keys] == list(range(len(keys))):
         return [entries[k] for k in keys]
     return entries
 
@@ -116,7 +116,7 @@ def _lookup(maps: dict[str, dict[str, Any]], name: str, path: str) -> Any:
     for key in re.findall(r"\[([^\]]*)\]", path):
         if isinstance(node, dict) and key in node:
             node = node[key]
-        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+        elif isinstance(node, list) and key.isdecimal() and int(key) < len(node):
             node = node[int(key)]
         else:
             break

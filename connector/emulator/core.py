@@ -77,7 +77,7 @@ def intval(value: Any) -> int:
     sign, digits = (-1, text[1:]) if text.startswith("-") else (1, text.lstrip("+"))
     num = ""
     for ch in digits:
-        if not ch.isdigit():
+        if not ch.isdecimal():
             break
         num += ch
     return sign * int(num) if num else 0

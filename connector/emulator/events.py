@@ -196,7 +196,7 @@ def _app_of(auth: Any) -> str:
 
 def _user_of(auth: Any) -> int | None:
     value = getattr(auth, "user_id", None)
-    return int(value) if isinstance(value, int) or (isinstance(value, str) and value.isdigit()) else None
+    return int(value) if isinstance(value, int) or (isinstance(value, str) and value.isdecimal()) else None
 
 
 class EventHub:

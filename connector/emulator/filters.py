@@ -50,7 +50,7 @@ def split_prefix(key: str) -> tuple[str, str]:
 
 
 def _is_sub(key: str) -> bool:
-    return key.isdigit()
+    return key.isdecimal()
 
 
 def _scalar_ok(value: Any) -> bool:

@@ -19,7 +19,7 @@ def camelize(upper: str) -> str:
     for prev, part in zip(parts, parts[1:], strict=False):
         if not part:
             continue
-        if prev and prev[-1].isdigit() and part[0].isdigit():
+        if prev and prev[-1].isdecimal() and part[0].isdecimal():
             out += "_" + part.lower()
         else:
             out += part[0].upper() + part[1:].lower()

@@ -40,7 +40,7 @@ def _assign(root: dict[str, Any], raw_key: str, value: str) -> None:
 
 
 def _next_index(node: dict[str, Any]) -> int:
-    ints = [int(k) for k in node if k.lstrip("-").isdigit()]
+    ints = [int(k) for k in node if k.lstrip("-").isdecimal()]
     return max(ints) + 1 if ints else 0
 
 
@@ -48,7 +48,9 @@ def is_list_like(value: Any) -> bool:
     """A list, or a dict whose keys are 0..n-1 (how PHP arrays arrive from a form)."""
     if isinstance(value, list):
         return True
-    return isinstance(value, dict) and bool(value) and all(isinstance(k, str) and k.isdigit() for k in value)
+    if not isinstance(value, dict) or not value:
+        return False
+    return all(isinstance(k, str) and k.isdecimal() for k in value)
 
 
 def as_list(value: Any) -> list[Any]:
@@ -56,6 +58,6 @@ def as_list(value: Any) -> list[Any]:
     if isinstance(value, list):
         return value
     if isinstance(value, dict):
-        keys = sorted(value, key=lambda k: (0, int(k)) if str(k).isdigit() else (1, str(k)))
+        keys = sorted(value, key=lambda k: (0, int(k)) if str(k).isdecimal() else (1, str(k)))
         return [value[k] for k in keys]
     return [value]

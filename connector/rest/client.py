@@ -344,7 +344,7 @@ _HEADERS = {"Accept": "application/json", "User-Agent": USER_AGENT}
 
 def _check_command(label: Any, entry: Any) -> str:
     """Validate one batch entry; returns its method name."""
-    if not isinstance(label, str) or not _LABEL.match(label) or label.lstrip("-").isdigit():
+    if not isinstance(label, str) or not _LABEL.match(label) or label.lstrip("-").isdecimal():
         raise ValueError(f"batch label {label!r} is not allowed: labels are non-numeric names of letters, "
                          "digits and underscores (e.g. 'get_1'), because PHP turns numeric keys into a list")
     if not (isinstance(entry, tuple | list) and len(entry) == 2 and isinstance(entry[0], str)):

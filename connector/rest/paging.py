@@ -154,7 +154,7 @@ def page_rows(result: Any, key: str | None, method: str) -> list[Any]:
                              method)
     if isinstance(result, list):
         return result
-    if isinstance(result, Mapping) and all(str(k).isdigit() for k in result):
+    if isinstance(result, Mapping) and all(str(k).isdecimal() for k in result):
         return list(result.values())
     raise TransportError("BAD_PAGE", "expected a plain array of rows; pass rows_key= for wrapped results",
                          200, method)

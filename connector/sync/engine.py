@@ -219,9 +219,9 @@ def _deleted_ids(events: list[Any], by_etid: dict[int, str]) -> dict[str, list[i
         data = ev.get("EVENT_DATA") or {}
         fields = (data.get("FIELDS") if isinstance(data, dict) else None) or {}
         suffix = name[len(OFFLINE_EVENT) + 1 :]
-        raw_etid = fields.get("ENTITY_TYPE_ID") or (suffix if suffix.isdigit() else None)
+        raw_etid = fields.get("ENTITY_TYPE_ID") or (suffix if suffix.isdecimal() else None)
         raw_id = fields.get("ID")
-        if raw_etid is None or raw_id is None or not str(raw_etid).isdigit() or not str(raw_id).isdigit():
+        if raw_etid is None or raw_id is None or not str(raw_etid).isdecimal() or not str(raw_id).isdecimal():
             continue
         code = by_etid.get(int(raw_etid))
         if code is not None:
