@@ -422,7 +422,7 @@ def item_fields(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     etid = req_int(params, "entityTypeId")
     original = use_original(params)
     schema = item_schema(state, require_type(state, etid))
-    return {"fields": {s.key(original): describe(s, original) for s in schema.fields}}
+    return {"fields": {s.key(original): describe(s) for s in schema.fields}}
 
 
 def _select(schema: ItemSchema, raw: Any, original: bool) -> list[FieldSpec] | None:

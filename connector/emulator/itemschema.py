@@ -204,7 +204,7 @@ def item_schema(state: PortalState, smart: SmartType) -> ItemSchema:
     return schema
 
 
-def describe(spec: FieldSpec, original_uf: bool) -> dict[str, Any]:
+def describe(spec: FieldSpec) -> dict[str, Any]:
     """crm.item.fields entry for one field."""
     uf = spec.uf
     desc = field_desc(

@@ -447,7 +447,7 @@ def _safe(exc: BaseException) -> str:
 # ---- conflicts ----------------------------------------------------------------------------
 
 
-def resolve_conflict(store: Any, conflict_id: int, take: str, templates: list[Any] | None = None) -> Any:
+def resolve_conflict(store: Any, conflict_id: int, take: str) -> Any:
     """Settle a recorded conflict: take `local`, `remote` or `merged` values; the next push sends them."""
     if take not in ("local", "remote", "merged"):
         raise ValueError(f"--take must be local, remote or merged, got {take!r}")

@@ -81,6 +81,31 @@ def stage_roles(funnel: Any) -> dict[str, str]:
     return roles
 
 
+def _process_map(
+    template: Any,
+    etid: int,
+    type_id: int,
+    fields: list[FieldMap],
+    funnels: dict[str, int],
+    stages: dict[str, dict[str, str]],
+    etids: dict[str, int],
+) -> ProcessMap:
+    """The map of one process once its portal ids are known (shared by both sources)."""
+    default = default_funnel(template)
+    return ProcessMap(
+        code=template.code,
+        entity_type_id=etid,
+        type_id=type_id,
+        stages_enabled=bool(funnels),
+        funnels=funnels,
+        default_funnel=default if default in funnels else None,
+        stages=stages,
+        fields=fields,
+        clients=clients_enabled(template),
+        parents={x: etids[x] for x in parent_targets(template) if x in etids},
+    )
+
+
 # ---- cache ------------------------------------------------------------------------------
 
 
@@ -163,18 +188,7 @@ def from_idmap(template: Any, entries: list[Any], etids: dict[str, int]) -> Proc
             se = _first(idx, "stage", f"{p}.{fu.code}.{st.code}", f"{p}:{fu.code}:{st.code}")
             sid = str((se.extra or {}).get("status_id") or "") if se is not None else ""
             stages[fu.code][st.code] = sid or f"DT{etid}_{cat}:{st.code}"
-    return ProcessMap(
-        code=p,
-        entity_type_id=etid,
-        type_id=type_id,
-        stages_enabled=bool(funnels),
-        funnels=funnels,
-        default_funnel=default_funnel(template) if default_funnel(template) in funnels else None,
-        stages=stages,
-        fields=fields,
-        clients=clients_enabled(template),
-        parents={t: etids[t] for t in parent_targets(template) if t in etids},
-    )
+    return _process_map(template, etid, type_id, fields, funnels, stages, etids)
 
 
 # ---- from the portal schema ---------------------------------------------------------------
@@ -298,18 +312,7 @@ def _build(
         for system in SYSTEM_STAGE_CODES:  # unmapped system stages still translate to a code
             if f"DT{etid}_{cid}:{system}" not in used:
                 stages[fu.code].setdefault(system, f"DT{etid}_{cid}:{system}")
-    return ProcessMap(
-        code=t.code,
-        entity_type_id=etid,
-        type_id=type_id,
-        stages_enabled=bool(funnels),
-        funnels=funnels,
-        default_funnel=default_funnel(t) if default_funnel(t) in funnels else None,
-        stages=stages,
-        fields=fields,
-        clients=clients_enabled(t),
-        parents={x: etids[x] for x in parent_targets(t) if x in etids},
-    )
+    return _process_map(t, etid, type_id, fields, funnels, stages, etids)
 
 
 def type_codes(maps: dict[str, ProcessMap]) -> TypeCodes:
