@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 
-from connector.constants import SYSTEM_ENTITY_TYPES
-
 # userfieldconfig.add: FIELD_NAME is 4..50 chars of ^[0-9A-Z_]+$ and starts with UF_CRM_{typeId}_.
 UF_NAME_MAX = 50
 UF_PREFIX = "UF_CRM_"
@@ -261,12 +259,3 @@ def parse_crm_link(value: str) -> tuple[int, int]:
     if not sep or not tail.isdecimal():
         raise ValueError(f"{value!r} is not a CRM link value (<abbr>_<id>, e.g. D_7, CO_5, T408_12)")
     return parse_short_code(head), int(tail)
-
-
-def system_entity_type_id(name: str) -> int:
-    """System CRM type by name (`deal` -> 2)."""
-    try:
-        return SYSTEM_ENTITY_TYPES[name]
-    except KeyError:
-        allowed = ", ".join(SYSTEM_ENTITY_TYPES)
-        raise ValueError(f"unknown system CRM type {name!r}; allowed: {allowed}") from None

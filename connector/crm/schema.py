@@ -121,10 +121,6 @@ class PortalType(BaseModel):
     card: list[CardSectionConfig] | None = None
     detailed: bool = False
 
-    def field_by_name(self, field_name: str) -> PortalField | None:
-        """The user field with this `UF_CRM_...` name."""
-        return next((f for f in self.fields if f.field_name == field_name), None)
-
     def default_funnel(self) -> PortalFunnel | None:
         """The funnel flagged `isDefault`."""
         return next((f for f in self.funnels if f.is_default), self.funnels[0] if self.funnels else None)
@@ -139,10 +135,6 @@ class PortalSnapshot(BaseModel):
     def by_id(self, type_id: int) -> PortalType | None:
         """The type with this `id`."""
         return next((t for t in self.types if t.id == type_id), None)
-
-    def by_entity_type_id(self, entity_type_id: int) -> PortalType | None:
-        """The type with this `entityTypeId`."""
-        return next((t for t in self.types if t.entity_type_id == entity_type_id), None)
 
     def by_code(self, code: str) -> PortalType | None:
         """The type whose `code` field is `code` (our ownership marker)."""
@@ -290,16 +282,6 @@ def read_types(client: Any) -> list[PortalType]:
         if response.next is None or not rows:
             return types
         start = int(response.next)
-
-
-def read_snapshot(client: Any, want: Callable[[PortalType], bool] | None = None) -> PortalSnapshot:
-    """Read the portal's smart processes; those `want` selects (default all) are read in full."""
-    types = read_types(client)
-    snapshot = PortalSnapshot(types=types)
-    selected = [t for t in types if want is None or want(t)]
-    fill_details(client, selected)
-    snapshot.supports_code = supports_code(types)
-    return snapshot
 
 
 def supports_code(types: Sequence[PortalType]) -> bool:

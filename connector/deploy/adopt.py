@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from connector.constants import SYSTEM_ENTITY_TYPES
 from connector.crm.schema import (
     PortalField,
     PortalFunnel,
@@ -27,6 +26,7 @@ from connector.deploy.binding import IdView, bind_type
 from connector.deploy.desired import from_template
 from connector.deploy.engine import portal_key_of
 from connector.deploy.record import record_binding
+from connector.deploy.relations import SYSTEM_NAMES
 from connector.templates import FIELD_TYPES, Template, parse_template
 from connector.templates.model import (
     CRM_LINK_KEYS,
@@ -41,7 +41,6 @@ from connector.templates.model import (
 from connector.templates.slug import slug, unique_code
 
 _MARKER = re.compile(r"^b24sync:[a-z][a-z0-9_]*:([a-z][a-z0-9_]*)$")
-_SYSTEM_BY_ID = {v: k for k, v in SYSTEM_ENTITY_TYPES.items()}
 _HASH = re.compile(r"^[0-9a-f]{32}$")  # xmlId Bitrix24 generates for options made in the UI
 
 
@@ -197,7 +196,7 @@ def _stage_code(code: str) -> str:
 
 
 def _target(etid: int, names: dict[int, str]) -> str | None:
-    return _SYSTEM_BY_ID.get(etid) or names.get(etid)
+    return SYSTEM_NAMES.get(etid) or names.get(etid)
 
 
 # ---------------------------------------------------------------- template data
