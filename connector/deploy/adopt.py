@@ -37,10 +37,10 @@ from connector.templates.model import (
     STAGE_CODE_RE,
     STANDARD_CARD_FIELDS,
     UF_CODE_MAX,
+    marked_field_code,
 )
 from connector.templates.slug import slug, unique_code
 
-_MARKER = re.compile(r"^b24sync:[a-z][a-z0-9_]*:([a-z][a-z0-9_]*)$")
 _HASH = re.compile(r"^[0-9a-f]{32}$")  # xmlId Bitrix24 generates for options made in the UI
 
 
@@ -171,9 +171,8 @@ def _reverse(ids: IdView, kind: str, prefix: str) -> dict[int, str]:
 
 def _field_code(f: PortalField) -> str:
     """Our marker's code, else the portal name's suffix, else (UI names are digits) the label."""
-    match = _MARKER.match(f.xml_id)
-    if match:
-        return match.group(1)
+    if marked := marked_field_code(f.xml_id):
+        return marked
     suffix = uf_suffix(f.field_name).lower()
     code = re.sub(r"[^a-z0-9_]", "_", suffix).strip("_")
     if not code or not re.search(r"[a-z]", code):

@@ -9,7 +9,7 @@ from connector.crm.schema import PortalField, PortalType
 from connector.deploy.binding import FieldBinding, FunnelBinding, TypeBinding
 from connector.deploy.desired import DesiredField, DesiredType
 from connector.deploy.model import Change, Diff
-from connector.templates.model import STANDARD_CARD_FIELDS
+from connector.templates.model import STANDARD_CARD_FIELDS, marked_field_code
 
 SHAPED_DEFAULT_STAGES = ("PREPARATION", "CLIENT")
 
@@ -170,9 +170,7 @@ def field_changes(b: TypeBinding, allow_destructive: bool) -> list[Change]:
 
 def field_name_of(f: PortalField) -> str:
     """How plan and drift name a portal field: its code when the xmlId is our marker, else its UF name."""
-    if f.xml_id.startswith("b24sync:") and f.xml_id.count(":") == 2:
-        return f.xml_id.rsplit(":", 1)[1]
-    return f.field_name
+    return marked_field_code(f.xml_id) or f.field_name
 
 
 def option_changes(b: TypeBinding, fb: FieldBinding, allow_destructive: bool) -> list[Change]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from connector.constants import SYSTEM_ENTITY_TYPES
 from connector.crm.schema import TYPE_FLAGS
+from connector.templates.model import field_marker
 
 LANGS = ("ru", "en")
 
@@ -171,7 +172,7 @@ def _field(t: Any, f: Any, resolve: Any) -> DesiredField:
         user_type_id=f.type,
         uf_suffix=f.uf_suffix,
         xml_id=f.xml_id,
-        old_xml_id=f"b24sync:{t.code}:{f.renamed_from}" if f.renamed_from else None,
+        old_xml_id=field_marker(t.code, f.renamed_from) if f.renamed_from else None,
         multiple=f.multiple,
         mandatory=f.required,
         label=dict(f.label),

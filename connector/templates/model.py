@@ -24,6 +24,18 @@ STAGE_CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 STAGE_CODE_MAX = 20
 COLOR_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
 LANG_RE = re.compile(r"^[a-z]{2}$")
+_FIELD_MARKER_RE = re.compile(r"^b24sync:[a-z][a-z0-9_]*:([a-z][a-z0-9_]*)$")
+
+
+def field_marker(process: str, code: str) -> str:
+    """The ownership marker written to a field's xmlId: `b24sync:<process>:<field>`."""
+    return f"b24sync:{process}:{code}"
+
+
+def marked_field_code(xml_id: str) -> str | None:
+    """The field code in our ownership marker, or None when `xml_id` is not one."""
+    match = _FIELD_MARKER_RE.match(xml_id)
+    return match.group(1) if match else None
 
 FieldType = Literal[
     "string",
@@ -218,7 +230,7 @@ class Field(_Model):
     @property
     def xml_id(self) -> str:
         """Ownership marker written to the field's xmlId."""
-        return f"b24sync:{self._process}:{self.code}"
+        return field_marker(self._process, self.code)
 
     def option(self, code: str) -> Option:
         for opt in self.options:
