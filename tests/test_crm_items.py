@@ -153,6 +153,21 @@ def test_bad_local_values_name_what_is_allowed() -> None:
         tr.to_fields({**row, "link": "deal-12"}, ["link"])
     with pytest.raises(TranslationError, match="unknown crm link type 'ship'"):
         tr.to_fields({**row, "link": "ship:1"}, ["link"])
+    with pytest.raises(TranslationError, match=r"^field 'km': 'twelve' is not a valid integer"):
+        tr.to_fields({**row, "km": "twelve"}, ["km"])
+    with pytest.raises(TranslationError, match=r"^field 'day': '2025-13-01' is not a valid date"):
+        tr.to_fields({**row, "day": "2025-13-01"}, ["day"])
+
+
+def test_crm_link_values_use_the_shared_short_codes() -> None:
+    codes = TypeCodes({"car": 1032})
+    assert [codes.short(c) for c in ("deal", "company", "car", "dynamic_128")] == ["D", "CO", "T408", "T80"]
+    assert codes.link_to_local("CO_5") == "company:5" and codes.link_to_local("T408_12") == "car:12"
+    assert codes.link_to_local("T80_3") == "dynamic_128:3" and codes.link_to_local("") is None
+    with pytest.raises(TranslationError, match=r"'X' is not a CRM type abbreviation \(C, CO, D, L, Q, SI"):
+        codes.link_to_local("X_1")
+    with pytest.raises(TranslationError, match="bad crm link value: 'D-1' is not a CRM link value"):
+        codes.link_to_local("D-1")
 
 
 def test_unknown_portal_ids_are_kept_not_lost() -> None:

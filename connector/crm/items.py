@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from connector.constants import SYSTEM_ENTITY_TYPES
+from connector.crm.naming import parse_crm_link, short_code
 from connector.templates import FIELD_TYPES
 
 # Columns every process table has; `sync` reads and writes the ones that map to item fields.
@@ -25,17 +26,6 @@ READ_ONLY_COLUMNS = ("created_time", "updated_time", "moved_time")
 # A pulled enumeration option id that the process map does not know is stored as `#<id>`: option
 # codes never start with `#`, so the marker cannot be taken for a code, and it is never sent back.
 UNKNOWN_OPTION_MARK = "#"
-# Short codes of system CRM types in crm link values ("D_12", "CO_3").
-SYSTEM_SHORT_CODES: dict[str, str] = {
-    "lead": "L",
-    "deal": "D",
-    "contact": "C",
-    "company": "CO",
-    "quote": "Q",
-    "invoice": "SI",
-}
-_SHORT_TO_SYSTEM = {v: k for k, v in SYSTEM_SHORT_CODES.items()}
-_DYNAMIC_SHORT = re.compile(r"^T([0-9a-f]+)$")
 
 
 class TranslationError(ValueError):
@@ -237,30 +227,22 @@ class TypeCodes:
 
     def short(self, code: str) -> str:
         """`deal` -> `D`; a process code -> `T` + hex entityTypeId."""
-        if code in SYSTEM_SHORT_CODES:
-            return SYSTEM_SHORT_CODES[code]
         m = re.fullmatch(r"dynamic_(\d+)", code)
-        etid = int(m.group(1)) if m else self.by_code.get(code)
-        if etid is None:
+        etid = SYSTEM_ENTITY_TYPES.get(code) or (int(m.group(1)) if m else self.by_code.get(code))
+        if not etid:
             raise TranslationError(
                 f"unknown crm link type {code!r}; known: {', '.join(sorted(self.by_code))}"
             )
-        return f"T{etid:x}"
+        return short_code(etid)
 
     def link_to_local(self, value: Any) -> str | None:
         """`D_12` -> `deal:12`; `T40a_7` -> `<process code>:7` (or `dynamic_1034:7` if unknown)."""
         if _empty(value):
             return None
-        text = str(value)
-        prefix, sep, ident = text.rpartition("_")
-        if not sep or not ident.isdecimal():
-            raise TranslationError(f"bad crm link value {text!r}; expected SHORT_ID like D_12")
-        if prefix in _SHORT_TO_SYSTEM:
-            return f"{_SHORT_TO_SYSTEM[prefix]}:{ident}"
-        m = _DYNAMIC_SHORT.fullmatch(prefix)
-        if not m:
-            raise TranslationError(f"unknown crm link prefix in {text!r}")
-        etid = int(m.group(1), 16)
+        try:
+            etid, ident = parse_crm_link(str(value))
+        except ValueError as exc:
+            raise TranslationError(f"bad crm link value: {exc}") from None
         return f"{self.by_etid.get(etid, f'dynamic_{etid}')}:{ident}"
 
     def link_to_portal(self, value: str) -> str:
@@ -529,8 +511,17 @@ class ItemTranslator:
                 values = _json_list(raw)
             except TranslationError as exc:
                 raise TranslationError(f"field {f.code!r}: {exc} (a multiple field is a JSON array)") from exc
-            return [self._scalar_to_portal(f, v) for v in values if v is not None and v != ""]
-        return self._scalar_to_portal(f, raw)
+            return [self._checked_scalar(f, v) for v in values if v is not None and v != ""]
+        return self._checked_scalar(f, raw)
+
+    def _checked_scalar(self, f: FieldMap, value: Any) -> Any:
+        """`_scalar_to_portal`, with a bad number or date named by its field and type."""
+        try:
+            return self._scalar_to_portal(f, value)
+        except TranslationError:
+            raise
+        except ValueError as exc:
+            raise TranslationError(f"field {f.code!r}: {value!r} is not a valid {f.type} ({exc})") from exc
 
     def _scalar_to_portal(self, f: FieldMap, value: Any) -> Any:
         if value is None:
