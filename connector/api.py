@@ -43,8 +43,8 @@ class Portal:
     def from_webhook(cls, url: str, *, store: str | Path | None = None, plan: str = "standard",
                      policy: str = "newest-wins", allow_http: bool = False) -> Portal:
         """A portal reached through an incoming webhook URL; `store` defaults to data/<host>.db."""
-        ref = resolve_portal(Config(), url)
-        updates: dict[str, Any] = {"plan": plan, "conflict_policy": policy, "allow_http": allow_http}
+        ref = resolve_portal(Config(), url, allow_http=allow_http)
+        updates: dict[str, Any] = {"plan": plan, "conflict_policy": policy}
         if store is not None:
             updates["store"] = Path(store)
         return cls(ref.model_copy(update=updates))

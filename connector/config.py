@@ -129,8 +129,11 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     return config
 
 
-def resolve_portal(config: Config, portal: str) -> PortalRef:
-    """Turn `--portal` (a configured name or a webhook URL) into a PortalRef."""
+def resolve_portal(config: Config, portal: str, *, allow_http: bool = False) -> PortalRef:
+    """Turn `--portal` (a configured name or a webhook URL) into a PortalRef.
+
+    `allow_http` lets a webhook URL given directly use plain http to a non-loopback host.
+    """
     if "://" in portal:
         if not WEBHOOK_RE.match(portal):
             raise ConfigError(
@@ -139,8 +142,9 @@ def resolve_portal(config: Config, portal: str) -> PortalRef:
         key = portal_key(portal)
         store = Path(config.defaults.store.replace("{portal}", _safe(key)))
         policy = config.defaults.conflict_policy
-        _check_scheme(portal, allow_http=False, what="--portal")
-        return PortalRef(name=key, url=_slash(portal), store=store, conflict_policy=policy)
+        _check_scheme(portal, allow_http, what="--portal")
+        return PortalRef(name=key, url=_slash(portal), store=store, conflict_policy=policy,
+                         allow_http=allow_http)
     if portal not in config.portals:
         known = ", ".join(sorted(config.portals)) or "none configured"
         raise ConfigError(f"unknown portal {portal!r}; configured portals: {known}; or pass a webhook URL")

@@ -10,6 +10,7 @@ import pytest
 
 import connector
 from connector import Portal
+from connector.config import ConfigError
 from connector.emulator import EmulatorServer
 
 MAPPINGS = Path(__file__).parent.parent / "mappings"
@@ -51,6 +52,16 @@ def test_portal_from_config(tmp_path: Path, live_emulator: EmulatorServer) -> No
     assert portal.ref.store == tmp_path / "local.db"
     assert portal.ref.conflict_policy == "merge"
     assert "local" in repr(portal) and live_emulator.webhook_url not in repr(portal)
+
+
+def test_from_webhook_plain_http_needs_allow_http(tmp_path: Path) -> None:
+    url = "http://portal.example/rest/1/secretcode42/"
+    with pytest.raises(ConfigError, match="plain http") as refused:
+        Portal.from_webhook(url, store=tmp_path / "a.db")
+    assert "secretcode42" not in str(refused.value)
+    portal = Portal.from_webhook(url, store=tmp_path / "a.db", allow_http=True)
+    assert portal.ref.allow_http and portal.client.auth.allow_http
+    assert portal.client.auth.url("crm.type.list") == url + "crm.type.list"
 
 
 def test_lazy_package_attribute() -> None:
