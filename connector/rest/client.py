@@ -324,8 +324,7 @@ class Client:
             reset = self._limit_reset(method)
             limit = OperationTimeLimit(code, error.description, status, method, reset_at=reset)
             return _Failure(limit, retryable=True, retry_after=reset)
-        if status >= 500 and (code in SERVER_FAULT_CODES or
-                                                              type(error) is B24Error):
+        if status >= 500 and (code in SERVER_FAULT_CODES or type(error) is B24Error):
             return _Failure(error, retryable=True, maybe_executed=True)
         return _Failure(error, retryable=False)
 
