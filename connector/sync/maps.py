@@ -12,6 +12,7 @@ from typing import Any
 
 from connector.constants import SYSTEM_ENTITY_TYPES, SYSTEM_STAGE_CODES
 from connector.crm.items import FieldMap, ProcessMap, TypeCodes
+from connector.crm.naming import stage_entity_id, stage_id, uf_name
 
 MAPS_DDL = """CREATE TABLE IF NOT EXISTS _sync_maps (
     portal TEXT NOT NULL, code TEXT NOT NULL, signature TEXT NOT NULL, data TEXT NOT NULL,
@@ -164,7 +165,7 @@ def from_idmap(template: Any, entries: list[Any], etids: dict[str, int]) -> Proc
     for f in template.fields:
         fe = _first(idx, "field", f"{p}.{f.code}", f"{p}:{f.code}")
         uf = str((fe.extra or {}).get("field_name") or "") if fe is not None else ""
-        uf = uf or f"UF_CRM_{type_id}_{f.code.upper()}"
+        uf = uf or uf_name(type_id, f.code)
         options: dict[str, int] = {}
         for o in getattr(f, "options", None) or []:
             oe = _first(idx, "option", f"{p}.{f.code}.{o.code}", f"{p}:{f.code}:{o.code}")
@@ -187,7 +188,7 @@ def from_idmap(template: Any, entries: list[Any], etids: dict[str, int]) -> Proc
         for st in fu.stages:
             se = _first(idx, "stage", f"{p}.{fu.code}.{st.code}", f"{p}:{fu.code}:{st.code}")
             sid = str((se.extra or {}).get("status_id") or "") if se is not None else ""
-            stages[fu.code][st.code] = sid or f"DT{etid}_{cat}:{st.code}"
+            stages[fu.code][st.code] = sid or stage_id(etid, cat, st.code)
     return _process_map(template, etid, type_id, fields, funnels, stages, etids)
 
 
@@ -238,7 +239,7 @@ def discover(client: Any, templates: list[Any]) -> dict[str, ProcessMap]:
         for c in cats[code]:
             status_cmds[f"s_{code}_{c['id']}"] = (
                 "crm.status.list",
-                {"filter": {"ENTITY_ID": f"DYNAMIC_{pt['entityTypeId']}_STAGE_{c['id']}"}},
+                {"filter": {"ENTITY_ID": stage_entity_id(int(pt["entityTypeId"]), int(c["id"]))}},
             )
     uf_lists: dict[str, list[dict[str, Any]]] = {}
     for code in found:
@@ -275,7 +276,7 @@ def _build(
     by_name = {str(u.get("fieldName")): u for u in ufs}
     fields: list[FieldMap] = []
     for f in t.fields:
-        uf = f"UF_CRM_{type_id}_{f.code.upper()}"
+        uf = uf_name(type_id, f.code)
         options: dict[str, int] = {}
         portal_enum = list((by_name.get(uf) or {}).get("enum") or [])
         for o in getattr(f, "options", None) or []:
@@ -304,14 +305,14 @@ def _build(
         roles = stage_roles(fu)
         stages[fu.code] = {}
         for st in fu.stages:
-            sid = f"DT{etid}_{cid}:{st.code}"
+            sid = stage_id(etid, cid, st.code)
             if sid not in ids and st.code in roles:
-                sid = f"DT{etid}_{cid}:{roles[st.code]}"
+                sid = stage_id(etid, cid, roles[st.code])
             stages[fu.code][st.code] = sid
         used = set(stages[fu.code].values())
         for system in SYSTEM_STAGE_CODES:  # unmapped system stages still translate to a code
-            if f"DT{etid}_{cid}:{system}" not in used:
-                stages[fu.code].setdefault(system, f"DT{etid}_{cid}:{system}")
+            if stage_id(etid, cid, system) not in used:
+                stages[fu.code].setdefault(system, stage_id(etid, cid, system))
     return _process_map(t, etid, type_id, fields, funnels, stages, etids)
 
 
