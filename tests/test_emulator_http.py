@@ -330,6 +330,23 @@ def test_fuzz_http_surface_never_crashes(
     assert isinstance(json.loads(resp.body), dict | list)
 
 
+def test_a_crashed_request_is_logged_without_the_webhook_code(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from connector.emulator import server
+
+    def crash(*_args: object) -> dict[str, object]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(server, "decode_params", crash)
+    path = f"/rest/1/{emulator.webhook_code}/crm.type.list"
+    with caplog.at_level("ERROR", logger=server.log.name):
+        resp = route(emulator, "POST", path, "", b"", "", "https://emulator.bitrix24.test")
+    assert resp.status == 500 and json.loads(resp.body)["error"] == "INTERNAL_SERVER_ERROR"
+    assert "request to /rest/1/****/crm.type.list failed" in caplog.text
+    assert emulator.webhook_code not in caplog.text
+
+
 def test_fuzz_live_socket_garbage_does_not_stop_the_server(emulator: Emulator) -> None:
     import socket
 

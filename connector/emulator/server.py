@@ -77,7 +77,7 @@ def route(
     try:
         return _route(emu, verb, url_path, query, body, content_type, base_url)
     except Exception:
-        log.exception("emulator: request to %s failed", url_path)
+        log.exception("emulator: request to %s failed", _hide_secrets(url_path))
         err = {"error": "INTERNAL_SERVER_ERROR", "error_description": "Internal server error"}
         return HttpResponse(500, encode_json(err))
 
