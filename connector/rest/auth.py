@@ -11,7 +11,7 @@ import ipaddress
 import re
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -21,6 +21,9 @@ from .errors import AuthError, TransportError, error_code
 from .redact import MASK, redact, register_secret
 
 DEFAULT_TOKEN_URL = "https://oauth.bitrix.info/oauth/token/"
+
+AuthKind = Literal["webhook", "oauth"]
+"""How a client is known to the portal: an incoming webhook, or an OAuth application (an app)."""
 
 _WEBHOOK_PATH = re.compile(r"^(?P<prefix>/(?:.*/)?)rest/(?P<user>\d+)/(?P<code>[^/]+)/?$")
 
@@ -49,6 +52,7 @@ def check_url(url: str, allow_http: bool, what: str) -> None:
 class Auth(Protocol):
     """What the client needs from an authentication scheme."""
 
+    kind: AuthKind
     can_refresh: bool
     allow_http: bool
 
@@ -106,6 +110,7 @@ class _PortalBase:
 class WebhookAuth(_PortalBase):
     """Incoming webhook `https://portal/rest/<user>/<code>/`; the code is hidden in str/repr."""
 
+    kind: AuthKind = "webhook"
     can_refresh = False
 
     def __init__(self, url: str, allow_http: bool = False) -> None:
@@ -163,6 +168,7 @@ class OAuthAuth(_PortalBase):
     https://apidocs.bitrix24.com/settings/oauth/index.html
     """
 
+    kind: AuthKind = "oauth"
     can_refresh = True
 
     def __init__(self, endpoint: str, access_token: str, refresh_token: str, client_id: str,

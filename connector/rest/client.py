@@ -122,6 +122,15 @@ class Client:
     def __repr__(self) -> str:
         return f"Client({self.auth!r}, plan={self.plan!r})"
 
+    @property
+    def is_app(self) -> bool:
+        """Whether the portal knows this client as an OAuth application, not an incoming webhook.
+
+        Only an app has an offline event queue.
+        https://apidocs.bitrix24.com/api-reference/events/offline-events/index.html
+        """
+        return self.auth.kind == "oauth"
+
     # -- single calls ---------------------------------------------------------------------------
 
     def call(self, method: str, params: Mapping[str, Any] | None = None) -> ApiResponse:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from connector.crm import events
 from connector.crm.items import ItemTranslator, ProcessMap, TypeCodes, list_items
 from connector.sync import maps as mapmod
 from connector.sync.conflicts import check_policy, merged_values
@@ -205,72 +206,29 @@ def reconcile_ids(client: Any, store: Any, pmap: ProcessMap, figures: ProcessFig
     tombstone_ids(store, pmap.code, [i for i in local if i not in remote], figures)
 
 
-OFFLINE_EVENT = "ONCRMDYNAMICITEMDELETE"
-OFFLINE_LIMIT = 1000
-
-
-def _deleted_ids(events: list[Any], by_etid: dict[int, str]) -> dict[str, list[int]]:
-    """Deleted item ids per process code from offline queue records (other records are ignored)."""
-    out: dict[str, list[int]] = {}
-    for ev in events:
-        name = str(ev.get("EVENT_NAME", "")).upper()
-        if not name.startswith(OFFLINE_EVENT):
-            continue
-        data = ev.get("EVENT_DATA") or {}
-        fields = (data.get("FIELDS") if isinstance(data, dict) else None) or {}
-        suffix = name[len(OFFLINE_EVENT) + 1 :]
-        raw_etid = fields.get("ENTITY_TYPE_ID") or (suffix if suffix.isdecimal() else None)
-        raw_id = fields.get("ID")
-        if raw_etid is None or raw_id is None or not str(raw_etid).isdecimal() or not str(raw_id).isdecimal():
-            continue
-        code = by_etid.get(int(raw_etid))
-        if code is not None:
-            out.setdefault(code, []).append(int(raw_id))
-    return out
-
-
-def offline_deletions(
-    client: Any, maps: dict[str, ProcessMap], process_id: str | None = None
-) -> tuple[dict[str, list[int]], Any, list[Any]]:
-    """Deleted item ids per process from the offline event queue, reserved with `clear=0`.
-
-    With `process_id`, re-reads the records an earlier (interrupted) run reserved.
-    https://apidocs.bitrix24.com/api-reference/events/offline-events/event-offline-get.html
-    """
-    params: dict[str, Any] = {"clear": 0, "limit": OFFLINE_LIMIT}
-    if process_id:
-        params["process_id"] = process_id
-    r = client.call("event.offline.get", params)
-    result = r.result or {}
-    events = list(result.get("events") or [])
-    by_etid = {m.entity_type_id: code for code, m in maps.items()}
-    return _deleted_ids(events, by_etid), result.get("process_id") or process_id, events
-
-
 def _offline_meta(portal: str) -> str:
     return f"sync.offline.{portal}"
 
 
 def ensure_offline_binding(client: Any, store: Any, portal: str) -> bool:
-    """Bind the item-delete event to the offline queue once per portal; False when the app may not.
-
-    https://apidocs.bitrix24.com/api-reference/events/event-bind.html
-    """
+    """Bind the item-delete event to the offline queue once per portal; False when the app may not."""
     state = store.meta_get(_offline_meta(portal) + ".bound")
     if state in ("yes", "no"):
         return state == "yes"
-    from connector.rest.errors import B24Error
-
-    try:
-        client.call("event.bind", {"event": OFFLINE_EVENT, "event_type": "offline"})
-        state = "yes"
-    except B24Error as exc:
-        code = str(getattr(exc, "code", "") or "")
-        state = "yes" if code == "ERROR_HANDLER_ALREADY_EXIST" else "no"
-        if state == "no" and code not in ("ACCESS_DENIED", "insufficient_scope", "WRONG_AUTH_TYPE"):
-            raise
+    state = "yes" if events.bind_item_delete_offline(client) else "no"
     store.meta_set(_offline_meta(portal) + ".bound", state)
     return state == "yes"
+
+
+def deleted_ids(reservation: events.OfflineReservation, maps: dict[str, ProcessMap]) -> dict[str, list[int]]:
+    """Deleted item ids per process code among a reservation's records (other processes are ignored)."""
+    by_etid = {m.entity_type_id: code for code, m in maps.items()}
+    out: dict[str, list[int]] = {}
+    for item in reservation.deleted:
+        code = by_etid.get(item.entity_type_id)
+        if code is not None:
+            out.setdefault(code, []).append(item.id)
+    return out
 
 
 def drain_offline_deletions(
@@ -290,22 +248,17 @@ def drain_offline_deletions(
     key = _offline_meta(portal) + ".process_id"
     while True:
         pending = store.meta_get(key) or None
-        deleted, process_id, events = offline_deletions(client, maps, pending)
-        if process_id and events:
-            store.meta_set(key, str(process_id))
-        for code, ids in deleted.items():
+        reservation = events.reserve_offline_events(client, pending)
+        process_id = reservation.process_id
+        if process_id and reservation.records:
+            store.meta_set(key, process_id)
+        for code, ids in deleted_ids(reservation, maps).items():
             tombstone_ids(store, code, ids, report.processes[code])
-        if process_id and events:
-            client.call("event.offline.clear", {"process_id": process_id})
+        if process_id and reservation.records:
+            events.clear_offline_events(client, process_id)
         store.meta_set(key, "")
-        if pending is None and len(events) < OFFLINE_LIMIT:
+        if pending is None and reservation.records < events.OFFLINE_LIMIT:
             return
-
-
-def is_oauth(client: Any) -> bool:
-    """Whether the client talks to the portal as an OAuth application (offline events available)."""
-    auth = getattr(client, "auth", None)
-    return type(auth).__name__ == "OAuthAuth"
 
 
 # ---- the run ------------------------------------------------------------------------------
@@ -388,7 +341,7 @@ def sync(
                 ).run(full=full, overlap=overlap)
             for t in selected:
                 refresh_open_conflicts(store, maps[t.code])
-            if is_oauth(client):
+            if client.is_app:
                 drain_offline_deletions(
                     client, store, portal_key, {t.code: maps[t.code] for t in selected}, report
                 )
