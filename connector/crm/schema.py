@@ -361,6 +361,55 @@ def fill_details(client: Any, types: Sequence[PortalType]) -> None:
             )
 
 
+def scan_types(client: Any) -> list[PortalType]:
+    """Every smart process in abbreviated form, `>id` keyset-chained (up to 2,500 per HTTP request).
+
+    https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-list.html
+    """
+    return [parse_type(r) for r in client.iter_list("crm.type.list", {}, rows_key="types")]
+
+
+def fill_item_schema(client: Any, types: Sequence[PortalType]) -> None:
+    """Read what items need of `types` (fields with enum options, funnels, stages) in two batched passes.
+
+    The light sibling of `fill_details`: no type details, no card, the first 50 fields of a type.
+    """
+    unique = list({t.id: t for t in types}.values())
+    if not unique:
+        return
+    commands: dict[str, tuple[str, dict[str, Any]]] = {}
+    for t in unique:
+        commands[f"f{t.id}"] = (
+            "userfieldconfig.list",
+            {"moduleId": "crm", "filter": {"entityId": field_entity_id(t.id)}},
+        )
+        commands[f"c{t.id}"] = ("crm.category.list", {"entityTypeId": t.entity_type_id})
+    first = client.batch_all(commands)
+    second_commands: dict[str, tuple[str, dict[str, Any]]] = {}
+    for t in unique:
+        t.funnels = [parse_funnel(r) for r in _rows(first.results.get(f"c{t.id}"), "categories")]
+        for funnel in t.funnels:
+            second_commands[f"s{t.id}_{funnel.id}"] = (
+                "crm.status.list",
+                {"filter": {"ENTITY_ID": stage_entity_id(t.entity_type_id, int(funnel.id or 0))}},
+            )
+        t.fields = [parse_field(r) for r in _rows(first.results.get(f"f{t.id}"), "fields")]
+        for f in t.fields:  # list rows may omit enum options: read those fields one by one
+            if f.user_type_id == "enumeration" and not f.options:
+                second_commands[f"e{f.id}"] = ("userfieldconfig.get", {"moduleId": "crm", "id": f.id})
+    if not second_commands:
+        return
+    second = client.batch_all(second_commands)
+    for t in unique:
+        for i, f in enumerate(t.fields):
+            full = second.results.get(f"e{f.id}")
+            if isinstance(full, dict) and isinstance(full.get("field"), dict):
+                t.fields[i] = f.model_copy(update={"options": parse_field(full["field"]).options})
+        for funnel in t.funnels:
+            rows = second.results.get(f"s{t.id}_{funnel.id}")
+            funnel.stages = [parse_stage(r) for r in (rows or []) if isinstance(r, dict)]
+
+
 def _rows(result: Any, key: str) -> list[dict[str, Any]]:
     if isinstance(result, dict):
         rows = result.get(key) or []

@@ -12,7 +12,8 @@ from typing import Any
 
 from connector.constants import SYSTEM_ENTITY_TYPES, SYSTEM_STAGE_CODES
 from connector.crm.items import FieldMap, ProcessMap, TypeCodes
-from connector.crm.naming import stage_entity_id, stage_id, uf_name
+from connector.crm.naming import stage_id, uf_name
+from connector.crm.schema import PortalType, fill_item_schema, scan_types
 
 MAPS_DDL = """CREATE TABLE IF NOT EXISTS _sync_maps (
     portal TEXT NOT NULL, code TEXT NOT NULL, signature TEXT NOT NULL, data TEXT NOT NULL,
@@ -195,24 +196,21 @@ def from_idmap(template: Any, entries: list[Any], etids: dict[str, int]) -> Proc
 # ---- from the portal schema ---------------------------------------------------------------
 
 
-def _find_type(types: list[dict[str, Any]], template: Any) -> dict[str, Any] | None:
+def _find_type(types: list[PortalType], template: Any) -> PortalType | None:
     for t in types:
-        if t.get("code") and t.get("code") == template.code:
+        if t.code and t.code == template.code:
             return t
     titles = _labels(getattr(template, "title", None))
     for t in types:
-        if str(t.get("title")) in titles:
+        if t.title in titles:
             return t
     return None
 
 
 def discover(client: Any, templates: list[Any]) -> dict[str, ProcessMap]:
-    """Read the portal schema (3 HTTP requests) and map every template found on it.
-
-    https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-list.html
-    """
-    types = list(client.iter_list("crm.type.list", {}, rows_key="types"))
-    found: dict[str, dict[str, Any]] = {}
+    """Read the portal schema (3 HTTP requests) and map every template found on it."""
+    types = scan_types(client)
+    found: dict[str, PortalType] = {}
     for t in templates:
         ptype = _find_type(types, t)
         if ptype is None:
@@ -221,69 +219,26 @@ def discover(client: Any, templates: list[Any]) -> dict[str, ProcessMap]:
                 "deploy it first with `b24sync apply`"
             )
         found[t.code] = ptype
-    etids = {code: int(pt["entityTypeId"]) for code, pt in found.items()}
+    etids = {code: pt.entity_type_id for code, pt in found.items()}
     etids.update(SYSTEM_ENTITY_TYPES)
-    cmds: dict[str, tuple[str, dict[str, Any]]] = {}
-    for code, pt in found.items():
-        cmds[f"f_{code}"] = (
-            "userfieldconfig.list",
-            {"moduleId": "crm", "filter": {"entityId": f"CRM_{pt['id']}"}},
-        )
-        cmds[f"c_{code}"] = ("crm.category.list", {"entityTypeId": pt["entityTypeId"]})
-    first = client.batch_all(cmds)
-    status_cmds: dict[str, tuple[str, dict[str, Any]]] = {}
-    cats: dict[str, list[dict[str, Any]]] = {}
-    for code, pt in found.items():
-        res = first.results.get(f"c_{code}") or {}
-        cats[code] = list(res.get("categories") or []) if isinstance(res, dict) else []
-        for c in cats[code]:
-            status_cmds[f"s_{code}_{c['id']}"] = (
-                "crm.status.list",
-                {"filter": {"ENTITY_ID": stage_entity_id(int(pt["entityTypeId"]), int(c["id"]))}},
-            )
-    uf_lists: dict[str, list[dict[str, Any]]] = {}
-    for code in found:
-        ufs = first.results.get(f"f_{code}") or {}
-        uf_lists[code] = list(ufs.get("fields") or []) if isinstance(ufs, dict) else list(ufs or [])
-        for u in uf_lists[code]:  # list rows may omit enum options: read those fields one by one
-            if u.get("userTypeId") == "enumeration" and not u.get("enum") and u.get("id"):
-                status_cmds[f"e_{code}_{u['id']}"] = (
-                    "userfieldconfig.get",
-                    {"moduleId": "crm", "id": u["id"]},
-                )
-    statuses = client.batch_all(status_cmds) if status_cmds else None
-    for code in found:
-        for n, u in enumerate(uf_lists[code]):
-            got = statuses.results.get(f"e_{code}_{u.get('id')}") if statuses else None
-            if isinstance(got, dict) and isinstance(got.get("field"), dict):
-                uf_lists[code][n] = {**u, "enum": got["field"].get("enum") or []}
-    maps: dict[str, ProcessMap] = {}
-    for t in templates:
-        pt = found[t.code]
-        maps[t.code] = _build(t, pt, uf_lists[t.code], cats[t.code], statuses, etids)
-    return maps
+    fill_item_schema(client, list(found.values()))
+    return {t.code: _build(t, found[t.code], etids) for t in templates}
 
 
-def _build(
-    t: Any,
-    pt: dict[str, Any],
-    ufs: list[dict[str, Any]],
-    cats: list[dict[str, Any]],
-    statuses: Any,
-    etids: dict[str, int],
-) -> ProcessMap:
-    etid, type_id = int(pt["entityTypeId"]), int(pt["id"])
-    by_name = {str(u.get("fieldName")): u for u in ufs}
+def _build(t: Any, pt: PortalType, etids: dict[str, int]) -> ProcessMap:
+    etid, type_id = pt.entity_type_id, pt.id
+    by_name = {f.field_name: f for f in pt.fields}
     fields: list[FieldMap] = []
     for f in t.fields:
         uf = uf_name(type_id, f.code)
+        portal_field = by_name.get(uf)
+        portal_enum = portal_field.options if portal_field is not None else []
         options: dict[str, int] = {}
-        portal_enum = list((by_name.get(uf) or {}).get("enum") or [])
         for o in getattr(f, "options", None) or []:
             labels = _labels(getattr(o, "label", None))
             for e in portal_enum:
-                if e.get("xmlId") == o.code or str(e.get("value")) in labels:
-                    options[o.code] = int(e["id"])
+                if e.xml_id == o.code or e.value in labels:
+                    options[o.code] = e.id
                     break
         fields.append(
             FieldMap(code=f.code, type=f.type, multiple=bool(f.multiple), uf_name=uf, options=options)
@@ -292,16 +247,13 @@ def _build(
     stages: dict[str, dict[str, str]] = {}
     for fu in getattr(t, "funnels", None) or []:
         names = _labels(getattr(fu, "name", None))
-        cat = next(
-            (c for c in cats if getattr(fu, "default", False) and c.get("isDefault") in ("Y", True)), None
-        )
-        cat = cat or next((c for c in cats if str(c.get("name")) in names), None)
-        if cat is None:
+        cat = next((c for c in pt.funnels if getattr(fu, "default", False) and c.is_default), None)
+        cat = cat or next((c for c in pt.funnels if c.name in names), None)
+        if cat is None or cat.id is None:
             continue
-        cid = int(cat["id"])
+        cid = cat.id
         funnels[fu.code] = cid
-        rows = (statuses.results.get(f"s_{t.code}_{cid}") if statuses else None) or []
-        ids = {str(r.get("STATUS_ID")) for r in rows}
+        ids = {s.status_id for s in cat.stages}
         roles = stage_roles(fu)
         stages[fu.code] = {}
         for st in fu.stages:
