@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from connector.constants import SYSTEM_ENTITY_TYPES
 from connector.crm.naming import parse_crm_link, short_code
+from connector.rest.errors import OutcomeUnknown, TransportError
 from connector.templates import FIELD_TYPES
 
 # Columns every process table has; `sync` reads and writes the ones that map to item fields.
@@ -26,6 +27,8 @@ READ_ONLY_COLUMNS = ("created_time", "updated_time", "moved_time")
 # A pulled enumeration option id that the process map does not know is stored as `#<id>`: option
 # codes never start with `#`, so the marker cannot be taken for a code, and it is never sent back.
 UNKNOWN_OPTION_MARK = "#"
+WRITE_OUTCOME_UNKNOWN: tuple[type[BaseException], ...] = (OutcomeUnknown, TransportError, ConnectionError)
+"""Errors after which an item write may or may not have reached the portal: look it up before re-sending."""
 
 
 class TranslationError(ValueError):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from connector.crm.items import (
+    WRITE_OUTCOME_UNKNOWN,
     ItemTranslator,
     ProcessMap,
     TranslationError,
@@ -29,15 +30,6 @@ INFLIGHT_DDL = """CREATE TABLE IF NOT EXISTS _sync_inflight (
     tbl TEXT NOT NULL, key TEXT NOT NULL, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
     PRIMARY KEY (tbl, key))"""
 MAX_ROUNDS = 3
-
-
-def outcome_unknown_types() -> tuple[type[BaseException], ...]:
-    """The client's 'write may have happened' error types (imported lazily)."""
-    try:
-        from connector.rest.errors import OutcomeUnknown, TransportError
-    except ImportError:  # pragma: no cover - the rest layer is always there in a full install
-        return (ConnectionError,)
-    return (OutcomeUnknown, TransportError, ConnectionError)
 
 
 class Pusher:
@@ -80,7 +72,7 @@ class Pusher:
                     self._send(ops, seqs, done_keys)
                 self._fail_waiting(done_keys)
                 return
-            except outcome_unknown_types():
+            except WRITE_OUTCOME_UNKNOWN:
                 continue  # outcome unknown: look the creates up again and resend the rest
         for ch in self.store.pending_changes(self.tbl):
             self._fail(ch.key, ch.seqs, "the portal did not confirm the write after several attempts")
@@ -212,7 +204,7 @@ class Pusher:
                 )
         try:
             results = write_items(self.client, self.pmap, ops)
-        except outcome_unknown_types():
+        except WRITE_OUTCOME_UNKNOWN:
             for o in ops:
                 done_keys.discard(o.ref)
             raise
