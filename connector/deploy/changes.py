@@ -14,6 +14,12 @@ from connector.templates.model import STANDARD_CARD_FIELDS, marked_field_code
 SHAPED_DEFAULT_STAGES = ("PREPARATION", "CLIENT")
 
 
+def created(process: str, kind: str, code: str, **new: Any) -> Change:
+    """A create, listing the values the new object gets (in the order given)."""
+    return Change(process=process, kind=kind, action="create", code=code,
+                  diffs=[Diff(attr=attr, new=value) for attr, value in new.items()])
+
+
 def rename_or_update(process: str, kind: str, code: str, renamed_from: str | None, new_code: str,
                      diffs: list[Diff], note: str = "") -> list[Change]:
     """A declared rename (`renamed_from`) with its other differences, else an update if anything differs."""
@@ -70,14 +76,7 @@ def _type_level(b: TypeBinding) -> list[Change]:
     d, p = b.desired, b.portal
     if p is None:
         return [
-            Change(
-                process=d.code,
-                kind="type",
-                action="create",
-                code="",
-                diffs=[Diff(attr="title", new=d.title)]
-                + [Diff(attr=k, new=v) for k, v in sorted(d.flags.items())],
-            )
+            created(d.code, "type", "", title=d.title, **dict(sorted(d.flags.items())))
         ]
     diffs = type_diffs(d, p)
     out: list[Change] = []
@@ -138,15 +137,7 @@ def field_changes(b: TypeBinding, allow_destructive: bool) -> list[Change]:
     for fb in b.fields:
         d, p = fb.desired, fb.portal
         if p is None:
-            out.append(
-                Change(
-                    process=b.code,
-                    kind="field",
-                    action="create",
-                    code=d.code,
-                    diffs=[Diff(attr="type", new=d.user_type_id), Diff(attr="multiple", new=d.multiple)],
-                )
-            )
+            out.append(created(b.code, "field", d.code, type=d.user_type_id, multiple=d.multiple))
             continue
         if p.user_type_id != d.user_type_id or p.multiple != d.multiple:
             out.append(
@@ -179,15 +170,7 @@ def option_changes(b: TypeBinding, fb: FieldBinding, allow_destructive: bool) ->
     for ob in fb.options:
         d, p, code = ob.desired, ob.portal, f"{fb.desired.code}.{ob.desired.code}"
         if p is None:
-            out.append(
-                Change(
-                    process=b.code,
-                    kind="option",
-                    action="create",
-                    code=code,
-                    diffs=[Diff(attr="label", new=d.label)],
-                )
-            )
+            out.append(created(b.code, "option", code, label=d.label))
             continue
         diffs = [
             Diff(attr=a, old=o, new=n)
@@ -216,15 +199,7 @@ def funnel_changes(b: TypeBinding, fb: FunnelBinding, allow_destructive: bool) -
     """Funnel and stage changes of one funnel."""
     d, p, out = fb.desired, fb.portal, []
     if p is None:
-        out.append(
-            Change(
-                process=b.code,
-                kind="funnel",
-                action="create",
-                code=d.code,
-                diffs=[Diff(attr="name", new=d.name), Diff(attr="sort", new=d.sort)],
-            )
-        )
+        out.append(created(b.code, "funnel", d.code, name=d.name, sort=d.sort))
     else:
         diffs = [
             Diff(attr=a, old=o, new=n)
@@ -238,19 +213,7 @@ def funnel_changes(b: TypeBinding, fb: FunnelBinding, allow_destructive: bool) -
     for sb in fb.stages:
         ds, ps, code = sb.desired, sb.portal, f"{d.code}.{sb.desired.code}"
         if ps is None:
-            out.append(
-                Change(
-                    process=b.code,
-                    kind="stage",
-                    action="create",
-                    code=code,
-                    diffs=[
-                        Diff(attr="name", new=ds.name),
-                        Diff(attr="semantics", new=ds.semantics),
-                        Diff(attr="sort", new=ds.sort),
-                    ],
-                )
-            )
+            out.append(created(b.code, "stage", code, name=ds.name, semantics=ds.semantics, sort=ds.sort))
             continue
         diffs = stage_diffs(ds.name, ds.sort, ds.color, ps.name, ps.sort, ps.color)
         if ps.semantics != ds.semantics:
@@ -332,16 +295,7 @@ def section_changes(b: TypeBinding) -> list[Change]:
     if not b.desired.sections:
         return []
     if b.portal is None:
-        return [
-            Change(
-                process=b.code,
-                kind="section",
-                action="create",
-                code=s.code,
-                diffs=[Diff(attr="fields", new=s.fields)],
-            )
-            for s in b.desired.sections
-        ]
+        return [created(b.code, "section", s.code, fields=s.fields) for s in b.desired.sections]
     want = [(s["name"], s["title"], [e["name"] for e in s["elements"]]) for s in desired_card(b, b.portal.id)]
     have = [(s.name, s.title, [e.name for e in s.elements]) for s in (b.portal.card or [])]
     if want == have:
@@ -351,15 +305,7 @@ def section_changes(b: TypeBinding) -> list[Change]:
     for name, title, elements in want:
         old = have_by.get(name)
         if old is None:
-            out.append(
-                Change(
-                    process=b.code,
-                    kind="section",
-                    action="create",
-                    code=name,
-                    diffs=[Diff(attr="fields", new=elements)],
-                )
-            )
+            out.append(created(b.code, "section", name, fields=elements))
         elif old != (name, title, elements):
             out.append(
                 Change(
