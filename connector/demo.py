@@ -6,6 +6,7 @@ client, `deploy.apply`, plain SQL edits of the local store, `sync.sync`, and the
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -163,8 +164,6 @@ def _parent_keys(conn: sqlite3.Connection, t: Template) -> dict[str, list[str]]:
 
 def _sample(f: Field, rng: random.Random) -> dict[str, Any]:
     """A plausible local value for one field, in the store's column conventions."""
-    import json
-
     def one() -> Any:
         match f.type:
             case "string" | "address":
