@@ -24,6 +24,7 @@ from connector.rest import (
     TransportError,
 )
 from connector.rest.limits import LeakyBucket, MethodLedger
+from connector.rest.references import batch_ref
 
 FIXTURES = Path("/work/shared/fixtures/bitrix24-docs")
 
@@ -93,7 +94,7 @@ def test_batch_sends_cmd_strings_and_reads_doc_fixture() -> None:
     responses.post(BASE + "batch", json=json.loads((FIXTURES / "batch.json").read_text()))
     result = make_client().batch({
         "get_user": ("user.current", {}),
-        "get_department": ("department.get", {"ID": "$result[get_user][UF_DEPARTMENT]"}),
+        "get_department": ("department.get", {"ID": batch_ref("get_user", "UF_DEPARTMENT")}),
     })
     body = json.loads(responses.calls[0].request.body)
     assert body["halt"] == 0

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from test_rest_support import parse_command, parse_php_query
 
 from connector.rest.encoding import command, json_params, php_query
+from connector.rest.references import batch_ref
 
 
 def test_scalar_rule_bool_none_empty() -> None:
@@ -40,15 +41,19 @@ def test_special_characters_survive_in_values() -> None:
 
 
 def test_batch_references_pass_unencoded() -> None:
-    cmd = command("crm.item.list", {"filter": {">id": "$result[p0][items][49][id]"}, "start": -1})
+    ref = batch_ref("p0", "items", 49, "id")
+    cmd = command("crm.item.list", {"filter": {">id": ref}, "start": -1})
     assert "=$result[p0][items][49][id]" in cmd
     method, params = parse_command(cmd)
     assert method == "crm.item.list"
     assert params == {"filter": {">id": "$result[p0][items][49][id]"}, "start": "-1"}
 
 
-def test_a_reference_inside_a_longer_string_is_encoded() -> None:
+def test_user_text_that_looks_like_a_reference_is_encoded() -> None:
+    # Only a `BatchRef` travels unencoded; encoding alone does not protect user text (PHP decodes it
+    # before substituting), which is why the client keeps such commands out of batches.
     assert "$" not in php_query({"title": "cost $result[a][b] total"})
+    assert "$" not in php_query({"title": "$result[a][b]"})
 
 
 def test_dates_are_iso_8601() -> None:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from connector.constants import BATCH_MAX, TYPE_FLAGS
+from connector.rest.references import BatchRef, batch_ref, glued
 
 Semantics = Literal["process", "success", "failure"]
 
@@ -448,9 +449,14 @@ class Ref:
     path: tuple[str | int, ...]
     fmt: str = "{}"
 
-    def batch_text(self) -> str:
-        """The reference as the batch server reads it, embedded in `fmt`."""
-        return self.fmt.format("$result[" + self.key + "]" + "".join(f"[{p}]" for p in self.path))
+    @property
+    def glued(self) -> bool:
+        """Text follows the reference with no whitespace: the batch server would swallow it."""
+        return glued(self.fmt)
+
+    def batch_text(self) -> BatchRef:
+        """The reference as the batch server reads it, embedded in `fmt` (never glued: see `pack`)."""
+        return BatchRef(self.fmt.format(batch_ref(self.key, *self.path)))
 
     def resolve(self, results: dict[str, Any]) -> Any:
         """The concrete value from a finished command's result."""
@@ -471,8 +477,12 @@ class Command:
 
     def refs(self) -> set[str]:
         """Keys of the commands this one refers to."""
-        found: set[str] = set()
-        _walk(self.params, lambda r: found.add(r.key) or r)
+        return {r.key for r in self.references()}
+
+    def references(self) -> list[Ref]:
+        """Every `Ref` in the params."""
+        found: list[Ref] = []
+        _walk(self.params, lambda r: found.append(r) or r)
         return found
 
 
@@ -507,12 +517,25 @@ def _walk(value: Any, fn: Callable[[Ref], Any]) -> Any:
 
 
 def pack(commands: Iterable[Command], size: int = BATCH_MAX) -> list[list[Command]]:
-    """Split commands (in dependency order) into batches of ≤ `size`."""
+    """Split commands (in dependency order) into batches of ≤ `size`, keeping their order.
+
+    A reference with text glued after it (`UF_CRM_{}_SOURCE`) cannot travel as a batch reference: the
+    server's match runs to the next whitespace and would swallow the text (server-behaviour §6). Such a
+    command goes to a later batch than the command it refers to, and `run_commands` fills the value in.
+    """
     batches: list[list[Command]] = []
+    where: dict[str, int] = {}
     for command in commands:
-        if not batches or len(batches[-1]) >= size:
+        index = max(len(batches) - 1, 0)
+        for ref in command.references():
+            if ref.glued and ref.key in where:
+                index = max(index, where[ref.key] + 1)
+        if index < len(batches) and len(batches[index]) >= size:
+            index += 1
+        while len(batches) <= index:
             batches.append([])
-        batches[-1].append(command)
+        batches[index].append(command)
+        where[command.key] = index
     return batches
 
 

@@ -12,7 +12,9 @@ from connector.constants import BATCH_MAX
 from .errors import ApiError
 from .php import parse_query
 
-REFERENCE = re.compile(r"\$(result|next|total|time|error)((?:\[[^\]\s]*\])*)", re.IGNORECASE)
+# PCRE without the u flag: \s is ASCII whitespace only (Python's \s would also stop at U+00A0).
+REFERENCE = re.compile(r"\$(result|next|total|time|error)([^ \t\n\v\f\r]*)", re.IGNORECASE)
+PATH_KEY = re.compile(r"\[([^\]]+)\]")
 NOT_IN_BATCH = ("batch", "download", "upload")
 LENGTH_EXCEEDED = {"error": "ERROR_BATCH_LENGTH_EXCEEDED", "error_description": "Max batch length exceeded"}
 NOT_ALLOWED = {
@@ -91,33 +93,53 @@ def run_batch(params: dict[str, Any], sub_call: SubCall) -> dict[str, Any]:
 
 
 def _substitute(value: Any, maps: dict[str, dict[str, Any]]) -> Any:
+    """`CRestUtil::processBatchStructure`: every parsed value of the command, at any depth."""
     if isinstance(value, dict):
         return {k: _substitute(v, maps) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, maps) for v in value]
     if not isinstance(value, str) or "$" not in value:
         return value
-    whole = REFERENCE.fullmatch(value)
-    if whole:
-        return _lookup(maps, whole.group(1).lower(), whole.group(2))
-
-    def scalar(m: re.Match[str]) -> str:
-        found = _lookup(maps, m.group(1).lower(), m.group(2))
-        if isinstance(found, bool):
-            return "1" if found else ""
-        if isinstance(found, int | float | str):
-            return str(found)
-        return m.group(0)
-
-    return REFERENCE.sub(scalar, value)
+    return _process_element(value, maps)
 
 
-def _lookup(maps: dict[str, dict[str, Any]], name: str, path: str) -> Any:
-    """Walk `[k1][k2]...`; descent stops at the last level found (like CRestUtil)."""
-    node: Any = maps[name]
-    for key in re.findall(r"\[([^\]]*)\]", path):
-        if isinstance(node, dict) and key in node:
+def _process_element(query: str, maps: dict[str, dict[str, Any]]) -> Any:
+    """`CRestUtil::processBatchElement` (server-behaviour.md §6).
+
+    All matches of `/\\$(result|next|total|time|error)([^\\s]*)/i` are found first; a match's path is
+    every `[key]` inside it (text glued after the reference is part of the match); the descent stops at
+    the last key found; a match equal to the whole (current) value is replaced by the raw value, else
+    the match text is replaced by the value when it is a number or a string, and left alone otherwise.
+    """
+    value: Any = query
+    for name, tail in REFERENCE.findall(query):
+        keys = PATH_KEY.findall(tail)
+        if not keys:
+            continue  # preg_match_all on the path found no [key]: nothing happens
+        found = _descend(maps.get(name), keys)  # `$arResult[$arMatch[1]]`: the name as written
+        whole = "$" + name + tail
+        if whole == value:
+            value = found
+        elif isinstance(value, str) and not isinstance(found, bool) and isinstance(found, int | float | str):
+            value = value.replace(whole, _php_string(found))
+    return value
+
+
+def _php_string(value: int | float | str) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # PHP prints 7.0 as "7"
+    return str(value)
+
+
+def _descend(node: Any, keys: list[str]) -> Any:
+    """`while (count($path)) { if (isset($r[$key])) $r = $r[$key]; else break; }`."""
+    for key in keys:
+        if isinstance(node, dict) and node.get(key) is not None:
             node = node[key]
-        elif isinstance(node, list) and key.isdecimal() and int(key) < len(node):
-            node = node[int(key)]
+        elif isinstance(node, list | str) and key.isdecimal() and int(key) < len(node):
+            if node[int(key)] is None:
+                break
+            node = node[int(key)]  # isset() on a string offset holds too
         else:
             break
     return node

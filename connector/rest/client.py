@@ -22,6 +22,7 @@ from connector.constants import BATCH_MAX
 from .auth import Auth, WebhookAuth
 from .encoding import command, json_params
 from .errors import (
+    AuthError,
     B24Error,
     OperationTimeLimit,
     OutcomeUnknown,
@@ -34,6 +35,7 @@ from .limits import Clock, LeakyBucket, MethodLedger, Sleep
 from .models import ApiResponse, BatchResult
 from .paging import iter_list_pages
 from .redact import install_log_filter, redact
+from .references import has_user_reference, resolve
 from .retry import FINAL_5XX_CODES, SERVER_FAULT_CODES, RetryPolicy, is_read, request_was_sent
 
 log = logging.getLogger("b24sync.rest")
@@ -159,11 +161,67 @@ class Client:
         if not commands:
             return BatchResult()
         methods = {label: _check_command(label, entry) for label, entry in commands.items()}
+        if any(has_user_reference(entry[1]) for entry in commands.values()):
+            return self._batch_in_segments(commands, methods, halt)
+        return self._send_batch(commands, methods, halt)
+
+    def _send_batch(self, commands: Mapping[str, Command], methods: dict[str, str],
+                    halt: bool) -> BatchResult:
         cmd = {label: command(methods[label], commands[label][1]) for label in commands}
-        write = any(not is_read(method) for method in methods.values())
+        write = any(not is_read(methods[label]) for label in commands)
         payload, _ = self._exchange("batch", {"halt": 1 if halt else 0, "cmd": cmd}, write=write,
-                                    ledger_methods=sorted(set(methods.values())))
+                                    ledger_methods=sorted({methods[label] for label in commands}))
         return self._batch_result(payload, methods)
+
+    def _batch_in_segments(self, commands: Mapping[str, Command], methods: dict[str, str],
+                           halt: bool) -> BatchResult:
+        """Commands holding text the batch server would rewrite go as plain calls, in order.
+
+        The commands around them still travel in batches; a `BatchRef` to a label answered in an
+        earlier segment is resolved here by the server's own rule (`references.resolve`).
+        """
+        merged = BatchResult()
+        pending: dict[str, Command] = {}
+
+        def known() -> dict[str, Any]:
+            errors = {k: {"error": e.code, "error_description": e.description}
+                      for k, e in merged.errors.items()}
+            return {"result": merged.results, "next": merged.nexts, "total": merged.totals,
+                    "time": merged.times, "error": errors}
+
+        def flush() -> None:
+            if pending:
+                earlier = known()
+                part = self._send_batch({label: (m, resolve(p, earlier, keep=set(pending)))
+                                         for label, (m, p) in pending.items()}, methods, halt)
+                merged.merge(part)
+                pending.clear()
+
+        for label, (method, params) in commands.items():
+            if not has_user_reference(params):
+                pending[label] = (method, params)
+                continue
+            flush()
+            if halt and merged.errors:
+                return merged
+            try:
+                response = self.call(method, resolve(params or {}, known()))
+            except (TransportError, AuthError, QueryLimit):
+                raise  # no answer, or the whole request was refused: as a batch would raise
+            except B24Error as err:
+                merged.errors[label] = err
+                if halt:
+                    return merged
+                continue
+            merged.results[label] = response.result
+            if response.total is not None:
+                merged.totals[label] = response.total
+            if response.next is not None:
+                merged.nexts[label] = response.next
+            if response.time:
+                merged.times[label] = response.time
+        flush()
+        return merged
 
     def batch_all(self, commands: Mapping[str, Command] | Iterable[tuple[str, Command]],
                   halt: bool = False) -> BatchResult:

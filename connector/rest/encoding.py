@@ -26,8 +26,10 @@ Booleans become ``Y``/``N`` because Bitrix24 reads only ``true``, ``"true"``, ``
 true and everything else as false or empty; ``Y``/``N`` is what the portal itself returns.
 Filters on boolean *custom* fields need ``1``/``0``: pass integers for those.
 Operator prefixes (``>=``, ``@``, ``!@``, ``%``, ...) are part of the key and are percent-encoded
-like any other key character. A value that is a batch reference (``$result[label][items][49][id]``,
-also ``$next``, ``$total``, ``$time``, ``$error``) is written unencoded so the portal substitutes it.
+like any other key character. A `BatchRef` value (``$result[label][items][49][id]``, see
+`references`) is written unencoded so the portal substitutes it; any other text is percent-encoded,
+which does not protect it from substitution (PHP decodes first): the client keeps user text that the
+server would rewrite out of batches altogether (`references.has_user_reference`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
+
+from .references import BatchRef
 
 REFERENCE = re.compile(r"^\$(result|next|total|time|error)(\[[^\[\]\s&=#]+\])+$", re.IGNORECASE)
 
@@ -97,7 +101,8 @@ def php_query(params: Mapping[str, Any]) -> str:
     """Encode params as a PHP bracket query string (for batch `cmd` entries and GET URLs)."""
     parts = []
     for key, text in flatten(params):
-        encoded = text if REFERENCE.match(text) else quote(text, safe=_VALUE_SAFE)
+        deliberate = isinstance(text, BatchRef) and REFERENCE.match(text)
+        encoded = text if deliberate else quote(text, safe=_VALUE_SAFE)
         parts.append(f"{quote(key, safe=_KEY_SAFE)}={encoded}")
     return "&".join(parts)
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from connector.constants import BATCH_MAX, PAGE_SIZE
 
 from .errors import TransportError
+from .references import BatchRef, batch_ref
 
 if TYPE_CHECKING:
     from .client import Client
@@ -136,9 +137,9 @@ def _page(base: dict[str, Any], caller_filter: Mapping[str, Any], ident: str, af
     return {**base, "filter": filter_, "order": {ident: "ASC"}, "start": -1}
 
 
-def _reference(label: str, key: str | None, ident: str) -> str:
-    rows = f"[{key}]" if key else ""
-    return f"$result[{label}]{rows}[{PAGE_SIZE - 1}][{ident}]"
+def _reference(label: str, key: str | None, ident: str) -> BatchRef:
+    path = (key, PAGE_SIZE - 1, ident) if key else (PAGE_SIZE - 1, ident)
+    return batch_ref(label, *path)
 
 
 def page_rows(result: Any, key: str | None, method: str) -> list[Any]:
