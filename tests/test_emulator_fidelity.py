@@ -9,14 +9,14 @@ from __future__ import annotations
 import base64
 import json
 import os
-from datetime import date, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import responses
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.crm.items import to_date_text
@@ -414,6 +414,19 @@ def test_the_client_reads_date_values_for_every_portal_offset(tz: timezone, day:
     local_midnight = f"{day.isoformat()}T00:00:00{_offset_text(tz)}"
     assert to_date_text(local_midnight) == day.isoformat() and parse_date(local_midnight) == day
     assert to_date_text(day.isoformat()) == day.isoformat()
+
+
+@settings(max_examples=30)
+@given(_OFFSETS, _DATES)
+def test_emulator_round_trip_of_a_date_field_for_every_offset(tz: timezone, day: date) -> None:
+    # through a whole portal: written as YYYY-MM-DD, read as UTC midnight in the portal offset
+    emu = Emulator(clock="virtual", tz=_offset_text(tz))
+    t = new_type(emu, isBeginCloseDatesEnabled="Y")
+    item = add_item(emu, t["entityTypeId"], begindate=day.isoformat())
+    rendered = datetime.fromisoformat(item["begindate"])
+    assert rendered.utcoffset() == tz.utcoffset(None)
+    assert rendered.astimezone(UTC).replace(tzinfo=None) == datetime(day.year, day.month, day.day)
+    assert to_date_text(item["begindate"]) == day.isoformat()
 
 
 def test_negative_offsets_are_where_the_naive_date_part_is_wrong() -> None:
