@@ -177,6 +177,8 @@ def _collect(
             values["CATEGORY_ID"] = raw  # validated by the caller (server: Field/Category.php)
             continue
         value = in_value(spec, raw, state)
+        if value == 0 and spec.upper.startswith("PARENT_ID_"):
+            value = None  # an empty parent is null, not 0 (see `_check_parents`)
         if value is not _SKIP:
             values[spec.upper] = value
     if "CONTACT_IDS" in schema.by_upper:
@@ -235,18 +237,18 @@ def _same_semantics_stage(stages: list[Stage], semantic: str) -> str:
 
 
 # -- parents -------------------------------------------------------------------
-def _parents(state: PortalState, values: dict[str, Any], old: dict[str, Any] | None) -> None:
-    """`parentId{N}`: an empty value (0, "0", "") is stored as null (bitrix24-rest.md §9.1, the
-    `crm.item.get` example prints unset parents as null); a set one must name an existing item of type
-    N. The references are silent on that error: we choose the stricter behaviour and refuse, with
-    the field and value named. Only changed values are checked (the server processes changed fields),
-    and the emulator keeps no items of system types (lead, deal, ...), so any id of those is refused.
+def _check_parents(state: PortalState, values: dict[str, Any], old: dict[str, Any] | None) -> None:
+    """`parentId{N}` must name an existing item of type N.
+
+    An empty value (0, "0", "") was made null by `_collect` (server-behaviour.md §2: an empty value
+    sets the field to null; the crm.item.get doc example prints unset parents as null). The
+    references are silent on a value naming no item: we choose the stricter behaviour and refuse,
+    naming the field and the value. Only changed values are checked (the server processes changed
+    fields), and the emulator keeps no items of system types (lead, deal, ...), so any id of those
+    is refused.
     """
-    for upper, value in list(values.items()):
-        if not upper.startswith("PARENT_ID_"):
-            continue
-        if value in (0, None):
-            values[upper] = None
+    for upper, value in values.items():
+        if not upper.startswith("PARENT_ID_") or value is None:
             continue
         if old is not None and old.get(upper) == value:
             continue
@@ -294,7 +296,7 @@ def item_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     category_id = default_cat.id if default_cat else 0
     if values.get("CATEGORY_ID") not in (None, ""):
         category_id = _category(state, smart, values["CATEGORY_ID"], "Pipeline")
-    _parents(state, values, None)
+    _check_parents(state, values, None)
     stages = _stages(state, etid, category_id)
     stage_id = values.get("STAGE_ID")
     if stage_id in (None, ""):
@@ -376,7 +378,7 @@ def item_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         raise ITEM_NOT_FOUND
     schema = item_schema(state, smart)
     values = _collect(schema, fields, original, state)
-    _parents(state, values, old)
+    _check_parents(state, values, old)
     new = dict(old)
     new.update({k: v for k, v in values.items() if k not in ("STAGE_ID", "CATEGORY_ID")})
     if new.get("OPENED") is None:
