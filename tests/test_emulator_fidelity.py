@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -343,6 +344,25 @@ def test_file_url_downloads_over_the_loopback_server(emulator: Emulator, tmp_pat
         assert requests.get(value["url"], timeout=5).content == payload
     finally:
         server.stop()
+
+
+def test_the_download_token_is_masked_in_the_servers_log(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # working rules: secrets never appear in logs; urlMachine carries a token (REST §9.3)
+    t = new_type(emulator)
+    add_uf(emulator, t["id"], "SCAN", "file")
+    key = f"ufCrm{t['id']}Scan"
+    value = add_item(emulator, t["entityTypeId"], **{key: ["x.txt", _b64(b"x")]})[key]
+    token = value["urlMachine"].rsplit("auth=", 1)[1]
+    server = serve(emulator, "127.0.0.1", 0)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="connector.emulator.server"):
+            url = f"{server.base_url}/bitrix/tools/crm_show_file.php?fileId={value['id']}&auth={token}"
+            assert requests.get(url, timeout=5).content == b"x"
+    finally:
+        server.stop()
+    assert "crm_show_file.php" in caplog.text and token not in caplog.text
 
 
 def test_file_bytes_survive_the_state_file(tmp_path: Path) -> None:
