@@ -64,8 +64,9 @@ def test_item_add_defaults_and_camel_names(emu: Emulator) -> None:
     assert item["title"] == "Car #1" and item["opened"] == "Y" and item["assignedById"] == 1
     assert item["stageId"] == "DT1032_1:NEW" and item["categoryId"] == 1
     assert item["createdTime"] == item["updatedTime"] == "2026-01-01T03:00:00+03:00"
+    # dates: UTC midnight rendered in the portal offset (bitrix24-rest.md §9.5 and §14 item 13)
     assert (
-        item["begindate"] == "2026-01-01T00:00:00+03:00" and item["closedate"] == "2026-01-08T00:00:00+03:00"
+        item["begindate"] == "2026-01-01T03:00:00+03:00" and item["closedate"] == "2026-01-08T03:00:00+03:00"
     )
     assert item["ufCrm3Plate"] == "A123" and item["ufCrm3_1700000000"] == "x"
     assert item["contactIds"] == [] and item["entityTypeId"] == ETID
@@ -106,8 +107,8 @@ def test_boolean_write_rule_and_dates(emu: Emulator) -> None:
         "''": None,
     }
     item = add(emu, ufCrm3Born="2025-04-29T22:30:00+03:00", begindate="not a date")
-    assert item["ufCrm3Born"] == "2025-04-29T00:00:00+03:00"
-    assert item["begindate"] == "2026-01-01T00:00:00+03:00"  # unparsable: silently not set
+    assert item["ufCrm3Born"] == "2025-04-29T03:00:00+03:00"  # bitrix24-rest.md §9.5: UTC midnight
+    assert item["begindate"] == "2026-01-01T03:00:00+03:00"  # unparsable: silently not set
 
 
 def test_multiple_field_needs_an_array_and_enum_ids_are_checked(emu: Emulator) -> None:
@@ -251,8 +252,9 @@ def test_filter_operators(emu: Emulator) -> None:
     assert list_ids(emu, filter={"!=title": ["Car 1", "Car 4"]}) == [2, 3, 5, 6]
     assert list_ids(emu, filter={"%=title": "car 1%"}) == [1]
     assert list_ids(emu, filter={"!=%title": "car%", "!%=title": "x%"}) == []
-    # `><`/`!><` pass the validator only with a scalar, which BETWEEN cannot use: refused here
-    for between in ({"><id": [2, 4]}, {"!><id": "2"}):
+    # server-behaviour.md §1 "Filter and order validation": `><` with an array is refused; a scalar
+    # passes the validator (tests/test_emulator_fidelity.py covers what it matches)
+    for between in ({"><id": [2, 4]}, {"!><id": ["2", "3"]}):
         assert (
             emu.call("crm.item.list", {"entityTypeId": ETID, "filter": between})["error"]
             == "INVALID_ARG_VALUE"

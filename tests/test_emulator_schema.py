@@ -129,7 +129,8 @@ def test_list_filters_by_entity_and_pages(emulator: Emulator) -> None:
     one_lang = emulator.call(
         "userfieldconfig.list", {"moduleId": "crm", "select": {"0": "*", "language": "en"}}
     )
-    assert one_lang["result"]["fields"][0]["languageId"] == "en"
+    # the userfieldconfig.list doc example: with `language`, maps of that one language
+    assert one_lang["result"]["fields"][0]["languageId"] == {"en": "en"}
 
 
 def test_delete_and_get_missing(emulator: Emulator) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from connector.constants import SYSTEM_ENTITY_TYPES
-from connector.crm.naming import parse_crm_link, short_code
+from connector.crm.naming import parse_crm_link, parse_date, short_code
 from connector.rest.errors import OutcomeUnknown, TransportError
 from connector.templates import FIELD_TYPES
 
@@ -134,18 +134,12 @@ def from_utc_text(value: str) -> str:
 
 
 def to_date_text(value: Any) -> str | None:
-    """Portal date (`2025-04-29` or a datetime at midnight in some offset) -> `2025-04-29`."""
+    """Portal date (`2025-04-29`, or UTC/local midnight in any offset) -> `2025-04-29`.
+
+    `naming.parse_date` holds the rule: `2025-04-28T19:00:00-05:00` is 2025-04-29."""
     if _empty(value):
         return None
-    text = str(value)
-    if len(text) == 10:
-        return date.fromisoformat(text).isoformat()
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if dt.hour == 0 and dt.minute == 0 and dt.second == 0:
-        return dt.date().isoformat()  # local midnight: the local date is the date
-    if dt.tzinfo is not None:
-        return dt.astimezone(UTC).date().isoformat()  # UTC midnight shown in the portal offset
-    return dt.date().isoformat()
+    return parse_date(str(value)).isoformat()
 
 
 def parse_offset(text: str) -> timezone:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
+from functools import lru_cache
 
 # userfieldconfig.add: FIELD_NAME is 4..50 chars of ^[0-9A-Z_]+$ and starts with UF_CRM_{typeId}_.
 UF_NAME_MAX = 50
@@ -209,12 +210,33 @@ def to_utc_iso(value: str, default_offset: str | timedelta | None = None) -> str
 
 
 def parse_date(value: str) -> date:
-    """`2026-01-02` or a portal date-as-datetime `2026-01-02T00:00:00+03:00` -> date (no zone shift)."""
+    """A portal date value -> date, for any portal offset.
+
+    Portals return date fields as UTC midnight rendered in the portal offset (server-behaviour.md §1
+    "Item JSON values"; bitrix24-rest.md §9.5): `2025-04-29T03:00:00+03:00`, and on a -05:00 portal
+    `2025-04-28T19:00:00-05:00`, whose naive date part is the previous day. So: `YYYY-MM-DD` is the
+    date; a datetime at UTC midnight means its UTC date; local midnight (`...T00:00:00+03:00`, the
+    source's reading) its local date; any other datetime its local date (the server drops the time).
+    """
     text = value.strip() if isinstance(value, str) else ""
     try:
-        return date.fromisoformat(text[:10])
+        return _portal_date(text)
     except ValueError:
-        raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from None
+        raise ValueError(
+            f"{value!r} is not a portal date (YYYY-MM-DD or an ISO datetime like 2025-04-29T03:00:00+03:00)"
+        ) from None
+
+
+@lru_cache(maxsize=65536)
+def _portal_date(text: str) -> date:
+    if len(text) == 10:
+        return date.fromisoformat(text)
+    dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    if dt.tzinfo is not None:
+        utc = dt.astimezone(UTC)
+        if (utc.hour, utc.minute, utc.second, utc.microsecond) == (0, 0, 0, 0):
+            return utc.date()
+    return dt.date()
 
 
 def format_date(value: date) -> str:

@@ -328,8 +328,11 @@ def fill_details(client: Any, types: Sequence[PortalType]) -> None:
             if detailed.code is not None:
                 t.code = detailed.code
             t.code_supported = detailed.code_supported
-        t.fields = [parse_field(r) for r in _rows(first.results.get(f"f{t.id}"), "fields")]
+        field_rows = _rows(first.results.get(f"f{t.id}"), "fields")
+        t.fields = [parse_field(r) for r in field_rows]
         t.fields += _more_fields(client, t, first.totals.get(f"f{t.id}"), len(t.fields))
+        # list rows carry null label maps (bitrix24-rest.md §10.2): labels come from `get`
+        labelled = {int(r["id"]) for r in field_rows if r.get("editFormLabel") is not None}
         t.funnels = sorted(
             (parse_funnel(r) for r in _rows(first.results.get(f"c{t.id}"), "categories")),
             key=lambda f: (f.sort, f.id or 0),
@@ -337,7 +340,7 @@ def fill_details(client: Any, types: Sequence[PortalType]) -> None:
         t.card = parse_card(first.results.get(f"d{t.id}"))
         t.detailed = True
         for f in t.fields:
-            if f.user_type_id == "enumeration" and not f.options:
+            if (f.user_type_id == "enumeration" and not f.options) or f.id not in labelled:
                 stage_commands[f"e{f.id}"] = ("userfieldconfig.get", {"moduleId": "crm", "id": f.id})
         for funnel in t.funnels:
             stage_commands[f"s{t.id}_{funnel.id}"] = (

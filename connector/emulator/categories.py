@@ -37,8 +37,18 @@ def create_category(
     prefix = stage_prefix(entity_type_id, cat.id)
     for code, stage_name, stage_sort, color, semantics, system in DEFAULT_STAGES:
         sid = state.seq.next("status_id")
+        # server-behaviour.md §4 "Default stages": `NAME_INIT` = `NAME`
         state.stages[sid] = Stage(
-            sid, entity_id, f"{prefix}:{code}", stage_name, stage_sort, system, cat.id, color, semantics
+            sid,
+            entity_id,
+            f"{prefix}:{code}",
+            stage_name,
+            stage_sort,
+            system,
+            cat.id,
+            color,
+            semantics,
+            name_init=stage_name,
         )
     state.touch_schema()
     return cat

@@ -32,10 +32,20 @@ def _iso(ts: int, tz: timezone) -> str:
 
 
 def iso_date(day: str | None, tz: timezone) -> str | None:
-    """A stored `YYYY-MM-DD` as the server returns dates: midnight in the portal offset."""
+    """A stored `YYYY-MM-DD` as portals return dates: UTC midnight rendered in the portal offset.
+
+    server-behaviour.md §1 "Item JSON values" and bitrix24-rest.md §9.5 / §14 item 13:
+    `2025-04-29` is `2025-04-29T03:00:00+03:00` on a +03:00 portal and
+    `2025-04-28T19:00:00-05:00` on a -05:00 one (observation wins over the source reading).
+    """
     if not day:
         return None
-    return datetime.fromisoformat(day).replace(tzinfo=tz).isoformat()
+    return _iso_date(day, tz)
+
+
+@lru_cache(maxsize=8192)
+def _iso_date(day: str, tz: timezone) -> str:
+    return datetime.fromisoformat(day).replace(tzinfo=UTC).astimezone(tz).isoformat()
 
 
 def parse_datetime(value: Any, tz: timezone) -> float | None:

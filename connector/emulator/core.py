@@ -115,6 +115,7 @@ class Emulator:
         self.tz_name = tz
         self.domain = domain
         self.state = PortalState(parse_offset(tz))
+        self.state.base_url = f"https://{domain}"
         self.state.clock = self.clock
         self.limiter = Limiter(limits)
         self.faults = FaultPlan.parse(faults, seed=seed)
@@ -196,9 +197,17 @@ class Emulator:
 
     # -- dispatch ------------------------------------------------------------------------------
     def handle(
-        self, method: str, params: dict[str, Any], auth: Auth | ApiError | None, *, http: bool
+        self,
+        method: str,
+        params: dict[str, Any],
+        auth: Auth | ApiError | None,
+        *,
+        http: bool,
+        base_url: str | None = None,
     ) -> Reply:
-        """One request: method lookup (404 first), auth, bucket, faults, the call(s), envelope."""
+        """One request: method lookup (404 first), auth, bucket, faults, the call(s), envelope.
+
+        `base_url` is the address the request came in on (file urls in answers point there)."""
         name = method.lower()
         if name.endswith(".json"):
             name = name[:-5]
@@ -222,9 +231,9 @@ class Emulator:
             self.clock.sleep(fault.delay)
         with self.state.lock:
             if name == "batch":
-                reply = self._batch(params, auth, http, request_id)
+                reply = self._batch(params, auth, http, request_id, base_url)
             else:
-                reply = self._single(name, spec, params, auth, http, request_id)
+                reply = self._single(name, spec, params, auth, http, request_id, base_url)
             if self._store is not None and (self.state.schema_dirty or self.state.dirty_items):
                 self._store.flush(self)
         if fault is not None and fault.truncates:
@@ -241,9 +250,12 @@ class Emulator:
         auth: Auth,
         http: bool,
         request_id: int,
+        base_url: str | None = None,
     ) -> Reply:
         try:
-            result, total, nxt, timing = self._execute(name, spec, params, auth, http, request_id, None)
+            result, total, nxt, timing = self._execute(
+                name, spec, params, auth, http, request_id, None, base_url
+            )
         except ApiError as err:
             return Reply(err.status, err.body())
         body: dict[str, Any] = {"result": result}
@@ -254,7 +266,9 @@ class Emulator:
         body["time"] = timing
         return Reply(200, body)
 
-    def _batch(self, params: dict[str, Any], auth: Auth, http: bool, request_id: int) -> Reply:
+    def _batch(
+        self, params: dict[str, Any], auth: Auth, http: bool, request_id: int, base_url: str | None = None
+    ) -> Reply:
         t0 = self.clock.now()
 
         def sub_call(
@@ -267,7 +281,9 @@ class Emulator:
             if spec is None:
                 self._log(sub, 404, METHOD_NOT_FOUND.code, 0.0, http, request_id, "batch")
                 raise METHOD_NOT_FOUND
-            result, total, nxt, timing = self._execute(sub, spec, query, auth, http, request_id, "batch")
+            result, total, nxt, timing = self._execute(
+                sub, spec, query, auth, http, request_id, "batch", base_url
+            )
             timing = {k: v for k, v in timing.items() if not k.startswith("operating")}
             return result, total, nxt, timing
 
@@ -290,6 +306,7 @@ class Emulator:
         http: bool,
         request_id: int,
         batch_key: str | None,
+        base_url: str | None = None,
     ) -> tuple[Any, int | None, int | None, dict[str, Any]]:
         """Run one handler with limits and cost; returns (result, total, next, time) or raises ApiError."""
         now = self.clock.now()
@@ -307,7 +324,12 @@ class Emulator:
                 self.state,
                 auth,
                 now,
-                {"start": start, "auth_connector": params.get("auth_connector"), "http": http},
+                {
+                    "start": start,
+                    "auth_connector": params.get("auth_connector"),
+                    "http": http,
+                    "base_url": base_url,
+                },
             )
             try:
                 out = spec.handler(ctx, params)

@@ -20,6 +20,9 @@ from .state import LINKED_USER_FIELDS, PortalState, Relation, SmartType
 TYPE_FLAGS = WRITABLE_FLAGS + READ_ONLY_FLAGS  # every flag the type object carries
 
 TYPE_NOT_FOUND = ApiError("0", "Smart Process Automation was not found")
+# server-behaviour.md §3: a missing title is the ORM's BX_EMPTY_REQUIRED, MAIN_ENTITY_FIELD_REQUIRED
+# for the field "Name" (the TITLE column's ORM title), not "Title"
+TITLE_REQUIRED = ApiError("BX_EMPTY_REQUIRED", 'Field "Name" is required.')
 RESERVED_ENTITY_TYPE_IDS = (31, 36, 39)
 CLIENT_TYPES = (SYSTEM_ENTITY_TYPES["contact"], SYSTEM_ENTITY_TYPES["company"])
 RELATABLE_SYSTEM = (1, 2, 3, 4, 7, 31)
@@ -128,7 +131,7 @@ def _apply_fields(state: PortalState, smart: SmartType, fields: dict[str, Any], 
     if "title" in fields:
         title = fields["title"]
         if not isinstance(title, str | int | float) or not str(title).strip():
-            raise ApiError("BX_EMPTY_REQUIRED", 'Field "Title" is required.')
+            raise TITLE_REQUIRED
         smart.title = str(title)
     if "code" in fields and isinstance(fields["code"], str | int):
         smart.code = str(fields["code"])
@@ -161,7 +164,7 @@ def type_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     state = state_of(ctx)
     fields = as_dict(req_array(params, "fields"))
     if "title" not in fields:
-        raise ApiError("BX_EMPTY_REQUIRED", 'Field "Title" is required.')
+        raise TITLE_REQUIRED
     etid = _allocate_entity_type_id(state, fields)
     user = getattr(ctx.auth, "user_id", 1)
     flags = {f: False for f in TYPE_FLAGS}

@@ -109,7 +109,12 @@ def _compile_group(
         elif not _scalar_ok(value):
             raise ApiError("INVALID_ARG_VALUE", f"Invalid filter: field '{upper}' has invalid value")
         if prefix in ("><", "!><"):
-            raise ApiError("INVALID_ARG_VALUE", f"Invalid filter: field '{upper}' has invalid value")
+            # server-behaviour.md §1 "Filter and order validation": `><` is an allowed prefix and a
+            # scalar value passes the validator (arrays were refused above). The references are silent
+            # on what a scalar range matches: we take SQL's `BETWEEN v AND NULL`, which is never
+            # true, negated or not, so the filter is accepted and matches no row (the stricter reading).
+            preds.append(lambda row: False)
+            continue
         preds.append(_condition(row_key, kind, prefix, value, tz))
         if bounds is not None and row_key == id_key:
             _note_bounds(bounds, prefix, value)

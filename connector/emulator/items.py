@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from .common import emit, require_type, state_of
 from .convert import day_of, iso, iso_date, parse_date, parse_datetime, write_bool, yn
 from .errors import ApiError
+from .files import file_json, kept_file, store_upload
 from .filters import CompiledFilter, compile_filter, parse_order, sort_rows
 from .itemschema import FieldSpec, ItemSchema, describe, item_schema
 from .params import as_dict, is_numeric, req_array, req_int, use_original
@@ -32,30 +32,10 @@ _CHANGE_IGNORED = (
 
 
 # -- output -----------------------------------------------------------------
-def out_value(spec: FieldSpec, value: Any, state: PortalState) -> Any:
-    """A stored value as the server prints it."""
-    if spec.multiple:
-        return [_out_one(spec, v, state) for v in (value or [])]
-    return _out_one(spec, value, state)
-
-
-def _out_one(spec: FieldSpec, value: Any, state: PortalState) -> Any:
-    if value is None:
-        return None
-    kind = spec.kind
-    if kind == "datetime":
-        return iso(value, state.tz)
-    if kind == "date":
-        return iso_date(value, state.tz)
-    if kind == "bool":
-        return yn(value)
-    return value
-
-
 Converter = Callable[[Any], Any]
 
 
-def _converter(spec: FieldSpec, state: PortalState) -> Converter | None:
+def _converter(spec: FieldSpec, state: PortalState, base: str) -> Converter | None:
     tz = state.tz
     if spec.kind == "datetime":
         return lambda v: iso(v, tz)
@@ -63,22 +43,33 @@ def _converter(spec: FieldSpec, state: PortalState) -> Converter | None:
         return lambda v: iso_date(v, tz)
     if spec.kind == "bool":
         return yn
+    if spec.kind == "file":
+        return lambda v: file_json(v, state, base)
     return None
 
 
 def _plan(
-    schema: ItemSchema, state: PortalState, original_uf: bool, select: list[FieldSpec] | None
+    schema: ItemSchema,
+    state: PortalState,
+    original_uf: bool,
+    select: list[FieldSpec] | None,
+    base: str,
 ) -> list[tuple[str, str, Converter | None, bool]]:
     """(output key, stored key, converter, multiple) per field; cached per schema and selection."""
-    key = (original_uf, None if select is None else tuple(s.upper for s in select))
+    key = (original_uf, None if select is None else tuple(s.upper for s in select), base)
     plan: list[tuple[str, str, Converter | None, bool]] | None = schema.plans.get(key)
     if plan is None:
         if len(schema.plans) > 64:
             schema.plans.clear()
         specs = schema.fields if select is None else select
-        plan = [(s.key(original_uf), s.upper, _converter(s, state), s.multiple) for s in specs]
+        plan = [(s.key(original_uf), s.upper, _converter(s, state, base), s.multiple) for s in specs]
         schema.plans[key] = plan
     return plan
+
+
+def base_of(ctx: CallContext) -> str:
+    """The portal address file urls point to: the one the request came in on, else the domain's."""
+    return str(ctx.extras.get("base_url") or state_of(ctx).base_url)
 
 
 def item_json(
@@ -87,9 +78,10 @@ def item_json(
     state: PortalState,
     original_uf: bool,
     select: list[FieldSpec] | None = None,
+    base: str | None = None,
 ) -> dict[str, Any] | list[Any]:
     """An item in camelCase (UF keys UPPER with useOriginalUfNames=Y); `select` cuts the keys."""
-    plan = _plan(schema, state, original_uf, select)
+    plan = _plan(schema, state, original_uf, select, base or state.base_url)
     if not plan:
         return []
     out: dict[str, Any] = {}
@@ -161,22 +153,14 @@ def in_one(spec: FieldSpec, value: Any, state: PortalState) -> Any:
 
 
 def _file_value(value: Any, state: PortalState) -> Any:
-    """`[name, base64]` stores a new file; `{id}` keeps one; anything else is ignored."""
-    if isinstance(value, dict) and is_numeric(value.get("id")):
-        return {"id": int(float(value["id"])), "url": f"/bitrix/tools/crm_show_file.php?fileId={value['id']}"}
+    """`[name, base64]` stores a new file; `{id}` keeps a file the portal has (bitrix24-rest.md §9.3:
+    a different id resets the field); anything else is ignored."""
+    if isinstance(value, dict) and "id" in value and not is_list_like(value):
+        return kept_file(state, value["id"])
     items = as_list(value) if is_list_like(value) else None
     if items and len(items) >= 2 and isinstance(items[0], str) and isinstance(items[1], str):
-        try:
-            size = len(base64.b64decode(items[1], validate=False))
-        except ValueError:
-            return _SKIP
-        fid = state.seq.next("file_id")
-        return {
-            "id": fid,
-            "url": f"/bitrix/tools/crm_show_file.php?fileId={fid}",
-            "name": items[0],
-            "size": size,
-        }
+        stored = store_upload(state, items[0], items[1])
+        return _SKIP if stored is None else stored
     return _SKIP
 
 
@@ -193,6 +177,8 @@ def _collect(
             values["CATEGORY_ID"] = raw  # validated by the caller (server: Field/Category.php)
             continue
         value = in_value(spec, raw, state)
+        if value == 0 and spec.upper.startswith("PARENT_ID_"):
+            value = None  # an empty parent is null, not 0 (see `_check_parents`)
         if value is not _SKIP:
             values[spec.upper] = value
     if "CONTACT_IDS" in schema.by_upper:
@@ -231,6 +217,50 @@ def stage_semantic(state: PortalState, etid: int, category_id: int, stage_id: st
     return "P"
 
 
+def _semantic_in_type(state: PortalState, etid: int, stage_id: Any) -> str:
+    """The semantics of a stage of any funnel of the type; an unknown stage counts as process."""
+    prefix = f"DYNAMIC_{etid}_STAGE_"
+    for s in state.stages.values():
+        if s.status_id == stage_id and s.entity_id.startswith(prefix):
+            return _semantic(s)
+    return "P"
+
+
+def _same_semantics_stage(stages: list[Stage], semantic: str) -> str:
+    """server-behaviour.md §2 "categoryId / stageId validation": a stage that is not in the item's
+    funnel becomes the funnel's first stage with the same semantics; none -> "Stage in new category
+    is not found" (code "0")."""
+    first = _first_of(stages, semantic)
+    if first is None:
+        raise ApiError("0", "Stage in new category is not found")
+    return first.status_id
+
+
+# -- parents -------------------------------------------------------------------
+def _check_parents(state: PortalState, values: dict[str, Any], old: dict[str, Any] | None) -> None:
+    """`parentId{N}` must name an existing item of type N.
+
+    An empty value (0, "0", "") was made null by `_collect` (server-behaviour.md §2: an empty value
+    sets the field to null; the crm.item.get doc example prints unset parents as null). The
+    references are silent on a value naming no item: we choose the stricter behaviour and refuse,
+    naming the field and the value. Only changed values are checked (the server processes changed
+    fields), and the emulator keeps no items of system types (lead, deal, ...), so any id of those
+    is refused.
+    """
+    for upper, value in values.items():
+        if not upper.startswith("PARENT_ID_") or value is None:
+            continue
+        if old is not None and old.get(upper) == value:
+            continue
+        parent = int(upper[len("PARENT_ID_") :])
+        table = state.items.get(parent)
+        if table is None or value not in table.rows:
+            raise ApiError(
+                "CRM_FIELD_ERROR_VALUE_NOT_VALID",
+                f'Invalid value for field "parentId{parent}": {value} is not an item of entity type {parent}',
+            )
+
+
 # -- handlers -----------------------------------------------------------------
 def _user(ctx: CallContext) -> int:
     return int(getattr(ctx.auth, "user_id", 1) or 1)
@@ -266,12 +296,16 @@ def item_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     category_id = default_cat.id if default_cat else 0
     if values.get("CATEGORY_ID") not in (None, ""):
         category_id = _category(state, smart, values["CATEGORY_ID"], "Pipeline")
+    _check_parents(state, values, None)
     stages = _stages(state, etid, category_id)
     stage_id = values.get("STAGE_ID")
-    if stage_id not in {s.status_id for s in stages}:
-        # a new item's unknown stage becomes the first stage of the same semantics (unknown = process)
+    if stage_id in (None, ""):
+        # no stage: the funnel's first process stage (PrototypeItem::getDefaultStageId, §2)
         first = _first_of(stages, "P") or (stages[0] if stages else None)
         stage_id = first.status_id if first else None
+    elif stage_id not in {s.status_id for s in stages}:
+        # a stage of another funnel keeps its semantics (success stays success); unknown = process
+        stage_id = _same_semantics_stage(stages, _semantic_in_type(state, etid, stage_id))
     user, now = _user(ctx), float(int(ctx.now))
     item_id = state.seq.next_item(etid)
     row: dict[str, Any] = {
@@ -320,7 +354,7 @@ def item_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     state.dirty_items.add((etid, item_id))
     _history(ctx, etid, row, 1)
     emit(ctx, "ONCRMDYNAMICITEMADD", {"ID": item_id, "ENTITY_TYPE_ID": etid})
-    return {"item": item_json(schema, row, state, original)}
+    return {"item": item_json(schema, row, state, original, base=base_of(ctx))}
 
 
 def _sync_contact(row: dict[str, Any], schema: ItemSchema) -> None:
@@ -344,6 +378,7 @@ def item_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         raise ITEM_NOT_FOUND
     schema = item_schema(state, smart)
     values = _collect(schema, fields, original, state)
+    _check_parents(state, values, old)
     new = dict(old)
     new.update({k: v for k, v in values.items() if k not in ("STAGE_ID", "CATEGORY_ID")})
     if new.get("OPENED") is None:
@@ -356,11 +391,8 @@ def item_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     stage_id = values.get("STAGE_ID", old.get("STAGE_ID"))
     if category_id != old.get("CATEGORY_ID"):
         if stage_id not in valid:
-            wanted = stage_semantic(state, etid, old.get("CATEGORY_ID") or 0, old.get("STAGE_ID"))
-            first = _first_of(stages, wanted)
-            if first is None:
-                raise ApiError("0", "Stage in new category is not found")
-            stage_id = first.status_id
+            # the requested (else the stored) stage's semantics picks the stage in the new funnel
+            stage_id = _same_semantics_stage(stages, _semantic_in_type(state, etid, stage_id))
     elif stage_id not in valid:
         stage_id = old.get("STAGE_ID")  # reverted silently
     new["CATEGORY_ID"], new["STAGE_ID"] = category_id, stage_id
@@ -369,7 +401,8 @@ def item_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     _sync_contact(new, schema)
     changed = [k for k in set(new) | set(old) if k not in _CHANGE_IGNORED and new.get(k) != old.get(k)]
     if not changed:
-        return {"item": item_json(schema, old, state, original)}  # no save, no updatedTime bump, no event
+        # no save, no updatedTime bump, no event
+        return {"item": item_json(schema, old, state, original, base=base_of(ctx))}
     user, now = _user(ctx), float(int(ctx.now))
     new["UPDATED_TIME"], new["UPDATED_BY"] = now, user
     if new["STAGE_ID"] != old.get("STAGE_ID"):
@@ -382,7 +415,7 @@ def item_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     elif new["STAGE_ID"] != old.get("STAGE_ID"):
         _history(ctx, etid, new, 2)
     emit(ctx, "ONCRMDYNAMICITEMUPDATE", {"ID": item_id, "ENTITY_TYPE_ID": etid})
-    return {"item": item_json(schema, new, state, original)}
+    return {"item": item_json(schema, new, state, original, base=base_of(ctx))}
 
 
 @method("crm.item.get")
@@ -396,7 +429,7 @@ def item_get(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     row = state.table(etid).rows.get(item_id)
     if row is None:
         raise ITEM_NOT_FOUND
-    return {"item": item_json(item_schema(state, smart), row, state, original)}
+    return {"item": item_json(item_schema(state, smart), row, state, original, base=base_of(ctx))}
 
 
 @method("crm.item.delete", write=True)
@@ -466,7 +499,8 @@ def item_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
     table = state.table(etid)
     rows, total = _query(table, flt, order, offset, count)
     ctx.extras["scan"] = {"table_rows": len(table), "counted": count, "offset": offset}
-    page = [item_json(schema, r, state, original, select) for r in rows]
+    base = base_of(ctx)
+    page = [item_json(schema, r, state, original, select, base) for r in rows]
     if not count:
         return ListPage({"items": page})
     assert total is not None

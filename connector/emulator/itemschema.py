@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .common import field_desc
+from .crmtypes import CLIENT_TYPES
 from .naming import snake_upper, stage_entity_id, uf_camel
 from .state import PortalState, SmartType, UserField
 
@@ -169,6 +170,10 @@ def item_schema(state: PortalState, smart: SmartType) -> ItemSchema:
             extra["isDeprecated"] = True
         specs.append(FieldSpec(camel, upper, rest_type, kind, title, read_only, multiple, extra=extra))
     for rel in sorted(state.parents_of(etid), key=lambda r: r.parent):
+        if rel.predefined and rel.parent in CLIENT_TYPES:
+            # isClientEnabled links contacts/companies through companyId/contactIds, never through
+            # parentId3/parentId4 (the crm.item.fields doc example: client fields, no parentId3/4)
+            continue
         parent = state.type_by_etid(rel.parent)
         title = parent.title if parent else SYSTEM_TYPE_TITLES.get(rel.parent, str(rel.parent))
         specs.append(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .auth import REFRESH_TTL, _Token
-from .state import Category, EnumOption, Relation, Sequences, SmartType, Stage, UserField
+from .state import Category, EnumOption, Relation, Sequences, SmartType, Stage, StoredFile, UserField
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -36,6 +36,8 @@ class StateFile:
                 "CREATE TABLE IF NOT EXISTS items (etid INTEGER, id INTEGER, data TEXT NOT NULL,"
                 " PRIMARY KEY (etid, id)) WITHOUT ROWID;"
                 "CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY, data TEXT NOT NULL);"
+                "CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                " token TEXT NOT NULL, data BLOB NOT NULL);"
             )
         except sqlite3.DatabaseError as err:
             raise ValueError(f"state file {self.path} is not an emulator state database: {err}") from None
@@ -81,6 +83,10 @@ class StateFile:
             st.table(etid)
         st.stage_history = [json.loads(r[0]) for r in self.db.execute("SELECT data FROM history ORDER BY id")]
         self._history_saved = len(st.stage_history)
+        st.files = {
+            fid: StoredFile(fid, name, bytes(data), token)
+            for fid, name, token, data in self.db.execute("SELECT id, name, token, data FROM files")
+        }
         st.touch_schema()
         st.schema_dirty = False
 
@@ -115,6 +121,11 @@ class StateFile:
                 [(h["id"], json.dumps(h)) for h in new_history],
             )
             self._history_saved = len(st.stage_history)
+            self.db.executemany(
+                "INSERT OR REPLACE INTO files (id, name, token, data) VALUES (?, ?, ?, ?)",
+                [(f.id, f.name, f.token, f.data) for f in map(st.files.get, st.dirty_files) if f],
+            )
+            st.dirty_files.clear()
         st.dirty_items.clear()
         st.schema_dirty = False
 

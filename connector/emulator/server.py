@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from .auth import INVALID_CREDENTIALS, NO_AUTH, Auth, webhook_auth
 from .core import METHOD_NOT_FOUND, Emulator, Reply
 from .errors import ApiError
+from .files import DOWNLOAD_PATH, download
 from .php import parse_query
 from .registry import METHODS
 
@@ -87,8 +88,12 @@ def _route(
 ) -> HttpResponse:
     if verb not in ("GET", "POST"):
         return HttpResponse(405, encode_json({"error": "METHOD_NOT_ALLOWED", "error_description": verb}))
-    params = decode_params(query, body, content_type)
     path = re.sub(r"/{2,}", "/", url_path)
+    if path == DOWNLOAD_PATH:  # a file value's url / urlMachine (files.py)
+        with emu.state.lock:
+            status, data, ctype = download(emu.state, query)
+        return HttpResponse(status, data, ctype)
+    params = decode_params(query, body, content_type)
     if path.rstrip("/") == "/oauth/token":
         status, data = emu.oauth.exchange(params, emu.clock.now(), emu.domain, base_url)
         if status == 200:
@@ -122,7 +127,7 @@ def _route(
                 auth = err
     if isinstance(auth, Auth) and params.get("auth_connector"):
         auth = dataclasses.replace(auth, auth_connector=str(params["auth_connector"]))
-    return _reply(emu.handle(method, params, auth, http=True))
+    return _reply(emu.handle(method, params, auth, http=True, base_url=base_url))
 
 
 def _reply(reply: Reply) -> HttpResponse:

@@ -69,6 +69,7 @@ class Stage:
     category_id: int
     color: str
     semantics: str | None  # None (process), "S", "F"
+    name_init: str = ""  # the default stages' original NAME (server-behaviour.md §4); "" for added ones
 
 
 @dataclass
@@ -80,6 +81,16 @@ class EnumOption:
     defaults: bool
     sort: int
     xml_id: str
+
+
+@dataclass
+class StoredFile:
+    """The bytes of one file-field value, served back by the download route."""
+
+    id: int
+    name: str
+    data: bytes
+    token: str  # the secret in `urlMachine` (bitrix24-rest.md §9.3: it carries an auth token)
 
 
 @dataclass
@@ -216,6 +227,9 @@ class PortalState:
         self.relations: dict[tuple[int, int], Relation] = {}  # (parent etid, child etid)
         self.stage_history: list[dict[str, Any]] = []
         self.details_config: dict[str, Any] = {}
+        self.files: dict[int, StoredFile] = {}
+        self.dirty_files: set[int] = set()
+        self.base_url = "https://emulator.bitrix24.test"  # where file urls point (set by the Emulator)
         self.version = 0  # bumped on every schema change (caches key on it)
         self.schema_cache: dict[tuple[int, int], Any] = {}  # (etid, version) -> ItemSchema
         self.dirty_items: set[tuple[int, int]] = set()

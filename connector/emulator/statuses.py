@@ -21,7 +21,7 @@ def stage_json(stage: Stage) -> dict[str, Any]:
         "ENTITY_ID": stage.entity_id,
         "STATUS_ID": stage.status_id,
         "NAME": stage.name,
-        "NAME_INIT": stage.name if stage.system else "",
+        "NAME_INIT": stage.name_init,  # the default stages' first name; "" for added stages
         "SORT": str(stage.sort),
         "SYSTEM": "Y" if stage.system else "N",
         "CATEGORY_ID": str(stage.category_id),

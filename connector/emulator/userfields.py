@@ -338,18 +338,31 @@ def uf_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
     language = as_dict(params.get("select")).get("language")
     start = ctx.extras.get("start", 0)
     offset = max(0, start // 50 * 50) if start > 0 else 0
-    page = []
-    for r in rows[offset : offset + 50]:
-        row = field_json(r["_uf"], with_enum=False)
-        if isinstance(language, str):
-            for key in ("languageId", *LABEL_KEYS):
-                value = row.get(key)
-                row[key] = value.get(language) if isinstance(value, dict) else value
-        page.append(row)
+    page = [
+        _list_row(r["_uf"], language if isinstance(language, str) else None)
+        for r in rows[offset : offset + 50]
+    ]
     if start == -1:
         return ListPage({"fields": page})
     nxt = offset + len(page) if offset + len(page) < len(rows) else None
     return ListPage({"fields": page}, total=len(rows), next=nxt)
+
+
+def _list_row(uf: UserField, language: str | None) -> dict[str, Any]:
+    """A list row: no enum, and label maps only for a `select.language` (bitrix24-rest.md §10.2).
+
+    Without a language every label map is null (only `get` returns the full maps; bitrix24-rest.md
+    §10.2 "Label maps may be null in list rows"). With one, a label is `{lang: text}` when it has text
+    in that language and null otherwise, as the userfieldconfig.list doc example shows
+    (`"editFormLabel": {"de": "..."}`, `"listColumnLabel": null`). `languageId` follows the labels
+    (the references are silent on it without a language: null, like the maps it describes).
+    """
+    row = field_json(uf, with_enum=False)
+    row["languageId"] = {language: language} if language else None
+    for key in LABEL_KEYS:
+        text = (uf.labels.get(key) or {}).get(language) if language else None
+        row[key] = {language: text} if language and text is not None else None
+    return row
 
 
 @method("userfieldconfig.delete", write=True, scope="userfieldconfig")
