@@ -50,6 +50,7 @@ class Facts(BaseModel):
 
     offset: str = "+00:00"
     server_date: str = ""
+    server_start: float | None = None
     host: str = ""
 
 
@@ -123,6 +124,7 @@ def _clock(timing: dict[str, Any], facts: Facts) -> Check:
     offset = server.strftime("%z") or "+0000"
     facts.offset = f"{offset[:3]}:{offset[3:]}"
     facts.server_date = server.date().isoformat()
+    facts.server_start = server.timestamp()
     skew = server.timestamp() - datetime.now(UTC).timestamp()
     status: Status = "ok" if abs(skew) < 120 else "warn"
     return Check(check="server time", result=f"{stamp} (offset {facts.offset}, local clock {skew:+.0f} s)",

@@ -28,6 +28,8 @@ class DoctorReport(BaseModel):
     behaviours: list[Row] = Field(default_factory=list)
     leftovers_removed: int = 0
     record: str | None = None
+    offset: str | None = None
+    server_start: float | None = None
 
     @property
     def differences(self) -> list[Row]:
@@ -50,6 +52,7 @@ def run_doctor(client: Client, *, sandbox: bool = False, record: Path | None = N
                           record=str(record) if record else None)
     try:
         report.checks, facts = run_checks(portal)
+        report.offset, report.server_start = facts.offset, facts.server_start
         if sandbox:
             refused = [c for c in report.checks if c.check.startswith("may create") and c.status == "fail"]
             if refused:
