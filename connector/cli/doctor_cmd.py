@@ -33,14 +33,15 @@ def doctor(
     ] = None,
 ) -> None:
     """Check a portal before anything else: read-only checks; with --sandbox, behaviour probes."""
+    from connector.config import ConfigError
     from connector.doctor import EXIT_COULD_NOT_RUN, DoctorError, run_doctor
 
-    if record is not None and record.exists() and (not record.is_dir() or any(record.iterdir())):
-        raise main.UsageError(f"--record {record}: give a new or empty folder (it holds other files)")
     try:
+        if record is not None and record.exists() and (not record.is_dir() or any(record.iterdir())):
+            raise DoctorError(f"--record {record}: give a new or empty folder (this one holds files)")
         client = main.open_client(ctx, portal)
         report = run_doctor(client, sandbox=sandbox, record=record)
-    except (DoctorError, ValueError) as err:
+    except (DoctorError, ConfigError, ValueError) as err:
         main.stderr.print(f"[bold red]error:[/] could not run: {escape(str(err))}", highlight=False)
         raise typer.Exit(EXIT_COULD_NOT_RUN) from None
     data: dict[str, Any] = report.model_dump(mode="json")

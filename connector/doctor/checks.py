@@ -92,11 +92,13 @@ def _first_answer(side: Side) -> dict[str, Any]:
     """Call `scope` once: reachability, TLS errors, auth errors, the server's clock."""
     started = time.monotonic()
     try:
-        response = side.client.call("scope")
-        scopes: Any = response.result
-        timing = response.time
-    except NotFound:  # ERROR_METHOD_NOT_FOUND: reachable, but the portal does not serve `scope`
-        scopes, timing = None, _time_of(side, "crm.type.fields")
+        try:
+            response = side.client.call("scope")
+            scopes: Any = response.result
+        except NotFound:  # ERROR_METHOD_NOT_FOUND, answered before auth (server-behaviour.md §7)
+            response, scopes = side.client.call("crm.type.fields"), None  # so the credentials are tried
+    except AccessDenied:  # credentials accepted, rights missing: the checks below say which
+        response, scopes = None, None
     except AuthError as err:
         raise DoctorError(f"{side.client.auth.host} refused the credentials ({err.code}): check the "
                           "webhook URL / OAuth tokens") from None
@@ -105,14 +107,8 @@ def _first_answer(side: Side) -> dict[str, Any]:
         raise DoctorError(f"{side.client.auth.host} is {cause}: {err.description}") from None
     except requests.RequestException as err:  # pragma: no cover - the client wraps these
         raise DoctorError(f"{side.client.auth.host} is unreachable: {type(err).__name__}") from None
+    timing = response.time if response is not None else {}
     return {"ms": round((time.monotonic() - started) * 1000), "scopes": scopes, "time": timing}
-
-
-def _time_of(side: Side, method: str) -> dict[str, Any]:
-    try:
-        return side.client.call(method).time
-    except B24Error:
-        return {}
 
 
 def _clock(timing: dict[str, Any], facts: Facts) -> Check:

@@ -74,7 +74,8 @@ def batch_glued(sb: Sandbox) -> Observation:
 def keyset_paging(sb: Sandbox) -> Observation:
     # server-behaviour.md §1 "Page size, start, next, total": start=-1 gives neither `next` nor `total`;
     # bitrix24-rest.md §2.1: order {id: ASC} + filter >id + start=-1 for full scans.
-    ids = [int(sb.add_item({"title": f"page {n}"})["id"]) for n in range(3)]
+    added = sb.add_items({f"p{n}": {"title": f"page {n}"} for n in range(3)})
+    ids = [int(added[f"p{n}"]["id"]) for n in range(3)]
     params = {"entityTypeId": sb.etid, "order": {"id": "ASC"}, "filter": {">id": ids[0]}, "select": ["id"]}
     keyset = sb.side.client.call("crm.item.list", {**params, "start": -1})
     counted = sb.side.client.call("crm.item.list", {**params, "start": 0})
@@ -99,16 +100,16 @@ def noop_update(sb: Sandbox) -> Observation:
 def stage_on_add(sb: Sandbox) -> Observation:
     # server-behaviour.md §2 "categoryId / stageId validation": a new item's stage that is not in its
     # funnel is replaced silently by the first stage of that funnel with the same semantics.
-    out: Observation = {}
-    for code in ("SUCCESS", "FAIL", "PREPARATION"):
-        foreign = sb.stages[sb.second_cat].get(code)
-        try:
-            item = sb.add_item({"title": f"doctor stage {code}", "categoryId": sb.default_cat,
-                                "stageId": foreign})
-            out[f"other funnel's {code}"] = sb.stage_code(item["stageId"])
-        except B24Error as err:
-            out[f"other funnel's {code}"] = error_text(err)
-    return out
+    codes = ("SUCCESS", "FAIL", "PREPARATION")
+    added = sb.add_items({code: {"title": f"doctor stage {code}", "categoryId": sb.default_cat,
+                                 "stageId": sb.stages[sb.second_cat].get(code)} for code in codes})
+    return {f"other funnel's {code}": _outcome(added[code], lambda item: sb.stage_code(item["stageId"]))
+            for code in codes}
+
+
+def _outcome(answer: Any, read: Callable[[Any], Any]) -> Any:
+    """A batch label's answer read by `read`, or its error as an observation."""
+    return error_text(answer) if isinstance(answer, B24Error) else read(answer)
 
 
 def stage_on_update(sb: Sandbox) -> Observation:
@@ -139,13 +140,12 @@ def uf_both_ways(sb: Sandbox) -> Observation:
     described = sb.side.call("crm.item.fields", {"entityTypeId": sb.etid})["fields"]
     camel = next((k for k, d in described.items()
                   if isinstance(d, dict) and d.get("upperName") == upper), None)
+    if camel is None:
+        return {"camel key": "absent from crm.item.fields"}
+    cases = {"camel key, default names": (camel, False), "UPPER key, default names": (upper, False),
+             "UPPER key, useOriginalUfNames=Y": (upper, True)}
     out: Observation = {}
-    cases = (("camel key, default names", camel, False), ("UPPER key, default names", upper, False),
-             ("UPPER key, useOriginalUfNames=Y", upper, True))
-    for label, key, original in cases:
-        if key is None:
-            out[label] = "no camel key"
-            continue
+    for label, (key, original) in cases.items():  # one add each: useOriginalUfNames differs per call
         item = sb.add_item({"title": label, key: "written"}, original=original)
         out[label] = "stored" if sb.get_item(int(item["id"]))[upper] == "written" else "ignored"
     plain = sb.get_item(int(item["id"]), original=False)
@@ -198,15 +198,15 @@ def xml_id_filter(sb: Sandbox) -> Observation:
     # server-behaviour.md §1: filter keys are system fields (XML_ID) with the documented prefixes.
     key = f"b24sync-doctor-{sb.stamp}"
     item = sb.add_item({"title": "doctor xmlId", "xmlId": key})
+    filters = {"filter xmlId": {"xmlId": key}, "filter =xmlId": {"=xmlId": key},
+               "filter other xmlId": {"xmlId": key + "-none"}}
+    found = sb.side.client.batch({f"f{n}": ("crm.item.list", {"entityTypeId": sb.etid, "filter": flt,
+                                                              "select": ["id"], "start": -1})
+                                  for n, flt in enumerate(filters.values())})
     out: Observation = {"echoed": item.get("xmlId") == key}
-    for label, flt in (("filter xmlId", {"xmlId": key}), ("filter =xmlId", {"=xmlId": key}),
-                       ("filter other xmlId", {"xmlId": key + "-none"})):
-        try:
-            rows = sb.side.call("crm.item.list", {"entityTypeId": sb.etid, "filter": flt, "select": ["id"],
-                                                  "start": -1})["items"]
-            out[label] = f"{len(rows)} found"
-        except B24Error as err:
-            out[label] = error_text(err)
+    for n, label in enumerate(filters):
+        answer = found.errors.get(f"f{n}") or found.results.get(f"f{n}")
+        out[label] = _outcome(answer, lambda result: f"{len(result['items'])} found")
     return out
 
 

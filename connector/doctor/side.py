@@ -9,7 +9,7 @@ from typing import Any
 
 from connector.emulator import Emulator, EmulatorServer, serve
 from connector.emulator.clock import VirtualClock
-from connector.rest import B24Error, Client, RetryPolicy
+from connector.rest import B24Error, Client, LeakyBucket, RetryPolicy
 
 from .record import Recorder
 
@@ -65,7 +65,8 @@ def emulator_side(tz: str, deviations: tuple[str, ...] = ()) -> Side:
 
         enable(emu, deviations)
     server: EmulatorServer = serve(emu, "127.0.0.1", 0)
-    client = Client.from_webhook(server.webhook_url, retry=DOCTOR_RETRY)
+    unpaced = LeakyBucket(capacity=100_000, drain=100_000)  # limits="off": nothing to pace for
+    client = Client.from_webhook(server.webhook_url, retry=DOCTOR_RETRY, bucket=unpaced)
     return Side("emulator", client, clock.advance, None, server.stop)
 
 
