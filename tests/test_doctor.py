@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from connector.cli.main import main
 from connector.doctor import DoctorReport, run_doctor
 from connector.doctor import sandbox as sandbox_module
+from connector.doctor.cleanup import is_sandbox
 from connector.doctor.probes import PROBES, Probe
 from connector.doctor.record import MASK, load, mask
 from connector.doctor.replay import replay
@@ -299,3 +300,14 @@ def test_mask_removes_known_secrets_anywhere(secret: str, before: str, after: st
     masked = json.dumps(mask(value, (secret,)))
     assert secret not in masked
     assert json.loads(masked)["auth"] == MASK and json.loads(masked)["n"] == 5
+
+
+@pytest.mark.parametrize(("row", "ours"), [
+    ({"code": "b24sync_doctor_20261202101010abcd", "title": "b24sync doctor 20261202101010abcd"}, True),
+    ({"code": "", "title": "b24sync doctor 20261202101010abcd"}, True),  # a portal that dropped the code
+    ({"code": "b24sync_doctor_x", "title": "Candidates"}, False),  # someone else's title: not ours
+    ({"code": "", "title": "b24sync doctor notes"}, False),
+    ({"code": "candidate", "title": "Candidates"}, False),
+])
+def test_only_sandbox_types_are_recognised(row: dict[str, str], ours: bool) -> None:
+    assert is_sandbox(row) is ours

@@ -74,8 +74,9 @@ def run_checks(side: Side) -> tuple[list[Check], Facts]:
     checks.append(_limits(side, first["time"]))
     if side.client.auth.kind == "webhook":
         checks.append(Check(check="offline event queue", result="not available to webhooks", status="warn",
-                            how="event.offline.* work only for OAuth apps (bitrix24-rest.md §1.1); "
-                                "deletions are then found by `sync --full` reconcile"))
+                            # bitrix24-rest.md §1.1: event.* methods work only with application auth
+                            how="event.offline.* work only for OAuth apps; deletions are then found "
+                                "by the `sync --full` reconcile"))
     return checks, facts
 
 
@@ -121,10 +122,10 @@ def _clock(timing: dict[str, Any], facts: Facts) -> Check:
     facts.offset = f"{offset[:3]}:{offset[3:]}"
     facts.server_date = server.date().isoformat()
     facts.server_start = server.timestamp()
-    skew = server.timestamp() - datetime.now(UTC).timestamp()
+    skew = round(server.timestamp() - datetime.now(UTC).timestamp())
     status: Status = "ok" if abs(skew) < 120 else "warn"
-    return Check(check="server time", result=f"{stamp} (offset {facts.offset}, local clock {skew:+.0f} s)",
-                 status=status, how="`time.date_start` of the first answer (server-behaviour.md §7)")
+    return Check(check="server time", result=f"{stamp} (offset {facts.offset}, local clock {skew:+d} s)",
+                 status=status, how="`time.date_start` of the first answer")  # server-behaviour.md §7
 
 
 def _scopes(first: dict[str, Any]) -> Check:
@@ -140,7 +141,8 @@ def _scopes(first: dict[str, Any]) -> Check:
 
 
 def _crm_admin(side: Side) -> Check:
-    how = "`crm.type.fields` answered (it needs CRM administrator rights, bitrix24-rest.md §5)"
+    # bitrix24-rest.md §5: crm.type add/update/list/delete/fields require a CRM administrator
+    how = "`crm.type.fields` answered: like crm.type.add it needs CRM administrator rights"
     try:
         side.call("crm.type.fields")
     except AccessDenied as err:
@@ -152,7 +154,8 @@ def _crm_admin(side: Side) -> Check:
 
 
 def _field_rights(side: Side, admin: bool) -> Check:
-    how = ("`userfieldconfig.getTypes` answered (userfieldconfig + crm scopes, bitrix24-rest.md §10) "
+    # bitrix24-rest.md §10: scopes userfieldconfig + crm; add needs CRM admin or "Allow to modify settings"
+    how = ("`userfieldconfig.getTypes` answered (so the userfieldconfig and crm scopes are granted) "
            "and the user is a CRM administrator")
     try:
         side.call("userfieldconfig.getTypes", {"moduleId": "crm"})
@@ -213,5 +216,5 @@ def _limits(side: Side, timing: dict[str, Any]) -> Check:
     seen = f"{refused} of {stats['requests']} requests refused by the rate limits so far"
     return Check(check="limits", result=f"{budget}; {rate}; {seen}",
                  status="warn" if refused else "ok",
-                 how="the `time` object (bitrix24-rest.md §1.3, §2); the burst size itself cannot be "
+                 how="the `time` object of the answers; the burst size itself cannot be "
                      "measured without overloading the portal")

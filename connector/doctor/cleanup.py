@@ -1,11 +1,13 @@
 """Removing sandbox smart processes: the current run's, and leftovers of an interrupted run.
 
-A sandbox type is recognised by its code prefix `b24sync_doctor_` (and its title starts with
-"b24sync doctor"). Nothing else on the portal is ever touched.
+A sandbox type is recognised by its code prefix `b24sync_doctor_` and its title "b24sync doctor
+<stamp>"; by the exact title pattern alone when a portal did not keep the code (the docs note that
+`crm.type.add` answers lack `code`). Nothing else on the portal is ever touched.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from connector.rest import B24Error, NotFound
@@ -14,12 +16,14 @@ from .side import Side
 
 CODE_PREFIX = "b24sync_doctor_"
 TITLE_PREFIX = "b24sync doctor"
+STAMPED_TITLE = re.compile(r"^b24sync doctor \d{14}[0-9a-f]{4}$")  # run.py: UTC time + 4 hex digits
 
 
 def is_sandbox(type_row: dict[str, Any]) -> bool:
-    """Whether a `crm.type.list` row is a doctor sandbox (code prefix, and the title to be sure)."""
-    return str(type_row.get("code") or "").startswith(CODE_PREFIX) and \
-        str(type_row.get("title") or "").startswith(TITLE_PREFIX)
+    """Whether a `crm.type.list` row is a doctor sandbox (code prefix and title, or the stamped title)."""
+    title = str(type_row.get("title") or "")
+    coded = str(type_row.get("code") or "").startswith(CODE_PREFIX) and title.startswith(TITLE_PREFIX)
+    return coded or bool(STAMPED_TITLE.match(title))
 
 
 def find_leftovers(side: Side) -> list[dict[str, Any]]:

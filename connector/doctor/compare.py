@@ -52,10 +52,10 @@ def compare(portal: dict[str, Observation], emulator: dict[str, Observation]) ->
 
 
 def show(observation: Observation) -> str:
-    """An observation as one short text cell."""
+    """An observation as one text cell: one `what: value` line per key (just the value when alone)."""
     if len(observation) == 1:
         return _text(next(iter(observation.values())))
-    return "; ".join(f"{k}: {_text(v)}" for k, v in observation.items())
+    return "\n".join(f"{k}: {_text(v)}" for k, v in observation.items())
 
 
 def _text(value: Any) -> str:
