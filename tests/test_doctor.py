@@ -24,7 +24,7 @@ from connector.doctor import sandbox as sandbox_module
 from connector.doctor.cleanup import is_sandbox
 from connector.doctor.probes import PROBES, Probe
 from connector.doctor.record import MASK, load, mask
-from connector.doctor.replay import replay
+from connector.doctor.replay import IdMap, replay
 from connector.emulator import Emulator, EmulatorServer, serve
 from connector.emulator.deviations import NOOP_UPDATE_BUMPS, enable
 from connector.emulator.registry import METHODS
@@ -311,3 +311,42 @@ def test_mask_removes_known_secrets_anywhere(secret: str, before: str, after: st
 ])
 def test_only_sandbox_types_are_recognised(row: dict[str, str], ours: bool) -> None:
     assert is_sandbox(row) is ours
+
+
+def test_missing_portal_is_could_not_run(capsys: Capture) -> None:
+    code, _, err = run(capsys, "doctor", "--sandbox")
+    assert code == 1 and "give --portal" in err
+
+
+# -- replay's id translation -------------------------------------------------------------------------
+@given(type_ids=st.tuples(st.integers(1, 999), st.integers(1, 999)),
+       etids=st.tuples(st.integers(515, 2000), st.integers(515, 2000)),
+       cats=st.tuples(st.integers(1, 999), st.integers(1, 999)))
+def test_id_map_translates_names_built_from_ids(type_ids: tuple[int, int], etids: tuple[int, int],
+                                                cats: tuple[int, int]) -> None:
+    (a, b), (e, f), (c, d) = type_ids, (2 * etids[0], 2 * etids[1]), cats
+    ids = IdMap()
+    ids.learn({"type": {"id": a, "entityTypeId": e}}, {"type": {"id": b, "entityTypeId": f}})
+    ids.learn({"category": {"id": c}}, {"category": {"id": d}})
+    assert ids.text(f"UF_CRM_{a}_DOCTOR_TEXT") == f"UF_CRM_{b}_DOCTOR_TEXT"
+    assert ids.text(f"ufCrm{a}DoctorText") == f"ufCrm{b}DoctorText"
+    assert ids.text(f"ufCrm_{a}_DOCTOR2") == f"ufCrm_{b}_DOCTOR2"
+    assert ids.text(f"CRM_{a}") == f"CRM_{b}"
+    assert ids.text(f"DT{e}_{c}:NEW") == f"DT{f}_{d}:NEW"
+    assert ids.text(f"DYNAMIC_{e}_STAGE_{c}") == f"DYNAMIC_{f}_STAGE_{d}"
+    request = ids.request("crm.item.update", {"entityTypeId": e, "id": 3, "fields": {"categoryId": str(c)}})
+    assert request == {"entityTypeId": f, "id": 3, "fields": {"categoryId": str(d)}}
+    assert ids.request("crm.type.delete", {"id": a}) == {"id": b}
+
+
+def test_id_map_keeps_kinds_apart() -> None:
+    ids = IdMap()
+    ids.learn({"fields": {"UF_X": {"items": [{"ID": "81", "VALUE": "A"}]}}},
+              {"fields": {"UF_X": {"items": [{"ID": "2", "VALUE": "A"}]}}})
+    ids.learn({"items": [{"id": 81}]}, {"items": [{"id": 9}]})
+    assert ids.kinds == {"option": {81: 2}, "item": {81: 9}}
+    add = {"fields": {"UF_CRM_3_CHOICE": 81}}
+    assert ids.request("crm.item.add", add) == {"fields": {"UF_CRM_3_CHOICE": 2}}
+    assert ids.request("crm.item.get", {"id": 81}) == {"id": 9}
+    cmd = ids.command("crm.item.get?entityTypeId=1032&id=81")
+    assert cmd == "crm.item.get?entityTypeId=1032&id=9"

@@ -22,7 +22,9 @@ def register(app: typer.Typer) -> None:
 
 def doctor(
     ctx: typer.Context,
-    portal: main.PortalOpt = ...,  # type: ignore[assignment]
+    portal: Annotated[str | None, typer.Option(
+        "--portal", "-p", help="A configured portal name, or a webhook URL https://host/rest/<user>/<code>/"),
+    ] = None,
     sandbox: Annotated[bool, typer.Option(
         "--sandbox", help="Also create a temporary smart process (code b24sync_doctor_*), probe the "
                           "behaviours the connector depends on, compare them with the emulator, remove it."),
@@ -37,6 +39,8 @@ def doctor(
     from connector.doctor import EXIT_COULD_NOT_RUN, DoctorError, run_doctor
 
     try:
+        if not portal:
+            raise DoctorError("give --portal NAME|URL (a configured portal name or a webhook URL)")
         if record is not None and record.exists() and (not record.is_dir() or any(record.iterdir())):
             raise DoctorError(f"--record {record}: give a new or empty folder (this one holds files)")
         client = main.open_client(ctx, portal)

@@ -175,7 +175,7 @@ def _methods(side: Side) -> list[Check]:
         listed = None
     if isinstance(listed, list):
         names = {str(m).lower() for m in listed}
-        wanted = READS + SAFE_WRITES + UNPROBED_WRITES + ("batch",)
+        wanted = READS + SAFE_WRITES + UNPROBED_WRITES
         missing = [m for m in wanted if m.lower() not in names]
         return [Check(check="methods the connector uses", status="fail" if missing else "ok",
                       result=f"{len(wanted) - len(missing)}/{len(wanted)} listed"
