@@ -350,3 +350,12 @@ def test_id_map_keeps_kinds_apart() -> None:
     assert ids.request("crm.item.get", {"id": 81}) == {"id": 9}
     cmd = ids.command("crm.item.get?entityTypeId=1032&id=81")
     assert cmd == "crm.item.get?entityTypeId=1032&id=9"
+
+
+def test_sandbox_refused_halfway_leaves_nothing(live_emulator: EmulatorServer, capsys: Capture,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # a field type the portal refuses (server-behaviour.md §5: `video` is restricted for crm)
+    monkeypatch.setitem(sandbox_module.FIELDS, "film", ("DOCTOR_FILM", "video"))
+    code, _, err = run(capsys, "doctor", "--portal", live_emulator.webhook_url, "--sandbox")
+    assert code == 1 and "could not be set up" in err
+    assert live_emulator.emulator.state.types == {}  # the half-made sandbox was removed at once

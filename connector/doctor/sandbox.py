@@ -83,13 +83,25 @@ class Sandbox:
 
 
 def create(side: Side, stamp: str, values: dict[str, str]) -> Sandbox:
-    """Type (code `b24sync_doctor_<stamp>`), a second funnel, five fields; raises B24Error on refusal."""
+    """Type (code `b24sync_doctor_<stamp>`), a second funnel, five fields; raises B24Error on refusal
+    (after removing what it had made)."""
     side.mark("setup")
     sb = Sandbox(side, stamp, values=values)
     smart = side.call("crm.type.add", {"fields": {
         "title": f"{TITLE_PREFIX} {stamp}", "code": sb.code, "isCategoriesEnabled": "Y",
         "isStagesEnabled": "Y", "isBeginCloseDatesEnabled": "Y"}})["type"]
     sb.type_id, sb.etid = int(smart["id"]), int(smart["entityTypeId"])
+    try:
+        _furnish(sb)
+    except BaseException:
+        remove(sb)
+        raise
+    return sb
+
+
+def _furnish(sb: Sandbox) -> None:
+    """The second funnel, the stage ids of both funnels, and the fields."""
+    side = sb.side
     categories = side.call("crm.category.list", {"entityTypeId": sb.etid})["categories"]
     sb.default_cat = int(next(c["id"] for c in categories if c.get("isDefault") == "Y"))
     second = side.call("crm.category.add", {"entityTypeId": sb.etid,
@@ -109,7 +121,6 @@ def create(side: Side, stamp: str, values: dict[str, str]) -> Sandbox:
         for option in field_json.get("enum") or []:
             sb.option_ids_raw.append(option.get("id"))
             sb.options[str(option.get("xmlId"))] = int(option["id"])
-    return sb
 
 
 def _field_spec(type_id: int, code: str) -> dict[str, Any]:
