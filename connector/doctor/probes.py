@@ -100,9 +100,12 @@ def noop_update(sb: Sandbox) -> Observation:
 def stage_on_add(sb: Sandbox) -> Observation:
     # server-behaviour.md §2 "categoryId / stageId validation": a new item's stage that is not in its
     # funnel is replaced silently by the first stage of that funnel with the same semantics.
+    # No categoryId: the item goes to the default funnel ("If categoryId is omitted, the default
+    # category is used"), so only the stage rule is probed.
     codes = ("SUCCESS", "FAIL", "PREPARATION")
-    added = sb.add_items({code: {"title": f"doctor stage {code}", "categoryId": sb.default_cat,
-                                 "stageId": sb.stages[sb.second_cat].get(code)} for code in codes})
+    foreign = sb.stages[sb.second_cat]
+    added = sb.add_items({code: {"title": f"doctor stage {code}", "stageId": foreign.get(code)}
+                          for code in codes})
     return {f"other funnel's {code}": _outcome(added[code], lambda item: sb.stage_code(item["stageId"]))
             for code in codes}
 
@@ -114,7 +117,7 @@ def _outcome(answer: Any, read: Callable[[Any], Any]) -> Any:
 
 def stage_on_update(sb: Sandbox) -> Observation:
     # server-behaviour.md §2: update without a category change: an invalid stage is reverted silently.
-    item = sb.add_item({"title": "doctor stage update", "categoryId": sb.default_cat})
+    item = sb.add_item({"title": "doctor stage update"})
     out: Observation = {"created in": sb.stage_code(item["stageId"])}
     for label, stage in (("other funnel's PREPARATION", sb.stages[sb.second_cat].get("PREPARATION")),
                          ("unknown stage", f"DT{sb.etid}_{sb.default_cat}:NO_SUCH_STAGE")):
