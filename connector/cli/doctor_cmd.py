@@ -23,7 +23,8 @@ def register(app: typer.Typer) -> None:
 def doctor(
     ctx: typer.Context,
     portal: Annotated[str | None, typer.Option(
-        "--portal", "-p", help="A configured portal name, or a webhook URL https://host/rest/<user>/<code>/"),
+        "--portal", "-p", metavar="NAME|URL",
+        help="A configured portal name, or a webhook URL https://host/rest/<user>/<code>/"),
     ] = None,
     sandbox: Annotated[bool, typer.Option(
         "--sandbox", help="Also create a temporary smart process (code b24sync_doctor_*), probe the "
