@@ -28,7 +28,7 @@ from connector.doctor.replay import IdMap, replay
 from connector.emulator import Emulator, EmulatorServer, serve
 from connector.emulator.deviations import NOOP_UPDATE_BUMPS, enable
 from connector.emulator.registry import METHODS
-from connector.rest import Client
+from connector.rest import Client, OAuthAuth
 
 Capture = pytest.CaptureFixture[str]
 RECORDINGS = Path(__file__).parent / "doctor_recordings"  # folders users sent us (`doctor --record`)
@@ -359,3 +359,29 @@ def test_sandbox_refused_halfway_leaves_nothing(live_emulator: EmulatorServer, c
     code, _, err = run(capsys, "doctor", "--portal", live_emulator.webhook_url, "--sandbox")
     assert code == 1 and "could not be set up" in err
     assert live_emulator.emulator.state.types == {}  # the half-made sandbox was removed at once
+
+
+def test_oauth_app_sandbox_record_masks_tokens(live_emulator: EmulatorServer, tmp_path: Path) -> None:
+    emu, base = live_emulator.emulator, live_emulator.base_url
+    pair = emu.issue_token(base=base)
+    app = Client(OAuthAuth(f"{base}/rest/", pair["access_token"], pair["refresh_token"], emu.oauth.client_id,
+                           emu.oauth.client_secret, token_url=f"{base}/oauth/token/"))
+    report = run_doctor(app, sandbox=True, record=tmp_path / "rec")
+    checks = {c.check: c for c in report.checks}
+    assert checks["auth"].result == "oauth" and "offline event queue" not in checks
+    assert report.exit_code == 0, report.differences
+    _, exchanges = load(tmp_path / "rec")
+    assert all(e["request"].get("auth") == MASK for e in exchanges if e["method"] != "wait")
+    text = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "rec").iterdir())
+    for secret in (pair["access_token"], pair["refresh_token"], emu.oauth.client_secret):
+        assert secret not in text
+
+
+def test_table_names_the_difference(capsys: Capture) -> None:
+    emu = Emulator()
+    enable(emu, [NOOP_UPDATE_BUMPS])
+    with serve(emu, "127.0.0.1", 0) as server:
+        code, out, _ = run(capsys, "doctor", "--portal", server.webhook_url, "--sandbox")
+    assert code == 2
+    assert "differs: update: no-op keeps updatedTime" in out and out.count("differs:") == 1
+    assert "1 behaviour(s) differ from the emulator, 0 check(s) failed" in " ".join(out.split())

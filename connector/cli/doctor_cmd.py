@@ -79,5 +79,9 @@ def _print(report: Any) -> None:
     summary = (f"{len(report.differences)} behaviour(s) differ from the emulator, {failed} check(s) failed"
                if report.exit_code else "nothing differs: the portal behaves the way the connector needs")
     main.stdout.print(summary)
+    for row in report.differences:
+        main.stdout.print(f"  differs: {row.behaviour}", highlight=False)
+    for check in report.failed_checks:
+        main.stdout.print(f"  failed: {check.check}: {escape(check.result)}", highlight=False)
     if report.record:
         main.stdout.print(f"exchanges recorded in {report.record} (secrets masked)")
