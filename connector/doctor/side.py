@@ -56,14 +56,10 @@ def portal_side(client: Client, record: bool) -> Side:
     return Side("portal", quick, time.sleep, recorder)
 
 
-def emulator_side(tz: str, deviations: tuple[str, ...] = ()) -> Side:
+def emulator_side(tz: str) -> Side:
     """A fresh in-process emulator with the portal's UTC offset, on a loopback socket; `stop()` ends it."""
     clock = VirtualClock(start=time.time())
     emu = Emulator(limits="off", clock=clock, tz=tz)
-    if deviations:
-        from connector.emulator.deviations import enable
-
-        enable(emu, deviations)
     server: EmulatorServer = serve(emu, "127.0.0.1", 0)
     unpaced = LeakyBucket(capacity=100_000, drain=100_000)  # limits="off": nothing to pace for
     client = Client.from_webhook(server.webhook_url, retry=DOCTOR_RETRY, bucket=unpaced)
