@@ -26,6 +26,7 @@ def serve_cmd(
     faults: str | None = typer.Option(None, help="Fault spec, e.g. '5xx=0.05,drop=crm.item.add:0.1,seed=7'."),
     code: str | None = typer.Option(None, help="Webhook code (default: random, or the one kept in --state)."),
     tz: str = typer.Option("+03:00", help="Portal UTC offset."),
+    deviate: list[str] | None = typer.Option(None, "--deviate", hidden=True),  # emulator/deviations.py
 ) -> None:
     """Serve a portal; prints its webhook URL as the first line, then runs until interrupted."""
     from connector.emulator import Emulator, serve
@@ -34,6 +35,10 @@ def serve_cmd(
         emu = Emulator(
             limits=limits, faults=faults, tz=tz, state_file=str(state) if state else None, webhook_code=code
         )
+        if deviate:
+            from connector.emulator.deviations import enable
+
+            enable(emu, deviate)
     except ValueError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None

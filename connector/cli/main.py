@@ -17,7 +17,8 @@ from rich.markup import escape
 from connector.config import Config, ConfigError, PortalRef, load_config, resolve_portal
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAILED_ROWS = 0, 1, 2, 3
-AREAS = ("emulator_cmd", "template_cmd", "deploy_cmd", "sync_cmd", "report_cmd", "jobs_cmd", "demo_cmd")
+AREAS = ("emulator_cmd", "template_cmd", "deploy_cmd", "sync_cmd", "report_cmd", "jobs_cmd", "demo_cmd",
+         "doctor_cmd")
 
 app = typer.Typer(
     name="b24sync",
