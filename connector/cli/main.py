@@ -18,6 +18,7 @@ from connector.config import Config, ConfigError, PortalRef, load_config, resolv
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAILED_ROWS = 0, 1, 2, 3
 AREAS = ("emulator_cmd", "template_cmd", "deploy_cmd", "sync_cmd", "report_cmd", "jobs_cmd", "demo_cmd")
+AREAS += ("init_cmd",)  # `init` and `portal add`
 
 app = typer.Typer(
     name="b24sync",
