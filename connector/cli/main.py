@@ -18,7 +18,6 @@ from connector.config import Config, ConfigError, PortalRef, load_config, resolv
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAILED_ROWS = 0, 1, 2, 3
 AREAS = ("emulator_cmd", "template_cmd", "deploy_cmd", "sync_cmd", "report_cmd", "jobs_cmd", "demo_cmd")
-AREAS += ("init_cmd",)  # `init` and `portal add`
 
 app = typer.Typer(
     name="b24sync",
@@ -150,6 +149,9 @@ def call_command(
             out[extra] = getattr(response, extra)
     data = out if json_mode(ctx) else response.result
     stdout.out(json.dumps(data, ensure_ascii=False, indent=2, default=str), highlight=False)
+
+
+AREAS += ("init_cmd",)  # `init` and `portal add`
 
 
 def _register_areas() -> None:
