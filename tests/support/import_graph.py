@@ -28,7 +28,7 @@ LAYERS: dict[str, int] = {
     "config": 2, "crm": 2, "templates": 2,
     "store": 3,
     "deploy": 4, "sync": 4, "reports": 4,
-    "api": 5, "scheduler": 5, "demo": 5,
+    "api": 5, "scheduler": 5, "demo": 5, "doctor": 5,
     "cli": 6,
     "__main__": 7,
     "connector": FACADE,
