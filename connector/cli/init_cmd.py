@@ -45,7 +45,7 @@ EnvOpt = Annotated[
     typer.Option("--webhook-env", metavar="VAR",
                  help="Variable holding the webhook URL (default B24SYNC_PORTAL_<NAME>_WEBHOOK)."),
 ]
-PlanOpt = Annotated[str, typer.Option("--plan", help="The portal's plan: standard or enterprise.")]
+PlanOpt = Annotated[str, typer.Option("--plan", metavar="standard|enterprise", help="The portal's plan.")]
 StoreOpt = Annotated[
     str | None, typer.Option("--store", metavar="PATH", help="Its local store (default: data/<NAME>.db).")
 ]
