@@ -91,6 +91,18 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(
     assert list(here.iterdir()) == []
 
 
+def test_a_url_given_as_the_name_is_refused_without_echoing_it(
+        here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "init", URL)
+    assert code == 2 and "NAME is the portal's name, not its URL" in err
+    assert SECRET not in out + err and list(here.iterdir()) == []
+
+
+def test_the_hint_names_a_config_file_given(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--config", "other.toml", "init", "acme")
+    assert code == 0 and "Try: b24sync --config other.toml call crm.type.list --portal acme" in out
+
+
 def test_portal_add_appends_and_never_replaces(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "init", "acme")[0] == 0
     code, out, _ = run(capsys, "portal", "add", "client-2", "--plan", "enterprise")

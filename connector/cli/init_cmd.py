@@ -66,6 +66,9 @@ def config_target(ctx: typer.Context) -> Path:
 def portal_section(name: str, webhook_env: str | None, plan: str, store: str | None) -> str:
     """The `[portals.NAME]` TOML section; raises the CLI's UsageError on a bad name, variable or plan."""
     usage = _main().UsageError
+    if "://" in name:  # never echo a URL: its path holds the webhook's secret code
+        raise usage("NAME is the portal's name, not its URL: put the URL in the environment "
+                    "(export B24SYNC_PORTAL_<NAME>_WEBHOOK=...) and run `b24sync init NAME`")
     if not NAME_RE.match(name):
         raise usage(f"portal name {name!r} is not allowed: use letters, digits, '-' and '_' "
                     "(starting with a letter or digit), e.g. acme or client-2")
@@ -119,10 +122,12 @@ def _report(ctx: typer.Context, path: Path, name: str, variable: str, verb: str)
         state = (f"${variable} is not set yet: export {variable}=https://<portal>/rest/<user>/<code>/ "
                  "(the incoming webhook's URL)")
 
+    config = "" if str(path) == DEFAULT_CONFIG_FILES[0] else f" --config {path}"
+
     def human() -> None:
         main.stdout.print(f"{verb} {path}: portal {name!r}; its webhook URL is read from ${variable}",
                           markup=False, highlight=False)
-        main.stdout.print(f"{state}. Try: b24sync call crm.type.list --portal {name}",
+        main.stdout.print(f"{state}. Try: b24sync{config} call crm.type.list --portal {name}",
                           markup=False, highlight=False)
 
     main.emit(ctx, data, human)
