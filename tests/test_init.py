@@ -146,3 +146,12 @@ def test_init_then_call_over_loopback(here: Path, capsys: pytest.CaptureFixture[
     code, out, err = run(capsys, "--json", "call", "crm.type.list", "--portal", "demo")
     assert code == 0, err
     assert json.loads(out)["result"] == {"types": []}
+
+
+def test_a_named_variable_that_is_unset_is_named_in_the_error(
+        here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "init", "acme", "--webhook-env", "ACME_HOOK")[0] == 0
+    with pytest.raises(ConfigError, match="portal 'acme' has no credentials: set ACME_HOOK to its"):
+        resolve_portal(load_config(), "acme")
+    code, _, err = run(capsys, "call", "crm.type.list", "--portal", "acme")
+    assert code == 2 and "set ACME_HOOK" in err
