@@ -4,7 +4,7 @@
 from connector import Portal
 
 with Portal.from_webhook("https://acme.bitrix24.ru/rest/1/<code>/", store="acme.db") as portal:
-    print(portal.plan("mappings/hr_candidates.toml").render())
+    print(portal.plan("mappings/hr_candidates.toml").render())     # the plan as text
     portal.apply("mappings/hr_candidates.toml")
     report = portal.sync()
     portal.export("candidate", "xlsx", "candidates.xlsx")
@@ -120,18 +120,20 @@ class Portal:
 
     # -- reports ---------------------------------------------------------------------------------
     def export(self, type_code: str, fmt: str, out: str | Path, *, where: str | None = None,
-               columns: Sequence[str] | None = None, bom: bool = False) -> Any:
+               columns: Sequence[str] | None = None, bom: bool = False, include_deleted: bool = False) -> Any:
         """Export one process's items with labels (`b24sync export`)."""
         from connector.reports import export
 
-        return export(self.ref.store, type_code, fmt, out, where=where, columns=columns, bom=bom)
+        return export(self.ref.store, type_code, fmt, out, where=where, columns=columns, bom=bom,
+                      include_deleted=include_deleted)
 
     def report(self, type_code: str, kind: str = "funnel", fmt: str = "html",
-               out: str | Path | None = None) -> Any:
-        """A funnel / time-in-stage / aging report (`b24sync report`)."""
+               out: str | Path | None = None, *, template: str | Path | Template | None = None) -> Any:
+        """A funnel / time-in-stage / aging report (`b24sync report`); `template`: stage order, names."""
         from connector.reports import report
 
-        return report(self.ref.store, type_code, kind, fmt, out)
+        loaded = _templates(template)[0] if template is not None else None
+        return report(self.ref.store, type_code, kind, fmt, out, template=loaded)
 
     def status(self) -> Any:
         """Last runs, cursors, pending changes, conflicts, failed rows (`b24sync status`)."""

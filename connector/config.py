@@ -19,6 +19,7 @@ Policy = Literal["remote-wins", "local-wins", "newest-wins", "merge", "manual"]
 CONFIG_ENV = "B24SYNC_CONFIG"
 DEFAULT_CONFIG_FILES = ("b24sync.toml",)
 WEBHOOK_RE = re.compile(r"^https?://[^/]+/rest/\d+/[^/]+/?$")
+ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 class ConfigError(Exception):
@@ -39,6 +40,7 @@ class PortalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     plan: Plan = "standard"
     webhook: str | None = None
+    webhook_env: str | None = Field(default=None, pattern=ENV_VAR_PATTERN)
     endpoint: str | None = None
     client_id: str | None = None
     token_url: str | None = None
@@ -146,14 +148,14 @@ def resolve_portal(config: Config, portal: str, *, allow_http: bool = False) -> 
         return PortalRef(name=key, url=_slash(portal), store=store, conflict_policy=policy,
                          allow_http=allow_http)
     if portal not in config.portals:
-        known = ", ".join(sorted(config.portals)) or "none configured"
-        raise ConfigError(f"unknown portal {portal!r}; configured portals: {known}; or pass a webhook URL")
+        raise ConfigError(unknown_portal_message(config, portal))
     pc = config.portals[portal]
     store = Path(pc.store or config.defaults.store.replace("{portal}", _safe(portal)))
     policy = pc.conflict_policy or config.defaults.conflict_policy
     common = dict(name=portal, plan=pc.plan, store=store, conflict_policy=policy,
                   policies=pc.policies, allow_http=pc.allow_http)
-    webhook = os.environ.get(env_name(portal, "WEBHOOK")) or pc.webhook
+    webhook_var = webhook_env_var(portal, pc)
+    webhook = os.environ.get(webhook_var) or pc.webhook
     if webhook:
         if not WEBHOOK_RE.match(webhook):
             raise ConfigError(f"portal {portal!r}: webhook {redact(webhook)!r} is not https://host/rest/<user>/<code>/")
@@ -165,9 +167,24 @@ def resolve_portal(config: Config, portal: str, *, allow_http: bool = False) -> 
             _check_scheme(pc.token_url, pc.allow_http, f"portal {portal!r}: token_url")
         return PortalRef(url=_slash(pc.endpoint), oauth=_oauth_settings(portal, pc), **common)
     raise ConfigError(
-        f"portal {portal!r} has no credentials: set {env_name(portal, 'WEBHOOK')} to its webhook URL, "
+        f"portal {portal!r} has no credentials: set {webhook_var} to its webhook URL, "
         "or give endpoint + client_id (with tokens in the environment) in the config"
     )
+
+
+def webhook_env_var(portal: str, pc: PortalConfig) -> str:
+    """The variable holding a portal's webhook URL: `webhook_env`, else B24SYNC_PORTAL_<NAME>_WEBHOOK."""
+    return pc.webhook_env or env_name(portal, "WEBHOOK")
+
+
+def unknown_portal_message(config: Config, portal: str) -> str:
+    """Why `--portal NAME` is not known, and how to make it known (`b24sync init` / `portal add`)."""
+    known = ", ".join(sorted(config.portals)) or "none configured"
+    if config.path is None:
+        return (f"unknown portal {portal!r}; configured portals: {known} (no config file: create "
+                f"./b24sync.toml with `b24sync init {portal}`); or pass a webhook URL")
+    return (f"unknown portal {portal!r}; configured portals: {known} (in {config.path}; add it with "
+            f"`b24sync portal add {portal}`); or pass a webhook URL")
 
 
 def _oauth_settings(portal: str, pc: PortalConfig) -> dict[str, Any]:

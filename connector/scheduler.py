@@ -360,7 +360,7 @@ def run_export(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
 
     result = export(store.path, job.type, job.format, job.output_path(env.now()), where=job.where,
                     columns=job.columns or None, bom=job.bom)
-    return {"rows": result.rows, "output": result.output}
+    return {"rows": result.rows, "output": result.output, **never_synced(job, env, store)}
 
 
 def run_report(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
@@ -368,7 +368,21 @@ def run_report(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
     from connector.reports import report
 
     result = report(store.path, job.type, job.report, job.format, job.output_path(env.now()))
-    return {"report": result.kind, "output": result.output}
+    return {"report": result.kind, "output": result.output, **never_synced(job, env, store)}
+
+
+def never_synced(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
+    """For export/report of an empty process never pulled from the job's portal: status `partial` and a
+    note saying so, so an empty file from an unsynced store is never reported as a plain "ok"."""
+    from connector.reports import status
+
+    if store.cursor_get(env.portal_key(job.portal), job.type) is not None:
+        return {}
+    if status(store.path).processes.get(job.type, 0) > 0:
+        return {}  # rows put there by hand or by another tool: the file is not empty
+    return {"status": "partial",
+            "note": f"empty: {job.type} was never synced from portal {job.portal!r} into {store.path}; "
+                    "run a sync job for it first"}
 
 
 RUNNERS: dict[str, Runner] = {

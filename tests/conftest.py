@@ -1,4 +1,7 @@
-"""Shared fixtures: a fresh emulator, the emulator on `responses`, a real loopback emulator."""
+"""Shared fixtures: a fresh emulator, the emulator on `responses`, a real loopback emulator, and a factory.
+
+The helpers behind them live in `tests/support/` (the vendored doc fixtures, `EmulatorFactory`).
+"""
 
 from __future__ import annotations
 
@@ -6,33 +9,39 @@ import os
 from collections.abc import Iterator
 
 import pytest
-import responses
 from hypothesis import settings
+from support.emulators import EmulatorFactory
 
-from connector.emulator import Emulator, EmulatorServer, serve
-
-
-@pytest.fixture()
-def emulator() -> Emulator:
-    """A fresh portal: limits off, no faults, virtual clock, portal offset +03:00."""
-    return Emulator(limits="off", clock="virtual")
+from connector.emulator import Emulator, EmulatorServer
 
 
 @pytest.fixture()
-def emu_url(emulator: Emulator) -> Iterator[str]:
-    """The `emulator` fixture served on an active `responses.RequestsMock`; yields the webhook URL."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield emulator.register(rsps)
-
-
-@pytest.fixture()
-def live_emulator(emulator: Emulator) -> Iterator[EmulatorServer]:
-    """The `emulator` fixture on a real 127.0.0.1 socket (`.webhook_url`); stopped at teardown."""
-    server = serve(emulator, "127.0.0.1", 0)
+def make_emulator() -> Iterator[EmulatorFactory]:
+    """A factory of fresh emulators: `make_emulator(seed=7)`, `.on_responses(emu)`, `.serve(emu)`;
+    every mock and server it started is stopped at teardown."""
+    factory = EmulatorFactory()
     try:
-        yield server
+        yield factory
     finally:
-        server.stop()
+        factory.close()
+
+
+@pytest.fixture()
+def emulator(make_emulator: EmulatorFactory) -> Emulator:
+    """A fresh portal: limits off, no faults, virtual clock, portal offset +03:00."""
+    return make_emulator()
+
+
+@pytest.fixture()
+def emu_url(emulator: Emulator, make_emulator: EmulatorFactory) -> str:
+    """The `emulator` fixture served on an active `responses.RequestsMock`; the webhook URL."""
+    return make_emulator.on_responses(emulator)
+
+
+@pytest.fixture()
+def live_emulator(emulator: Emulator, make_emulator: EmulatorFactory) -> EmulatorServer:
+    """The `emulator` fixture on a real 127.0.0.1 socket (`.webhook_url`); stopped at teardown."""
+    return make_emulator.serve(emulator)
 
 
 # Hypothesis: random examples while developing; under CI (CI=true) the same examples every run, so a

@@ -1,6 +1,6 @@
 """Conformance: every saved doc example for a method the emulator implements, compared by shape.
 
-For each file in the docs fixtures (`shared/fixtures/bitrix24-docs/`) there is either a RECIPE
+For each file in the docs fixtures (`tests/fixtures/bitrix24-docs/`) there is either a RECIPE
 (the same request, sent to a freshly seeded emulator over its HTTP surface) or an entry in
 NOT_APPLICABLE saying why no comparison is possible. ONE routine, `shape_diff`, compares the
 emulator's answer with the example: HTTP status, top-level keys, wrappers (object vs array vs
@@ -32,22 +32,19 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from support import DOCS_FIXTURES
 
 from connector.emulator import Emulator
 from connector.emulator.auth import Auth
 from connector.emulator.php import parse_query
 from connector.emulator.server import _reply, route
 
-FIXTURES = Path(
-    os.environ.get(
-        "B24_DOCS_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bitrix24-docs"
-    )
-)
+FIXTURES = Path(os.environ.get("B24_DOCS_FIXTURES") or DOCS_FIXTURES)  # vendored under tests/fixtures/
 BASE = "https://emulator.bitrix24.test"
 HANDLER = "https://handler.example.test/b24"
 
-if not FIXTURES.is_dir():  # pragma: no cover - the fixtures live outside the repository
-    pytest.skip(f"doc fixtures not found at {FIXTURES} (set B24_DOCS_FIXTURES)", allow_module_level=True)
+if not (FIXTURES / "INDEX.tsv").is_file():  # never a silent skip: the fixtures ship with the tests
+    raise FileNotFoundError(f"doc fixtures not found at {FIXTURES} (expected INDEX.tsv and *.json there)")
 
 
 # -- the seeded portal ---------------------------------------------------------------------------

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import responses
+from support import DOCS_FIXTURES
 from test_rest_support import BASE, CODE, parse_command, time_info
 
 from connector.rest import (
@@ -26,7 +26,7 @@ from connector.rest import (
 from connector.rest.limits import LeakyBucket, MethodLedger
 from connector.rest.references import batch_ref
 
-FIXTURES = Path("/work/shared/fixtures/bitrix24-docs")
+FIXTURES = DOCS_FIXTURES  # the official docs' JSON examples, vendored under tests/fixtures/
 
 
 class Sleeper:

@@ -152,6 +152,9 @@ def call_command(
     stdout.out(json.dumps(data, ensure_ascii=False, indent=2, default=str), highlight=False)
 
 
+AREAS += ("init_cmd",)  # `init` and `portal add`
+
+
 def _register_areas() -> None:
     for area in AREAS:
         try:

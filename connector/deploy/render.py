@@ -1,10 +1,14 @@
-"""Human renderings of a plan and a drift report (rich tables)."""
+"""Human renderings of a plan and a drift report: rich tables that also print as plain text.
+
+`plan.render()` goes to a rich console as coloured tables (the CLI), and `print(plan.render())` or
+`str(plan.render())` gives the same tables as plain text (the Python API, logs, e-mails).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Group
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
@@ -24,11 +28,29 @@ _STYLE = {
 }
 
 
+TEXT_WIDTH = 120
+
+
+class Rendering(Group):
+    """A rich renderable whose `str()` is its plain text (no colours, no markup), `TEXT_WIDTH` wide."""
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def to_text(self, width: int = TEXT_WIDTH) -> str:
+        """The rendering as plain text lines, as a terminal of `width` columns would show it."""
+        console = Console(width=width, no_color=True, color_system=None, highlight=False,
+                          force_terminal=False, force_jupyter=False, soft_wrap=False)
+        with console.capture() as captured:
+            console.print(self)
+        return captured.get().rstrip("\n")
+
+
 def _details(diffs: list[Any], note: str) -> str:
     return " — ".join(p for p in ("; ".join(str(d) for d in diffs), note) if p)
 
 
-def render_plan(plan: Plan) -> Any:
+def render_plan(plan: Plan) -> Rendering:
     """A table per plan: action, object (in codes), field-level differences; then the manual checklist.
 
     With nothing to list, one line `nothing to do on <portal>` instead of an empty table.
@@ -59,10 +81,10 @@ def render_plan(plan: Plan) -> Any:
         parts += [Text(f"  [ ] {c.note}") for c in plan.manual]
     if any(c.blocked for c in plan.changes):
         parts.append(Text("Blocked deletions run only with --allow-destructive.", style="red"))
-    return Group(*parts)
+    return Rendering(*parts)
 
 
-def render_drift(drift: Drift) -> Any:
+def render_drift(drift: Drift) -> Rendering:
     """A table of what changed by hand since the last apply (and, with templates, vs the templates).
 
     Values read expected → on portal: the last apply's record (or the template), then the portal now.
@@ -73,7 +95,7 @@ def render_drift(drift: Drift) -> Any:
     if not drift.last_apply:
         scope += "; no apply recorded for this portal"
     if not drift.items:
-        return Text(f"no drift on {drift.portal} ({scope})")
+        return Rendering(Text(f"no drift on {drift.portal} ({scope})"))
     table = Table(title=f"drift on {drift.portal}", caption=scope)
     for col in ("change", "object", "expected → on portal", "expected by"):
         table.add_column(col)
@@ -84,4 +106,4 @@ def render_drift(drift: Drift) -> Any:
             _details(i.diffs, i.note),
             "template" if i.against == "template" else "last apply",
         )
-    return table
+    return Rendering(table)
