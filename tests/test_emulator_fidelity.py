@@ -1,7 +1,7 @@
 """Issue 9 §2: emulator deviations found by differential testing, each held to its reference line.
 
 References: ../shared/reference/server-behaviour.md (SB), ../shared/reference/bitrix24-rest.md (REST),
-and the doc fixtures in ../shared/fixtures/bitrix24-docs/ (named by file).
+and the doc fixtures vendored in tests/fixtures/bitrix24-docs/ (named by file).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import requests
 import responses
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import DOCS_FIXTURES
 
 from connector.crm.items import to_date_text
 from connector.crm.naming import parse_date
@@ -478,19 +478,9 @@ def test_the_rest_client_reads_a_date_field_on_a_negative_offset_portal() -> Non
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-# the doc fixtures live outside the repository (as in test_emulator_conformance.py)
-FIXTURES = Path(
-    os.environ.get(
-        "B24_DOCS_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bitrix24-docs"
-    )
-)
-
-
 def _fixture(name: str) -> dict[str, Any]:
-    path = FIXTURES / name
-    if not path.is_file():  # pragma: no cover - depends on the checkout
-        pytest.skip(f"doc fixture {name} not found under {FIXTURES} (set B24_DOCS_FIXTURES)")
-    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    """A doc fixture vendored under tests/fixtures/bitrix24-docs (never skipped: it must be there)."""
+    return json.loads((DOCS_FIXTURES / name).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
 def _offset_text(tz: timezone) -> str:

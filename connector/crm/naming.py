@@ -1,6 +1,6 @@
 """Pure naming rules of Bitrix24 smart processes: UF names, camelCase, stage ids, Y/N, dates, short codes.
 
-Everything here follows docs/../shared/reference/server-behaviour.md ("Field-name casing", section 4)
+Everything here follows the server source (`crm/lib/Service/Converter.php`: field-name casing)
 and has no I/O and no imports from the rest of the connector except constants.
 """
 
