@@ -90,6 +90,13 @@ def parse_interval(value: str | float) -> float:
     return seconds
 
 
+def _shown(portal: str) -> str:
+    """A portal as an error may show it: a name as is, a webhook URL without its secret."""
+    from connector.config import redact
+
+    return redact(portal) if "://" in portal else portal
+
+
 def _word(value: str, pattern: re.Pattern[str], what: str, rule: str) -> str:
     """`value` if it matches `pattern`, else ValueError naming the rule (and a non-ASCII look-alike)."""
     if not pattern.match(value):
@@ -214,6 +221,14 @@ class _OutputJob(_Job):
             ) from None
         return value
 
+    @model_validator(mode="after")
+    def _portal_in_file_name(self) -> _OutputJob:
+        if "{portal" in self.output and not JOB_NAME_RE.match(self.portal):
+            raise ValueError(f"output {self.output!r} puts the portal into a file name, and portal "
+                             f"{_shown(self.portal)!r} is not a plain name; use a configured portal name "
+                             "or drop {portal}")
+        return self
+
     def output_path(self, now: datetime) -> Path:
         """The output file for a run at `now` (date pattern filled in)."""
         return Path(self.output.format(date=now, portal=self.portal, job=self.name, type=self.type))
@@ -287,8 +302,8 @@ def load_job(path: Path, portals: Collection[str] | None = None) -> Job:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise JobConfigError(f"{path}: not a readable TOML file: {exc}") from None
     except RecursionError:
-        data = {"": [[]] * (MAX_JOB_DEPTH + 1)}  # reported as too deep just below
-    if _depth(data, MAX_JOB_DEPTH + 1) > MAX_JOB_DEPTH:
+        data = None
+    if data is None or _depth(data, MAX_JOB_DEPTH + 1) > MAX_JOB_DEPTH:
         raise JobConfigError(f"{path}: values nest deeper than a job file allows (a flat table of values "
                              "and lists of strings)")
     data.setdefault("name", path.stem)
