@@ -125,7 +125,8 @@ class Fleet:
     # -- edits on both sides -------------------------------------------------------------------
     def edit(self, rng: random.Random, count: int, round_no: int) -> None:
         for site in self.sites:
-            ids = sorted(portal_titles(site))
+            # items created by earlier local inserts keep their titles: the duplicate check looks for them
+            ids = sorted(i for i, title in portal_titles(site).items() if title not in site.inserted)
             picked = rng.sample(ids, min(len(ids), 2 * count))
             remote, local = picked[:count], picked[count:]
             for start in range(0, len(remote), 50):
@@ -196,10 +197,11 @@ def portal_titles(site: Site) -> dict[int, str]:
     return {int(r["ID"]): str(r["TITLE"]) for r in site.emu.items(site.etid)}
 
 
-def store_titles(site: Site) -> dict[int, str]:
+def store_titles(site: Site) -> dict[int | str, str]:
+    """{id: title} of the live store rows; a row not yet on the portal counts under its key."""
     with ro(site.db) as conn:
-        rows = conn.execute(f'SELECT id, title FROM "{PROCESS}" WHERE deleted = 0').fetchall()
-    return {int(i) if i is not None else -1: str(t) for i, t in rows}
+        rows = conn.execute(f'SELECT id, key, title FROM "{PROCESS}" WHERE deleted = 0').fetchall()
+    return {int(i) if i is not None else f"unpushed {k}": str(t) for i, k, t in rows}
 
 
 def last_finished_run(db: Path) -> int:
@@ -340,7 +342,7 @@ def scale_run(n: int, args: argparse.Namespace, rng: random.Random) -> dict[str,
 
 def kill_run(n: int, args: argparse.Namespace, rng: random.Random) -> dict[str, Any]:
     """Converge; then `--kills` times: edit both sides, wait for a sync run to be under way, `kill -9`
-    the daemon a random 0-0.5 s into it, restart. Finally: converged, no duplicates."""
+    the daemon a random 0-`--kill-within` s into it, restart. Finally: converged, no duplicates."""
     with tempfile.TemporaryDirectory(prefix=f"b24kill{n}-") as tmp:
         fleet = Fleet(n, args.items, Path(tmp), args.interval)
         fleet.wait_drained()
@@ -354,7 +356,7 @@ def kill_run(n: int, args: argparse.Namespace, rng: random.Random) -> dict[str, 
                 edited = time.monotonic()
                 while not open_runs(fleet, marks) and time.monotonic() - edited < args.interval + 30:
                     time.sleep(0.02)
-                delay = rng.uniform(0.0, 0.5)
+                delay = rng.uniform(0.0, args.kill_within)
                 time.sleep(delay)
                 cut = open_runs(fleet, marks)
                 daemon.kill9()
@@ -397,6 +399,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--kill", action="store_true", help="also run the kill -9 and restart check")
     parser.add_argument("--kills", type=int, default=3, help="kill -9 cycles in the --kill run")
+    parser.add_argument("--kill-within", type=float, default=0.5, help="seconds into a run the kill may land")
     parser.add_argument("--seed", type=int, default=14)
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
