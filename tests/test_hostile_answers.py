@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import select
 import sqlite3
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -384,3 +388,60 @@ def test_a_sync_meeting_a_broken_answer_changes_nothing_and_the_next_run_catches
     titles = {r[0] for r in sqlite3.connect(tmp_path / "s.db").execute('SELECT title FROM "car"')}
     assert titles == {f"edited {n}" for n in range(160)}
     assert report.pulled == 160
+
+
+# -- `b24sync emulator serve --faults ...` from the command line ---------------------------------
+
+
+def served(spec: str) -> tuple[subprocess.Popen[str], str]:
+    """`b24sync emulator serve --port 0 --faults SPEC`; returns the process and its webhook URL."""
+    exe = Path(sys.executable).with_name("b24sync")
+    if not exe.exists():
+        pytest.skip("the b24sync console script is not installed (pip install -e .)")
+    proc = subprocess.Popen(
+        [str(exe), "emulator", "serve", "--port", "0", "--faults", spec],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    url = proc.stdout.readline().strip() if ready else ""
+    assert url.startswith("http://127.0.0.1:"), url
+    return proc, url
+
+
+@pytest.mark.parametrize(
+    "spec,words",
+    [
+        (
+            "items_missing=crm.type.list:1",
+            "crm.type.list failed (HTTP 200): BAD_PAGE: expected rows in result.types",
+        ),
+        (
+            "huge=crm.type.list:1:100000000",
+            "crm.type.list failed (HTTP 200): BODY_TOO_LARGE: the answer passed the 67108864-byte limit",
+        ),
+    ],
+)
+def test_emulator_serve_takes_hostile_faults_on_the_command_line(tmp_path, spec, words):
+    proc, url = served(spec)
+    try:
+        exe = Path(sys.executable).with_name("b24sync")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("B24SYNC_")}
+        done = subprocess.run(
+            [str(exe), "plan", str(MAPPINGS / "car_service.toml"), "--portal", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=tmp_path,
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        if proc.stdout:
+            proc.stdout.close()
+    assert done.returncode != 0 and words in done.stderr, done.stderr
+    assert url.rstrip("/").rsplit("/", 1)[-1] not in done.stdout + done.stderr

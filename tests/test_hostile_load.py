@@ -25,6 +25,7 @@ def bench() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_load", ROOT / "bench" / "bench_load.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_load"] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
