@@ -86,7 +86,7 @@ def test_a_whole_scenario_writes_no_secret_anywhere(tmp_path: Path, portal: Any)
     emu.faults.inject_next("html", "crm.item.list")
     emu.faults.inject_next("truncate", "crm.item.list")
     cli("-vv", "--json", "sync", "--portal", "hook", "--db", db, "--template", HR)
-    time.sleep(1.1)
+    time.sleep(1.1)  # a later second than the last pull: the failing run has a changed row to read
     emu.call("crm.item.update", {"entityTypeId": etid, "id": 1, "fields": {"title": "Кандидат 0 (правка)"}})
     emu.faults.inject_next("ids_string", "crm.item.list", n=10)
     failed = cli("-vv", "sync", "--portal", "hook", "--db", db, expect=None)
@@ -102,7 +102,7 @@ def test_a_whole_scenario_writes_no_secret_anywhere(tmp_path: Path, portal: Any)
     with sqlite3.connect(db) as conn:
         item_id = conn.execute("SELECT id FROM candidate WHERE title = 'Кандидат 1'").fetchone()[0]
         conn.execute("UPDATE candidate SET title = 'локальная правка' WHERE id = ?", (item_id,))
-    time.sleep(1.1)  # updatedTime has one-second resolution: an edit in the second of the last pull looks old
+    time.sleep(1.1)  # once, an edit right after a sync was not pulled (docs/RELIABILITY.md, "Found")
     emu.call("crm.item.update", {"entityTypeId": etid, "id": item_id, "fields": {"title": "правка портала"}})
     manual = cli("-vv", "--json", "sync", "--portal", "hook", "--db", db, "--policy", "manual", expect=None)
     conflicts = cli("--json", "conflicts", "list", "--db", db)
