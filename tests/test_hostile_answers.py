@@ -27,6 +27,7 @@ import responses
 from test_sync_support import MAPPINGS, setup_processes
 
 from connector.crm.items import ProcessMap, list_items
+from connector.crm.schema import read_types
 from connector.emulator import Emulator, serve
 from connector.emulator.faults import FaultSpec, make_fault, reshape
 from connector.rest import Client, RetryPolicy, TransportError
@@ -127,6 +128,13 @@ def test_a_broken_list_answer_is_a_typed_error_naming_the_method(case, body, cty
     assert error.code == code and error.method == "crm.item.list"
     assert words in str(error) and "crm.item.list failed" in str(error)
     assert "hooksecret123" not in str(error)
+
+
+def test_a_type_list_without_types_is_refused_not_read_as_an_empty_portal():
+    with responses.RequestsMock() as rsps:
+        answer(rsps, "crm.type.list", {"result": {"total": 2}, "time": {}})
+        with pytest.raises(UnexpectedAnswer, match="expected rows in result.types"):
+            read_types(client())
 
 
 def test_string_ids_stay_allowed_where_the_docs_show_them():
@@ -415,10 +423,6 @@ def served(spec: str) -> tuple[subprocess.Popen[str], str]:
 @pytest.mark.parametrize(
     "spec,words",
     [
-        (
-            "items_missing=crm.type.list:1",
-            "crm.type.list failed (HTTP 200): BAD_PAGE: expected rows in result.types",
-        ),
         (
             "huge=crm.type.list:1:100000000",
             "crm.type.list failed (HTTP 200): BODY_TOO_LARGE: the answer passed the 67108864-byte limit",
