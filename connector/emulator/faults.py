@@ -192,7 +192,7 @@ def _sub_results(body: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
     inner = body.get("result")
     if isinstance(inner, dict) and isinstance(inner.get("result"), dict) and "result_error" in inner:
         return [(inner["result"], label) for label in inner["result"]]
-    return [(body, "result")]
+    return [(body, "result")] if "result" in body else []
 
 
 def _rows(result: Any) -> list[Any] | None:
