@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import stat
 import threading
 import tomllib
 from pathlib import Path
@@ -15,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Plan = Literal["standard", "enterprise"]
 Policy = Literal["remote-wins", "local-wins", "newest-wins", "merge", "manual"]
+
+log = logging.getLogger("b24sync.config")
 
 CONFIG_ENV = "B24SYNC_CONFIG"
 DEFAULT_CONFIG_FILES = ("b24sync.toml",)
@@ -128,6 +132,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         )
         raise ConfigError(f"{file}: {problems}") from None
     config.path = file
+    for warning in secret_file_warnings(config):
+        log.warning(warning)
     return config
 
 
@@ -271,3 +277,35 @@ def _slash(url: str) -> str:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+# -- files holding secrets that other users can read ---------------------------------------------
+
+
+def secret_file_warnings(config: Config) -> list[str]:
+    """One warning, with the fix, per file holding a secret that users other than its owner can read.
+
+    The config file counts when a portal writes its `webhook` URL in it (the code in the URL is the
+    password); token files always hold tokens. `save_tokens` writes them 0600, but a copy or a
+    restore may not keep that. Nothing to say on systems without POSIX modes.
+    """
+    files: list[tuple[Path, str]] = []
+    if config.path is not None and any(pc.webhook for pc in config.portals.values()):
+        files.append((Path(config.path), "a webhook URL (its code works as a password)"))
+    for pc in config.portals.values():
+        if pc.token_file:
+            files.append((Path(pc.token_file), "OAuth tokens"))
+    return [text for path, holds in files if (text := _exposed(path, holds))]
+
+
+def _exposed(path: Path, holds: str) -> str | None:
+    if os.name != "posix":
+        return None
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return None
+    return (f"{path} holds {holds} and other users can read it (mode {stat.filemode(mode)}); "
+            f"make it private: chmod 600 {path}")

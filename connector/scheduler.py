@@ -45,6 +45,14 @@ KINDS_ONCE_ORDER = ("apply", "sync", "reconcile", "export", "report")  # the ord
 POLICIES = ("remote-wins", "local-wins", "newest-wins", "merge", "manual")
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
 _UNIT_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+# Job files we did not write (issue 14): bounded size and nesting; names, codes and columns that can
+# reach a file path or SQL are plain ASCII words (\Z, not $: `$` matches before a trailing newline).
+MAX_JOB_BYTES = 64 * 1024
+MAX_JOB_DEPTH = 3  # a job is a flat table of values and lists of strings
+MAX_INTERVAL = 366 * 86400.0
+JOB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")  # a process code (templates PROCESS_CODE_RE)
+COLUMN_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 
 
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -77,19 +85,56 @@ def parse_interval(value: str | float) -> float:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds <= 0:
         raise ValueError(f"interval must be positive, got {value!r}")
+    if seconds > MAX_INTERVAL:
+        raise ValueError(f"interval {value!r} is longer than a year; use a cron expression for rare jobs")
     return seconds
 
 
+def _shown(portal: str) -> str:
+    """A portal as an error may show it: a name as is, a webhook URL without its secret."""
+    from connector.config import redact
+
+    return redact(portal) if "://" in portal else portal
+
+
+def _word(value: str, pattern: re.Pattern[str], what: str, rule: str) -> str:
+    """`value` if it matches `pattern`, else ValueError naming the rule (and a non-ASCII look-alike)."""
+    if not pattern.match(value):
+        odd = next((c for c in value if not c.isascii()), None)
+        note = f" ({odd!r} is U+{ord(odd):04X}, not ASCII)" if odd else ""
+        raise ValueError(f"{what} {value!r} is not allowed{note}; {rule}")
+    return value
+
+
+def _codes(values: list[str], what: str) -> list[str]:
+    for value in values:
+        _word(value, CODE_RE, what, "process codes match ^[a-z][a-z0-9_]{0,39}$")
+    return values
+
+
+def _depth(value: Any, limit: int) -> int:
+    if limit <= 0 or not isinstance(value, dict | list):
+        return 0
+    inner = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(v, limit - 1) for v in inner), default=0)
+
+
 class _Job(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = ""
     portal: str
     db: str | None = None
     interval: str | float | None = None
     cron: str | None = None
-    misfire_grace_time: int = Field(default=300, ge=1)
+    misfire_grace_time: int = Field(default=300, ge=1, le=7 * 86400)
     enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return _word(value, JOB_NAME_RE, "job name", "use up to 64 ASCII letters, digits, '_', '-' or '.', "
+                     "starting with a letter or digit (the name defaults to the file name)")
 
     @field_validator("interval")
     @classmethod
@@ -127,28 +172,46 @@ class SyncJob(_Job):
     """Two-way sync of some (default: all remembered) processes."""
 
     kind: Literal["sync"]
-    processes: list[str] = []
-    templates: list[str] = []
+    processes: list[str] = Field(default=[], max_length=200)
+    templates: list[str] = Field(default=[], max_length=200)
     policy: Literal["remote-wins", "local-wins", "newest-wins", "merge", "manual"] | None = None
     direction: Literal["both", "pull", "push"] = "both"
+
+    @field_validator("processes")
+    @classmethod
+    def _check_processes(cls, value: list[str]) -> list[str]:
+        return _codes(value, "process")
 
 
 class ReconcileJob(_Job):
     """Full pull with the deletion check (every id on the portal), e.g. nightly."""
 
     kind: Literal["reconcile"]
-    processes: list[str] = []
-    templates: list[str] = []
+    processes: list[str] = Field(default=[], max_length=200)
+    templates: list[str] = Field(default=[], max_length=200)
     policy: Literal["remote-wins", "local-wins", "newest-wins", "merge", "manual"] | None = None
+
+    @field_validator("processes")
+    @classmethod
+    def _check_processes(cls, value: list[str]) -> list[str]:
+        return _codes(value, "process")
 
 
 class _OutputJob(_Job):
     type: str
-    output: str
+    output: str = Field(max_length=1024)
+
+    @field_validator("type")
+    @classmethod
+    def _check_type(cls, value: str) -> str:
+        return _codes([value], "process")[0]
 
     @field_validator("output")
     @classmethod
     def _check_output(cls, value: str) -> str:
+        if "\x00" in value or ".." in Path(value).parts or ".." in re.split(r"[\\/]", value):
+            raise ValueError(f"output {value!r} may not climb out of its folder with '..'; "
+                             "give a path below the working folder or an absolute path")
         try:
             value.format(date=datetime.now(), portal="p", job="j", type="t")
         except (KeyError, IndexError, ValueError) as exc:
@@ -157,6 +220,14 @@ class _OutputJob(_Job):
                 "placeholders: {date:%Y-%m-%d}, {portal}, {job}, {type}"
             ) from None
         return value
+
+    @model_validator(mode="after")
+    def _portal_in_file_name(self) -> _OutputJob:
+        if "{portal" in self.output and not JOB_NAME_RE.match(self.portal):
+            raise ValueError(f"output {self.output!r} puts the portal into a file name, and portal "
+                             f"{_shown(self.portal)!r} is not a plain name; use a configured portal name "
+                             "or drop {portal}")
+        return self
 
     def output_path(self, now: datetime) -> Path:
         """The output file for a run at `now` (date pattern filled in)."""
@@ -169,8 +240,15 @@ class ExportJob(_OutputJob):
     kind: Literal["export"]
     format: Literal["csv", "xlsx", "jsonl", "html"] = "csv"
     where: str | None = None
-    columns: list[str] = []
+    columns: list[str] = Field(default=[], max_length=2000)
     bom: bool = False
+
+    @field_validator("columns")
+    @classmethod
+    def _check_columns(cls, value: list[str]) -> list[str]:
+        for column in value:
+            _word(column, COLUMN_RE, "column", "columns are store column names: ^[a-z][a-z0-9_]*$")
+        return value
 
 
 class ReportJob(_OutputJob):
@@ -185,7 +263,7 @@ class ApplyJob(_Job):
     """Deploy templates to the portal on a schedule."""
 
     kind: Literal["apply"]
-    templates: list[str] = Field(min_length=1)
+    templates: list[str] = Field(min_length=1, max_length=200)
     allow_destructive: bool = False
 
 
@@ -215,11 +293,19 @@ def _describe(error: dict[str, Any]) -> str:
 
 
 def load_job(path: Path, portals: Collection[str] | None = None) -> Job:
-    """One job file, validated; raise JobConfigError naming the file and key that is wrong."""
+    """One job file, validated; raise JobConfigError naming the file and every key that is wrong."""
     try:
+        if path.stat().st_size > MAX_JOB_BYTES:
+            raise JobConfigError(f"{path}: the file is {path.stat().st_size} bytes; job files are at most "
+                                 f"{MAX_JOB_BYTES} bytes")
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise JobConfigError(f"{path}: not a readable TOML file: {exc}") from None
+    except RecursionError:
+        data = None
+    if data is None or _depth(data, MAX_JOB_DEPTH + 1) > MAX_JOB_DEPTH:
+        raise JobConfigError(f"{path}: values nest deeper than a job file allows (a flat table of values "
+                             "and lists of strings)")
     data.setdefault("name", path.stem)
     try:
         job = _JOB.validate_python(data)
@@ -248,19 +334,22 @@ def _check_templates(path: Path, names: list[str]) -> list[str]:
     """Template paths resolved and parsed now, so a bad one is refused at start (not at 3 a.m.)."""
     from connector.templates import TemplateError, load_template
 
-    resolved = []
+    resolved, problems = [], []
     for name in names:
         found = resolve_template(path, name)
         if found is None:
-            raise JobConfigError(
+            problems.append(
                 f"{path}: key 'templates': template file not found: {name!r} "
                 f"(looked in the current folder and {path.parent.parent.resolve()})"
             )
+            continue
         try:
             load_template(found)
         except TemplateError as exc:
-            raise JobConfigError(f"{path}: key 'templates': template {name!r} is invalid: {exc}") from None
+            problems.append(f"{path}: key 'templates': template {name!r} is invalid: {exc}")
         resolved.append(str(found))
+    if problems:
+        raise JobConfigError("\n".join(problems))
     return resolved
 
 
@@ -276,9 +365,11 @@ def load_jobs(directory: str | Path, portals: Collection[str] | None = None) -> 
         except JobConfigError as exc:
             problems.append(str(exc))
             continue
-        if job.name in names:
-            problems.append(f"{path}: key 'name': job name {job.name!r} is also used by {names[job.name]}")
-        names[job.name] = path
+        folded = job.name.casefold()
+        if folded in names:
+            problems.append(f"{path}: key 'name': job name {job.name!r} is also used by {names[folded]} "
+                            "(names differing only in letter case are one name: their files would clash)")
+        names[folded] = path
         if job.enabled:
             jobs.append(job)
     if problems:

@@ -37,6 +37,11 @@ stage_codes = st.from_regex(r"[A-Z][A-Z0-9_]{0,9}", fullmatch=True)
 colors = st.from_regex(r"#[0-9a-fA-F]{6}", fullmatch=True)
 
 
+def numbered(label: dict[str, str], n: int) -> dict[str, str]:
+    """Names in one list must differ after case folding (templates/checks.py `check_names`)."""
+    return {lang: f"{text} #{n}" for lang, text in label.items()}
+
+
 @st.composite
 def fields(draw: st.DrawFn) -> dict[str, Any]:
     ftype = draw(st.sampled_from(FIELD_TYPES))
@@ -58,7 +63,7 @@ def fields(draw: st.DrawFn) -> dict[str, Any]:
                 st.from_regex(r"[a-z0-9][a-z0-9_]{0,8}", fullmatch=True), min_size=1, max_size=4, unique=True
             )
         )
-        field["options"] = [{"code": c, "label": draw(labels)} for c in codes]
+        field["options"] = [{"code": c, "label": numbered(draw(labels), n)} for n, c in enumerate(codes)]
     if ftype == "crm":
         field["targets"] = draw(
             st.lists(
@@ -80,14 +85,15 @@ def funnels(draw: st.DrawFn, count: int) -> list[dict[str, Any]]:
         )
         codes = draw(st.lists(stage_codes, min_size=len(semantics), max_size=len(semantics), unique=True))
         stages = []
-        for code, sem in zip(codes, semantics, strict=True):
-            stage: dict[str, Any] = {"code": code, "name": draw(labels)}
+        for n, (code, sem) in enumerate(zip(codes, semantics, strict=True)):
+            stage: dict[str, Any] = {"code": code, "name": numbered(draw(labels), n)}
             if sem != "process" or draw(st.booleans()):
                 stage["semantics"] = sem
             if draw(st.booleans()):
                 stage["color"] = draw(colors)
             stages.append(stage)
-        out.append({"code": f"funnel_{i}", "name": draw(labels), "default": i == 0, "stages": stages})
+        name = numbered(draw(labels), i)
+        out.append({"code": f"funnel_{i}", "name": name, "default": i == 0, "stages": stages})
     return out
 
 
@@ -95,8 +101,9 @@ def funnels(draw: st.DrawFn, count: int) -> list[dict[str, Any]]:
 def templates(draw: st.DrawFn) -> dict[str, Any]:
     field_list = draw(st.lists(fields(), max_size=6))
     codes = draw(st.lists(field_codes, min_size=len(field_list), max_size=len(field_list), unique=True))
-    for field, code in zip(field_list, codes, strict=True):
+    for n, (field, code) in enumerate(zip(field_list, codes, strict=True)):
         field["code"] = code
+        field["label"] = numbered(field["label"], n)
     n_funnels = draw(st.integers(0, 2))
     preset = draw(st.sampled_from(["scratch", "all-inclusive"] if n_funnels else ["scratch", "list"]))
     flags = {

@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field
 
 from connector.constants import SYSTEM_ENTITY_TYPES
 from connector.crm.naming import parse_crm_link, parse_date, short_code
-from connector.rest.errors import OutcomeUnknown, TransportError
+from connector.rest.errors import OutcomeUnknown, TransportError, UnexpectedAnswer
+from connector.rest.paging import check_page_ids, page_rows
 from connector.templates import FIELD_TYPES
 
 # Columns every process table has; `sync` reads and writes the ones that map to item fields.
@@ -602,7 +603,9 @@ def list_items(
         "filter": filter or {},
         "useOriginalUfNames": "Y",
     }
-    yield from client.iter_list("crm.item.list", params, rows_key="items")
+    for item in client.iter_list("crm.item.list", params, rows_key="items"):
+        check_item_stage(item, pmap, "crm.item.list")
+        yield item
 
 
 def first_page(
@@ -620,8 +623,33 @@ def first_page(
             "useOriginalUfNames": "Y",
         },
     )
-    result = r.result or {}
-    return list(result.get("items") or []), dict(r.time or {})
+    rows = page_rows(r.result, "items", "crm.item.list")
+    check_page_ids(rows, "id", "crm.item.list", "p0")
+    for item in rows:
+        check_item_stage(item, pmap, "crm.item.list")
+    return rows, dict(r.time or {})
+
+
+def check_item_stage(item: dict[str, Any], pmap: ProcessMap, method: str) -> None:
+    """An item's `stageId` belongs to this process and to the item's own funnel (`DT<type>_<cat>:...`).
+
+    A stage the map does not know but of the right funnel is kept (one added on the portal by
+    hand); a stage of another process or funnel, or a non-string, is a wrong answer.
+    """
+    if not pmap.stages_enabled or "stageId" not in item:
+        return
+    stage, category = item["stageId"], item.get("categoryId")
+    if stage is None:
+        return
+    prefix = f"DT{pmap.entity_type_id}_{category}:"
+    if not isinstance(stage, str) or not isinstance(category, int) or not stage.startswith(prefix):
+        raise UnexpectedAnswer(
+            "BAD_STAGE",
+            f"item {item.get('id')!r} has stageId {stage!r} in categoryId {category!r}; a stage of process "
+            f"{pmap.code!r} there starts with {prefix!r}",
+            200,
+            method,
+        )
 
 
 def find_by_xml_ids(client: Any, pmap: ProcessMap, keys: list[str]) -> dict[str, dict[str, Any]]:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from connector.constants import BATCH_MAX, TYPE_FLAGS
+from connector.rest.paging import page_rows
 from connector.rest.references import BatchRef, batch_ref, glued
 
 Semantics = Literal["process", "success", "failure"]
@@ -278,7 +279,7 @@ def read_types(client: Any) -> list[PortalType]:
     start = 0
     while True:
         response = client.call("crm.type.list", {"order": {"id": "ASC"}, "start": start})
-        rows = (response.result or {}).get("types") or []
+        rows = page_rows(response.result, "types", "crm.type.list")  # a page without `types` is refused
         types += [parse_type(r) for r in rows]
         if response.next is None or not rows:
             return types

@@ -65,6 +65,7 @@ class Reply:
     content_type: str = "application/json; charset=utf-8"
     drop: bool = False
     truncate: bool = False
+    stream: Any = None  # faults "huge"/"hang": an iterable of body chunks written as produced
 
 
 def intval(value: Any) -> int:
@@ -226,7 +227,8 @@ class Emulator:
         fault = self.faults.before(name)
         if fault is not None and fault.replaces_response:
             self._log(name, fault.status or 500, f"fault:{fault.kind}", 0.0, http, request_id)
-            return Reply(fault.status or 500, raw=fault.body, content_type=fault.content_type)
+            stream = fault.stream()
+            return Reply(fault.status or 500, raw=fault.body, content_type=fault.content_type, stream=stream)
         if fault is not None and fault.delay:
             self.clock.sleep(fault.delay)
         with self.state.lock:
@@ -236,8 +238,7 @@ class Emulator:
                 reply = self._single(name, spec, params, auth, http, request_id, base_url)
             if self._store is not None and (self.state.schema_dirty or self.state.dirty_items):
                 self._store.flush(self)
-        if fault is not None and fault.truncates:
-            reply.truncate = True
+        self.faults.after(name, fault, reply)
         if reply.status == 200 and self.faults.drop_after(name):
             reply.drop = True
         return reply

@@ -37,6 +37,7 @@ class HttpResponse:
     body: bytes
     content_type: str = "application/json; charset=utf-8"
     drop: bool = False
+    stream: Any = None  # chunks written as produced, no Content-Length (fault "huge"/"hang")
 
 
 def encode_json(data: Any) -> bytes:
@@ -134,7 +135,7 @@ def _reply(reply: Reply) -> HttpResponse:
     body = reply.raw if reply.raw is not None else encode_json(reply.body)
     if reply.truncate:
         body = body[: max(0, len(body) // 2 - 1)]
-    return HttpResponse(reply.status, body, reply.content_type, reply.drop)
+    return HttpResponse(reply.status, body, reply.content_type, reply.drop, reply.stream)
 
 
 _SECRETS = re.compile(
@@ -198,7 +199,23 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        if resp.stream is not None:
+            self._send_stream(resp)
+            return
         self._send(resp)
+
+    def _send_stream(self, resp: HttpResponse) -> None:
+        """Headers, then each chunk as it is produced; the closed connection ends the body."""
+        self.close_connection = True
+        try:
+            self.send_response(resp.status)
+            self.send_header("Content-Type", resp.content_type)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for chunk in resp.stream:
+                self.wfile.write(chunk)
+        except OSError:  # the client hung up (a capped reader stops early)
+            pass
 
     def _send(self, resp: HttpResponse) -> None:
         self.send_response(resp.status)

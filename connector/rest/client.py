@@ -29,11 +29,12 @@ from .errors import (
     QueryLimit,
     TokenExpired,
     TransportError,
+    UnexpectedAnswer,
     error_from_body,
 )
 from .limits import Clock, LeakyBucket, MethodLedger, Sleep
 from .models import ApiResponse, BatchResult
-from .paging import iter_list_pages
+from .paging import iter_list_pages, json_kind
 from .redact import install_log_filter, redact
 from .references import has_user_reference, resolve
 from .retry import FINAL_5XX_CODES, SERVER_FAULT_CODES, RetryPolicy, is_read, request_was_sent
@@ -43,6 +44,8 @@ log = logging.getLogger("b24sync.rest")
 USER_AGENT = "b24sync/0.1 (+https://github.com/b24sync)"
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 5
+MAX_BODY = 64 * 1024 * 1024  # bytes; a larger answer is refused (a full 50-command batch is a few MB)
+READ_CHUNK = 64 * 1024
 _LABEL = re.compile(r"^[A-Za-z0-9_]+$")
 
 Command = tuple[str, Mapping[str, Any] | None]
@@ -98,8 +101,14 @@ class Client:
                  timeout: tuple[float, float] = (5.0, 60.0), retry: RetryPolicy | None = None,
                  bucket: LeakyBucket | None = None, ledger: MethodLedger | None = None,
                  sleep: Sleep = time.sleep, clock: Clock = time.monotonic,
-                 allow_http: bool | None = None) -> None:
-        """`allow_http` (when given) also governs redirects: plain http to a non-loopback host."""
+                 allow_http: bool | None = None, max_body: int = MAX_BODY) -> None:
+        """`allow_http` (when given) also governs redirects: plain http to a non-loopback host.
+
+        `max_body`: the largest answer in bytes the client reads; a longer one is refused mid-stream.
+        """
+        if max_body < 1:
+            raise ValueError(f"max_body must be a positive number of bytes; got {max_body}")
+        self.max_body = max_body
         if allow_http is not None and hasattr(auth, "allow_http"):
             auth.allow_http = allow_http
         self.auth = auth
@@ -236,8 +245,7 @@ class Client:
         return merged
 
     def _batch_result(self, payload: dict[str, Any], methods: dict[str, str]) -> BatchResult:
-        inner = payload.get("result")
-        inner = inner if isinstance(inner, dict) else {}
+        inner = check_batch_shape(payload.get("result"))
         result = BatchResult(time=_dict(payload.get("time")))
         result.results = _as_map(inner.get("result"))
         for label, body in _as_map(inner.get("result_error")).items():
@@ -353,7 +361,11 @@ class Client:
         started = self._clock()
         try:
             response = self.session.post(self.auth.url(method), json=body, timeout=self.timeout,
-                                         allow_redirects=False, headers=_HEADERS)
+                                         allow_redirects=False, headers=_HEADERS, stream=True)
+            content = read_capped(response, self.max_body)
+        except BodyTooLarge as exc:  # the same answer would come again: not retried, the next run tries
+            self.stats.count(method, exc.status)
+            return _Failure(TransportError("BODY_TOO_LARGE", str(exc), exc.status, method), retryable=False)
         except requests.RequestException as exc:
             self.stats.count(method, None)
             sent = request_was_sent(exc)
@@ -366,17 +378,16 @@ class Client:
         log.debug("%s -> HTTP %s in %.3fs", method, status, self._clock() - started)
         if status in REDIRECTS and response.headers.get("Location"):
             return response
-        payload = _parse_body(response)
+        payload = _parse_body(content)
         if payload is None:
-            kind = "HTML" if _looks_html(response) else "BAD_BODY"
-            text = "an HTML page" if kind == "HTML" else "a truncated or non-JSON body"
-            error = TransportError(kind, f"the portal answered {text}", status, method)
+            error = body_error(content, response.headers.get("Content-Type", ""), status, method)
             return _Failure(error, retryable=True, maybe_executed=status not in (429, 503))
         if "error" in payload and payload.get("error") is not None and "result" not in payload:
             return self._error_failure(payload, status, method)
         if status >= 500 or "result" not in payload:
             error = TransportError("BAD_BODY", "the portal answered without a result", status, method)
             return _Failure(error, retryable=True, maybe_executed=True)
+        check_envelope(payload, status, method)
         return payload, status
 
     def _error_failure(self, payload: dict[str, Any], status: int, method: str) -> _Failure:
@@ -423,17 +434,87 @@ def _check_command(label: Any, entry: Any) -> str:
     return method
 
 
-def _parse_body(response: requests.Response) -> dict[str, Any] | None:
+# -- what an answer must look like --------------------------------------------------------------
+
+
+class BodyTooLarge(requests.RequestException):
+    """Raised by `read_capped`; the client turns it into a `TransportError` naming the limit."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def read_capped(response: requests.Response, limit: int) -> bytes:
+    """The body of a streamed response, refused (and the connection closed) past `limit` bytes.
+
+    A declared Content-Length over the limit is refused before reading; a body without one is
+    read in chunks and dropped as soon as it passes the limit, so memory stays under `limit`.
+    """
+    declared = _int_or_none(response.headers.get("Content-Length"))
+    if declared is not None and declared > limit:
+        response.close()
+        raise BodyTooLarge(f"the answer is {declared} bytes, over the {limit}-byte limit (max_body)",
+                           response.status_code)
+    if response.raw is None:  # a body already in memory (a hand-built Response in tests)
+        content = response.content or b""
+        if len(content) > limit:
+            raise BodyTooLarge(f"the answer is {len(content)} bytes, over the {limit}-byte limit (max_body)",
+                               response.status_code)
+        return content
+    chunks: list[bytes] = []
+    size = 0
     try:
-        payload = json.loads(response.content)
+        for chunk in response.iter_content(READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"the answer passed the {limit}-byte limit (max_body); reading stopped",
+                                   response.status_code)
+            chunks.append(chunk)
+    finally:
+        response.close()
+    return b"".join(chunks)
+
+
+def body_error(content: bytes, content_type: str, status: int, method: str) -> TransportError:
+    """The error for a body that is not a JSON object: an HTML page, a cut-off JSON text, or other."""
+    if "html" in content_type or content.lstrip()[:1] == b"<":
+        return TransportError("HTML", "the portal answered an HTML page, not JSON", status, method)
+    if content.lstrip()[:1] in (b"{", b"["):
+        text = f"the portal's JSON answer ends early (after {len(content)} bytes)"
+        return TransportError("TRUNCATED", text, status, method)
+    if not content.strip():
+        return TransportError("BAD_BODY", "the portal answered an empty body", status, method)
+    return TransportError("BAD_BODY", "the portal answered a body that is not JSON", status, method)
+
+
+def check_envelope(payload: dict[str, Any], status: int, method: str) -> None:
+    """`time` of a successful answer, when present, is an object (the limit ledger reads it)."""
+    timing = payload.get("time")
+    if timing is not None and not isinstance(timing, dict):
+        text = f"'time' is {json_kind(timing)}, expected an object"
+        raise UnexpectedAnswer("BAD_SHAPE", text, status, method)
+
+
+def check_batch_shape(inner: Any) -> dict[str, Any]:
+    """The `result` of a batch answer: an object whose parts are maps (`[]` when empty in PHP)."""
+    if not isinstance(inner, dict):
+        raise UnexpectedAnswer("BAD_SHAPE", f"result is {json_kind(inner)}, expected an object with "
+                               "result/result_error", 200, "batch")
+    for part in ("result", "result_error", "result_total", "result_next", "result_time"):
+        value = inner.get(part)
+        if value is not None and not isinstance(value, dict | list):
+            raise UnexpectedAnswer("BAD_SHAPE", f"result.{part} is {json_kind(value)}, expected an object",
+                                   200, "batch")
+    return inner
+
+
+def _parse_body(content: bytes) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(content)
     except ValueError:
         return None
     return payload if isinstance(payload, dict) else None
-
-
-def _looks_html(response: requests.Response) -> bool:
-    kind = response.headers.get("Content-Type", "")
-    return "html" in kind or response.content.lstrip()[:1] == b"<"
 
 
 def _as_map(value: Any) -> dict[str, Any]:

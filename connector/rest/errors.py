@@ -70,6 +70,10 @@ class TransportError(B24Error):
     """No usable answer: network failure, HTML page, truncated or non-JSON body."""
 
 
+class UnexpectedAnswer(TransportError):
+    """The portal answered JSON of the wrong shape: a missing or mistyped key, a bad id, a repeated page."""
+
+
 class OutcomeUnknown(B24Error):
     """A write may have reached the portal but its answer was lost; it was not re-sent.
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.constants import BATCH_MAX, PAGE_SIZE
 
-from .errors import TransportError
+from .errors import TransportError, UnexpectedAnswer
 from .references import BatchRef, batch_ref
 
 if TYPE_CHECKING:
@@ -40,6 +40,10 @@ ROWS_KEYS: dict[str, str] = {
 
 
 UNPAGED_METHODS = frozenset({"crm.category.list", "crm.status.list", "crm.status.entity.items"})
+
+# Methods whose row ids are JSON integers (doc fixtures crm.item.list.json, crm.type.list.json);
+# others may send decimal strings (userfieldconfig.list.json: "id": "7095").
+INTEGER_ID_METHODS = frozenset({"crm.item.list", "crm.type.list"})
 
 
 def default_rows_key(method: str) -> str | None:
@@ -64,6 +68,7 @@ def iter_list_pages(client: Client, method: str, params: Mapping[str, Any] | Non
     while True:
         if pages == 1:
             rows = page_rows(client.call(method, _page(base, caller_filter, ident, last)).result, key, method)
+            check_page_ids(rows, ident, method, "p0")
             _check_continues(rows, ident, last, method, "p0")
             yield from rows
             if len(rows) < PAGE_SIZE:
@@ -84,6 +89,7 @@ def iter_list_pages(client: Client, method: str, params: Mapping[str, Any] | Non
                 raise TransportError("BAD_BATCH", f"chained page {label} is missing from the batch answer",
                                      200, method)
             rows = page_rows(batch.results[label], key, method)
+            check_page_ids(rows, ident, method, label)
             _check_continues(rows, ident, last, method, label)
             yield from rows
             if len(rows) < PAGE_SIZE:
@@ -143,22 +149,75 @@ def _reference(label: str, key: str | None, ident: str) -> BatchRef:
 
 
 def page_rows(result: Any, key: str | None, method: str) -> list[Any]:
-    """The rows of one page: `result[key]`, or `result` itself for plain-array methods."""
-    if result is None or result == []:
-        return []
+    """The rows of one page: `result[key]`, or `result` itself for plain-array methods.
+
+    A page that is null, or whose rows are null or not a list, is refused (`UnexpectedAnswer`):
+    read as "no rows" it would end the scan early and a pull would skip the rest.
+    """
+    if result is None:
+        raise UnexpectedAnswer("BAD_PAGE", "result is null, expected a page of rows", 200, method)
     if key is not None:
         if isinstance(result, Mapping) and key in result:
-            rows = result[key]
-            return list(rows.values()) if isinstance(rows, Mapping) else list(rows or [])
-        shape = sorted(result) if isinstance(result, Mapping) else type(result).__name__
-        raise TransportError("BAD_PAGE", f"expected rows in result.{key}, got {shape}; pass rows_key=", 200,
-                             method)
+            return _rows_of(result[key], f"result.{key}", method)
+        shape = sorted(result) if isinstance(result, Mapping) else json_kind(result)
+        raise UnexpectedAnswer("BAD_PAGE", f"expected rows in result.{key}, got {shape}; pass rows_key=", 200,
+                               method)
     if isinstance(result, list):
-        return result
+        return _rows_of(result, "result", method)
     if isinstance(result, Mapping) and all(str(k).isdecimal() for k in result):
-        return list(result.values())
-    raise TransportError("BAD_PAGE", "expected a plain array of rows; pass rows_key= for wrapped results",
-                         200, method)
+        return _rows_of(result, "result", method)
+    text = f"expected a plain array of rows, got {json_kind(result)}; pass rows_key= for wrapped results"
+    raise UnexpectedAnswer("BAD_PAGE", text, 200, method)
+
+
+def _rows_of(rows: Any, where: str, method: str) -> list[Any]:
+    """A list of row objects from a JSON array or a PHP map (`{"0": row, ...}`)."""
+    if isinstance(rows, Mapping):
+        rows = list(rows.values())
+    if not isinstance(rows, list):
+        text = f"{where} is {json_kind(rows)}, expected a list of rows"
+        raise UnexpectedAnswer("BAD_PAGE", text, 200, method)
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            text = f"{where}[{index}] is {json_kind(row)}, expected an object"
+            raise UnexpectedAnswer("BAD_PAGE", text, 200, method)
+    return rows
+
+
+def check_page_ids(rows: list[Any], ident: str, method: str, label: str) -> None:
+    """Every row of a keyset page has a whole-number id, in strictly ascending order (no duplicates)."""
+    integers_only = method.lower() in INTEGER_ID_METHODS
+    previous: int | None = None
+    for index, row in enumerate(rows):
+        raw = row.get(ident) if isinstance(row, Mapping) else None
+        number = _whole_id(raw, integers_only)
+        if number is None:
+            allowed = "an integer" if integers_only else "an integer or a string of digits"
+            raise UnexpectedAnswer("BAD_ID", f"page {label} row {index}: {ident}={raw!r} ({json_kind(raw)}), "
+                                   f"expected {allowed}", 200, method)
+        if previous is not None and number <= previous:
+            what = "appears twice" if number == previous else f"comes after {previous}"
+            raise UnexpectedAnswer("DUPLICATE_ID" if number == previous else "BAD_ORDER",
+                                   f"page {label}: {ident} {number} {what} (rows must be unique, by {ident} "
+                                   "ascending)", 200, method)
+        previous = number
+
+
+def _whole_id(raw: Any, integers_only: bool) -> int | None:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw if raw > 0 else None
+    if not integers_only and isinstance(raw, str) and raw.isascii() and raw.isdecimal() and raw[0] != "0":
+        return int(raw)
+    return None
+
+
+def json_kind(value: Any) -> str:
+    """How an unexpected JSON value is named in an error: `null`, `a string`, `a number`, ..."""
+    if value is None:
+        return "null"
+    names = {str: "a string", bool: "a boolean", int: "a number", float: "a number", list: "a list",
+             dict: "an object"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _order_key(value: Any) -> Any:
@@ -181,5 +240,5 @@ def _check_continues(rows: list[Any], ident: str, last: Any, method: str, label:
     except TypeError:
         broken = False
     if broken:
-        raise TransportError("BROKEN_CHAIN", f"page {label} starts at id {rows[0][ident]!r}, not after "
+        raise UnexpectedAnswer("BROKEN_CHAIN", f"page {label} starts at id {rows[0][ident]!r}, not after "
                              f"{last!r}: the portal ignored the >{ident} filter or the order", 200, method)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-PROCESS_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-COLUMN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+PROCESS_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")  # \Z: `$` would let "car\\n" through
+COLUMN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
 NOW_SQL = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
 
 

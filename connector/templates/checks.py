@@ -12,6 +12,7 @@ from typing import Any
 
 from connector.constants import SYSTEM_ENTITY_TYPES
 from connector.templates.errors import Problem
+from connector.templates.limits import folded
 from connector.templates.model import (
     ACCESS_ACTIONS,
     ACCESS_LEVELS,
@@ -73,7 +74,34 @@ class _Checker:
         self.check_funnels()
         self.check_cards()
         self.check_access()
+        self.check_names()
         return self.problems
+
+    def check_names(self) -> None:
+        """Names a reader cannot tell apart (equal after case folding) within one list, per language."""
+        self.check_folded("fields", "label")
+        for i, f in _items(self.data, "fields"):
+            self.check_folded("options", "label", f, f"fields[{i}].")
+        self.check_folded("funnels", "name")
+        for i, fn in _items(self.data, "funnels"):
+            self.check_folded("stages", "name", fn, f"funnels[{i}].")
+        self.check_folded("card_sections", "title")
+
+    def check_folded(self, key: str, label: str, owner: dict[str, Any] | None = None,
+                     prefix: str = "") -> None:
+        seen: dict[tuple[str, str], int] = {}
+        for i, entry in _items(self.data if owner is None else owner, key):
+            names = entry.get(label)
+            if not isinstance(names, dict):
+                continue
+            for lang, name in names.items():
+                if not isinstance(name, str):
+                    continue
+                first = seen.setdefault((str(lang), folded(name)), i)
+                if first != i:
+                    self.add(f"{prefix}{key}[{i}].{label}.{lang}",
+                             f"{name!r} is the same name as {prefix}{key}[{first}] apart from letter case or "
+                             "spacing; give each a name a reader can tell apart")
 
     def check_flags(self) -> None:
         if isinstance(self.raw_flags, dict):
@@ -346,6 +374,7 @@ def check_together(templates: list[tuple[str, Template]]) -> list[Problem]:
             f"together (loaded: {known}); pass its template file too"
         )
 
+    problems.extend(relation_cycles(templates))
     for file, t in templates:
         for key in ("parents", "children"):
             for i, ref in enumerate(getattr(t.relations, key)):
@@ -368,3 +397,39 @@ def check_together(templates: list[tuple[str, Template]]) -> list[Problem]:
                         )
                     )
     return problems
+
+
+def relation_cycles(templates: list[tuple[str, Template]]) -> list[Problem]:
+    """Parent -> child links among processes loaded together that lead back to where they started."""
+    files = {t.code: file for file, t in templates}
+    children: dict[str, set[str]] = {t.code: set() for _, t in templates}
+    for _, t in templates:
+        for ref in t.relations.parents:
+            children.setdefault(ref.target, set()).add(t.code)
+        for ref in t.relations.children:
+            children[t.code].add(ref.target)
+    problems: list[Problem] = []
+    reported: set[frozenset[str]] = set()
+    for start in sorted(files):
+        for cycle in _cycles_from(start, children):
+            key = frozenset(cycle)
+            if key not in reported:
+                reported.add(key)
+                path = " -> ".join([*cycle, cycle[0]])
+                text = f"parent/child links form a cycle: {path}; a process cannot be its own ancestor"
+                problems.append(Problem(files[start], "relations", text))
+    return problems
+
+
+def _cycles_from(start: str, children: dict[str, set[str]]) -> Iterator[list[str]]:
+    """Cycles through `start` (depth-first, iterative: a long chain cannot exhaust the stack)."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        node, path = stack.pop()
+        for child in sorted(children.get(node, ())):
+            if child == start:
+                yield path
+            elif child not in seen and child not in path:
+                seen.add(child)
+                stack.append((child, [*path, child]))

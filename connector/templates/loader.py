@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from connector.templates.checks import check_template, check_together
 from connector.templates.errors import Problem, TemplateError
+from connector.templates.limits import MAX_DEPTH, MAX_TEMPLATE_BYTES, check_limits, depth_of
 from connector.templates.model import Template, normalize
 
 
@@ -21,6 +22,10 @@ def load_template(path: str | Path) -> Template:
     """Load and validate one template file; relations to processes are checked by `load_templates`."""
     file = str(path)
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_TEMPLATE_BYTES:
+            raise TemplateError([Problem(file, "", f"the file is {size} bytes; templates are at most "
+                                                   f"{MAX_TEMPLATE_BYTES} bytes")])
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise TemplateError([Problem(file, "", f"cannot read the file: {exc.strerror or exc}")]) from None
@@ -31,17 +36,29 @@ def load_template(path: str | Path) -> Template:
 
 def loads_template(text: str, file: str = "<string>") -> Template:
     """Parse and validate template TOML text."""
+    if len(text) > MAX_TEMPLATE_BYTES:
+        raise TemplateError([Problem(file, "", f"the text is {len(text)} characters; templates are at most "
+                                               f"{MAX_TEMPLATE_BYTES} bytes")])
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise TemplateError([Problem(file, "", f"TOML syntax error: {exc}")]) from None
+    except RecursionError:
+        raise TemplateError([Problem(file, "", f"arrays or tables nested too deeply; templates nest at most "
+                                               f"{MAX_DEPTH} levels")]) from None
     return parse_template(data, file)
 
 
 def parse_template(data: dict[str, Any], file: str = "<data>") -> Template:
     """Validate already-parsed template data (a dict as read from TOML)."""
+    if not isinstance(data, dict):
+        found = type(data).__name__
+        raise TemplateError([Problem(file, "", f"expected a TOML document (a table), got {found}")])
+    limits = check_limits(file, data)
+    if depth_of(data) > MAX_DEPTH:  # nothing below reads data that deep safely
+        raise TemplateError(_dedupe(limits))
     normalized = normalize(data)
-    problems: list[Problem] = []
+    problems: list[Problem] = list(limits)
     template: Template | None = None
     try:
         template = Template.model_validate(normalized)

@@ -14,16 +14,18 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, PrivateAttr, model_v
 
 from connector.constants import SYSTEM_ENTITY_TYPES
 from connector.crm.naming import UF_CODE_MAX, uf_name, yn
+from connector.templates.limits import non_ascii_note
 from connector.templates.presets import FLAG_NAMES, PRESET_NAMES, preset_flags
 
-PROCESS_CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-FIELD_CODE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-OPTION_CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,49}$")
-STAGE_CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# \Z, not $: `$` also matches before a trailing newline, and "car\n" is not a code.
+PROCESS_CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")
+FIELD_CODE_RE = re.compile(r"^[a-z][a-z0-9_]*\Z")
+OPTION_CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,49}\Z")
+STAGE_CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
 # STATUS_ID is varchar(50); `DT{etid}_{cat}:` takes up to ~16 chars; 20 leaves room for any portal.
 STAGE_CODE_MAX = 20
-COLOR_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
-LANG_RE = re.compile(r"^[a-z]{2}$")
+COLOR_RE = re.compile(r"^#[0-9A-Fa-f]{6}\Z")
+LANG_RE = re.compile(r"^[a-z]{2}\Z")
 _FIELD_MARKER_RE = re.compile(r"^b24sync:[a-z][a-z0-9_]*:([a-z][a-z0-9_]*)$")
 
 
@@ -136,7 +138,7 @@ OptionalLabel = Annotated[dict[str, str], AfterValidator(_check_optional_label)]
 def _pattern(regex: re.Pattern[str], rule: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if not regex.match(value):
-            raise ValueError(f"{value!r} is not allowed; {rule}")
+            raise ValueError(f"{value!r} is not allowed; {rule}{non_ascii_note(value)}")
         return value
 
     return check
@@ -144,7 +146,8 @@ def _pattern(regex: re.Pattern[str], rule: str) -> Callable[[str], str]:
 
 def _field_code(value: str) -> str:
     if not FIELD_CODE_RE.match(value):
-        raise ValueError(f"{value!r} is not allowed; field codes are lowercase snake: ^[a-z][a-z0-9_]*$")
+        rule = "field codes are lowercase snake: ^[a-z][a-z0-9_]*$"
+        raise ValueError(f"{value!r} is not allowed; {rule}{non_ascii_note(value)}")
     if len(value) > UF_CODE_MAX:
         raise ValueError(
             f"{value!r} is {len(value)} chars; at most {UF_CODE_MAX} so that UF_CRM_<typeId>_"
@@ -161,7 +164,9 @@ def _field_code(value: str) -> str:
 
 def _stage_code(value: str) -> str:
     if not STAGE_CODE_RE.match(value):
-        raise ValueError(f"{value!r} is not allowed; stage codes are UPPER snake: ^[A-Z][A-Z0-9_]*$")
+        raise ValueError(
+            f"{value!r} is not allowed; stage codes are UPPER snake: ^[A-Z][A-Z0-9_]*${non_ascii_note(value)}"
+        )
     if len(value) > STAGE_CODE_MAX:
         raise ValueError(
             f"{value!r} is {len(value)} chars; at most {STAGE_CODE_MAX} (STATUS_ID is 50 chars and the "
