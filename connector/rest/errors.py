@@ -70,6 +70,25 @@ class TransportError(B24Error):
     """No usable answer: network failure, HTML page, truncated or non-JSON body."""
 
 
+class PortalUnreachable(TransportError):
+    """The portal could not be reached at all: the connection was refused, or the host is unreachable.
+
+    `host` is the portal's `host[:port]` and `reason` is "refused" or "unreachable"; the request was
+    never sent, so nothing can have changed on the portal.
+    """
+
+    def __init__(self, host: str, reason: str, detail: str = "", method: str | None = None) -> None:
+        self.host = host
+        self.reason = reason
+        self.detail = detail
+        super().__init__("TRANSPORT", detail, None, method)
+
+    def _message(self) -> str:
+        said = "connection refused" if self.reason == "refused" else "host unreachable"
+        detail = f" ({self.detail})" if self.detail else ""
+        return f"cannot reach the portal {self.host}: {said}{detail}"
+
+
 class OutcomeUnknown(B24Error):
     """A write may have reached the portal but its answer was lost; it was not re-sent.
 
