@@ -86,7 +86,8 @@ class PortalUnreachable(TransportError):
     def _message(self) -> str:
         said = "connection refused" if self.reason == "refused" else "host unreachable"
         detail = f" ({self.detail})" if self.detail else ""
-        return f"cannot reach the portal {self.host}: {said}{detail}"
+        calling = f" (calling {self.method})" if self.method else ""
+        return f"cannot reach the portal {self.host}{calling}: {said}{detail}"
 
 
 class OutcomeUnknown(B24Error):
