@@ -101,7 +101,7 @@ def _run_one(
     ctx: typer.Context, ref: Any, db: Path | None, work: Work, store_cls: Any, missing: MissingStore | None
 ) -> Outcome:
     client = cli.open_client(ctx, ref)
-    path = cli.resolve_db(ctx, ref, db, create=missing is None)
+    path = cli.resolve_db(ctx, ref, db)
     if missing is not None and str(path) != ":memory:" and not path.exists():
         return missing(client, path)
     with cli.new_store_guard(path, client):
@@ -241,7 +241,7 @@ def adopt_command(
     from connector.templates import to_toml
 
     client = cli.open_client(ctx, portal)
-    path = cli.resolve_db(ctx, portal, db, create=True)
+    path = cli.resolve_db(ctx, portal, db)
     with cli.new_store_guard(path, client):
         store = Store.open(path)
         try:

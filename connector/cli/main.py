@@ -245,25 +245,22 @@ def store_path_of(ctx: typer.Context, portal: str | PortalRef) -> Path:
     return portal_ref(ctx, portal).store
 
 
-def resolve_db(ctx: typer.Context, portal: str | PortalRef | None, db: Path | None,
-               create: bool = False) -> Path:
+def resolve_db(ctx: typer.Context, portal: str | PortalRef | None, db: Path | None) -> Path:
     """The store file: `--db`, else the portal's configured store (no credentials needed).
 
-    Only commands that change the store pass `create=True`, which creates the store's folder.
+    Nothing is created here: commands that change the store open it inside `new_store_guard`.
     """
     if db is None:
         if portal is None:
             raise UsageError("give --db PATH or --portal NAME")
         db = store_path_of(ctx, portal)
     _remember(ctx, store=str(db))
-    if create:
-        db.parent.mkdir(parents=True, exist_ok=True)
     return db
 
 
 @contextmanager
 def new_store_guard(path: Path, client: Any = None) -> Iterator[None]:
-    """Remove a store file this command created if the command fails before the portal ever answered.
+    """Create the store's folder; remove a store this command created if it fails before the portal answered.
 
     So a refused portal, a bad webhook or a failed first sync leave no stray store file (nor the
     `data/` folder it made); a store the portal's answers went into is kept, for the next run to resume.
@@ -271,6 +268,8 @@ def new_store_guard(path: Path, client: Any = None) -> Iterator[None]:
     text = str(path)
     fresh = text != ":memory:" and not path.exists()
     folder_fresh = fresh and not path.parent.exists()
+    if fresh:
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
         yield
     except BaseException:

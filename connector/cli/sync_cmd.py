@@ -157,7 +157,7 @@ def sync_command(
     except ValueError as exc:
         raise main.UsageError(str(exc)) from exc
     templates = _load_templates(main, template)
-    path = main.resolve_db(ctx, ref, db, create=True)
+    path = main.resolve_db(ctx, ref, db)
     client = main.open_client(ctx, ref)
     tally = Tally()
     shown, report_cb = _progress(main.stderr, ref.name, client, tally)
