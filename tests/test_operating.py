@@ -383,3 +383,34 @@ def tempfile_dir() -> str:
 def test_gitignore_keeps_store_side_files_out() -> None:
     ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
     assert {"*.db", "*.db-wal", "*.db-shm"} <= set(ignored)
+
+
+def _command_paths(command: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    subs = getattr(command, "commands", {})
+    paths = [prefix]
+    for name, sub in subs.items():
+        paths += _command_paths(sub, (*prefix, name))
+    return paths
+
+
+def test_help_names_what_to_type_not_python_types() -> None:
+    from typer.main import get_command
+
+    from connector.cli.main import app
+
+    paths = _command_paths(get_command(app))
+    assert ("sync",) in paths and ("emulator", "serve") in paths and ("conflicts", "resolve") in paths
+    for path in paths:
+        shown = cli(*path, "-h")
+        assert shown.exit_code == 0, path
+        types = re.search(r"<(str|int|float|bool|path|list\[[^]]*\]|Path)>", shown.stdout)
+        assert types is None, (path, shown.stdout)
+    sync_help = cli("sync", "--help").stdout
+    assert "--portal NAME|URL" in sync_help and "--template FILE" in sync_help and "-h, --help" in sync_help
+
+
+def test_version() -> None:
+    from connector import __version__
+
+    shown = cli("--version")
+    assert shown.exit_code == 0 and shown.stdout.strip() == f"b24sync {__version__}"

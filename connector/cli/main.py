@@ -78,6 +78,8 @@ class B24Group(TyperGroup):
         except KeyboardInterrupt:
             stderr.print("interrupted: stopped before the command finished", highlight=False)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:  # `b24sync ... | head`: typer ends quietly
+            raise
         except Exception as exc:  # noqa: BLE001 - every error leaves as one line and an exit code
             raise typer.Exit(report_failure(ctx, exc, self.argv)) from None
 
@@ -85,11 +87,11 @@ class B24Group(TyperGroup):
 def _plain_metavars(command: click.Command) -> None:
     """Give every option and argument a metavar that names what to type (recursively)."""
     for param in command.params:
-        if param.metavar is not None or getattr(param, "is_flag", False) or getattr(param, "count", False):
-            continue
         if isinstance(param, TyperArgument):
-            param.metavar = (param.name or "value").upper()
+            param.metavar = param.metavar or (param.name or "value").upper()
             param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]  # no "<list[Path]>"
+            continue
+        if param.metavar is not None or getattr(param, "is_flag", False) or getattr(param, "count", False):
             continue
         param.metavar = METAVARS.get(param.name or "", _type_name(param))
     for sub in getattr(command, "commands", {}).values():
