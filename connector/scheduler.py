@@ -400,6 +400,11 @@ def outcome_line(outcome: JobOutcome, next_run: datetime | None = None) -> str:
     return "; ".join(parts)
 
 
+def _log_line(line: str) -> None:
+    """The default announcer: the `b24sync.scheduler` log (failed runs at ERROR level)."""
+    log.info("%s", line)
+
+
 class JobRunner:
     """Runs jobs (once, or on their schedules) and records every run in the store's `_runs`.
 
@@ -413,16 +418,20 @@ class JobRunner:
         self.env = env
         self.runners = dict(RUNNERS if runners is None else runners)
         self.open_store = open_store
-        self.announce = announce or (lambda line: log.info("%s", line))
+        self.announce = announce or _log_line
         self.run_at_start = run_at_start
         self.stop_event = threading.Event()
         self._scheduled: dict[str, Any] = {}  # job name -> the APScheduler job (in its memory store)
 
     def run_job(self, job: Any) -> JobOutcome:
-        """Run one job now, announced at start and end; never raises (a failure is logged and recorded)."""
+        """Run one job now, announced at start and end; never raises (a failure is announced and recorded)."""
         self.announce(f"job {job.name} ({job.kind}) started")
         outcome = self._run_job(job)
-        self.announce(outcome_line(outcome, self.next_run(job)))
+        line = outcome_line(outcome, self.next_run(job))
+        if outcome.status == "failed" and self.announce is _log_line:
+            log.error("%s", line)
+        else:
+            self.announce(line)
         return outcome
 
     def next_run(self, job: Any) -> datetime | None:
@@ -450,12 +459,12 @@ class JobRunner:
                 outcome.figures = figures
             except Exception as exc:  # noqa: BLE001 - one failing job must not stop the others
                 outcome.error = f"{type(exc).__name__}: {exc}"
-                log.error("job %s failed: %s", job.name, outcome.error)
+                log.debug("job %s failed", job.name, exc_info=True)
             outcome.seconds = round(time.monotonic() - started, 3)
             self._record(store, job, outcome, before)
         except Exception as exc:  # noqa: BLE001 - e.g. the store cannot be opened
             outcome.error = outcome.error or f"{type(exc).__name__}: {exc}"
-            log.error("job %s could not run or be recorded: %s", job.name, exc)
+            log.debug("job %s could not run or be recorded", job.name, exc_info=True)
         finally:
             if store is not None:
                 store.close()

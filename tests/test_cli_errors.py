@@ -172,9 +172,9 @@ def test_a_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
     junk.write_text("these are my notes, not a database\n" * 100, encoding="utf-8")
     for args in (["status", "--db", str(junk)], ["conflicts", "list", "--db", str(junk)],
                  ["sync", "--db", str(junk), "--portal", f"http://127.0.0.1:{free_port()}/rest/1/x/"]):
-        done = subprocess_cli(*args, cwd=tmp_path)
-        line = one_error_line(done.stderr)
-        assert done.returncode == 1, (args, done.stderr)
+        result = cli(*args)
+        line = one_error_line(result.stderr)
+        assert result.exit_code == 1, (args, result.stderr)
         assert str(junk) in line and "not an SQLite database" in line and "--db" in line
     assert junk.read_text(encoding="utf-8").startswith("these are my notes")  # untouched
 
@@ -196,15 +196,6 @@ def test_file_errors_name_the_file_and_what_to_do(tmp_path: Path, monkeypatch: p
     result = cli("status", "--db", str(tmp_path / "s.db"))
     line = one_error_line(result.stderr)
     assert result.exit_code == 1 and "x.csv: Permission denied; check the permissions" in line
-
-
-def test_bad_template_is_a_usage_error_naming_the_file(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.toml"
-    bad.write_text('code = "x"\n[[fields]]\ncode = 1\n', encoding="utf-8")
-    portal = f"http://127.0.0.1:{free_port()}/rest/1/x/"
-    done = subprocess_cli("plan", str(bad), "--portal", portal, cwd=tmp_path)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "bad.toml" in done.stderr and done.stderr.startswith("error: ")
 
 
 # -- bugs: a crash report, not a traceback --------------------------------------------------------
@@ -276,3 +267,55 @@ def test_json_mode_errors_are_still_one_line_on_stderr(tmp_path: Path) -> None:
     assert done.returncode == 1 and done.stdout == "" and "refused" in one_error_line(done.stderr)
     with pytest.raises(json.JSONDecodeError):
         json.loads(done.stderr)
+
+
+# -- the same line and exit code in-process and in a real process ---------------------------------
+
+
+def _scenario(kind: str, folder: Path, webhook: str) -> tuple[list[str], int, str]:
+    """(argv, exit code, text the one error line must hold) for one class of error.
+
+    A refused portal and a bug have their own real-process tests above.
+    """
+    if kind == "credentials":  # server-behaviour.md §7: bad webhook -> 401 INVALID_CREDENTIALS
+        return ["call", "crm.type.list", "--portal", webhook.rsplit("/", 2)[0] + "/wrong/"], 1, \
+            "refused the credentials"
+    if kind == "store":
+        (folder / "junk.db").write_bytes(b"\x00junk" * 200)
+        junk = folder / "junk.db"
+        return ["status", "--db", str(junk)], 1, f"store {junk}: not an SQLite database"
+    if kind == "file":
+        from connector.store import Store
+        from connector.templates import load_template
+
+        (folder / "out").mkdir()
+        with Store.open(folder / "ok.db") as store:
+            store.ensure_process(load_template(HR))
+        report = ["report", "funnel", "-t", "candidate", "--db", str(folder / "ok.db"),
+                  "-o", str(folder / "out")]
+        return report, 1, "out: Is a directory; it is a folder; give a file"
+    if kind == "template":
+        (folder / "bad.toml").write_text("code = [\n", encoding="utf-8")
+        return ["plan", str(folder / "bad.toml"), "--portal", webhook], 2, "bad.toml"
+    assert kind == "config"
+    return ["--config", str(folder / "nope.toml"), "status", "--portal", "acme"], 2, \
+        f"config file not found: {folder / 'nope.toml'}"
+
+
+@pytest.mark.parametrize("kind", ["credentials", "store", "file", "template", "config"])
+def test_each_error_class_reads_the_same_in_process_and_in_a_real_process(
+        kind: str, live_emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_sync_support import setup_processes
+
+    from connector.templates import load_templates
+
+    setup_processes(live_emulator.emulator, load_templates([HR]))
+    monkeypatch.chdir(tmp_path)
+    argv, code, text = _scenario(kind, tmp_path, live_emulator.webhook_url)
+    in_process = cli(*argv)
+    real = subprocess_cli(*argv, cwd=tmp_path)
+    for exit_code, stderr in ((in_process.exit_code, in_process.stderr), (real.returncode, real.stderr)):
+        assert exit_code == code, stderr
+        assert text in stderr and "Traceback" not in stderr, stderr
+        if kind != "template":  # a template error lists every problem, one per line
+            one_error_line(stderr)

@@ -319,17 +319,27 @@ def test_status_needs_only_the_store_not_the_webhook(tmp_path: Path, monkeypatch
     assert needs.exit_code == 2 and "B24SYNC_PORTAL_ACME_WEBHOOK" in needs.stderr
 
 
-def _nobody_python() -> list[str] | None:
-    """A python that user `nobody` may run with this checkout importable (to test permissions as root)."""
+# Runs the commands with CliRunner in one process and prints [[exit code, stdout, stderr], ...].
+_RUN_ALL = """
+import json, sys
+from typer.testing import CliRunner
+from connector.cli.main import app
+runs = [CliRunner().invoke(app, argv) for argv in json.loads(sys.argv[1])]
+print(json.dumps([[r.exit_code, r.stdout, r.stderr] for r in runs]))
+"""
+
+
+def _as_nobody(commands: list[list[str]]) -> list[tuple[int, str, str]] | None:
+    """Run CLI commands as user `nobody` (file permissions bind only a user that is not root)."""
     python = shutil.which("python3.11", path="/usr/bin:/bin")
-    if os.geteuid() != 0 or python is None:
-        return None
     site = next(Path(sys.prefix).glob("lib/python3*/site-packages"), None)
-    if site is None:
+    if python is None or site is None:
         return None
-    probe = subprocess.run([python, "-c", "import pydantic_core, typer, connector"], capture_output=True,
-                           user=65534, env={"PYTHONPATH": f"{ROOT}:{site}"}, cwd="/", timeout=60)
-    return [python, str(site)] if probe.returncode == 0 else None
+    done = subprocess.run([python, "-c", _RUN_ALL, json.dumps(commands)], capture_output=True, text=True,
+                          user=65534, cwd="/", timeout=60, env={"PYTHONPATH": f"{ROOT}:{site}"})
+    if done.returncode != 0:  # nobody cannot run this python or import the checkout
+        return None
+    return [tuple(r) for r in json.loads(done.stdout)]
 
 
 def test_a_read_only_store_in_a_read_only_folder_is_still_readable(tmp_path: Path) -> None:
@@ -341,29 +351,25 @@ def test_a_read_only_store_in_a_read_only_folder_is_still_readable(tmp_path: Pat
         portal.store.ensure_process(load_template(HR))
     store_file.chmod(0o444)
     folder.chmod(0o555)
+    commands = [
+        ["status", "--db", str(store_file)],
+        ["export", "-t", "candidate", "--db", str(store_file)],
+        ["report", "funnel", "-t", "candidate", "--format", "csv", "--db", str(store_file)],
+        ["sync", "--db", str(store_file), "--portal", f"http://127.0.0.1:{free_port()}/rest/1/x/"],
+    ]
     try:
         if os.geteuid() == 0:
-            found = _nobody_python()
-            if found is None:
+            results = _as_nobody(commands)
+            if results is None:
                 pytest.skip("running as root, and no python that user nobody may run")
-            python, site = found
-
-            def run(*args: str) -> subprocess.CompletedProcess[str]:
-                return subprocess.run([python, "-m", "connector", *args], capture_output=True, text=True,
-                                      user=65534, cwd="/", timeout=60, env={"PYTHONPATH": f"{ROOT}:{site}"})
         else:
-            def run(*args: str) -> subprocess.CompletedProcess[str]:
-                return subprocess_cli(*args, cwd=Path("/"))
-        status = run("status", "--db", str(store_file))
-        assert status.returncode == 0 and "candidate (0 items)" in status.stdout, status.stderr
-        export = run("export", "-t", "candidate", "--db", str(store_file))
-        assert export.returncode == 0, export.stderr
-        assert export.stdout.startswith(("title", "\ufefftitle", "id", "key")), export.stdout
-        report = run("report", "funnel", "-t", "candidate", "--format", "csv", "--db", str(store_file))
-        assert report.returncode == 0, report.stderr
-        sync = run("sync", "--db", str(store_file), "--portal", f"http://127.0.0.1:{free_port()}/rest/1/x/")
-        line = one_error_line(sync.stderr)
-        assert sync.returncode == 1 and str(store_file) in line and "read-only" in line
+            results = [(r.exit_code, r.stdout, r.stderr) for r in (cli(*argv) for argv in commands)]
+        (status, export, report, sync) = results
+        assert status[0] == 0 and "candidate (0 items)" in status[1], status
+        assert export[0] == 0 and export[1].startswith(("title", "\ufefftitle", "id", "key")), export
+        assert report[0] == 0, report
+        line = one_error_line(sync[2])
+        assert sync[0] == 1 and str(store_file) in line and "read-only" in line
         assert sorted(p.name for p in folder.iterdir()) == ["acme.db"]  # nothing written beside it
     finally:
         folder.chmod(0o755)

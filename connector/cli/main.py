@@ -44,14 +44,13 @@ AREAS = ("emulator_cmd", "template_cmd", "deploy_cmd", "sync_cmd", "report_cmd",
 
 # Help shows what to type, not Python types ("--portal NAME|URL", not "--portal <str>").
 METAVARS = {
-    "portal": "NAME|URL", "db": "FILE", "type": "CODE", "type_code": "CODE", "type_ref": "ID|CODE|TITLE",
-    "types": "CODE", "template": "FILE", "output": "FILE", "config": "FILE", "jobs_dir": "DIR",
-    "only": "NAME",
-    "policy": "POLICY", "where": "SQL", "columns": "A,B,...", "fmt": "FORMAT", "host": "HOST", "port": "PORT",
-    "state": "FILE", "limits": "PLAN", "faults": "SPEC", "code": "CODE", "tz": "OFFSET", "take": "SIDE",
-    "mappings": "DIR", "seed": "N", "items": "N", "days": "N", "out": "DIR", "progress_every": "SECONDS",
+    "portal": "NAME|URL", "db": "FILE", "config": "FILE", "template": "FILE", "output": "FILE",
+    "state": "FILE",
+    "type": "CODE", "type_code": "CODE", "types": "CODE", "code": "CODE", "type_ref": "ID|CODE|TITLE",
+    "jobs_dir": "DIR", "mappings": "DIR", "out": "DIR", "only": "NAME", "policy": "POLICY", "where": "SQL",
+    "columns": "A,B,...", "fmt": "FORMAT", "host": "HOST", "port": "PORT", "limits": "PLAN", "faults": "SPEC",
+    "tz": "OFFSET", "take": "SIDE", "seed": "N", "items": "N", "days": "N",
 }
-
 
 CLICK_EXITS = (typer.Exit, typer.Abort, _typer_click.ClickException,
                click.ClickException, click.exceptions.Exit, click.exceptions.Abort)
