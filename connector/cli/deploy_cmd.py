@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from connector.cli import main as cli
+from connector.cli.errors import describe
 
 FilesArg = Annotated[
     list[Path], typer.Argument(help="Template files (TOML), e.g. mappings/hr_candidates.toml.")
@@ -71,7 +72,9 @@ def _each_portal(
         except Exception as exc:  # noqa: BLE001 - one portal's failure must not stop the others
             if not {c.__name__ for c in type(exc).__mro__} & set(PORTAL_ERRORS):
                 raise
-            outcome = Outcome({"error": str(exc)}, cli.EXIT_ERROR, {"error": str(exc)}, f"error: {exc}")
+            known = describe(exc, portal=ref.key)
+            text = known[0] if known is not None else str(exc)
+            outcome = Outcome({"error": text}, cli.EXIT_ERROR, {"error": text}, f"error: {text}")
         summary = dict(outcome.summary)
         if "error" in summary:  # the full text was printed above; the table keeps one short line
             summary["error"] = _short(str(summary["error"]))

@@ -50,6 +50,9 @@ def describe(exc: BaseException, store: str | None = None,
     from connector.rest import B24Error
     from connector.store import StoreError
 
+    problems = getattr(exc, "problems", None)
+    if isinstance(exc, ValueError) and isinstance(problems, list) and len(problems) == 1:  # TemplateError
+        return f"{problems[0]}; fix the template (`b24sync template validate FILE` checks it)", EXIT_USAGE
     if isinstance(exc, UsageError | ConfigError | ValueError):  # TemplateError, JobConfigError, ... too
         return str(exc), EXIT_USAGE
     if isinstance(exc, B24Error):
