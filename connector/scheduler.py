@@ -6,7 +6,9 @@ A job file describes one job::
     portal = "demo"               # a portal name from the config
     interval = "15m"              # or: cron = "0 3 * * *"  (minute hour day month weekday)
 
-Every run is recorded in the store's `_runs` table with its outcome and figures. A job never
+Every run is recorded in the store's `_runs` table with its outcome and figures, and announced in
+one line when it starts and one when it ends (outcome, figures, next run). Interval jobs also run
+once at start-up unless `run_at_start = false` (or `b24sync run --no-run-at-start`). A job never
 overlaps itself, missed runs are coalesced, a failing job never stops the others, and SIGTERM or
 SIGINT let the running step finish before the process exits.
 """
@@ -129,6 +131,7 @@ class _Job(BaseModel):
     cron: str | None = None
     misfire_grace_time: int = Field(default=300, ge=1, le=7 * 86400)
     enabled: bool = True
+    run_at_start: bool = True  # interval jobs: one run at start-up, then every interval
 
     @field_validator("name")
     @classmethod
@@ -489,19 +492,66 @@ def _open_store(path: Path) -> Any:
     return Store.open(path)
 
 
+def outcome_line(outcome: JobOutcome, next_run: datetime | None = None) -> str:
+    """One line for a finished run: job, outcome, figures, error and the next run."""
+    shown = " ".join(f"{k}={v}" for k, v in outcome.figures.items())
+    parts = [f"job {outcome.job} ({outcome.kind}): {outcome.status} in {outcome.seconds:.1f} s"]
+    if shown:
+        parts.append(shown)
+    if outcome.error:
+        parts.append(f"error: {outcome.error}")
+    if next_run is not None:
+        parts.append(f"next run {next_run:%Y-%m-%d %H:%M:%S}")
+    return "; ".join(parts)
+
+
+def _log_line(line: str) -> None:
+    """The default announcer: the `b24sync.scheduler` log (failed runs at ERROR level)."""
+    log.info("%s", line)
+
+
 class JobRunner:
-    """Runs jobs (once, or on their schedules) and records every run in the store's `_runs`."""
+    """Runs jobs (once, or on their schedules) and records every run in the store's `_runs`.
+
+    `announce(line)` hears one line when a run starts and one when it ends (default: the log).
+    """
 
     def __init__(self, jobs: list[Any], env: JobEnv, runners: dict[str, Runner] | None = None,
-                 open_store: Callable[[Path], Any] = _open_store) -> None:
+                 open_store: Callable[[Path], Any] = _open_store,
+                 announce: Callable[[str], None] | None = None, run_at_start: bool = True) -> None:
         self.jobs = jobs
         self.env = env
         self.runners = dict(RUNNERS if runners is None else runners)
         self.open_store = open_store
+        self.announce = announce or _log_line
+        self.run_at_start = run_at_start
         self.stop_event = threading.Event()
+        self._scheduled: dict[str, Any] = {}  # job name -> the APScheduler job (in its memory store)
 
     def run_job(self, job: Any) -> JobOutcome:
-        """Run one job now; never raises (a failure is logged and recorded)."""
+        """Run one job now, announced at start and end; never raises (a failure is announced and recorded)."""
+        self.announce(f"job {job.name} ({job.kind}) started")
+        outcome = self._run_job(job)
+        line = outcome_line(outcome, self.next_run(job))
+        if outcome.status == "failed" and self.announce is _log_line:
+            log.error("%s", line)
+        else:
+            self.announce(line)
+        return outcome
+
+    def next_run(self, job: Any) -> datetime | None:
+        """When the scheduler runs `job` next (None outside `run_forever`, or when stopping).
+
+        Read from the job object the memory job store keeps, not via `get_job`, whose lock a
+        stopping scheduler holds while it waits for this very run to end.
+        """
+        scheduled = self._scheduled.get(job.name)
+        if scheduled is None or self.stop_event.is_set():
+            return None
+        when = getattr(scheduled, "next_run_time", None)
+        return when.replace(tzinfo=None) if when is not None and when.tzinfo is not None else when
+
+    def _run_job(self, job: Any) -> JobOutcome:
         started = time.monotonic()
         outcome = JobOutcome(job=job.name, kind=job.kind, status="failed")
         store = None
@@ -514,16 +564,15 @@ class JobRunner:
                 outcome.figures = figures
             except Exception as exc:  # noqa: BLE001 - one failing job must not stop the others
                 outcome.error = f"{type(exc).__name__}: {exc}"
-                log.error("job %s failed: %s", job.name, outcome.error)
+                log.debug("job %s failed", job.name, exc_info=True)
             outcome.seconds = round(time.monotonic() - started, 3)
             self._record(store, job, outcome, before)
         except Exception as exc:  # noqa: BLE001 - e.g. the store cannot be opened
             outcome.error = outcome.error or f"{type(exc).__name__}: {exc}"
-            log.error("job %s could not run or be recorded: %s", job.name, exc)
+            log.debug("job %s could not run or be recorded", job.name, exc_info=True)
         finally:
             if store is not None:
                 store.close()
-        log.info("job %s: %s %s", job.name, outcome.status, outcome.figures)
         return outcome
 
     def _record(self, store: Any, job: Any, outcome: JobOutcome, before: int) -> None:
@@ -552,8 +601,12 @@ class JobRunner:
         """An APScheduler with every job: no overlap, missed runs coalesced, grace time per job."""
         scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
         for job in self.jobs:
-            scheduler.add_job(self.run_job, trigger=job.trigger(), args=[job], id=job.name, name=job.name,
-                              max_instances=1, coalesce=True, misfire_grace_time=job.misfire_grace_time)
+            first: dict[str, Any] = {}
+            if job.interval is not None and job.run_at_start and self.run_at_start:
+                first["next_run_time"] = datetime.now().astimezone()
+            self._scheduled[job.name] = scheduler.add_job(
+                self.run_job, trigger=job.trigger(), args=[job], id=job.name, name=job.name, max_instances=1,
+                coalesce=True, misfire_grace_time=job.misfire_grace_time, **first)
         return scheduler
 
     def run_forever(self, install_signals: bool = True) -> None:

@@ -7,12 +7,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
 from support.emulators import EmulatorFactory
 
 from connector.emulator import Emulator, EmulatorServer
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_store_left_in_the_checkout() -> Iterator[None]:
+    """Issue 15: a test run leaves no store file (data/*.db) in the checkout; fails the run's last test."""
+    data = Path(__file__).resolve().parent.parent / "data"
+    before = set(data.glob("*.db*"))
+    yield
+    left = sorted(str(p) for p in set(data.glob("*.db*")) - before)
+    assert not left, f"tests left store files in the checkout: {left}"
 
 
 @pytest.fixture()

@@ -275,14 +275,17 @@ def test_read_only_batch_retries_a_lost_answer() -> None:
     assert make_client().batch({"a": ("crm.item.get", {"id": 1})}).ok
 
 
-def test_write_whose_connection_was_refused_is_retried() -> None:
+def test_write_whose_connection_was_refused_fails_fast_and_safe() -> None:
+    # issue 9 §4: a portal that never answered and refuses the connection fails at once (no retries);
+    # retries after the portal has answered are in test_cli_errors.py
     sleeper = Sleeper()
     client = Client.from_webhook("http://127.0.0.1:9/rest/1/abc/", sleep=sleeper,
                                  retry=RetryPolicy(max_attempts=2, jitter=lambda: 0.0), timeout=(0.5, 0.5))
     with pytest.raises(TransportError) as caught:
         client.call("crm.item.add", {"fields": {}})
     assert not isinstance(caught.value, OutcomeUnknown)
-    assert client.stats.retries == 1 and "abc" not in str(caught.value)
+    assert client.stats.retries == 0 and "abc" not in str(caught.value)
+    assert "127.0.0.1:9" in str(caught.value) and "refused" in str(caught.value)
 
 
 @responses.activate

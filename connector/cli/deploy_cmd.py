@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from connector.cli import main as cli
+from connector.cli.errors import describe
 
 FilesArg = Annotated[
     list[Path], typer.Argument(help="Template files (TOML), e.g. mappings/hr_candidates.toml.")
@@ -50,7 +51,9 @@ def _each_portal(
 
     With several portals a failing portal is reported in the summary and the others still run;
     `--json` then prints one document: `{"portals": [...], "summary": [...]}`. When `missing` is
-    given, a store file that does not exist is not created: `missing(client, path)` runs instead.
+    given (commands that only read), a store file that does not exist is not created:
+    `missing(client, path)` runs instead. Otherwise a store created by a run that fails before the
+    portal ever answered is removed again.
     """
     from connector.deploy.model import show
     from connector.store import Store
@@ -69,7 +72,9 @@ def _each_portal(
         except Exception as exc:  # noqa: BLE001 - one portal's failure must not stop the others
             if not {c.__name__ for c in type(exc).__mro__} & set(PORTAL_ERRORS):
                 raise
-            outcome = Outcome({"error": str(exc)}, cli.EXIT_ERROR, {"error": str(exc)}, f"error: {exc}")
+            known = describe(exc, portal=ref.key)
+            text = known[0] if known is not None else str(exc)
+            outcome = Outcome({"error": text}, cli.EXIT_ERROR, {"error": text}, f"error: {text}")
         summary = dict(outcome.summary)
         if "error" in summary:  # the full text was printed above; the table keeps one short line
             summary["error"] = _short(str(summary["error"]))
@@ -102,13 +107,14 @@ def _run_one(
     path = cli.resolve_db(ctx, ref, db)
     if missing is not None and str(path) != ":memory:" and not path.exists():
         return missing(client, path)
-    store = store_cls.open(path)
-    try:
-        return work(client, store)
-    finally:
-        close = getattr(store, "close", None)
-        if callable(close):
-            close()
+    with cli.new_store_guard(path, client):
+        store = store_cls.open(path)
+        try:
+            return work(client, store)
+        finally:
+            close = getattr(store, "close", None)
+            if callable(close):
+                close()
 
 
 def plan_command(
@@ -130,7 +136,10 @@ def plan_command(
         code = cli.EXIT_USAGE if p.has_changes else cli.EXIT_OK
         return Outcome(p.counts(), code, p.to_json(), p.render())
 
-    raise typer.Exit(_each_portal(ctx, portal, all_portals, db, work))
+    def missing(client: Any, path: Path) -> Outcome:  # plan only reads: no store file is created
+        return work(client, None)
+
+    raise typer.Exit(_each_portal(ctx, portal, all_portals, db, work, missing))
 
 
 def apply_command(
@@ -235,13 +244,15 @@ def adopt_command(
     from connector.templates import to_toml
 
     client = cli.open_client(ctx, portal)
-    store = Store.open(cli.resolve_db(ctx, portal, db))
-    try:
-        template = adopt(client, type_ref, store, code=code)
-    except AdoptError as exc:
-        raise cli.UsageError(str(exc)) from None
-    finally:
-        store.close()
+    path = cli.resolve_db(ctx, portal, db)
+    with cli.new_store_guard(path, client):
+        store = Store.open(path)
+        try:
+            template = adopt(client, type_ref, store, code=code)
+        except AdoptError as exc:
+            raise cli.UsageError(str(exc)) from None
+        finally:
+            store.close()
     text = to_toml(template)
     if output is not None:
         output.write_text(text, encoding="utf-8")

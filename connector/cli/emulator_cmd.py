@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import signal
 import sys
 import threading
@@ -9,6 +11,22 @@ from pathlib import Path
 from types import FrameType
 
 import typer
+
+CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # it goes into the URL path: /rest/1/<code>/
+
+
+def _check_code(code: str | None) -> None:
+    if code is not None and not CODE_RE.match(code):
+        raise ValueError(f"--code {code!r} cannot be a webhook code: use 1 to 64 letters, digits, '_' or '-' "
+                         "(it is part of the URL path)")
+
+
+def _wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
 
 emulator_app = typer.Typer(
     help="A local fake Bitrix24 portal for trying templates and jobs.", no_args_is_help=True
@@ -32,6 +50,7 @@ def serve_cmd(
     from connector.emulator import Emulator, serve
 
     try:
+        _check_code(code)
         emu = Emulator(
             limits=limits, faults=faults, tz=tz, state_file=str(state) if state else None, webhook_code=code
         )
@@ -47,7 +66,17 @@ def serve_cmd(
     except OSError as err:
         typer.echo(f"error: cannot listen on {host}:{port}: {err.strerror or err}", err=True)
         raise typer.Exit(1) from None
-    print(server.webhook_url, flush=True)
+    url = server.webhook_url
+    if _wildcard(host):
+        url = url.replace(f"//{server.host}:", "//127.0.0.1:", 1)  # 0.0.0.0 is no address to connect to
+        print(
+            f"warning: --host {host} serves on every network interface: anyone who can reach this machine "
+            "and learns the webhook code can use this portal; b24sync clients on other machines also need "
+            "allow_http = true. Use the default 127.0.0.1 unless you mean that.",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(url, flush=True)
     print(
         f"emulator: limits={limits} faults={faults or 'none'} state={state or 'memory'}; Ctrl+C to stop",
         file=sys.stderr,

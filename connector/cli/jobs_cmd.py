@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,8 +40,16 @@ def run_command(
     only: Annotated[
         list[str] | None, typer.Option("--job", help="Only this job (by name; repeatable).")
     ] = None,
+    no_run_at_start: Annotated[
+        bool,
+        typer.Option("--no-run-at-start", help="Interval jobs wait one interval before their first run."),
+    ] = False,
 ) -> None:
-    """Run the scheduled jobs (sync, reconcile, export, report, apply) until SIGTERM/SIGINT."""
+    """Run the scheduled jobs (sync, reconcile, export, report, apply) until SIGTERM/SIGINT.
+
+    Every run prints one line when it starts and one when it ends (outcome, figures, next run) on
+    stderr. Interval jobs run once at start-up, unless --no-run-at-start or `run_at_start = false`.
+    """
     from connector.scheduler import JobRunner, load_jobs
 
     main = _main()
@@ -53,7 +62,11 @@ def run_command(
         jobs = [j for j in jobs if j.name in only]
     if not jobs:
         raise main.UsageError(f"no enabled jobs in {jobs_dir}")
-    runner = JobRunner(jobs, job_env(ctx))
+    def announce(line: str) -> None:
+        main.stderr.print(f"{datetime.now():%Y-%m-%d %H:%M:%S} {line}", markup=False, highlight=False)
+
+    runner = JobRunner(jobs, job_env(ctx), announce=None if once else announce,
+                       run_at_start=not no_run_at_start)
     if not once:
         main.stderr.print(f"running {len(jobs)} job(s): {', '.join(j.name for j in jobs)}; Ctrl-C to stop")
         runner.run_forever()

@@ -6,27 +6,136 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperArgument, TyperGroup
 
-from connector.config import Config, ConfigError, PortalRef, load_config, resolve_portal
+try:  # typer >= 0.20 carries its own copy of click; its exceptions are not click's
+    from typer._click import exceptions as _typer_click
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _typer_click = click.exceptions
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAILED_ROWS = 0, 1, 2, 3
+from connector.cli.errors import (
+    EXIT_BUG,
+    EXIT_ERROR,
+    EXIT_FAILED_ROWS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    bug_line,
+    describe,
+    masked_traceback,
+    write_crash_report,
+)
+from connector.config import Config, PortalRef, load_config, resolve_portal
+
+__all__ = ["EXIT_BUG", "EXIT_ERROR", "EXIT_FAILED_ROWS", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE",
+           "UsageError", "app", "main"]
+
 AREAS = ("emulator_cmd", "template_cmd", "deploy_cmd", "sync_cmd", "report_cmd", "jobs_cmd", "demo_cmd",
          "doctor_cmd")
 
+# Help shows what to type, not Python types ("--portal NAME|URL", not "--portal <str>").
+METAVARS = {
+    "portal": "NAME|URL", "db": "FILE", "config": "FILE", "template": "FILE", "output": "FILE",
+    "state": "FILE",
+    "type": "CODE", "type_code": "CODE", "types": "CODE", "code": "CODE", "type_ref": "ID|CODE|TITLE",
+    "jobs_dir": "DIR", "mappings": "DIR", "out": "DIR", "only": "NAME", "policy": "POLICY", "where": "SQL",
+    "columns": "A,B,...", "fmt": "FORMAT", "host": "HOST", "port": "PORT", "limits": "PLAN", "faults": "SPEC",
+    "tz": "OFFSET", "take": "SIDE", "seed": "N", "items": "N", "days": "N",
+}
+
+CLICK_EXITS = (typer.Exit, typer.Abort, _typer_click.ClickException,
+               click.ClickException, click.exceptions.Exit, click.exceptions.Abort)
+
+
+class B24Group(TyperGroup):
+    """The root command: global options may stand anywhere, and no error leaves as a traceback."""
+
+    argv: list[str] = []
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        _plain_metavars(self)
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any) -> Any:
+        self.argv = hoist_global_options(list(sys.argv[1:] if args is None else args))
+        return super().main(args=self.argv, prog_name=prog_name or "b24sync", **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CLICK_EXITS:
+            raise
+        except KeyboardInterrupt:
+            stderr.print("interrupted: stopped before the command finished", highlight=False)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:  # `b24sync ... | head`: typer ends quietly
+            raise
+        except Exception as exc:  # noqa: BLE001 - every error leaves as one line and an exit code
+            raise typer.Exit(report_failure(ctx, exc, self.argv)) from None
+
+
+def _plain_metavars(command: click.Command) -> None:
+    """Give every option and argument a metavar that names what to type (recursively)."""
+    for param in command.params:
+        if isinstance(param, TyperArgument):
+            param.metavar = param.metavar or (param.name or "value").upper()
+            param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]  # no "<list[Path]>"
+            continue
+        if param.metavar is not None or getattr(param, "is_flag", False) or getattr(param, "count", False):
+            continue
+        param.metavar = METAVARS.get(param.name or "", _type_name(param))
+    for sub in getattr(command, "commands", {}).values():
+        _plain_metavars(sub)
+
+
+def _type_name(param: click.Parameter) -> str:
+    desc = getattr(param, "type_descriptor", None)
+    if desc is not None and desc.is_choice and desc.choices:
+        return "|".join(str(c) for c in desc.choices)
+    if desc is not None and desc.is_path:
+        return "PATH"
+    bare = param.bare_type() if hasattr(param, "bare_type") else ""
+    return {"int": "N", "float": "NUMBER"}.get(str(bare), "TEXT")
+
+
+def report_failure(ctx: click.Context | None, exc: BaseException, argv: list[str]) -> int:
+    """Print the one line for `exc` (and the traceback with -v for a bug); return the exit code."""
+    obj = (ctx.find_root().obj if ctx is not None else None) or {}
+    verbose = int(obj.get("verbose") or 0) if isinstance(obj, dict) else 0
+    facts = obj if isinstance(obj, dict) else {}
+    known = describe(exc, facts.get("store"), facts.get("portal_host"))
+    if known is not None:
+        line, code = known
+        if verbose >= 2:
+            stderr.out(masked_traceback(exc), highlight=False)
+        stderr.print(f"[bold red]error:[/] {escape(line)}", highlight=False)
+        return code
+    report = write_crash_report(exc, argv)
+    if verbose:
+        stderr.out(masked_traceback(exc), highlight=False)
+    stderr.print(f"[bold red]error:[/] {escape(bug_line(exc, report))}", highlight=False)
+    return EXIT_BUG
+
+
 app = typer.Typer(
     name="b24sync",
+    cls=B24Group,
     help="Bitrix24 smart processes: deploy templates, two-way sync with SQLite, local reports.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: flags shown as flags, not as "--json <bool>"
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
@@ -45,8 +154,12 @@ DbOpt = Annotated[
 ]
 
 
-class UsageError(Exception):
-    """Bad command-line input: exit code 2."""
+def _print_version(value: bool) -> None:
+    if value:
+        from connector import __version__
+
+        typer.echo(f"b24sync {__version__}")
+        raise typer.Exit(EXIT_OK)
 
 
 @app.callback()
@@ -58,8 +171,13 @@ def main_options(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More logging (-v info, -vv debug).")
+        int, typer.Option("--verbose", "-v", count=True,
+                          help="More logging: -v info and a bug's traceback, -vv debug and every traceback.")
     ] = 0,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+    ] = False,
 ) -> None:
     """Bitrix24 smart processes: deploy templates, two-way sync with SQLite, local reports."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
@@ -99,21 +217,74 @@ def portal_refs(ctx: typer.Context, portals: list[str] | None, all_portals: bool
 
 
 def open_client(ctx: typer.Context, portal: str | PortalRef) -> Any:
-    """A REST client for the portal (one per portal per command)."""
+    """A REST client for the portal (one per portal per command); long limit pauses go to stderr."""
     from connector.api import client_for
 
-    return client_for(portal if isinstance(portal, PortalRef) else portal_ref(ctx, portal))
+    ref = portal if isinstance(portal, PortalRef) else portal_ref(ctx, portal)
+    _remember(ctx, portal_host=ref.key)
+    client = client_for(ref)
+    client.on_pause = lambda line: stderr.print(f"{ref.name}: {line}", markup=False, highlight=False)
+    return client
+
+
+def _remember(ctx: typer.Context, **facts: Any) -> None:
+    """Keep what the error messages name (the store file, the portal host) in the root context."""
+    obj = ctx.find_root().obj
+    if isinstance(obj, dict):
+        obj.update(facts)
+
+
+def store_path_of(ctx: typer.Context, portal: str | PortalRef) -> Path:
+    """The portal's store file, found without its credentials (only the config or the URL is read)."""
+    if isinstance(portal, PortalRef):
+        return portal.store
+    config = get_config(ctx)
+    if "://" not in portal and portal in config.portals:
+        from connector.config import _safe
+
+        configured = config.portals[portal].store
+        return Path(configured or config.defaults.store.replace("{portal}", _safe(portal)))
+    return portal_ref(ctx, portal).store
 
 
 def resolve_db(ctx: typer.Context, portal: str | PortalRef | None, db: Path | None) -> Path:
-    """The store file: `--db`, else the portal's configured store; its folder is created."""
+    """The store file: `--db`, else the portal's configured store (no credentials needed).
+
+    Nothing is created here: commands that change the store open it inside `new_store_guard`.
+    """
     if db is None:
         if portal is None:
             raise UsageError("give --db PATH or --portal NAME")
-        ref = portal if isinstance(portal, PortalRef) else portal_ref(ctx, portal)
-        db = ref.store
-    db.parent.mkdir(parents=True, exist_ok=True)
+        db = store_path_of(ctx, portal)
+    _remember(ctx, store=str(db))
     return db
+
+
+@contextmanager
+def new_store_guard(path: Path, client: Any = None) -> Iterator[None]:
+    """Create the store's folder; remove a store this command created if it fails before the portal answered.
+
+    So a refused portal, a bad webhook or a failed first sync leave no stray store file (nor the
+    `data/` folder it made); a store the portal's answers went into is kept, for the next run to resume.
+    """
+    text = str(path)
+    fresh = text != ":memory:" and not path.exists()
+    folder_fresh = fresh and not path.parent.exists()
+    if fresh:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        answered = bool(getattr(getattr(client, "stats", None), "statuses", {}).get(200))
+        if fresh and not answered:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(text + suffix).unlink(missing_ok=True)
+            if folder_fresh:
+                try:
+                    path.parent.rmdir()
+                except OSError:
+                    pass
+        raise
 
 
 def emit(ctx: typer.Context, data: Any, human: Any = None) -> None:
@@ -173,20 +344,6 @@ def _register_areas() -> None:
 _register_areas()
 
 
-def _exit_code_for(exc: BaseException) -> int | None:
-    """Map known errors to exit codes (2 bad input, 1 runtime failure); None for a bug (traceback)."""
-    import sqlite3
-
-    from connector.rest import B24Error
-    from connector.store import StoreError
-
-    if isinstance(exc, (UsageError, ConfigError, ValueError)):  # TemplateError, JobConfigError, ... too
-        return EXIT_USAGE
-    if isinstance(exc, (B24Error, StoreError, sqlite3.Error, OSError, RuntimeError)):
-        return EXIT_ERROR
-    return None
-
-
 GLOBAL_FLAGS = ("--json", "--verbose", "-v", "-vv", "-vvv")
 GLOBAL_WITH_VALUE = ("--config", "-c")
 
@@ -213,19 +370,20 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `b24sync` console script: known errors become a message and an exit code."""
-    args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    """Entry point of the `b24sync` console script: every error becomes one line and an exit code.
+
+    Errors inside a command are handled by `B24Group.invoke` (so typer's CliRunner sees them too);
+    this catches what happens around it (option parsing, Ctrl-C before a command starts).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
         app(args=args, prog_name="b24sync")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_ERROR)
     except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # noqa: BLE001 - every known error leaves as a message and an exit code
-        code = _exit_code_for(exc)
-        if code is None:
-            raise
-        stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        return code
+        stderr.print("interrupted", highlight=False)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - every error leaves as one line and an exit code
+        return report_failure(None, exc, hoist_global_options(args))
     return EXIT_OK
 

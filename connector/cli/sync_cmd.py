@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
+from collections import Counter
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
+
+PROGRESS_EVERY_ENV = "B24SYNC_PROGRESS_EVERY"
+PROGRESS_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
 
 PolicyOpt = Annotated[
     str | None,
@@ -26,8 +34,57 @@ def _main() -> Any:
     return main
 
 
-def _progress_reporter(console: Any) -> tuple[Progress, Any]:
-    """A rich progress display on stderr and the callback the engine calls."""
+class Tally:
+    """Rows done so far per (phase, process), as the engine reports them; safe across threads."""
+
+    def __init__(self) -> None:
+        self.rows: Counter[tuple[str, str]] = Counter()
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+
+    def add(self, process: str, phase: str, rows: int) -> None:
+        with self._lock:
+            self.rows[(phase, process)] += rows
+
+    def text(self) -> str:
+        """E.g. "pull candidate 1200 rows, push car 50 rows" (empty when nothing moved yet)."""
+        with self._lock:
+            return ", ".join(f"{phase} {process} {n} rows" for (phase, process), n in self.rows.items())
+
+
+class ProgressLines:
+    """Off a terminal: one line every `every` seconds with the rows done and the time waited on limits."""
+
+    def __init__(self, console: Any, portal: str, tally: Tally, client: Any, every: float) -> None:
+        self.console, self.portal, self.tally, self.client, self.every = console, portal, tally, client, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="b24sync-progress", daemon=True)
+
+    def __enter__(self) -> ProgressLines:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            elapsed = time.monotonic() - self.tally.started
+            waited = getattr(getattr(self.client, "stats", None), "waited_seconds", 0.0)
+            done = self.tally.text() or "no rows yet"
+            line = f"sync {self.portal}: {elapsed:.0f} s: {done}; {waited:.0f} s waited on limits"
+            self.console.print(line, markup=False, highlight=False)
+
+
+def _progress(
+    console: Any, portal: str, client: Any, tally: Tally
+) -> tuple[AbstractContextManager[Any], Any]:
+    """Bars on a terminal, periodic lines elsewhere; and the callback the engine calls."""
+    if not console.is_terminal:
+        every = float(os.environ.get(PROGRESS_EVERY_ENV) or PROGRESS_EVERY)
+        lines = ProgressLines(console, portal, tally, client, every) if every > 0 else nullcontext()
+        return lines, tally.add
     bars = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -38,6 +95,7 @@ def _progress_reporter(console: Any) -> tuple[Progress, Any]:
     tasks: dict[tuple[str, str], Any] = {}
 
     def report(process: str, phase: str, rows: int) -> None:
+        tally.add(process, phase, rows)
         key = (process, phase)
         if key not in tasks:
             tasks[key] = bars.add_task(f"{phase} {process}", total=None)
@@ -99,31 +157,47 @@ def sync_command(
     except ValueError as exc:
         raise main.UsageError(str(exc)) from exc
     templates = _load_templates(main, template)
-    store = Store.open(main.resolve_db(ctx, ref, db))
+    path = main.resolve_db(ctx, ref, db)
     client = main.open_client(ctx, ref)
-    bars, report_cb = _progress_reporter(main.stderr)
-    try:
-        with bars:
-            report = sync(
-                client,
-                store,
-                templates,
-                portal_key=ref.key,
-                full=full,
-                pull=not push_only,
-                push=not pull_only,
-                policy=pol,
-                policies=dict(ref.policies),
-                progress=report_cb,
-                only=list(types or []) or None,
-            )
-    except SyncError as exc:
-        raise main.UsageError(str(exc)) from exc
-    finally:
-        store.close()
+    tally = Tally()
+    shown, report_cb = _progress(main.stderr, ref.name, client, tally)
+    with main.new_store_guard(path, client):
+        store = Store.open(path)
+        try:
+            with shown:
+                report = sync(
+                    client,
+                    store,
+                    templates,
+                    portal_key=ref.key,
+                    full=full,
+                    pull=not push_only,
+                    push=not pull_only,
+                    policy=pol,
+                    policies=dict(ref.policies),
+                    progress=report_cb,
+                    only=list(types or []) or None,
+                )
+        except SyncError as exc:
+            raise main.UsageError(str(exc)) from exc
+        except KeyboardInterrupt:
+            _interrupted(main, tally, path)
+        finally:
+            store.close()
     main.emit(ctx, report.to_json(), lambda: _print_human(main, report))
     if report.failures:
         raise typer.Exit(main.EXIT_FAILED_ROWS)
+
+
+def _interrupted(main: Any, tally: Tally, path: Path) -> None:
+    """Ctrl-C: say what was done and that the next run resumes; exit 130."""
+    done = tally.text() or "no rows moved yet"
+    main.stderr.print(
+        f"interrupted after {time.monotonic() - tally.started:.0f} s: {done}. Every finished page and "
+        f"write is kept in {path}; the next `b24sync sync` resumes from there.",
+        markup=False, highlight=False,
+    )
+    raise typer.Exit(main.EXIT_INTERRUPTED)
 
 
 def _print_human(main: Any, report: Any) -> None:
@@ -145,6 +219,14 @@ def _load_templates(main: Any, files: list[Path] | None) -> list[Any] | None:
         raise main.UsageError(str(exc)) from exc
 
 
+def _existing_store(main: Any, ctx: typer.Context, portal: str | None, db: Path | None) -> Path:
+    """The store file, which must exist: conflicts only live in a store that sync has written."""
+    path = main.resolve_db(ctx, portal, db)
+    if str(path) != ":memory:" and not path.exists():
+        raise main.UsageError(f"store file not found: {path} (run `b24sync sync` first, or pass --db PATH)")
+    return path
+
+
 conflicts_app = typer.Typer(help="Items changed on both sides: list and resolve.", no_args_is_help=True)
 
 
@@ -159,7 +241,7 @@ def conflicts_list(
     main = _main()
     from connector.store import Store
 
-    store = Store.open(main.resolve_db(ctx, portal, db))
+    store = Store.open(_existing_store(main, ctx, portal, db))
     try:
         rows = store.list_conflicts(None, None if all_ else "open")
     finally:
@@ -201,7 +283,7 @@ def conflicts_resolve(
     from connector.store import Store
     from connector.sync import resolve_conflict
 
-    store = Store.open(main.resolve_db(ctx, portal, db))
+    store = Store.open(_existing_store(main, ctx, portal, db))
     try:
         c = resolve_conflict(store, conflict_id, take)
     except ValueError as exc:

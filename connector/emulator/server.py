@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -255,6 +256,13 @@ class _Server(ThreadingHTTPServer):
         with self._open_lock:
             self._open.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (closed or reset its connection) is normal: no traceback for it."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            log.debug("emulator: client %s went away: %s", client_address[0], sys.exc_info()[1])
+            return
+        super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         """Hang up every open connection: idle keep-alive handlers see EOF and end at once."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from urllib.parse import quote
 
 from connector.reports.errors import ReportError
+from connector.store.store import open_readonly
 
 # Actions a query may perform: reading tables, selecting, calling functions, recursive CTEs.
 _ALLOWED_ACTIONS = frozenset(
@@ -38,8 +38,7 @@ def connect_readonly(db_path: str | Path) -> sqlite3.Connection:
     path = Path(db_path)
     if not path.is_file():
         raise ReportError(f"store file not found: {path} (run `b24sync sync` first, or pass --db PATH)")
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    conn = open_readonly(path)  # also a read-only file in a read-only folder
     conn.execute("PRAGMA query_only = 1")
     conn.execute("PRAGMA busy_timeout = 5000")
     conn.set_authorizer(_authorize)

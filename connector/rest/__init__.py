@@ -11,6 +11,7 @@ from .errors import (
     NotFound,
     OperationTimeLimit,
     OutcomeUnknown,
+    PortalUnreachable,
     QueryLimit,
     TokenExpired,
     TransportError,
@@ -23,6 +24,7 @@ from .retry import RetryPolicy, is_read
 __all__ = [
     "AccessDenied", "ApiResponse", "Auth", "AuthError", "B24Error", "BatchResult", "Client", "ClientStats",
     "InvalidArgument", "LeakyBucket", "MethodLedger", "NotFound", "OAuthAuth", "OAuthTokens",
-    "OperationTimeLimit", "OutcomeUnknown", "QueryLimit", "RetryPolicy", "TokenExpired", "TransportError",
+    "OperationTimeLimit", "OutcomeUnknown", "PortalUnreachable", "QueryLimit", "RetryPolicy", "TokenExpired",
+    "TransportError",
     "WebhookAuth", "command", "default_rows_key", "is_read", "json_params", "php_query",
 ]

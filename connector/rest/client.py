@@ -11,9 +11,10 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -26,6 +27,7 @@ from .errors import (
     B24Error,
     OperationTimeLimit,
     OutcomeUnknown,
+    PortalUnreachable,
     QueryLimit,
     TokenExpired,
     TransportError,
@@ -37,7 +39,14 @@ from .models import ApiResponse, BatchResult
 from .paging import iter_list_pages, json_kind
 from .redact import install_log_filter, redact
 from .references import has_user_reference, resolve
-from .retry import FINAL_5XX_CODES, SERVER_FAULT_CODES, RetryPolicy, is_read, request_was_sent
+from .retry import (
+    FINAL_5XX_CODES,
+    SERVER_FAULT_CODES,
+    RetryPolicy,
+    connect_failure,
+    is_read,
+    request_was_sent,
+)
 
 log = logging.getLogger("b24sync.rest")
 
@@ -46,9 +55,11 @@ REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 5
 MAX_BODY = 64 * 1024 * 1024  # bytes; a larger answer is refused (a full 50-command batch is a few MB)
 READ_CHUNK = 64 * 1024
+ANNOUNCE_PAUSES_FROM = 5.0  # seconds: a limit pause at least this long is announced in one line
 _LABEL = re.compile(r"^[A-Za-z0-9_]+$")
 
 Command = tuple[str, Mapping[str, Any] | None]
+PauseListener = Callable[[str], None]
 
 
 @dataclass
@@ -92,10 +103,19 @@ class _Failure:
     retryable: bool
     maybe_executed: bool = False
     retry_after: float | None = None
+    unreachable: bool = False
 
 
 class Client:
-    """REST client for one portal; thread-safe; the `requests.Session` is the transport seam."""
+    """REST client for one portal; thread-safe; the `requests.Session` is the transport seam.
+
+    Limits: the leaky bucket of `plan` is mirrored before every request. When the bucket comes from
+    the plan (no `bucket=` given) and the portal's first timed answer lacks `time.operating`, the
+    portal runs no limiter (self-hosted, or `emulator serve --limits off`; server-behaviour.md §7:
+    the cloud always adds it), so the mirror is switched off; the first 503 switches it back on.
+    A portal that cannot be reached before it ever answered fails at once (`PortalUnreachable`).
+    Pauses of `ANNOUNCE_PAUSES_FROM` seconds or more go to `on_pause` (or a warning log line).
+    """
 
     def __init__(self, auth: Auth, plan: str = "standard", session: requests.Session | None = None, *,
                  timeout: tuple[float, float] = (5.0, 60.0), retry: RetryPolicy | None = None,
@@ -117,6 +137,10 @@ class Client:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.bucket = bucket or LeakyBucket.for_plan(plan, sleep=sleep)
+        self.bucket_on = True
+        self._learn_limits = bucket is None
+        self._answered = False
+        self.on_pause: PauseListener | None = None
         self.ledger = ledger or MethodLedger()
         self.stats = ClientStats()
         self._sleep = sleep
@@ -287,7 +311,7 @@ class Client:
         redirects = 0
         while True:
             self._respect_ledger(ledger_methods, method)
-            waited = self.bucket.acquire()
+            waited = self.bucket.acquire(on_wait=self._announce_bucket) if self.bucket_on else 0.0
             if waited:
                 self.stats.add(waited_seconds=waited)
             signed, token = self.auth.sign(body)
@@ -302,6 +326,7 @@ class Client:
                 redirects += 1
                 continue
             if isinstance(outcome, tuple):
+                self._learn_plan(outcome[0])
                 return outcome
             error = outcome.error
             if isinstance(error, TokenExpired) and self.auth.can_refresh and not refreshed:
@@ -325,6 +350,8 @@ class Client:
             log.info("%s: retry %d after %s in %.2fs", method, retries, error.code or "error", delay)
             self.stats.add(retries=1)
             if outcome.retry_after is None and delay > 0:
+                reason = "the request-rate limit" if isinstance(error, QueryLimit) else "a failed answer"
+                self._announce(f"{reason} ({error.code or 'error'} on {method}), then retrying", delay)
                 self.stats.add(backoff_seconds=delay)
                 self._sleep(delay)
                 slept += delay
@@ -349,8 +376,36 @@ class Client:
                                      f"{pause:.0f}s, longer than max_limit_wait", None, method,
                                      reset_at=self.ledger.now() + pause)
         log.info("%s: pausing %.1fs before the portal's operating-time limit", method, pause)
+        self._announce(f"the operating-time limit of {method} (the portal's 10-minute budget per method)",
+                       pause)
         self.stats.add(waited_seconds=pause)
         self._sleep(pause)
+
+    def _announce(self, limit: str, seconds: float) -> None:
+        """Tell the user about a pause long enough to look like a hang: which limit, how long."""
+        if seconds < ANNOUNCE_PAUSES_FROM:
+            return
+        line = f"waiting {seconds:.0f} s for {limit}"
+        if self.on_pause is not None:
+            self.on_pause(line)
+        else:
+            log.warning("%s", line)
+
+    def _announce_bucket(self, seconds: float) -> None:
+        self._announce(f"the request-rate limit ({self.plan} plan, {self.bucket.capacity:g} requests, "
+                       f"{self.bucket.drain:g} per second)", seconds)
+
+    def _learn_plan(self, payload: dict[str, Any]) -> None:
+        """Switch the bucket mirror off when the first timed answer shows the portal runs no limiter."""
+        self._answered = True
+        timing = payload.get("time")
+        if not self._learn_limits or not isinstance(timing, dict):
+            return
+        self._learn_limits = False
+        if "operating" not in timing and "operating_reset_at" not in timing:
+            log.info("the portal reports no operating-time limiter (self-hosted, or an emulator without "
+                     "limits): client-side rate limiting is off until the portal answers 503")
+            self.bucket_on = False
 
     def _limit_reset(self, method: str) -> float:
         reset = self.ledger.reset_at(method)
@@ -370,10 +425,17 @@ class Client:
             self.stats.count(method, None)
             sent = request_was_sent(exc)
             log.debug("%s -> %s (%s)", method, type(exc).__name__, "maybe sent" if sent else "not sent")
+            failed = connect_failure(exc)
+            if failed is not None:  # never answered yet: a wrong URL or a stopped portal, fail at once
+                host = urlsplit(self.auth.base_url).netloc.rsplit("@", 1)[-1]
+                detail = redact(failed[1], self.auth.secrets())
+                gone = PortalUnreachable(host, failed[0], detail, method)
+                return _Failure(gone, retryable=self._answered, maybe_executed=sent, unreachable=True)
             text = redact(str(exc), self.auth.secrets())
             error = TransportError("TRANSPORT", f"{type(exc).__name__}: {text}", None, method)
             return _Failure(error, retryable=True, maybe_executed=sent)
         status = response.status_code
+        self._answered = True
         self.stats.count(method, status)
         log.debug("%s -> HTTP %s in %.3fs", method, status, self._clock() - started)
         if status in REDIRECTS and response.headers.get("Location"):
@@ -396,6 +458,7 @@ class Client:
         if code in FINAL_5XX_CODES:  # blocked or deleted portal: waiting a few seconds changes nothing
             return _Failure(error, retryable=False)
         if status == 503 or isinstance(error, QueryLimit):
+            self.bucket_on, self._learn_limits = True, False
             self.bucket.saturate()
             return _Failure(error, retryable=True)
         if status == 429 or isinstance(error, OperationTimeLimit):

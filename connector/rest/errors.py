@@ -74,6 +74,26 @@ class UnexpectedAnswer(TransportError):
     """The portal answered JSON of the wrong shape: a missing or mistyped key, a bad id, a repeated page."""
 
 
+class PortalUnreachable(TransportError):
+    """The portal could not be reached at all: the connection was refused, or the host is unreachable.
+
+    `host` is the portal's `host[:port]` and `reason` is "refused" or "unreachable"; the request was
+    never sent, so nothing can have changed on the portal.
+    """
+
+    def __init__(self, host: str, reason: str, detail: str = "", method: str | None = None) -> None:
+        self.host = host
+        self.reason = reason
+        self.detail = detail
+        super().__init__("TRANSPORT", detail, None, method)
+
+    def _message(self) -> str:
+        said = "connection refused" if self.reason == "refused" else "host unreachable"
+        detail = f" ({self.detail})" if self.detail else ""
+        calling = f" (calling {self.method})" if self.method else ""
+        return f"cannot reach the portal {self.host}{calling}: {said}{detail}"
+
+
 class OutcomeUnknown(B24Error):
     """A write may have reached the portal but its answer was lost; it was not re-sent.
 

@@ -73,10 +73,15 @@ class LeakyBucket:
             self._level += 1.0
             return max(0.0, (self._level - (self.capacity - self.headroom)) / self.drain)
 
-    def acquire(self) -> float:
-        """Take one slot and sleep until it is safe to send; returns the seconds waited."""
+    def acquire(self, on_wait: Callable[[float], None] | None = None) -> float:
+        """Take one slot and sleep until it is safe to send; returns the seconds waited.
+
+        `on_wait(seconds)` is told before a wait starts (the client announces long pauses).
+        """
         wait = self.reserve()
         if wait > 0:
+            if on_wait is not None:
+                on_wait(wait)
             self._sleep(wait)
         return wait
 

@@ -8,12 +8,13 @@ portal and whose answer was lost is never re-sent: the caller gets `OutcomeUnkno
 
 from __future__ import annotations
 
+import errno
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 READ_SUFFIXES = (".get", ".list", ".fields")
 READ_METHODS = frozenset({
@@ -63,3 +64,51 @@ def request_was_sent(exc: requests.RequestException) -> bool:
         if isinstance(reason, NewConnectionError | ConnectTimeoutError):
             return False
     return True
+
+
+_UNREACHABLE_ERRNOS = {
+    errno.ENETUNREACH: "no route to the network", errno.EHOSTUNREACH: "no route to the host",
+    errno.EHOSTDOWN: "the host is down", errno.ETIMEDOUT: "the connection timed out",
+}
+
+
+def connect_failure(exc: requests.RequestException) -> tuple[str, str] | None:
+    """("refused" | "unreachable", detail) when no connection to the portal could be made, else None.
+
+    TLS failures count as unreachable: no request was sent and retrying will not help.
+    """
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "unreachable", f"TLS failed: {_innermost(exc)}"
+    if isinstance(exc, requests.ConnectTimeout):
+        return "unreachable", "no answer to the connection attempt"
+    if not isinstance(exc, requests.ConnectionError) or request_was_sent(exc):
+        return None
+    chain = _chain(exc)
+    if any(isinstance(e, NameResolutionError) for e in chain):
+        return "unreachable", "the host name does not resolve"
+    for e in chain:
+        if isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == errno.ECONNREFUSED:
+            return "refused", "nothing listens on that port"
+        if getattr(e, "errno", None) in _UNREACHABLE_ERRNOS:
+            return "unreachable", _UNREACHABLE_ERRNOS[e.errno]  # type: ignore[index]
+    if "refused" in str(exc).lower():
+        return "refused", "nothing listens on that port"
+    return "unreachable", _innermost(exc)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception, its args that are exceptions, their reasons and causes (urllib3 nests them)."""
+    seen: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        todo += [*item.args, getattr(item, "reason", None), item.__cause__, item.__context__]
+    return seen
+
+
+def _innermost(exc: BaseException) -> str:
+    last = _chain(exc)[-1]
+    return f"{type(last).__name__}: {last}"[:200]

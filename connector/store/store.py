@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -9,6 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -43,6 +45,27 @@ def _connect(path: str) -> sqlite3.Connection:
             time.sleep(0.05)
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def open_readonly(path: str | Path) -> sqlite3.Connection:
+    """A connection that only reads the store file; it works on a read-only file in a read-only folder.
+
+    SQLite needs a store's `-shm` file even to read it in WAL mode, and cannot create one in a folder
+    it may not write ("attempt to write a readonly database"). Then, when no `-wal` file holds
+    unmerged writes, the file is opened `immutable` (https://sqlite.org/uri.html#uriimmutable).
+    """
+    resolved = Path(path).resolve()
+    base = f"file:{quote(str(resolved))}"
+    conn = sqlite3.connect(f"{base}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        wal = Path(f"{resolved}-wal")
+        if os.access(resolved.parent, os.W_OK) or (wal.exists() and wal.stat().st_size > 0):
+            raise
+    return sqlite3.connect(f"{base}?immutable=1", uri=True, check_same_thread=False)
 
 
 class Store:
