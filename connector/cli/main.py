@@ -41,7 +41,7 @@ __all__ = ["EXIT_BUG", "EXIT_ERROR", "EXIT_FAILED_ROWS", "EXIT_INTERRUPTED", "EX
            "UsageError", "app", "main"]
 
 AREAS = ("emulator_cmd", "template_cmd", "deploy_cmd", "sync_cmd", "report_cmd", "jobs_cmd", "demo_cmd",
-         "doctor_cmd")
+         "doctor_cmd", "init_cmd")
 
 # Help shows what to type, not Python types ("--portal NAME|URL", not "--portal <str>").
 METAVARS = {
@@ -321,9 +321,6 @@ def call_command(
             out[extra] = getattr(response, extra)
     data = out if json_mode(ctx) else response.result
     stdout.out(json.dumps(data, ensure_ascii=False, indent=2, default=str), highlight=False)
-
-
-AREAS += ("init_cmd",)  # `init` and `portal add`
 
 
 def _register_areas() -> None:
