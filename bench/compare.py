@@ -10,8 +10,10 @@ One run, for N = 10,000 and 100,000 items of the shipped `car` process:
   `get_all`, b24pysdk `call_list_fast` and `as_list_fast`; every peer with its documented defaults
   (b24pysdk builds `https://` URLs: the bench points its URL builder at the loopback `http://`);
 - reports HTTP requests, COUNT calls (list calls without start=-1: server-behaviour.md §1, the server
-  counts), 503s and 429s, wall time, peak RSS, and the emulator's simulated server seconds (the sum
-  of `time.duration` of direct calls and of `result_time` entries of batches);
+  counts), 503s, 429s and requests the portal dropped, batch commands refused (by error code), wall
+  time, the reader's CPU seconds and peak RSS (`VmHWM`), the portal process's CPU seconds, and the
+  emulator's simulated server seconds (the sum of `time.duration` of direct calls and of
+  `result_time` entries of batches);
 - then an incremental b24sync sync of k = 100 portal edits at the largest N, beside what a stateless
   peer must do instead (a full re-read, measured above), and a COUNT probe (one page with and one
   without COUNT) for the decision in docs/PERFORMANCE.md.
@@ -30,6 +32,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -60,6 +63,7 @@ class CountingProxy:
         parts = urlsplit(upstream)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.exchanges: list[tuple[str, str, bytes, int, bytes]] = []
+        self.dropped: list[str] = []  # requests the portal answered with no response at all
         self.lock = threading.Lock()
         proxy = self
 
@@ -78,7 +82,13 @@ class CountingProxy:
             def forward(self, verb: str) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 ctype = self.headers.get("Content-Type", "")
-                status, headers, answer = proxy.send(verb, self.path, body, ctype)
+                try:
+                    status, headers, answer = proxy.send(verb, self.path, body, ctype)
+                except (OSError, http.client.HTTPException) as exc:  # the portal dropped the connection
+                    with proxy.lock:
+                        proxy.dropped.append(type(exc).__name__)
+                    self.close_connection = True
+                    return
                 self.send_response(status)
                 for name, value in headers:
                     if name.lower() in ("content-type", "retry-after"):
@@ -91,6 +101,7 @@ class CountingProxy:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.server.handle_error = lambda request, address: None  # a client that hung up: not our figure
         self.local = threading.local()
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -119,7 +130,8 @@ class CountingProxy:
 
     def figures(self) -> dict[str, Any]:
         """HTTP requests, COUNT calls, 503s, 429s and simulated server seconds of what went through."""
-        out = {"http_requests": 0, "count_calls": 0, "http_503": 0, "http_429": 0, "server_seconds": 0.0}
+        out = {"http_requests": len(self.dropped), "count_calls": 0, "http_503": 0, "http_429": 0,
+               "dropped": len(self.dropped), "batch_errors": {}, "server_seconds": 0.0}
         for path, ctype, body, status, answer in self.exchanges:
             out["http_requests"] += 1
             out["http_503"] += status == 503
@@ -127,6 +139,8 @@ class CountingProxy:
             method = path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".json").lower()
             params = decode_params(body, ctype)
             if method == "batch":
+                for code in batch_error_codes(answer):
+                    out["batch_errors"][code] = out["batch_errors"].get(code, 0) + 1
                 for command in batch_commands(params):
                     name, _, query = command.partition("?")
                     out["count_calls"] += counts(name, {k: v[-1] for k, v in parse_qs(query).items()})
@@ -167,6 +181,17 @@ def counts(method: str, params: dict[str, Any]) -> int:
         return 0 if int(str(params.get("start", 0))) == -1 else 1
     except ValueError:
         return 1
+
+
+def batch_error_codes(answer: bytes) -> list[str]:
+    """Error codes of a batch's failed commands (`result_error`), e.g. OPERATION_TIME_LIMIT."""
+    try:
+        inner = json.loads(answer).get("result")
+    except (ValueError, AttributeError):
+        return []
+    errors = inner.get("result_error") if isinstance(inner, dict) else None
+    values = errors.values() if isinstance(errors, dict) else errors or []
+    return [str(e.get("error")) for e in values if isinstance(e, dict)]
 
 
 def simulated_seconds(method: str, answer: bytes) -> float:
@@ -235,6 +260,11 @@ class Portal:
         self.url = line
         parts = urlsplit(line)
         self.origin, self.path = f"http://{parts.netloc}", parts.path
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the portal process has used so far (user + system)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -318,22 +348,31 @@ def measure(case: str, state: Path, info: dict[str, Any], workdir: Path, store: 
         if before is not None:
             before(portal)
         proxy = CountingProxy(portal.origin)
+        portal_cpu = portal.cpu_seconds()  # after loading the state file
         try:
             args = [sys.executable, __file__, "--case", case, "--url", proxy.url(portal.path), "--etid",
                     str(info["etid"]), "--select", json.dumps(info["select"]), "--store", str(store)]
             try:
                 done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
                 lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
-                result = json.loads(lines[-1]) if lines else {
-                    "error": (done.stderr.strip().splitlines() or ["no output"])[-1][:200]}
+                result = json.loads(lines[-1]) if lines else {"error": failure(done.stderr)}
             except subprocess.TimeoutExpired:
                 result = {"error": f"stopped after {timeout:g} s"}
             load = round(os.getloadavg()[0], 2)
-            return {"case": case, **result, **proxy.figures(), "load_average_1m": load}
+            portal_cpu = round(portal.cpu_seconds() - portal_cpu, 2)
+            return {"case": case, **result, **proxy.figures(), "portal_cpu_seconds": portal_cpu,
+                    "load_average_1m": load}
         finally:
             proxy.stop()
     finally:
         portal.stop()
+
+
+def failure(stderr: str) -> str:
+    """The exceptions of a failed case, cause first: `ServerError <- RuntimeError: ...`."""
+    found = [line.strip() for line in stderr.splitlines()
+             if re.match(r"^[A-Za-z_.]*(Error|Exception|Exhausted)\b", line.strip())]
+    return " <- ".join(dict.fromkeys(found))[:300] or "no output"
 
 
 def edit_items(info: dict[str, Any], k: int) -> Any:
@@ -375,16 +414,23 @@ def count_probe(state: Path, info: dict[str, Any], workdir: Path) -> dict[str, A
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| case | N | rows | HTTP requests | COUNT calls | 503s | 429s | wall s | items/s | CPU s "
-            "| peak RSS MB | simulated server s | load avg |")
+    head = ("| case | N | rows | HTTP requests | COUNT calls | 503s / 429s / dropped | wall s | items/s "
+            "| client CPU s | portal CPU s | peak RSS MB | simulated server s | load avg |")
     lines = [head, "|" + "---|" * 13]
+    notes: list[str] = []
     for r in rows:
         rate = round(r["rows"] / r["seconds"]) if r.get("seconds") and r.get("rows") else "-"
-        wall = r.get("seconds", r.get("error", "-"))
+        wall = r.get("seconds", "failed")
+        refused = f"{r['http_503']} / {r['http_429']} / {r['dropped']}"
         lines.append(f"| {r['case']} | {r['n']:,} | {r.get('rows', '-')} | {r['http_requests']} | "
-                     f"{r['count_calls']} | {r['http_503']} | {r['http_429']} | {wall} | {rate} | "
-                     f"{r.get('cpu_seconds', '-')} | {r.get('peak_rss_mb', '-')} | {r['server_seconds']} | "
+                     f"{r['count_calls']} | {refused} | {wall} | {rate} | {r.get('cpu_seconds', '-')} | "
+                     f"{r['portal_cpu_seconds']} | {r.get('peak_rss_mb', '-')} | {r['server_seconds']} | "
                      f"{r['load_average_1m']} |")
+        if r.get("batch_errors"):
+            notes.append(f"{r['case']} at N={r['n']:,}: failed batch commands {r['batch_errors']}")
+        if r.get("error"):
+            notes.append(f"{r['case']} at N={r['n']:,}: {r['error']}")
+    lines += [f"- {note}" for note in notes]
     return "\n".join(lines)
 
 
