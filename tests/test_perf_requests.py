@@ -130,3 +130,34 @@ def test_map_discovery_is_counted_apart_and_only_when_maps_are_not_cached(portal
     assert portal.map_requests == 3  # types, fields, stages: read once and cached
     portal.sync()
     assert portal.map_requests == 3
+
+
+def test_a_pull_that_fails_midway_keeps_the_old_cursor_and_the_chunks_it_committed(
+    portal: Portal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fetch thread's error reaches the sync; whole chunks already written stay, the cursor does
+    not move (it advances only with the last chunk), and the next sync completes the pull."""
+    from connector.rest.errors import TransportError
+    from connector.sync import pull
+
+    monkeypatch.setattr(pull, "CHUNK", 1000)
+    portal.seed(6000)
+    real_batch = portal.client.batch
+    calls = {"n": 0}
+
+    def failing(commands: Any, *args: Any, **kwargs: Any) -> Any:
+        calls["n"] += any(method == "crm.item.list" for method, _ in commands.values())
+        if calls["n"] == 2:  # items 2,501..: chunks 1-1,000 and 1,001-2,000 are written by then
+            raise TransportError("HTTP_502", "bad gateway", 502, "batch")
+        return real_batch(commands, *args, **kwargs)
+
+    monkeypatch.setattr(portal.client, "batch", failing)
+    with pytest.raises(TransportError, match="bad gateway"):
+        portal.sync()
+    assert portal.store.cursor_get("perf", "car") is None
+    assert len(local_rows(portal.db, "car")) == 2000
+    monkeypatch.setattr(portal.client, "batch", real_batch)
+    report, _ = portal.sync()
+    assert report.pulled == 4000 and report.failures == []
+    assert len(local_rows(portal.db, "car")) == 6000
+    assert portal.store.cursor_get("perf", "car")
