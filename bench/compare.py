@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -131,7 +132,8 @@ class CountingProxy:
     def figures(self) -> dict[str, Any]:
         """HTTP requests, COUNT calls, 503s, 429s and simulated server seconds of what went through."""
         out = {"http_requests": len(self.dropped), "count_calls": 0, "http_503": 0, "http_429": 0,
-               "dropped": len(self.dropped), "batch_errors": {}, "server_seconds": 0.0}
+               "dropped": len(self.dropped), "dropped_by": dict(Counter(self.dropped)), "batch_errors": {},
+               "server_seconds": 0.0}
         for path, ctype, body, status, answer in self.exchanges:
             out["http_requests"] += 1
             out["http_503"] += status == 503
