@@ -111,19 +111,25 @@ class CountingProxy:
         return f"http://127.0.0.1:{self.server.server_address[1]}{webhook_path}"
 
     def send(self, verb: str, path: str, body: bytes, ctype: str) -> tuple[int, list[tuple[str, str]], bytes]:
-        conn = getattr(self.local, "conn", None)
-        if conn is None:
-            conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=600)
+        """One exchange with the portal. A connection it resets is opened again (up to 5 tries): the
+        emulator's server keeps socketserver's accept backlog of 5, which a portal's front end does not
+        have, so a peer opening 50 connections at once would otherwise see resets no portal gives."""
         headers = {"Content-Type": ctype} if ctype else {}
-        try:
-            conn.request(verb, path, body=body, headers=headers)
-            resp = conn.getresponse()
-        except (ConnectionError, http.client.HTTPException):
-            conn.close()
-            conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=600)
-            conn.request(verb, path, body=body, headers=headers)
-            resp = conn.getresponse()
-        return resp.status, resp.getheaders(), resp.read()
+        for attempt in range(5):
+            conn = getattr(self.local, "conn", None)
+            if conn is None:
+                conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=600)
+            try:
+                conn.request(verb, path, body=body, headers=headers)
+                resp = conn.getresponse()
+                return resp.status, resp.getheaders(), resp.read()
+            except (ConnectionError, http.client.HTTPException):
+                conn.close()
+                self.local.conn = None
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         self.server.shutdown()
