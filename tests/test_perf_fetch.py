@@ -98,7 +98,8 @@ def test_an_error_on_the_thread_reaches_the_caller_after_the_chunks_before_it(
 
     monkeypatch.setattr(client, "batch", failing_batch)
     got: list[int] = []
-    with pytest.raises(TransportError, match="bad gateway"), ItemStream(client, pmap, {}, chunk=1000) as stream:
+    stream = ItemStream(client, pmap, {}, chunk=1000)
+    with pytest.raises(TransportError, match="bad gateway"), stream:
         for chunk in stream:
             got.extend(int(i["id"]) for i in chunk.items)
     assert got == list(range(1, 2001))  # the 2,500 of the first request, whole chunks only
