@@ -148,3 +148,13 @@ def test_over_a_real_loopback_socket(emu: Emulator) -> None:
         assert stream.seen_ids == set(range(1, 2601))
         assert stream._thread.name not in names  # fetched on its own thread
         assert client.stats.requests == 2
+
+
+def test_a_thread_that_ends_without_its_items_is_an_error_not_a_hang(
+    emu: Emulator, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pmap = smart_process(emu, 10)
+    monkeypatch.setattr(ItemStream, "_produce", lambda self: None)
+    with pytest.raises(RuntimeError, match="fetch thread ended without handing over all items"), \
+            ItemStream(Client.from_webhook(url), pmap, {}) as stream:
+        list(stream)

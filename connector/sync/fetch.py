@@ -122,7 +122,12 @@ class ItemStream:
 
     def __iter__(self) -> Iterator[Chunk]:
         while not self._done:
-            got = self._queue.get()
+            try:
+                got = self._queue.get(timeout=_POLL)
+            except queue.Empty:
+                if self._thread.is_alive() or not self._queue.empty():
+                    continue
+                raise RuntimeError("the fetch thread ended without handing over all items") from None
             if isinstance(got, _Failed):
                 self._done = True
                 raise got.error
