@@ -228,6 +228,7 @@ class Client:
                 part = self._send_batch({label: (m, resolve(p, earlier, keep=set(pending)))
                                          for label, (m, p) in pending.items()}, methods, halt)
                 merged.merge(part)
+                merged.time = merged.time or part.time  # the first answer's clock, as for one batch
                 pending.clear()
 
         for label, (method, params) in commands.items():
@@ -247,6 +248,7 @@ class Client:
                     return merged
                 continue
             merged.results[label] = response.result
+            merged.time = merged.time or response.time
             if response.total is not None:
                 merged.totals[label] = response.total
             if response.next is not None:

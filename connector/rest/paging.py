@@ -18,7 +18,7 @@ params; should a portal page them anyway (a `next` in the answer), `start=next` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from connector.constants import BATCH_MAX, PAGE_SIZE
@@ -52,8 +52,14 @@ def default_rows_key(method: str) -> str | None:
 
 
 def iter_list_pages(client: Client, method: str, params: Mapping[str, Any] | None, rows_key: str | None,
-                    id_key: str | None, pages_per_request: int) -> Iterator[Any]:
-    """The generator behind `Client.iter_list`."""
+                    id_key: str | None, pages_per_request: int, *, batch_first: bool = False,
+                    on_time: Callable[[dict[str, Any]], None] | None = None) -> Iterator[Any]:
+    """The generator behind `Client.iter_list`.
+
+    `batch_first`: the first request is already a chained batch (a scan expected to be long, or one
+    that must cost a single request up to 2,500 rows). `on_time`: called with each response's `time`
+    object (for a batch, the outer request's) before that response's rows are yielded.
+    """
     if not 1 <= pages_per_request <= BATCH_MAX:
         raise ValueError(f"pages_per_request must be 1..{BATCH_MAX}; got {pages_per_request}")
     key = default_rows_key(method) if rows_key == "auto" else rows_key
@@ -64,10 +70,13 @@ def iter_list_pages(client: Client, method: str, params: Mapping[str, Any] | Non
     base = _scan_params(method, dict(params or {}), ident)
     caller_filter = base.pop("filter", None) or {}
     last: Any = 0
-    pages = 1
+    pages = pages_per_request if batch_first else 1
     while True:
         if pages == 1:
-            rows = page_rows(client.call(method, _page(base, caller_filter, ident, last)).result, key, method)
+            answer = client.call(method, _page(base, caller_filter, ident, last))
+            if on_time is not None:
+                on_time(answer.time)
+            rows = page_rows(answer.result, key, method)
             check_page_ids(rows, ident, method, "p0")
             _check_continues(rows, ident, last, method, "p0")
             yield from rows
@@ -81,6 +90,8 @@ def iter_list_pages(client: Client, method: str, params: Mapping[str, Any] | Non
             after = last if index == 0 else _reference(f"p{index - 1}", key, ident)
             commands[f"p{index}"] = (method, _page(base, caller_filter, ident, after))
         batch = client.batch(commands, halt=True)
+        if on_time is not None:
+            on_time(batch.time)
         for index in range(pages):
             label = f"p{index}"
             if label in batch.errors:

@@ -196,9 +196,12 @@ def refresh_open_conflicts(store: Any, pmap: ProcessMap) -> None:
                 )
 
 
-def reconcile_ids(client: Any, store: Any, pmap: ProcessMap, figures: ProcessFigures) -> None:
-    """Compare the full id set (ids only, 2,500 per request) and tombstone what the portal lost."""
-    remote = {int(i["id"]) for i in list_items(client, pmap, select=["id"])}
+def reconcile_ids(
+    client: Any, store: Any, pmap: ProcessMap, figures: ProcessFigures, seen: set[int] | None = None
+) -> None:
+    """Compare the full id set and tombstone what the portal lost: `seen` are the ids a full pull just
+    read (no request); without them the ids are scanned (ids only, 2,500 per request)."""
+    remote = seen if seen is not None else {int(i["id"]) for i in list_items(client, pmap, select=["id"])}
     local = [
         r[0]
         for r in store.conn.execute(f"SELECT id FROM {q(pmap.code)} WHERE id IS NOT NULL AND deleted = 0")
@@ -323,10 +326,11 @@ def sync(
 
             return refresh
 
+        seen: dict[str, set[int] | None] = {}  # ids each full pull read (reused by the reconcile)
         if pull:
             for t in selected:
                 pol = (policies or {}).get(t.code, policy)
-                Puller(
+                puller = Puller(
                     store,
                     client,
                     maps[t.code],
@@ -338,7 +342,9 @@ def sync(
                     progress=step(t.code),
                     refresh=refresher(t),
                     warnings=report.warnings,
-                ).run(full=full, overlap=overlap)
+                )
+                puller.run(full=full, overlap=overlap)
+                seen[t.code] = puller.seen_ids
             for t in selected:
                 refresh_open_conflicts(store, maps[t.code])
             if client.is_app:
@@ -347,7 +353,7 @@ def sync(
                 )
             if full:
                 for t in selected:
-                    reconcile_ids(client, store, maps[t.code], report.processes[t.code])
+                    reconcile_ids(client, store, maps[t.code], report.processes[t.code], seen.get(t.code))
         if push:
 
             def key_to_id(target: str, key: str) -> int | None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,12 +17,11 @@ from connector.crm.items import (
     ItemTranslator,
     ProcessMap,
     TranslationError,
-    first_page,
-    list_items,
     option_marker,
 )
 from connector.store import BULK_NULL, new_key, new_keys
 from connector.sync.conflicts import diff, settle
+from connector.sync.fetch import ItemStream
 from connector.sync.report import FailedRow, ProcessFigures
 
 Translated = tuple[dict[int, list[Any]], dict[int, str], list[tuple[dict[str, Any], Exception]]]
@@ -103,6 +101,7 @@ class Puller:
         self.open_conflicts = {c.key: c for c in store.list_conflicts(self.tbl, "open")}
         self.clock_offset = 0.0  # portal clock minus local clock, seconds (estimated on each run)
         self.failed_since: datetime | None = None  # updatedTime of the oldest item that failed to translate
+        self.seen_ids: set[int] | None = None  # ids read by a full pull
 
     def _use(self, tr: ItemTranslator) -> None:
         """Translate with `tr`: new rows are inserted as its value lists, cut to the table's columns."""
@@ -116,17 +115,15 @@ class Puller:
         """Pull everything changed since the cursor (or everything when full / first run)."""
         cursor = None if full else self.store.cursor_get(self.portal, self.tbl)
         flt = since_filter(cursor, overlap)
-        before = time.time()
-        page, server = first_page(self.client, self.pmap, filter=flt)
-        self.clock_offset = clock_offset(server.get("date_start"), (before + time.time()) / 2)
-        new_cursor = str(server.get("date_start") or "") or None
-        buffer: list[dict[str, Any]] = []
-        for item in self._items(page, flt):
-            buffer.append(item)
-            if len(buffer) >= CHUNK:
-                self._apply(buffer, None)
-                buffer = []
-        self._apply(buffer, new_cursor)
+        # fetched on a thread while the chunks are written (connector/sync/fetch.py); the cursor is the
+        # first answer's server time and advances in the transaction that commits the last chunk
+        with ItemStream(self.client, self.pmap, flt, chunk=CHUNK, collect_ids=full) as stream:
+            server, local = stream.first_response()
+            self.clock_offset = clock_offset(server.get("date_start"), local)
+            new_cursor = str(server.get("date_start") or "") or None
+            for chunk in stream:
+                self._apply(chunk.items, new_cursor if chunk.last else None)
+        self.seen_ids = stream.seen_ids  # every live id, after a full pull (the deletion reconcile)
         self._warn_unknown_options()
 
     def _warn_unknown_options(self) -> None:
@@ -182,12 +179,6 @@ class Puller:
         except ValueError:
             return cursor
         return self.failed_since.isoformat() if at.tzinfo and self.failed_since < at else cursor
-
-    def _items(self, page: list[dict[str, Any]], flt: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        yield from page
-        if len(page) >= 50:
-            last = max(int(i["id"]) for i in page)
-            yield from list_items(self.client, self.pmap, filter={**flt, ">=id": last + 1})
 
     # ---- one chunk, one transaction ----
 
