@@ -339,21 +339,22 @@ def portal(tmp_path: Path) -> Iterator[tuple[Emulator, Any, int]]:
 
 
 SYNC_FAULTS = [
-    # (fault kind, method it hits, error class, code, words); a chained page's error names its own method
-    ("truncate", "crm.item.list", TransportError, "TRUNCATED", "ends early"),
-    ("notjson", "crm.item.list", TransportError, "BAD_BODY", "not JSON"),
-    ("html", "crm.item.list", TransportError, "HTML", "HTML page"),
-    ("result_string", "crm.item.list", UnexpectedAnswer, "BAD_PAGE", "got a string"),
+    # (fault kind, method the error names, error class, code, words). The pull reads through chained
+    # batches from its first request on, so every fault hits `batch`: a broken body names `batch`, a
+    # broken page inside it names its own method.
+    ("truncate", "batch", TransportError, "TRUNCATED", "ends early"),
+    ("notjson", "batch", TransportError, "BAD_BODY", "not JSON"),
+    ("html", "batch", TransportError, "HTML", "HTML page"),
+    ("result_string", "batch", UnexpectedAnswer, "BAD_SHAPE", "result is a string"),
     ("items_missing", "crm.item.list", UnexpectedAnswer, "BAD_PAGE", "expected rows in result.items"),
     ("ids_string", "crm.item.list", UnexpectedAnswer, "BAD_ID", "(a string)"),
     ("ids_float", "crm.item.list", UnexpectedAnswer, "BAD_ID", "(a number)"),
     ("unknown_stage", "crm.item.list", UnexpectedAnswer, "BAD_STAGE", "'DT1_999:GHOST'"),
     ("nulls", "crm.item.list", UnexpectedAnswer, "BAD_ID", "id=None"),
     ("dup_ids", "crm.item.list", UnexpectedAnswer, "DUPLICATE_ID", "appears twice"),
-    ("dup_ids", "batch", UnexpectedAnswer, "DUPLICATE_ID", "appears twice"),
-    ("repeat_page", "batch", UnexpectedAnswer, "BROKEN_CHAIN", "the portal ignored the >id filter"),
-    ("huge", "crm.item.list", TransportError, "BODY_TOO_LARGE", "limit (max_body)"),
-    ("hang", "crm.item.list", TransportError, "TRANSPORT", "Read timed out"),
+    ("repeat_page", "crm.item.list", UnexpectedAnswer, "BROKEN_CHAIN", "the portal ignored the >id filter"),
+    ("huge", "batch", TransportError, "BODY_TOO_LARGE", "limit (max_body)"),
+    ("hang", "batch", TransportError, "TRANSPORT", "Read timed out"),
 ]
 
 
@@ -364,7 +365,7 @@ def test_a_sync_meeting_a_broken_answer_changes_nothing_and_the_next_run_catches
     portal, tmp_path, kind, method, error, code, words
 ):
     emu, server, etid = portal
-    for n in range(160):  # > 150: the pull reads two plain pages, then chained pages in a batch
+    for n in range(160):  # > 150 items: more than three chained pages
         emu.call("crm.item.add", {"entityTypeId": etid, "fields": {"title": f"car {n}"}})
     store = Store.open(tmp_path / "s.db")
     hook = server.webhook_url
@@ -386,10 +387,10 @@ def test_a_sync_meeting_a_broken_answer_changes_nothing_and_the_next_run_catches
         emu.call("crm.item.update", {"entityTypeId": etid, "id": n + 1, "fields": {"title": f"edited {n}"}})
     before = snapshot(tmp_path / "s.db")
     cursor = store.cursor_get("p", "car")
-    emu.faults.inject_next(kind, method, n=QUICK.max_attempts, delay=1.0, size=50 * 1024 * 1024)
+    emu.faults.inject_next(kind, "batch", n=QUICK.max_attempts, delay=1.0, size=50 * 1024 * 1024)
     with pytest.raises(error) as info:
         run()
-    assert info.value.code == code and info.value.method == "crm.item.list" and words in str(info.value)
+    assert info.value.code == code and info.value.method == method and words in str(info.value)
     assert snapshot(tmp_path / "s.db") == before and store.cursor_get("p", "car") == cursor
     emu.faults.clear()
     report = run()

@@ -28,6 +28,7 @@ from typing import Any
 
 from connector.constants import BATCH_MAX
 from connector.crm.items import ProcessMap
+from connector.crm.items import check_item_stage
 from connector.rest.paging import iter_list_pages
 
 CHUNK = 5_000  # items per chunk handed to the writer (one transaction each in the pull)
@@ -156,6 +157,7 @@ class ItemStream:
                 if len(buffer) >= self.chunk:  # full, and more follow: not the last chunk
                     self._put(Chunk(buffer, last=False))
                     buffer = []
+                check_item_stage(item, self.pmap, "crm.item.list")
                 buffer.append(item)
                 if ids is not None:
                     ids.add(_item_id(item))
