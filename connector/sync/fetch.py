@@ -27,8 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from connector.constants import BATCH_MAX
-from connector.crm.items import ProcessMap
-from connector.crm.items import check_item_stage
+from connector.crm.items import ProcessMap, check_item_stage
 from connector.rest.paging import iter_list_pages
 
 CHUNK = 5_000  # items per chunk handed to the writer (one transaction each in the pull)
