@@ -126,8 +126,11 @@ def _columns(
         build_query(conn, type_code, columns=wanted)  # unknown names: an error listing the valid ones
         by_code = {c.code: c for c in every}
         chosen = [by_code[name] for name in dict.fromkeys(wanted)]
-    elif fmt == "html":
-        chosen = [c for c in every if not c.technical]
+    elif fmt == "html":  # what a person reads first: id, title, funnel and stage; codes left out
+        readable = [c for c in every if not c.technical]
+        lead = ("id", "title", "funnel_name", "stage_name")
+        first = [c for name in lead for c in readable if c.code == name]
+        chosen = first + [c for c in readable if c not in first]
     else:
         chosen = every
     codes = {c.code for c in chosen}

@@ -170,8 +170,8 @@ h1{font-size:22px;margin:0 0 4px}.meta{color:#52606d;font-size:13px;margin:0 0 1
 table{border-collapse:separate;border-spacing:0;font-size:13px}
 th,td{border-right:1px solid #e4e7eb;border-bottom:1px solid #e4e7eb;padding:4px 8px;text-align:left;
 vertical-align:top;overflow-wrap:normal;word-break:normal;hyphens:manual}
-th{background:#e4e7eb;position:sticky;top:0;z-index:1;font-weight:600;min-width:4em}
-td{max-width:26em}td.n,td.d{white-space:nowrap;text-align:right;font-variant-numeric:tabular-nums}
+th{background:#e4e7eb;position:sticky;top:0;z-index:1;font-weight:600}
+td{max-width:26em;min-width:7em}td.n,td.d{white-space:nowrap;text-align:right;font-variant-numeric:tabular-nums}
 td.d{text-align:left}tr:nth-child(even) td{background:#f5f7fa}
 """
 _NUMERIC = {"integer", "number", "money", "percent"}
@@ -209,6 +209,12 @@ def _list_text(value: Any) -> Any:
     return value
 
 
+def _header_width(label: str) -> float:
+    """A header's minimum width in em: room for its longest word and at most two lines of text."""
+    longest = max((len(w) for w in label.split()), default=1)
+    return round(max(longest, min(len(label), 36) / 2) * 0.62 + 0.2, 1)
+
+
 def write_html(columns: Sequence[Column], rows: Rows, out: IO[bytes], opts: WriteOptions) -> int:
     """A self-contained page (inline CSS, no scripts, no external assets): labelled headers, a sticky
     header row, horizontal scrolling, values formatted for people."""
@@ -223,7 +229,9 @@ def write_html(columns: Sequence[Column], rows: Rows, out: IO[bytes], opts: Writ
         conv = show.money if currency_at is not None else _html_converter(c, show)
         cells.append((i, conv, css, currency_at))
     head = "".join(
-        f'<th scope="col" title="{esc(c.code)}">{esc(c.header(opts.headers))}</th>' for _i, c in shown
+        f'<th scope="col" title="{esc(c.code)}" style="min-width:{_header_width(c.header(opts.headers))}em">'
+        f"{esc(c.header(opts.headers))}</th>"
+        for _i, c in shown
     )
     lang = esc(show.lang)
     out.write((
