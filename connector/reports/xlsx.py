@@ -48,6 +48,8 @@ def text_cell(value: Any) -> str:
         text = _ILLEGAL.sub("", text)
     if "&" in text or "<" in text or ">" in text:
         text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if "\r" in text:  # a literal CR would be read back as LF (XML end-of-line handling)
+        text = text.replace("\r", "&#13;")
     return '<c t="inlineStr"><is><t xml:space="preserve">' + text + "</t></is></c>"
 
 
@@ -185,6 +187,8 @@ def text_column(values: list[Any]) -> Iterable[str] | ByteCells:
         return map(text_cell, values)
     if "&" in joined or "<" in joined or ">" in joined:
         joined = joined.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if "\r" in joined:  # a literal CR would be read back as LF (XML end-of-line handling)
+        joined = joined.replace("\r", "&#13;")
     wrapped = _OPEN + joined.replace("\x00", _CLOSE + "\x00" + _OPEN) + _CLOSE
     if type(None) in kinds:
         wrapped = wrapped.replace(_OPEN + _NONE_MARK + _CLOSE, EMPTY)
