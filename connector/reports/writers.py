@@ -13,7 +13,7 @@ import html
 import io
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import itemgetter
 from typing import IO, Any
 
@@ -98,7 +98,9 @@ def write_csv(columns: Sequence[Column], rows: Rows, out: IO[bytes], opts: Write
     text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
     text._CHUNK_SIZE = 1 << 16  # type: ignore[attr-defined]  # encode and write in 64 KiB pieces
     shown = [(i, c) for i, c in enumerate(columns) if not c.hidden]
-    converters = [(i, conv) for i, c in shown if (conv := _csv_converter(c, dialect, opts.display))]
+    # dates, numbers and yes/no as the dialect's spreadsheet reads them (Russian Excel: 25.11.2026)
+    show = replace(opts.display, lang="ru" if dialect == "excel-ru" else "en")
+    converters = [(i, conv) for i, c in shown if (conv := _csv_converter(c, dialect, show))]
     plain = not converters and not opts.formula_guard and len(shown) == len(columns)
     n = 0
     try:
