@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
@@ -52,18 +53,22 @@ def _people(ctx: typer.Context, portal: str | None, path: Path, type_code: str, 
     """User names and the portal's time zone when a portal is given and reachable; else empty."""
     from connector.reports import ReportError
     from connector.reports.people import PortalPeople, employee_ids, portal_people
+    from connector.rest.retry import RetryPolicy
 
     if portal is None or offline:
         return PortalPeople()
     main = _main()
     try:
         ids = employee_ids(path, type_code)
-        return portal_people(main.open_client(ctx, portal), ids)
+        client = main.open_client(ctx, portal)
+        client.retry = RetryPolicy(max_attempts=2, max_total=5.0)  # names are optional: do not wait long
+        return portal_people(client, ids)
     except ReportError:
         return PortalPeople()  # the export itself reports what is wrong with the store or process
     except Exception as exc:  # noqa: BLE001 — any failure to reach the portal only costs the names
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        main.stderr.print(f"warning: user names and time zone not read from portal {portal!r} ({reason}); "
+        reason = type(exc).__name__ if "://" in portal else (str(exc).splitlines() or [""])[0]
+        shown = urlsplit(portal).hostname if "://" in portal else portal  # never the webhook code
+        main.stderr.print(f"warning: user names and time zone not read from portal {shown!r} ({reason}); "
                           "employees show as #id, times in UTC unless --tz", markup=False, highlight=False)
         return PortalPeople()
 
