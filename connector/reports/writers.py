@@ -12,6 +12,7 @@ import csv
 import html
 import io
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
@@ -76,15 +77,48 @@ def _decimal_comma(value: Any) -> Any:
     return value
 
 
-def _guard_column(values: list[Any]) -> list[Any] | None:
-    """The column with formula-like text neutralised, or None when nothing needed it."""
+_FORMULA_LINE = re.compile("\n[=+\\-@\t\r]")  # a value starting like a formula, in a joined column
+_MEMO_LIMIT = 50_000
+
+
+def _guard_column(values: Sequence[Any]) -> Sequence[Any]:
+    """The column with formula-like text neutralised (the same column when nothing needed it).
+
+    A first pass over the joined column (C-level substring search) rules out almost every chunk;
+    only a chunk with a line that starts like a formula is checked value by value."""
+    kinds = set(map(type, values))
+    if str not in kinds:
+        return values
+    texts = filter(None, values) if kinds <= {str, type(None)} else map(str, values)  # all C-level
+    joined = "\n" + "\n".join(texts)
+    if not _FORMULA_LINE.search(joined):
+        return values
     hits = [i for i, v in enumerate(values) if v.__class__ is str and v[:1] in "=+-@\t\r" and v]
     if not hits:
-        return None
+        return values
     fixed = list(values)
     for i in hits:
         fixed[i] = neutralise(fixed[i])
     return fixed
+
+
+class _Memo:
+    """A converter that remembers its answers (exports repeat dates, amounts and user ids)."""
+
+    def __init__(self, convert: Callable[[Any], Any]) -> None:
+        self.convert = convert
+        self.seen: dict[Any, Any] = {None: None}
+
+    def column(self, values: Sequence[Any]) -> list[Any]:
+        seen = self.seen
+        if len(seen) > _MEMO_LIMIT:
+            seen.clear()
+            seen[None] = None
+        return [seen[v] if v in seen else self._miss(v) for v in values]
+
+    def _miss(self, value: Any) -> Any:
+        result = self.seen[value] = self.convert(value)
+        return result
 
 
 def write_csv(columns: Sequence[Column], rows: Rows, out: IO[bytes], opts: WriteOptions) -> int:
@@ -106,7 +140,7 @@ def write_csv(columns: Sequence[Column], rows: Rows, out: IO[bytes], opts: Write
     try:
         writer = csv.writer(text, delimiter=";" if dialect == "excel-ru" else ",", lineterminator="\r\n")
         writer.writerow([c.header(opts.headers) for _i, c in shown])
-        convert = dict(converters)
+        convert = {i: _Memo(conv) for i, conv in converters}
         for chunk in rows:
             writer.writerows(chunk if plain else _csv_chunk(chunk, shown, convert, opts.formula_guard))
             n += len(chunk)
@@ -117,19 +151,19 @@ def write_csv(columns: Sequence[Column], rows: Rows, out: IO[bytes], opts: Write
 
 
 def _csv_chunk(
-    chunk: Chunk, shown: list[tuple[int, Column]], converters: dict[int, Callable[[Any], Any]], guard: bool
+    chunk: Chunk, shown: list[tuple[int, Column]], converters: dict[int, _Memo], guard: bool
 ) -> Iterable[Sequence[Any]]:
     if not chunk:
         return []
     by_column = list(zip(*chunk, strict=True))
     out: list[Sequence[Any]] = []
     for i, _column in shown:
-        values: list[Any] | tuple[Any, ...] = by_column[i]
+        values: Sequence[Any] = by_column[i]
         conv = converters.get(i)
-        if conv is not None:
-            values = list(map(conv, values))
-        if guard and str in set(map(type, values)):
-            values = _guard_column(list(values)) or values
+        if conv is not None and values.count(None) != len(values):
+            values = conv.column(values)
+        if guard:
+            values = _guard_column(values)
         out.append(values)
     return zip(*out, strict=True)
 

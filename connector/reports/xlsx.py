@@ -77,6 +77,7 @@ class Sheet:
         self.display = display
         self.headers = headers
         self._datetimes: dict[str, str] = {}
+        self._names: dict[Any, str | None] = {}
         at = {c.code: i for i, c in enumerate(columns)}
         self.shown = [(i, c, at.get(c.currency) if c.currency else None)
                       for i, c in enumerate(columns) if not c.hidden]
@@ -97,7 +98,7 @@ class Sheet:
                 return number_column(values, self.book.money_style(column.fixed_currency))
             if currencies is None:
                 return number_column(values, AMOUNT)
-            return map(self.money_cell, values, currencies)
+            return self.money_column(values, currencies)
         if kind == "percent":
             return number_column(values, PERCENT)
         if kind == "datetime":
@@ -108,7 +109,11 @@ class Sheet:
         if kind == "boolean":
             return map(_bool_cell, values)
         if kind == "employee":
-            return text_column(list(map(show.user, values)))
+            names = self._names
+            if len(names) > 50_000:
+                names.clear()
+            known = [names[v] if v in names else names.setdefault(v, show.user(v)) for v in values]
+            return text_column(known)
         return text_column(values)
 
     def datetime_cell(self, value: Any) -> str:
@@ -136,6 +141,16 @@ class Sheet:
         if day is None:
             return text_cell(value)
         return f'<c s="{DATE}"><v>{(day - _EPOCH_DATE).days}</v></c>'
+
+    def money_column(self, amounts: list[Any], currencies: list[Any]) -> Iterable[str]:
+        """Amount cells, each with its row's currency format (a comprehension for plain numbers)."""
+        kinds = set(map(type, amounts))
+        present = [v for v in amounts if v is not None]
+        if not kinds <= {int, float, type(None)} or not all(map(math.isfinite, present)):
+            return map(self.money_cell, amounts, currencies)
+        heads = {c: f'<c s="{self.book.money_style(c)}"><v>' for c in set(currencies)}
+        pairs = zip(amounts, currencies, strict=True)
+        return [EMPTY if a is None else heads[c] + repr(a) + "</v></c>" for a, c in pairs]
 
     def money_cell(self, amount: Any, currency: Any) -> str:
         if amount is None or not finite(amount):
