@@ -45,7 +45,7 @@ def _col(code: str, key: str, lang: str, kind: str = "text", **extra: Any) -> Co
     return Column(code, text(key, lang, **extra) if extra else text(key, lang), kind)  # type: ignore[arg-type]
 
 
-def _funnel_table(rep: Any, lang: str) -> Table:
+def _funnel_table(rep: Any, lang: str, codes: bool = False) -> Table:
     sum_names = sorted({name for f in rep.funnels for s in f.stages for name in s.sums})
     columns = [
         _col("funnel", "col.funnel_code", lang), _col("funnel_name", "col.funnel", lang),
@@ -60,7 +60,8 @@ def _funnel_table(rep: Any, lang: str) -> Table:
         columns.append(Column(f"sum {key}", text("col.sum", lang, name=label, currency=currency).rstrip(", "),
                               "money", fixed_currency=currency or None))
     rows = [
-        [f.funnel, f.funnel_name, s.stage, s.stage_name, text(f"semantics.{s.semantics}", lang), s.count,
+        [f.funnel, f.funnel_name, s.stage, s.stage_name,
+         s.semantics if codes else text(f"semantics.{s.semantics}", lang), s.count,
          s.reached, s.conversion, *[s.sums.get(n) for n in sum_names]]
         for f in rep.funnels for s in f.stages
     ]
@@ -160,8 +161,11 @@ def _render(
     lang = show.lang
 
     def table(kind: str, rep: Any) -> Table:
-        maker = _SECTIONS[kind][1]
-        return maker(rep, lang, tz_name(show.tz)) if kind == "aging" else maker(rep, lang)
+        if kind == "aging":
+            return _aging_table(rep, lang, tz_name(show.tz))
+        if kind == "funnel":
+            return _funnel_table(rep, lang, codes=headers == "codes")
+        return _time_table(rep, lang)
 
     def write_html(f: IO[bytes]) -> None:
         generated = next(iter(reports.values())).generated_at

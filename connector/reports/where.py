@@ -43,6 +43,8 @@ def check_where(where: str, columns: Iterable[str]) -> str:
     depth = 0
     for i, (kind, text) in enumerate(tokens):
         following = tokens[i + 1][1] if i + 1 < len(tokens) else ""
+        if kind == "comment":
+            raise ReportError("--where cannot hold a comment ('--' or '/*'): it is one condition")
         if kind == "op" and text == "(":
             depth += 1
         elif kind == "op" and text == ")":
@@ -79,8 +81,9 @@ def _tokens(where: str) -> list[tuple[str, str]]:
                 "parentheses and functions"
             )
         kind = match.lastgroup or ""
-        if kind == "comment":
-            raise ReportError("--where cannot hold a comment ('--' or '/*'): it is one condition")
+        if kind == "comment":  # refused in the main loop, in reading order; nothing after it counts
+            tokens.append((kind, match.group()))
+            break
         if kind != "space":
             tokens.append((kind, match.group()))
         pos = match.end()

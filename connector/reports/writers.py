@@ -66,9 +66,20 @@ def _csv_converter(column: Column, dialect: str, show: Display) -> Callable[[Any
         return show.user
     if kind == "boolean":
         return show.yes_no
-    if kind in ("number", "money", "percent") and comma:
+    if kind == "percent":  # `40%`: what Excel itself reads as a percentage
+        return _percent_comma if comma else _percent
+    if kind in ("number", "money") and comma:
         return _decimal_comma
     return None
+
+
+def _percent(value: Any) -> Any:
+    return f"{round(value * 100, 2):g}%" if isinstance(value, int | float) and value is not True else value
+
+
+def _percent_comma(value: Any) -> Any:
+    text = _percent(value)
+    return text.replace(".", ",") if isinstance(text, str) else text
 
 
 def _decimal_comma(value: Any) -> Any:
