@@ -173,3 +173,20 @@ def test_dates_keep_the_calendar_day(hr_db: Path, tmp_path: Path) -> None:
     out = tmp_path / "d.xlsx"
     export(hr_db, "candidate", "xlsx", out, columns=["start_date"], tz="-11:00")
     assert openpyxl.load_workbook(out).active.cell(2, 1).value.date() == date(2026, 12, 1)
+
+
+def test_xlsx_continues_on_a_new_sheet_past_the_row_limit() -> None:
+    """Excel holds 1,048,576 rows a sheet: the rest goes on `<title> (2)`, each with its header."""
+    from connector.reports.columns import Column
+    from connector.reports.xlsx import XlsxBook
+
+    buf = io.BytesIO()
+    book = XlsxBook(buf)
+    chunks = [[(i, f"t{i}") for i in range(0, 4)], [(i, f"t{i}") for i in range(4, 6)], [(6, "t6")]]
+    written = book.write_sheet("Кандидаты", [Column("id", "ID", "integer"), Column("title", "Название")],
+                               chunks, Display(), max_rows=3)
+    book.close()
+    sheets = openpyxl.load_workbook(buf).worksheets
+    assert written == 7 and [s.title for s in sheets] == ["Кандидаты", "Кандидаты (2)", "Кандидаты (3)"]
+    assert [[r[0] for r in s.iter_rows(values_only=True)] for s in sheets] == [
+        ["ID", 0, 1, 2], ["ID", 3, 4, 5], ["ID", 6]]

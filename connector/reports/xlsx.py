@@ -16,7 +16,7 @@ import queue
 import re
 import threading
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from html import escape
 from itertools import repeat
@@ -35,6 +35,7 @@ _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 # Fixed cell styles (cellXfs indexes); money styles per currency are added after these.
 HEADER, DATE, DATETIME, PERCENT, AMOUNT, INTEGER = 1, 2, 3, 4, 5, 6
 _FIXED_FORMATS = {DATE: 164, DATETIME: 165, PERCENT: 166, AMOUNT: 167, INTEGER: 1}
+MAX_ROWS = 1_048_575  # Excel's 1,048,576 rows a sheet, less the header row
 _DATE_CODES = {"ru": ("dd.mm.yyyy", "dd.mm.yyyy hh:mm"), "en": ("yyyy-mm-dd", "yyyy-mm-dd hh:mm")}
 Chunk = Sequence[Sequence[Any]]
 
@@ -287,26 +288,50 @@ class XlsxBook:
 
     def write_sheet(
         self, title: str, columns: Sequence[Column], chunks: Iterable[Chunk], display: Display,
-        headers: str = "labels", freeze: bool = True,
+        headers: str = "labels", freeze: bool = True, max_rows: int = MAX_ROWS,
     ) -> int:
-        """Write one sheet from chunks of rows; returns the number of rows."""
+        """Write rows from chunks into a sheet, continued on `<title> (2)`, ... past Excel's row limit;
+        returns the number of rows."""
         sheet = Sheet(self, columns, display, headers)
+        pending = iter(chunks)
+        carry: Chunk = []
+        total = 0
+        while True:
+            n, carry, more = self._one_sheet(title, sheet, pending, carry, freeze, max_rows)
+            total += n
+            if not more:
+                return total
+
+    def _one_sheet(
+        self, title: str, sheet: Sheet, chunks: Iterator[Chunk], carry: Chunk, freeze: bool, max_rows: int,
+    ) -> tuple[int, Chunk, bool]:
+        """One worksheet part: (rows written, rows left over for the next sheet, whether more follow)."""
         columns = sheet.columns
         name = _sheet_name(title, self.sheet_names)
         self.sheet_names.append(name)
-        n = 0
-        with self.zip.open(f"xl/worksheets/sheet{len(self.sheet_names)}.xml", "w", force_zip64=True) as f:
+        n, left, more = 0, list(carry), False
+        # no zip64 records (some spreadsheet programs refuse them); a sheet's XML past 2 GB, far beyond
+        # Excel's row limit, is refused by zipfile instead
+        with self.zip.open(f"xl/worksheets/sheet{len(self.sheet_names)}.xml", "w") as f:
             f.write(_sheet_head(columns, freeze).encode())
             f.write(sheet.header_xml().encode())
             with Deflater(f) as deflate:
-                for chunk in chunks:
+                while True:
+                    chunk = left or next(chunks, None)
+                    left = []
+                    if chunk is None:
+                        break
+                    room = max_rows - n
+                    if len(chunk) > room:
+                        chunk, left, more = chunk[:room], list(chunk[room:]), True
                     deflate(sheet.rows_xml(chunk))
                     n += len(chunk)
+                    if more:
+                        break
             last = _column_letter(len(columns)) + str(n + 1)
             last_filter = f'<autoFilter ref="A1:{last}"/>' if columns else ""
-            tail = f"</sheetData>{last_filter}</worksheet>"
-            f.write(tail.encode())
-        return n
+            f.write(f"</sheetData>{last_filter}</worksheet>".encode())
+        return n, left, more
 
     def close(self) -> None:
         """Write styles, workbook index and package parts; finish the zip."""
