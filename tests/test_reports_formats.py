@@ -95,9 +95,10 @@ def test_csv_dialects(hr_db: Path) -> None:
         out[dialect] = buf.getvalue()
     ru = list(csv.reader(io.StringIO(out["excel-ru"].decode("utf-8-sig"), newline=""), delimiter=";"))
     assert out["excel-ru"].startswith(b"\xef\xbb\xbf") and b"\r\n" in out["excel-ru"]
-    assert ru[1][1:] == ["109000,0", "25.11.2026 09:16", "Анна Смирнова"]
+    assert ru[1][1:] == ["109000", "25.11.2026 09:16", "Анна Смирнова"]
+    assert ru[2][1] == "1500,5"  # a decimal comma for Russian Excel
     en = list(csv.reader(io.StringIO(out["excel"].decode("utf-8-sig"), newline="")))
-    assert out["excel"].startswith(b"\xef\xbb\xbf") and en[1][1] == "109000.0"
+    assert out["excel"].startswith(b"\xef\xbb\xbf") and en[1][1] == "109000" and en[2][1] == "1500.5"
     machine = list(csv.reader(io.StringIO(out["rfc4180"].decode(), newline="")))
     assert not out["rfc4180"].startswith(b"\xef\xbb\xbf")
     assert machine[1][1:] == ["109000.0", "2026-11-25T06:16:48Z", "7"]  # stored values for machines

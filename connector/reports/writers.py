@@ -68,9 +68,16 @@ def _csv_converter(column: Column, dialect: str, show: Display) -> Callable[[Any
         return show.yes_no
     if kind == "percent":  # `40%`: what Excel itself reads as a percentage
         return _percent_comma if comma else _percent
-    if kind in ("number", "money") and comma:
-        return _decimal_comma
+    if kind in ("number", "money"):
+        return _decimal_comma if comma else _plain_number
     return None
+
+
+def _plain_number(value: Any) -> Any:
+    """`109000` rather than `109000.0`; other values as they are."""
+    if value.__class__ is float and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return value
 
 
 def _percent(value: Any) -> Any:
@@ -83,9 +90,11 @@ def _percent_comma(value: Any) -> Any:
 
 
 def _decimal_comma(value: Any) -> Any:
-    if value.__class__ is float:
+    """`90000,5` and `109000` (Russian Excel reads a decimal comma)."""
+    plain = _plain_number(value)
+    if plain is value and value.__class__ is float:
         return repr(value).replace(".", ",")
-    return value
+    return plain
 
 
 _FORMULA_LINE = re.compile("\n[=+\\-@\t\r]")  # a value starting like a formula, in a joined column
