@@ -70,7 +70,7 @@ def test_xlsx_has_labels_real_dates_in_portal_time_money_and_names(hr_db: Path, 
                                                                                          "yyyy-mm-dd")
     assert cells[salary].value == 109000.0 and cells[salary].data_type == "n"
     assert "₽" in cells[salary].number_format
-    assert "$" in [c.value for c in sheet[3]] or "$" in sheet.cell(3, header.index(salary) + 1).number_format
+    assert "$" in sheet.cell(3, header.index(salary) + 1).number_format  # the second row's currency
     assert cells[who].value == "Анна Смирнова" and cells[team].value == "Администратор, Анна Смирнова"
     assert cells[consent].value is True
     assert sheet.cell(3, header.index(who) + 1).value == "#99"  # a user the portal did not name
@@ -191,3 +191,11 @@ def test_xlsx_continues_on_a_new_sheet_past_the_row_limit() -> None:
     assert written == 7 and [s.title for s in sheets] == ["Кандидаты", "Кандидаты (2)", "Кандидаты (3)"]
     assert [[r[0] for r in s.iter_rows(values_only=True)] for s in sheets] == [
         ["ID", 0, 1, 2], ["ID", 3, 4, 5], ["ID", 6]]
+
+
+def test_a_money_column_alone_still_gets_its_currency(hr_db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.xlsx"
+    result = export(hr_db, "candidate", "xlsx", out, columns=["salary_expected"])
+    sheet = openpyxl.load_workbook(out).active
+    assert result.columns == ["salary_expected"] and sheet.max_column == 1  # the currency is not shown
+    assert "₽" in sheet.cell(2, 1).number_format and "$" in sheet.cell(3, 1).number_format

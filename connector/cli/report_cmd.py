@@ -49,8 +49,11 @@ def _run(call: Any) -> Any:
         raise main.UsageError(str(exc)) from None
 
 
-def _people(ctx: typer.Context, portal: str | None, path: Path, type_code: str, offline: bool) -> Any:
-    """User names and the portal's time zone when a portal is given and reachable; else empty."""
+def _people(
+    ctx: typer.Context, portal: str | None, path: Path, type_code: str, offline: bool, names: bool = True
+) -> Any:
+    """User names (when `names`) and the portal's time zone, when a portal is given and reachable;
+    else empty."""
     from connector.reports import ReportError
     from connector.reports.people import PortalPeople, employee_ids, portal_people
     from connector.rest.retry import RetryPolicy
@@ -59,7 +62,7 @@ def _people(ctx: typer.Context, portal: str | None, path: Path, type_code: str, 
         return PortalPeople()
     main = _main()
     try:
-        ids = employee_ids(path, type_code)
+        ids = employee_ids(path, type_code) if names else set()
         client = main.open_client(ctx, portal)
         client.retry = RetryPolicy(max_attempts=2, max_total=5.0)  # names are optional: do not wait long
         return portal_people(client, ids)
@@ -145,7 +148,7 @@ def report_command(
         tpl = load_template(template)
     if fmt == "xlsx" and output is None:
         raise main.UsageError("--format xlsx needs -o FILE (a workbook is not written to a terminal)")
-    zone = tz or _people(ctx, portal, path, type_code, offline).tz
+    zone = tz or _people(ctx, portal, path, type_code, offline, names=False).tz  # reports show no employees
     result = _run(lambda: report(path, type_code, kind, fmt, output, template=tpl, tz=zone, headers=headers,
                                  dialect=dialect))
     if output is not None:
