@@ -139,8 +139,9 @@ def test_report_chrome_follows_the_template_language(hr_db: Path, tmp_path: Path
         assert "Funnel" not in html and "items" not in html
     else:
         for text in ("Candidates: funnel, time in stage, stuck items", "Funnel: items per stage",
-                     "Stuck longest", "UTC+05:00"):
+                     "Stuck longest", "UTC+05:00", "Hiring — 2 items", "Offer", "Résumé received"):
             assert text in html
+        assert "Подбор" not in html and "Оффер" not in html  # stage and funnel names in English too
     book = tmp_path / "r.xlsx"
     report(hr_db, "candidate", "funnel", "xlsx", book)
     sheet = openpyxl.load_workbook(book).worksheets[0]
