@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from html import escape
-from itertools import repeat
+from itertools import chain, repeat, zip_longest
 from operator import itemgetter
 from typing import IO, Any
 
@@ -168,7 +168,8 @@ class Sheet:
             currencies = list(map(itemgetter(cur_at), chunk)) if cur_at is not None else None
             cells = self.cells(column, values, currencies)
             columns.append(cells if isinstance(cells, ByteCells) else as_bytes(cells))
-        return b"<row>" + b"</row><row>".join(map(b"".join, zip(*columns, strict=True))) + b"</row>"
+        columns.append(repeat(b"</row><row>", len(chunk) - 1))  # between rows; one join for the chunk
+        return b"<row>" + b"".join(chain.from_iterable(zip_longest(*columns, fillvalue=b""))) + b"</row>"
 
 
 class ByteCells(list):  # type: ignore[type-arg]
