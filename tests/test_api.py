@@ -33,8 +33,8 @@ def test_portal_round_trip_over_loopback(live_emulator: EmulatorServer, tmp_path
         out = tmp_path / "c.csv"
         result = portal.export("candidate", "csv", out)
         assert result.rows == 1
-        rows = list(csv.DictReader(out.open(encoding="utf-8")))
-        assert rows[0]["title"] == "Анна Смирнова" and rows[0]["vacancy"] == "Бухгалтер"
+        rows = list(csv.DictReader(out.open(encoding="utf-8-sig"), delimiter=";"))  # excel-ru, labels
+        assert rows[0]["Название"] == "Анна Смирнова" and rows[0]["Вакансия"] == "Бухгалтер"
         html = tmp_path / "f.html"
         portal.report("candidate", "funnel", "html", html)
         assert "<svg" in html.read_text(encoding="utf-8")

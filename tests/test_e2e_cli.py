@@ -365,13 +365,14 @@ def test_sync_story_store_edits_conflicts_tombstones_exports_reports_jobs_restar
     # 4. Exports: a filtered CSV with a BOM, XLSX, JSON lines with the tombstone; bad inputs exit 2.
     where = "stage_name = 'Оффер' OR city = 'Санкт-Петербург'"
     cli("export", "--db", db, "-t", "candidate", "--where", where,
-        "--columns", "title,stage_name,city", "--bom", "-o", "sel.csv")
+        "--columns", "title,stage_name,city", "--bom", "--headers", "codes", "--dialect", "rfc4180",
+        "-o", "sel.csv")
     raw = (tmp_path / "sel.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     assert sorted(csv.reader(raw.decode("utf-8-sig").splitlines())) == sorted([
         ["title", "stage_name", "city"], ["Иванов Иван", "Резюме получено", "Санкт-Петербург"],
         ["Петрова Анна", "Оффер", ""]])
-    cli("export", "--db", db, "-t", "candidate", "-f", "xlsx", "-o", "all.xlsx")
+    cli("export", "--db", db, "-t", "candidate", "-f", "xlsx", "-o", "all.xlsx", "--headers", "codes")
     openpyxl = pytest.importorskip("openpyxl")
     sheet = openpyxl.load_workbook(tmp_path / "all.xlsx").active
     header = [c.value for c in sheet[1]]
@@ -386,7 +387,8 @@ def test_sync_story_store_edits_conflicts_tombstones_exports_reports_jobs_restar
     assert len(rows(db, "SELECT 1 FROM candidate")) == 3
 
     # 5. Reports and status.
-    funnel = list(csv.DictReader(cli("report", "funnel", "--db", db, "-t", "candidate", "-f", "csv")
+    funnel = list(csv.DictReader(cli("report", "funnel", "--db", db, "-t", "candidate", "-f", "csv",
+                                     "--headers", "codes", "--dialect", "rfc4180")
                                  .out.lstrip("\ufeff").splitlines()))
     counts = {(r["funnel"], r["stage"]): int(r["count"]) for r in funnel}
     assert (counts[("hiring", "OFFER")], counts[("hiring", "NEW")], counts[("reserve", "POOL")]) == (1, 1, 0)
@@ -407,7 +409,7 @@ def test_sync_story_store_edits_conflicts_tombstones_exports_reports_jobs_restar
     ran = cli("--config", "jobs.toml", "run", "--once", "--jobs", "jobs",
               env={"B24SYNC_PORTAL_HR_WEBHOOK": emu.url}).out
     assert "sync (sync): ok" in ran and "export (export): ok rows=2" in ran
-    assert "Петрова Анна,Оффер" in (tmp_path / "out" / "hr-candidate.csv").read_text(encoding="utf-8-sig")
+    assert "Петрова Анна;Оффер" in (tmp_path / "out" / "hr-candidate.csv").read_text(encoding="utf-8-sig")
 
     # 7. Restart the emulator on the same state file: same webhook code, the items survived.
     emu.stop()

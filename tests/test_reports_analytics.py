@@ -84,11 +84,12 @@ def test_html_report_is_self_contained_with_charts_and_figures(tmp_path: Path) -
     assert result.output == str(out) and page.count("<svg") == 2  # funnel bars + time in stage (one funnel)
     for external in ("<script", "<link", "src=", "http://", "https://", "@import", "url("):
         assert external not in page
-    assert "Собеседование" in page and "Новый отклик" in page and "1\u202f500 USD" in page
+    assert "Собеседование" in page and "Новый отклик" in page and "1\u202f500 $" in page
     # one duration unit per chart (medians of 4 h and 2 d read as 0.17 d and 2 d, not "4 h" next to "2 d")
-    assert "40 %" in page and "median 0.17 d · p90 0.3 d · n=3" in page and "median 2 d · p90 2 d" in page
-    assert "<h1>candidate: funnel, time in stage, stuck items</h1>" in page  # no process label: the code
-    assert "No items in this funnel yet." in page  # the empty reserve funnel
+    assert "40 %" in page and "медиана 0,17 дн · p90 0,3 дн · n=3" in page
+    assert "медиана 2 дн · p90 2 дн" in page
+    assert "<h1>candidate: воронка, время в стадиях, зависшие элементы</h1>" in page  # no process label
+    assert "В этой воронке пока нет элементов." in page  # the empty reserve funnel
     # the long stage name is shortened in the chart, complete in the tooltip and the table
     long_name = HIRING[1][1]
     assert f"<title>{long_name}: 0</title>" in page and re.search(r">Телефонное интервью[^<]*…</text>", page)
@@ -100,24 +101,26 @@ def test_single_item_and_empty_process_render(tmp_path: Path) -> None:
     buf = io.BytesIO()
     report(path, "candidate", "all", "html", buf, now=NOW)
     empty = buf.getvalue().decode()
-    assert "No items in this funnel yet." in empty and "No open items." in empty and "<svg" not in empty
+    assert "В этой воронке пока нет элементов." in empty and "Открытых элементов нет." in empty
+    assert "<svg" not in empty
     add_item(db, "only", "NEW", title="Единственный", created_time="2026-01-09T12:00:00Z")
     buf = io.BytesIO()
     result = report(path, "candidate", "funnel", "html", buf, now=NOW)
     page = buf.getvalue().decode()
-    assert "Найм — 1 item</h3>" in page and "<svg" in page
+    assert "Найм — 1 элемент</h3>" in page and "<svg" in page
     assert result.data["funnel"]["funnels"][0]["stages"][0]["count"] == 1
 
 
 def test_report_csv_and_xlsx(tmp_path: Path) -> None:
     store = sample_store(tmp_path)
-    report(store, "candidate", "funnel", "csv", tmp_path / "f.csv", now=NOW, template=template())
+    report(store, "candidate", "funnel", "csv", tmp_path / "f.csv", now=NOW, template=template(),
+           headers="codes", dialect="rfc4180")
     rows = list(csv.DictReader(io.StringIO((tmp_path / "f.csv").read_text("utf-8-sig"))))
     assert (rows[0]["stage_name"], rows[0]["count"], rows[0]["conversion"]) == ("Новый отклик", "2", "0.4")
-    report(store, "candidate", "all", "xlsx", tmp_path / "all.xlsx", now=NOW)
+    report(store, "candidate", "all", "xlsx", tmp_path / "all.xlsx", now=NOW, headers="codes")
     book = openpyxl.load_workbook(tmp_path / "all.xlsx", read_only=True)
-    assert book.sheetnames == ["funnel", "time-in-stage", "aging"]
-    aging = list(book["aging"].iter_rows(values_only=True))
+    assert book.sheetnames == ["воронка", "время в стадиях", "зависшие элементы"]
+    aging = list(book["зависшие элементы"].iter_rows(values_only=True))
     assert aging[0][:3] == ("key", "id", "title") and aging[1][0] == "c2"
 
 

@@ -95,7 +95,8 @@ def test_where_sees_fast_label_columns(store_file: Path) -> None:
     conn = sqlite3.connect(store_file)
     lang = conn.execute("SELECT lang FROM _processes WHERE tbl = 'candidate'").fetchone()[0]
     name = {"ru": "Собеседование", "en": "Interview"}[lang]
-    export(store_file, "candidate", "csv", buf, where=f"stage_name = '{name}'", columns=["key"])
+    export(store_file, "candidate", "csv", buf, where=f"stage_name = '{name}'", columns=["key"],
+           headers="codes", dialect="rfc4180")
     assert buf.getvalue().decode().split() == ["key", "k1"]
 
 
@@ -108,14 +109,15 @@ def test_report_page_uses_process_and_field_names(store_file: Path) -> None:
     page = io.BytesIO()
     report(store_file, "candidate", "funnel", "html", page)
     html = page.getvalue().decode()
-    names = {"ru": ("Кандидаты", "Ожидаемая зарплата"), "en": ("Candidates", "Expected salary")}
-    process, salary = names[lang]
-    assert f"<h1>{process}: funnel</h1>" in html and "<code>candidate</code>" in html
-    assert f"<th>Σ {salary}, RUB</th>" in html and f"sum of «{salary}»" in html
-    assert '<td class="n">120\u202f000</td>' in html and "1 · 120\u202f000 RUB</text>" in html
+    names = {"ru": ("Кандидаты: воронка", "Ожидаемая зарплата", "сумма", "120\u202f000", "₽"),
+             "en": ("Candidates: funnel", "Expected salary", "sum of", "120,000", "RUB")}
+    title, salary, sum_of, amount, sign = names[lang]
+    assert f"<h1>{title}</h1>" in html and "<code>candidate</code>" in html and f'lang="{lang}"' in html
+    assert f'<th scope="col">Σ {salary}, RUB</th>' in html and f"{sum_of} «{salary}»" in html
+    assert f'<td class="n">{amount}</td>' in html and f"1 · {amount} {sign}</text>" in html
     cars = io.BytesIO()
     report(store_file, "car", "funnel", "html", cars)
-    assert "<th>Σ" not in cars.getvalue().decode()  # a process without money fields
+    assert "Σ" not in cars.getvalue().decode()  # a process without money fields
 
 
 def contract_template() -> Any:

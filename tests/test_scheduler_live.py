@@ -153,12 +153,13 @@ def test_shipped_jobs_run_once_against_the_emulator(
     assert csv_file.parent.name == datetime.now().strftime("%Y-%m-%d") or len(csv_file.parent.name) == 10
     raw = csv_file.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
-    exported = {r["title"]: r for r in csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline=""))}
+    text = io.StringIO(raw.decode("utf-8-sig"), newline="")
+    exported = {r["Название"]: r for r in csv.DictReader(text, delimiter=";")}  # excel-ru: the template is ru
     assert set(exported) == {"Анна Смирнова", "Борис Петров", "Вера Иванова", "Глеб Локальный"}
-    assert exported["Анна Смирнова"]["stage_name"] == "Собеседование"
-    assert exported["Глеб Локальный"]["funnel_name"] == "Подбор"
-    assert exported["Глеб Локальный"]["candidate_source_label"] == "hh.ru"
-    assert exported["Глеб Локальный"]["id"]  # pushed, so it has its portal id now
+    assert exported["Анна Смирнова"]["Стадия"] == "Собеседование"
+    assert exported["Глеб Локальный"]["Воронка"] == "Подбор"
+    assert exported["Глеб Локальный"]["Источник"] == "hh.ru"
+    assert exported["Глеб Локальный"]["ID"]  # pushed, so it has its portal id now
 
     # the dated report: one self-contained page with both charts and the stage history's figures
     (html_file,) = tmp_path.glob("reports/*/candidate-report.html")

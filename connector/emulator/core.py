@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import categories, crmtypes, items, statuses, userfields  # noqa: F401  (registers methods)
+from . import categories, crmtypes, items, statuses, userfields, users  # noqa: F401  (registers methods)
 from . import cost as cost_model
 from .auth import Auth, OAuthApp, webhook_auth
 from .batch import run_batch

@@ -4,9 +4,9 @@ from connector.reports.errors import ReportError
 from connector.reports.export import ExportResult, export
 from connector.reports.report import KINDS, REPORT_FORMATS, ReportResult, report
 from connector.reports.status import StatusReport, status
-from connector.reports.writers import FORMATS
+from connector.reports.writers import DIALECTS, FORMATS
 
 __all__ = [
-    "FORMATS", "KINDS", "REPORT_FORMATS", "ExportResult", "ReportError", "ReportResult", "StatusReport",
-    "export", "report", "status",
+    "DIALECTS", "FORMATS", "KINDS", "REPORT_FORMATS", "ExportResult", "ReportError", "ReportResult",
+    "StatusReport", "export", "report", "status",
 ]

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from connector.reports.catalog import FunnelInfo, default_funnel_code, load_catalog, names
+from connector.reports.columns import language
 from connector.reports.readonly import column_names, table_names
 from connector.reports.source import require_process
 
@@ -137,7 +138,7 @@ def funnel_report(
 ) -> FunnelReport:
     """Counts and money sums per funnel and stage, and stage-to-stage conversion."""
     require_process(conn, tbl)
-    catalog = load_catalog(conn, tbl, template=template)
+    catalog = load_catalog(conn, tbl, language(conn, tbl, template), template=template)
     default = default_funnel_code(conn, tbl, template)
     live = _live(conn, tbl)
     counts: dict[tuple[str, str], int] = defaultdict(int)
@@ -170,7 +171,7 @@ def funnel_report(
         _conversion(stages, {s: keys for (f, s), keys in reached.items() if f == funnel.code})
         funnels.append(FunnelFigures(funnel=funnel.code, funnel_name=funnel.name,
                                      total=sum(s.count for s in stages), stages=stages))
-    process_name, labels = names(conn, tbl)
+    process_name, labels = names(conn, tbl, language(conn, tbl, template))
     return FunnelReport(type_code=tbl, generated_at=_iso(_now(now)), money_fields=money, funnels=funnels,
                         process_name=process_name, field_labels={c: labels[c] for c in money if c in labels})
 
@@ -258,7 +259,7 @@ def time_in_stage_report(
     """Median and 90th percentile hours per stage over completed stays, plus items in the stage now."""
     require_process(conn, tbl)
     moment = _now(now)
-    catalog = load_catalog(conn, tbl, template=template)
+    catalog = load_catalog(conn, tbl, language(conn, tbl, template), template=template)
     default = default_funnel_code(conn, tbl, template)
     done: dict[tuple[str, str], list[float]] = defaultdict(list)
     for _key, funnel, stage, at, left in _stays(conn, tbl, default):
@@ -295,7 +296,7 @@ def aging_report(
     """Open items (not in a success or failure stage) that have been in their stage the longest."""
     require_process(conn, tbl)
     moment = _now(now)
-    catalog = load_catalog(conn, tbl, template=template)
+    catalog = load_catalog(conn, tbl, language(conn, tbl, template), template=template)
     default = default_funnel_code(conn, tbl, template)
     items = _current_items(conn, tbl, default)
     entered = _entered_current(conn, tbl, default)

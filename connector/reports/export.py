@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import itertools
 import os
+import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import closing
+from datetime import tzinfo
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from pydantic import BaseModel
 
+from connector.reports.catalog import names
+from connector.reports.columns import HEADER_MODES, Column, describe, language
 from connector.reports.errors import ReportError
+from connector.reports.formats import Display, parse_tz, tz_name
 from connector.reports.readonly import connect_readonly
-from connector.reports.source import build_query, iter_chunks
-from connector.reports.writers import FORMATS, WRITERS
+from connector.reports.source import build_query, iter_chunks, require_process
+from connector.reports.writers import DIALECTS, FORMATS, WRITERS, WriteOptions, default_dialect
 
 
 class ExportResult(BaseModel):
@@ -26,6 +31,8 @@ class ExportResult(BaseModel):
     rows: int
     columns: list[str]
     output: str
+    headers: list[str] = []  # the header texts written (labels or codes)
+    time_zone: str = "UTC"
 
 
 def check_format(fmt: str, allowed: Sequence[str] = FORMATS) -> str:
@@ -34,6 +41,18 @@ def check_format(fmt: str, allowed: Sequence[str] = FORMATS) -> str:
     if norm not in allowed:
         raise ReportError(f"unknown format {fmt!r}; allowed: {', '.join(allowed)}")
     return norm
+
+
+def check_choice(value: str, allowed: Sequence[str], what: str) -> str:
+    """A value from a fixed list, or a ReportError naming the option and the allowed values."""
+    if value not in allowed:
+        raise ReportError(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+def to_tz(tz: tzinfo | str | None) -> tzinfo | None:
+    """A time zone given as a tzinfo, an offset/name string, or None."""
+    return parse_tz(tz) if isinstance(tz, str) else tz
 
 
 def export(
@@ -45,29 +64,98 @@ def export(
     columns: Sequence[str] | None = None,
     bom: bool = False,
     include_deleted: bool = False,
+    *,
+    headers: str = "labels",
+    dialect: str | None = None,
+    formula_guard: bool = True,
+    tz: tzinfo | str | None = None,
+    users: Mapping[int, str] | None = None,
 ) -> ExportResult:
-    """Export one process's items (labels, not ids) from a store file; `out=None` writes to stdout."""
+    """Export one process's items (labels, not ids) from a store file; `out=None` writes to stdout.
+
+    `headers`: `labels` (the template's, in its language) or `codes`. `dialect` (CSV): `excel-ru`,
+    `excel` or `rfc4180`; default `excel-ru` for a Russian template, else `excel`. `bom` adds a BOM
+    to any dialect. `formula_guard=False` keeps text starting with = + - @ as it is (CSV for
+    machines; XLSX text is always text). `tz`: the portal's time zone for dates and times (UTC when
+    not known). `users`: user id -> name, for employee fields (see people.portal_people).
+    """
     fmt = check_format(fmt)
+    check_choice(headers, HEADER_MODES, "--headers")
     with closing(connect_readonly(db_path)) as conn:
-        query = build_query(conn, type_code, where=where, columns=columns, include_deleted=include_deleted)
+        require_process(conn, type_code)
+        lang = language(conn, type_code)
+        chosen = check_choice(dialect or default_dialect(lang), DIALECTS, "--dialect")
+        described = _columns(conn, type_code, fmt, columns, include_deleted)
+        query = build_query(conn, type_code, where=where, columns=[c.code for c in described],
+                            include_deleted=include_deleted)
+        zone = to_tz(tz)
+        display = Display(lang=lang, users=dict(users or {}), **({"tz": zone} if zone else {}))
+        process_name = names(conn, type_code, lang)[0]
+        shown = [c for c in described if not c.hidden]
+        note = _note(lang, display, len(shown), fmt, not columns)
+        opts = WriteOptions(title=process_name or type_code, headers=headers, dialect=chosen,
+                            bom=True if bom else None, formula_guard=formula_guard, display=display,
+                            note=note)
         chunks = iter_chunks(conn, query)
         first = next(chunks, [])  # runs the query: a bad --where fails before any file is created
         rows = itertools.chain([first], chunks)
         writer = WRITERS[fmt]
         if out is None:
-            n = writer(query.header, rows, sys.stdout.buffer, bom, type_code)
+            n = writer(described, rows, sys.stdout.buffer, opts)
             sys.stdout.buffer.flush()
             target = "-"
         elif isinstance(out, str | Path):
             target = str(out)
-            n = _write_file(Path(out), lambda f: writer(query.header, rows, f, bom, type_code))
+            n = _write_file(Path(out), lambda f: writer(described, rows, f, opts))
         else:
-            n = writer(query.header, rows, out, bom, type_code)
+            n = writer(described, rows, out, opts)
             target = getattr(out, "name", "<stream>")
-    return ExportResult(type_code=type_code, format=fmt, rows=n, columns=query.header, output=str(target))
+    return ExportResult(type_code=type_code, format=fmt, rows=n, columns=[c.code for c in shown],
+                        output=str(target), headers=[c.header(headers) for c in shown],
+                        time_zone=tz_name(display.tz))
 
 
-def _write_file(path: Path, write) -> int:  # type: ignore[no-untyped-def]
+def _columns(
+    conn: sqlite3.Connection, type_code: str, fmt: str, wanted: Sequence[str] | None, include_deleted: bool
+) -> list[Column]:
+    """The exported columns, described: the ones asked for (all; for HTML the readable default set),
+    plus hidden currency columns that money columns need for their format."""
+    available = build_query(conn, type_code, include_deleted=include_deleted).header
+    every = describe(conn, type_code, available)
+    if wanted:
+        build_query(conn, type_code, columns=wanted)  # unknown names: an error listing the valid ones
+        by_code = {c.code: c for c in every}
+        chosen = [by_code[name] for name in dict.fromkeys(wanted)]
+    elif fmt == "html":  # what a person reads first: id, title, funnel and stage; codes left out
+        readable = [c for c in every if not c.technical]
+        lead = ("id", "title", "funnel_name", "stage_name")
+        first = [c for name in lead for c in readable if c.code == name]
+        chosen = first + [c for c in readable if c not in first]
+    else:
+        chosen = every
+    codes = {c.code for c in chosen}
+    extra = {c.currency for c in chosen if c.currency and c.currency not in codes and c.currency in available}
+    by_code = {c.code: c for c in every}
+    return chosen + [Column(code, by_code[code].label, hidden=True) for code in sorted(extra)]
+
+
+def _note(lang: str, display: Display, shown: int, fmt: str, default_set: bool) -> str:
+    """The HTML page's line under the title: the time zone, and how to see every column."""
+    if fmt != "html":
+        return ""
+    zone = tz_name(display.tz)
+    if lang == "ru":
+        text = f"Время: {zone}."
+        if default_set:
+            text += f" Показаны {shown} основных столбцов; все столбцы и коды: --columns или -f xlsx."
+    else:
+        text = f"Times: {zone}."
+        if default_set:
+            text += f" Showing the {shown} main columns; every column and code: --columns or -f xlsx."
+    return text
+
+
+def _write_file(path: Path, write: Any) -> int:
     """Write to `<path>.part` and rename, so a failed export never leaves a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from connector.reports.errors import ReportError
@@ -31,6 +33,27 @@ def _authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None,
         # is impossible here (read-only file, query_only, writable_schema cannot be set).
         return sqlite3.SQLITE_OK
     return sqlite3.SQLITE_DENY
+
+
+@contextmanager
+def scope_reads(conn: sqlite3.Connection, tables: set[str]) -> Iterator[None]:
+    """While statements are prepared inside, they may read only `tables` (and nothing else the
+    read-only authorizer forbids); outside, the plain read-only authorizer applies again."""
+
+    def authorize(action: int, arg1: str | None, arg2: str | None, db: str | None, src: str | None) -> int:
+        if action == sqlite3.SQLITE_READ and arg1 not in tables:
+            # SQLite itself reads `sqlite_master.ROWID` when it sets up json_each (no schema text)
+            internal = arg1 in ("sqlite_master", "sqlite_schema") and (arg2 or "").upper() == "ROWID"
+            return sqlite3.SQLITE_OK if internal else sqlite3.SQLITE_DENY
+        if action == sqlite3.SQLITE_PRAGMA:
+            return sqlite3.SQLITE_DENY
+        return _authorize(action, arg1, arg2, db, src)
+
+    conn.set_authorizer(authorize)
+    try:
+        yield
+    finally:
+        conn.set_authorizer(_authorize)
 
 
 def connect_readonly(db_path: str | Path) -> sqlite3.Connection:

@@ -6,27 +6,29 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from contextlib import closing
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import IO, Any
 
-from openpyxl import Workbook
 from pydantic import BaseModel
 
 from connector.reports import html_report
 from connector.reports.analytics import aging_report, funnel_report, time_in_stage_report
 from connector.reports.catalog import names
+from connector.reports.columns import HEADER_MODES, Column, language
 from connector.reports.errors import ReportError
-from connector.reports.export import check_format
+from connector.reports.export import check_choice, check_format, to_tz
+from connector.reports.formats import Display, tz_name
+from connector.reports.i18n import text
 from connector.reports.readonly import connect_readonly
 from connector.reports.source import require_process
-from connector.reports.writers import write_csv
+from connector.reports.writers import DIALECTS, WriteOptions, default_dialect, write_csv
+from connector.reports.xlsx import XlsxBook
 
 KINDS = ("funnel", "time-in-stage", "aging", "all")
-_TITLES = {"funnel": "funnel", "time-in-stage": "time in stage", "aging": "stuck items"}
 REPORT_FORMATS = ("html", "csv", "xlsx")
 
-Table = tuple[list[str], list[list[Any]]]
+Table = tuple[list[Column], list[list[Any]]]
 
 
 class ReportResult(BaseModel):
@@ -39,30 +41,55 @@ class ReportResult(BaseModel):
     data: dict[str, Any]  # the figures (JSON-able), for --json and the job log
 
 
-def _funnel_table(rep: Any) -> Table:
+def _col(code: str, key: str, lang: str, kind: str = "text", **extra: Any) -> Column:
+    return Column(code, text(key, lang, **extra) if extra else text(key, lang), kind)  # type: ignore[arg-type]
+
+
+def _funnel_table(rep: Any, lang: str, codes: bool = False) -> Table:
     sum_names = sorted({name for f in rep.funnels for s in f.stages for name in s.sums})
-    header = ["funnel", "funnel_name", "stage", "stage_name", "semantics", "count", "reached", "conversion",
-              *[f"sum {n}" for n in sum_names]]
+    columns = [
+        _col("funnel", "col.funnel_code", lang), _col("funnel_name", "col.funnel", lang),
+        _col("stage", "col.stage_code", lang), _col("stage_name", "col.stage", lang),
+        _col("semantics", "col.semantics", lang), _col("count", "col.count", lang, "integer"),
+        _col("reached", "col.reached", lang, "integer"),
+        _col("conversion", "col.conversion", lang, "percent"),
+    ]
+    for key in sum_names:
+        field, _sep, currency = key.partition(" ")
+        label = rep.field_labels.get(field, field)
+        columns.append(Column(f"sum {key}", text("col.sum", lang, name=label, currency=currency).rstrip(", "),
+                              "money", fixed_currency=currency or None))
     rows = [
-        [f.funnel, f.funnel_name, s.stage, s.stage_name, s.semantics, s.count, s.reached, s.conversion,
-         *[s.sums.get(n) for n in sum_names]]
+        [f.funnel, f.funnel_name, s.stage, s.stage_name,
+         s.semantics if codes else text(f"semantics.{s.semantics}", lang), s.count,
+         s.reached, s.conversion, *[s.sums.get(n) for n in sum_names]]
         for f in rep.funnels for s in f.stages
     ]
-    return header, rows
+    return columns, rows
 
 
-def _time_table(rep: Any) -> Table:
-    header = ["funnel", "funnel_name", "stage", "stage_name", "completed", "median_hours", "p90_hours",
-              "current", "current_max_hours"]
-    return header, [[getattr(r, h) for h in header] for r in rep.stages]
+def _time_table(rep: Any, lang: str) -> Table:
+    columns = [
+        _col("funnel", "col.funnel_code", lang), _col("funnel_name", "col.funnel", lang),
+        _col("stage", "col.stage_code", lang), _col("stage_name", "col.stage", lang),
+        _col("completed", "col.completed", lang, "integer"),
+        _col("median_hours", "col.median_hours", lang, "number"),
+        _col("p90_hours", "col.p90_hours", lang, "number"), _col("current", "col.current", lang, "integer"),
+        _col("current_max_hours", "col.current_max_hours", lang, "number"),
+    ]
+    return columns, [[getattr(r, c.code) for c in columns] for r in rep.stages]
 
 
-def _aging_table(rep: Any) -> Table:
-    header = ["key", "id", "title", "funnel_name", "stage_name", "since", "days"]
-    return header, [[getattr(r, h) for h in header] for r in rep.items]
+def _aging_table(rep: Any, lang: str, tz: str = "UTC") -> Table:
+    columns = [
+        _col("key", "col.key", lang), _col("id", "col.id", lang, "integer"), _col("title", "col.item", lang),
+        _col("funnel_name", "col.funnel", lang), _col("stage_name", "col.stage", lang),
+        _col("since", "col.since", lang, "datetime", tz=tz), _col("days", "col.days", lang, "number"),
+    ]
+    return columns, [[getattr(r, c.code) for c in columns] for r in rep.items]
 
 
-_SECTIONS: dict[str, tuple[Callable[..., Any], Callable[[Any], Table], Callable[[Any], str]]] = {
+_SECTIONS: dict[str, tuple[Callable[..., Any], Callable[..., Table], Callable[[Any, Display], str]]] = {
     "funnel": (funnel_report, _funnel_table, html_report.funnel_section),
     "time-in-stage": (time_in_stage_report, _time_table, html_report.time_section),
     "aging": (aging_report, _aging_table, html_report.aging_section),
@@ -86,51 +113,79 @@ def report(
     out: str | Path | IO[bytes] | None = None,
     now: datetime | None = None,
     template: Any = None,
+    *,
+    tz: tzinfo | str | None = None,
+    headers: str = "labels",
+    dialect: str | None = None,
 ) -> ReportResult:
     """Write a funnel / time-in-stage / aging report (or 'all') of one process from a store file.
 
     `template` (the process's Template) gives stage order, names and semantics; without it they
-    come from the store's labels and stage history.
+    come from the store's labels and stage history. The report speaks the template's language
+    (Russian or English); `tz` is the portal's time zone for the times shown (UTC when not known).
+    `headers` and `dialect` are as for `export` (CSV and XLSX tables).
     """
     if kind not in KINDS:
         raise ReportError(f"unknown report {kind!r}; allowed: {', '.join(KINDS)}")
     fmt = check_format(fmt, REPORT_FORMATS)
+    check_choice(headers, HEADER_MODES, "--headers")
     if fmt == "csv" and kind == "all":
         raise ReportError("a CSV file holds one table: choose funnel, time-in-stage or aging, or use xlsx")
     with closing(connect_readonly(db_path)) as conn:
         reports = build_reports(conn, type_code, kind, now, template)
-        process_name = names(conn, type_code)[0]
-    payload = _render(type_code, fmt, reports, process_name)
+        lang = language(conn, type_code, template)
+        process_name = names(conn, type_code, lang)[0]
+    if template is not None:
+        process_name = _template_title(template, lang) or process_name
+    chosen = check_choice(dialect or default_dialect(lang), DIALECTS, "--dialect")
+    zone = to_tz(tz)
+    show = Display(lang=lang, **({"tz": zone} if zone else {}))
+    payload = _render(type_code, fmt, reports, process_name, show, headers, chosen)
     target = _emit(payload, out)
     data = {k: r.model_dump(mode="json") for k, r in reports.items()}
     return ReportResult(type_code=type_code, kind=kind, format=fmt, output=target, data=data)
 
 
+def _template_title(template: Any, lang: str) -> str:
+    title = getattr(template, "title", None)
+    if isinstance(title, dict):
+        return str(title.get(lang) or next(iter(title.values()), ""))
+    return str(title or "")
+
+
 def _render(
-    type_code: str, fmt: str, reports: dict[str, Any], process_name: str = ""
+    type_code: str, fmt: str, reports: dict[str, Any], process_name: str, show: Display, headers: str,
+    dialect: str,
 ) -> Callable[[IO[bytes]], None]:
     """A function writing the chosen format to a binary stream."""
-    tables = {k: _SECTIONS[k][1](r) for k, r in reports.items()}
+    lang = show.lang
+
+    def table(kind: str, rep: Any) -> Table:
+        if kind == "aging":
+            return _aging_table(rep, lang, tz_name(show.tz))
+        if kind == "funnel":
+            return _funnel_table(rep, lang, codes=headers == "codes")
+        return _time_table(rep, lang)
 
     def write_html(f: IO[bytes]) -> None:
         generated = next(iter(reports.values())).generated_at
-        sections = [_SECTIONS[k][2](r) for k, r in reports.items()]
-        title = f"{process_name or type_code}: " + ", ".join(_TITLES[k] for k in reports)
-        page = html_report.render_page(title, generated, sections, type_code=type_code)
+        sections = [_SECTIONS[k][2](r, show) for k, r in reports.items()]
+        title = f"{process_name or type_code}: " + ", ".join(text(f"title.{k}", lang) for k in reports)
+        page = html_report.render_page(title, generated, sections, type_code=type_code, show=show)
         f.write(page.encode("utf-8"))
 
     def write_one_csv(f: IO[bytes]) -> None:
-        ((header, rows),) = tables.values()
-        write_csv(header, [rows], f, True, type_code)
+        ((kind, rep),) = reports.items()
+        columns, rows = table(kind, rep)
+        opts = WriteOptions(title=type_code, headers=headers, dialect=dialect, display=show)
+        write_csv(columns, [rows], f, opts)
 
     def write_book(f: IO[bytes]) -> None:
-        book = Workbook(write_only=True)
-        for kind, (header, rows) in tables.items():
-            sheet = book.create_sheet(title=kind[:31])
-            sheet.append(header)
-            for row in rows:
-                sheet.append(row)
-        book.save(f)
+        book = XlsxBook(f, lang)
+        for kind, rep in reports.items():
+            columns, rows = table(kind, rep)
+            book.write_sheet(text(f"title.{kind}", lang), columns, [rows], show, headers)
+        book.close()
 
     return {"html": write_html, "csv": write_one_csv, "xlsx": write_book}[fmt]
 

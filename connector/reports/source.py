@@ -12,7 +12,8 @@ from typing import Any
 from connector.reports.catalog import stored_template
 from connector.reports.errors import ReportError
 from connector.reports.labels import FastLabel, fast_labels, register
-from connector.reports.readonly import column_names, table_names
+from connector.reports.readonly import column_names, scope_reads, table_names
+from connector.reports.where import check_where
 
 PROCESS_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 # Columns every process table has (docs/CONTRACTS.md "Local store layout").
@@ -30,6 +31,13 @@ def list_processes(conn: sqlite3.Connection) -> list[str]:
         if set(_PROCESS_MARKERS) <= set(column_names(conn, name)):
             found.append(name)
     return sorted(found)
+
+
+def readable_tables(conn: sqlite3.Connection) -> set[str]:
+    """What an export may read: process tables (parents and links), their `<code>_labels` views, the
+    `_labels` table those views look names up in, and JSON arrays in a row (`json_each`)."""
+    processes = list_processes(conn)
+    return {*processes, *(f"{p}_labels" for p in processes), "_labels", "json_each", "json_tree"}
 
 
 def require_process(conn: sqlite3.Connection, type_code: str) -> None:
@@ -115,7 +123,7 @@ def build_query(
     if where and ";" in _STRING_LITERAL.sub("", where):
         raise ReportError("--where must be one SQL condition (no ';'): it filters rows, never changes them")
     if where and where.strip():
-        sql += f" WHERE ({where})"
+        sql += f" WHERE ({check_where(where, selects)})"
     post = _label_chunks(header, labels, fetched) if labels else None
     return ExportQuery(header=header, sql=sql, post=post)
 
@@ -192,9 +200,12 @@ def _choose_columns(available: list[str], wanted: Sequence[str] | None) -> list[
 
 
 def iter_chunks(conn: sqlite3.Connection, query: ExportQuery) -> Iterator[list[tuple]]:
-    """Stream an export query as lists of rows (constant memory); bad SQL becomes a ReportError."""
+    """Stream an export query as lists of rows (constant memory); bad SQL becomes a ReportError.
+
+    The query may read the process tables, their labels views and `_labels` only."""
     try:
-        cursor = conn.execute(query.sql)
+        with scope_reads(conn, readable_tables(conn)):
+            cursor = conn.execute(query.sql)
     except sqlite3.Error as exc:
         raise _where_error(exc) from None
     while True:

@@ -1,4 +1,9 @@
-"""Streaming writers for exports: CSV, XLSX (write-only), JSON lines and a plain HTML table."""
+"""Streaming writers for exports: CSV (three dialects), XLSX, JSON lines and a readable HTML table.
+
+Every writer takes the described columns (columns.py), chunks of rows as fetched from SQLite, the
+output stream and the options; it returns the number of rows written. Values are converted column
+by column for a whole chunk, so the per-row cost stays in C wherever the value needs no change.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +12,157 @@ import csv
 import html
 import io
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from typing import IO, Any
 
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from connector.reports.columns import Column
+from connector.reports.formats import Display, neutralise
+from connector.reports.xlsx import XlsxBook
 
 FORMATS = ("csv", "xlsx", "jsonl", "html")
-Rows = Iterable[Sequence[Sequence[Any]]]  # chunks of rows (lists of tuples), as fetched from SQLite
+DIALECTS = ("excel-ru", "excel", "rfc4180")
+Chunk = Sequence[Sequence[Any]]
+Rows = Iterable[Chunk]  # chunks of rows (lists of tuples), as fetched from SQLite
 
-Writer = Callable[[Sequence[str], Iterable[Sequence[Any]], IO[bytes], bool, str], int]
+
+@dataclass
+class WriteOptions:
+    """How to write: header texts, CSV dialect and BOM, the formula guard, how values look."""
+
+    title: str = "export"
+    headers: str = "labels"  # labels | codes
+    dialect: str = "excel-ru"  # CSV only
+    bom: bool | None = None  # CSV: None = as the dialect says
+    formula_guard: bool = True  # CSV: neutralise cells a spreadsheet would run as formulas
+    display: Display = field(default_factory=Display)
+    note: str = ""  # HTML: a line under the title (time zone, how many columns are shown)
 
 
-def write_csv(header: Sequence[str], rows: Rows, out: IO[bytes], bom: bool, title: str) -> int:
-    """CSV in UTF-8 (with a BOM when asked, so Excel reads Cyrillic); returns the number of rows."""
-    if bom:  # written by hand: the utf-8-sig codec encodes in Python, row by row (~3 µs a row)
+Writer = Callable[[Sequence[Column], Rows, IO[bytes], WriteOptions], int]
+
+
+def default_dialect(lang: str) -> str:
+    """`excel-ru` (`;`, decimal comma, BOM) for a Russian template, else `excel`."""
+    return "excel-ru" if lang == "ru" else "excel"
+
+
+# ---- CSV ------------------------------------------------------------------------------------------
+
+
+def _csv_converter(column: Column, dialect: str, show: Display) -> Callable[[Any], Any] | None:
+    """What a CSV cell of this column holds: None = the stored value as it is."""
+    if dialect == "rfc4180":
+        return None  # for machines: the stored values (UTC times, ids, codes)
+    comma = dialect == "excel-ru"
+    kind = column.kind
+    if kind == "datetime":
+        return show.when
+    if kind == "date":
+        return show.day
+    if kind == "employee":
+        return show.user
+    if kind == "boolean":
+        return show.yes_no
+    if kind == "percent":  # `40%`: what Excel itself reads as a percentage
+        return _percent_comma if comma else _percent
+    if kind in ("number", "money"):
+        return _decimal_comma if comma else _plain_number
+    return None
+
+
+def _plain_number(value: Any) -> Any:
+    """`109000` rather than `109000.0`; other values as they are."""
+    if value.__class__ is float and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return value
+
+
+def _percent(value: Any) -> Any:
+    return f"{round(value * 100, 2):g}%" if isinstance(value, int | float) and value is not True else value
+
+
+def _percent_comma(value: Any) -> Any:
+    text = _percent(value)
+    return text.replace(".", ",") if isinstance(text, str) else text
+
+
+def _decimal_comma(value: Any) -> Any:
+    """`90000,5` and `109000` (Russian Excel reads a decimal comma)."""
+    plain = _plain_number(value)
+    if plain is value and value.__class__ is float:
+        return repr(value).replace(".", ",")
+    return plain
+
+
+_FORMULA_LINE = re.compile("\n[=+\\-@\t\r]")  # a value starting like a formula, in a joined column
+_MEMO_LIMIT = 50_000
+
+
+def _guard_column(values: Sequence[Any]) -> Sequence[Any]:
+    """The column with formula-like text neutralised (the same column when nothing needed it).
+
+    A first pass over the joined column (C-level substring search) rules out almost every chunk;
+    only a chunk with a line that starts like a formula is checked value by value."""
+    kinds = set(map(type, values))
+    if str not in kinds:
+        return values
+    texts = filter(None, values) if kinds <= {str, type(None)} else map(str, values)  # all C-level
+    joined = "\n" + "\n".join(texts)
+    if not _FORMULA_LINE.search(joined):
+        return values
+    hits = [i for i, v in enumerate(values) if v.__class__ is str and v[:1] in "=+-@\t\r" and v]
+    if not hits:
+        return values
+    fixed = list(values)
+    for i in hits:
+        fixed[i] = neutralise(fixed[i])
+    return fixed
+
+
+class _Memo:
+    """A converter that remembers its answers (exports repeat dates, amounts and user ids)."""
+
+    def __init__(self, convert: Callable[[Any], Any]) -> None:
+        self.convert = convert
+        self.seen: dict[Any, Any] = {None: None}
+
+    def column(self, values: Sequence[Any]) -> list[Any]:
+        seen = self.seen
+        if len(seen) > _MEMO_LIMIT:
+            seen.clear()
+            seen[None] = None
+        return [seen[v] if v in seen else self._miss(v) for v in values]
+
+    def _miss(self, value: Any) -> Any:
+        result = self.seen[value] = self.convert(value)
+        return result
+
+
+def write_csv(columns: Sequence[Column], rows: Rows, out: IO[bytes], opts: WriteOptions) -> int:
+    """CSV in UTF-8: `excel-ru` (`;`, BOM, local times, decimal comma), `excel` (`,`, BOM, local
+    times) or `rfc4180` (`,`, no BOM, stored values); formula-like text is neutralised unless
+    `formula_guard` is off. Returns the number of rows."""
+    dialect = opts.dialect
+    bom = opts.bom if opts.bom is not None else dialect != "rfc4180"
+    if bom:  # written by hand: the utf-8-sig codec encodes in Python, row by row
         out.write(codecs.BOM_UTF8)
     text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
     text._CHUNK_SIZE = 1 << 16  # type: ignore[attr-defined]  # encode and write in 64 KiB pieces
+    shown = [(i, c) for i, c in enumerate(columns) if not c.hidden]
+    # dates, numbers and yes/no as the dialect's spreadsheet reads them (Russian Excel: 25.11.2026)
+    show = replace(opts.display, lang="ru" if dialect == "excel-ru" else "en")
+    converters = [(i, conv) for i, c in shown if (conv := _csv_converter(c, dialect, show))]
+    plain = not converters and not opts.formula_guard and len(shown) == len(columns)
     n = 0
     try:
-        writer = csv.writer(text)
-        writer.writerow(header)
+        writer = csv.writer(text, delimiter=";" if dialect == "excel-ru" else ",", lineterminator="\r\n")
+        writer.writerow([c.header(opts.headers) for _i, c in shown])
+        convert = {i: _Memo(conv) for i, conv in converters}
         for chunk in rows:
-            writer.writerows(chunk)
+            writer.writerows(chunk if plain else _csv_chunk(chunk, shown, convert, opts.formula_guard))
             n += len(chunk)
         text.flush()
     finally:
@@ -38,68 +170,147 @@ def write_csv(header: Sequence[str], rows: Rows, out: IO[bytes], bom: bool, titl
     return n
 
 
-def write_jsonl(header: Sequence[str], rows: Rows, out: IO[bytes], bom: bool, title: str) -> int:
-    """One JSON object per line, UTF-8 without escapes, keys are the column names."""
+def _csv_chunk(
+    chunk: Chunk, shown: list[tuple[int, Column]], converters: dict[int, _Memo], guard: bool
+) -> Iterable[Sequence[Any]]:
+    if not chunk:
+        return []
+    by_column = list(zip(*chunk, strict=True))
+    out: list[Sequence[Any]] = []
+    for i, _column in shown:
+        values: Sequence[Any] = by_column[i]
+        conv = converters.get(i)
+        if conv is not None and values.count(None) != len(values):
+            values = conv.column(values)
+        if guard:
+            values = _guard_column(values)
+        out.append(values)
+    return zip(*out, strict=True)
+
+
+# ---- JSON lines -----------------------------------------------------------------------------------
+
+
+def write_jsonl(columns: Sequence[Column], rows: Rows, out: IO[bytes], opts: WriteOptions) -> int:
+    """One JSON object per line, UTF-8 without escapes; keys are the column codes, values as stored."""
+    shown = [(i, c.code) for i, c in enumerate(columns) if not c.hidden]
+    keys = [code for _i, code in shown]
+    pick = itemgetter(*[i for i, _c in shown]) if len(shown) > 1 else None
     n = 0
     dumps = json.dumps
     for chunk in rows:
-        lines = [dumps(dict(zip(header, row, strict=True)), ensure_ascii=False) for row in chunk]
-        out.write(("\n".join(lines) + "\n").encode("utf-8"))
+        picked = map(pick, chunk) if pick else ((row[shown[0][0]],) for row in chunk)
+        lines = [dumps(dict(zip(keys, row, strict=True)), ensure_ascii=False) for row in picked]
+        out.write(("\n".join(lines) + "\n").encode("utf-8") if lines else b"")
         n += len(chunk)
     return n
 
 
-def _xlsx_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return ILLEGAL_CHARACTERS_RE.sub("", value)
+# ---- XLSX -----------------------------------------------------------------------------------------
+
+
+def write_xlsx(columns: Sequence[Column], rows: Rows, out: IO[bytes], opts: WriteOptions) -> int:
+    """One sheet: text cells always text, real dates in the portal's time zone, money formats."""
+    book = XlsxBook(out, opts.display.lang)
+    n = book.write_sheet(opts.title, columns, rows, opts.display, opts.headers)
+    book.close()
+    return n
+
+
+# ---- HTML -----------------------------------------------------------------------------------------
+
+TABLE_CSS = """
+body{font-family:"DejaVu Sans","Segoe UI",Arial,sans-serif;margin:16px;color:#1f2933}
+h1{font-size:22px;margin:0 0 4px}.meta{color:#52606d;font-size:13px;margin:0 0 10px}
+.scroll{overflow:auto;max-height:calc(100vh - 110px);border:1px solid #cbd2d9}
+table{border-collapse:separate;border-spacing:0;font-size:13px}
+th,td{border-right:1px solid #e4e7eb;border-bottom:1px solid #e4e7eb;padding:4px 8px;text-align:left;
+vertical-align:top;overflow-wrap:normal;word-break:normal;hyphens:manual}
+th{background:#e4e7eb;position:sticky;top:0;z-index:1;font-weight:600}
+td{max-width:26em;min-width:7em}td.n,td.d{white-space:nowrap;text-align:right;font-variant-numeric:tabular-nums}
+td.d{text-align:left}tr:nth-child(even) td{background:#f5f7fa}
+"""
+_NUMERIC = {"integer", "number", "money", "percent"}
+_NOWRAP = {"date", "datetime", "boolean"}
+
+
+def _html_converter(column: Column, show: Display) -> Callable[[Any], Any]:
+    kind = column.kind
+    if kind == "datetime":
+        return show.when
+    if kind == "date":
+        return show.day
+    if kind == "employee":
+        return show.user
+    if kind == "boolean":
+        return show.yes_no
+    if kind == "percent":
+        return lambda v: None if v is None else f"{show.number(round(v * 100, 1))} %"
+    if kind in ("integer", "number"):
+        return lambda v: show.number(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+    if column.multiple:
+        return _list_text
+    return lambda v: v
+
+
+def _list_text(value: Any) -> Any:
+    """A JSON array of texts as `a, b`."""
+    if isinstance(value, str) and value.startswith("["):
+        try:
+            items = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(items, list):
+            return ", ".join(str(i) for i in items if i is not None)
     return value
 
 
-def write_xlsx(header: Sequence[str], rows: Rows, out: IO[bytes], bom: bool, title: str) -> int:
-    """An XLSX workbook written in openpyxl's write-only mode (rows are not kept in memory)."""
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(title=_sheet_title(title))
-    sheet.freeze_panes = "A2"
-    sheet.append(list(header))
-    n = 0
-    for chunk in rows:
-        for row in chunk:
-            sheet.append([_xlsx_value(v) for v in row])
-        n += len(chunk)
-    book.save(out)
-    return n
+def _header_width(label: str) -> float:
+    """A header's minimum width in em: room for its longest word and at most two lines of text."""
+    longest = max((len(w) for w in label.split()), default=1)
+    return round(max(longest, min(len(label), 36) / 2) * 0.62 + 0.2, 1)
 
 
-def _sheet_title(title: str) -> str:
-    cleaned = "".join(ch for ch in title if ch not in "[]:*?/\\")
-    return (cleaned or "export")[:31]
-
-
-_HTML_HEAD = """<!DOCTYPE html>
-<html lang="ru"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body{{font-family:"DejaVu Sans","Segoe UI",Arial,sans-serif;margin:16px;color:#1f2933}}
-table{{border-collapse:collapse;font-size:13px}}
-th,td{{border:1px solid #cbd2d9;padding:3px 6px;text-align:left;vertical-align:top;max-width:28em;
-overflow-wrap:anywhere}}
-th{{background:#e4e7eb;position:sticky;top:0}}
-tr:nth-child(even) td{{background:#f5f7fa}}
-</style></head><body><h1>{title}</h1><table><thead><tr>{head}</tr></thead><tbody>
-"""
-
-
-def write_html(header: Sequence[str], rows: Rows, out: IO[bytes], bom: bool, title: str) -> int:
-    """A self-contained HTML table (inline CSS, no scripts, no external assets)."""
+def write_html(columns: Sequence[Column], rows: Rows, out: IO[bytes], opts: WriteOptions) -> int:
+    """A self-contained page (inline CSS, no scripts, no external assets): labelled headers, a sticky
+    header row, horizontal scrolling, values formatted for people."""
     esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    out.write(_HTML_HEAD.format(title=esc(title), head=head).encode("utf-8"))
+    show = opts.display
+    at = {c.code: i for i, c in enumerate(columns)}
+    shown = [(i, c) for i, c in enumerate(columns) if not c.hidden]
+    cells: list[tuple[int, Callable[..., Any], str, int | None]] = []
+    for i, c in shown:
+        css = ' class="n"' if c.kind in _NUMERIC else ' class="d"' if c.kind in _NOWRAP else ""
+        currency_at = at.get(c.currency) if c.kind == "money" and c.currency else None
+        conv = show.money if currency_at is not None else _html_converter(c, show)
+        cells.append((i, conv, css, currency_at))
+    head = "".join(
+        f'<th scope="col" title="{esc(c.code)}" style="min-width:{_header_width(c.header(opts.headers))}em">'
+        f"{esc(c.header(opts.headers))}</th>"
+        for _i, c in shown
+    )
+    lang = esc(show.lang)
+    out.write((
+        f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(opts.title)}</title><style>{TABLE_CSS}</style></head><body><h1>{esc(opts.title)}</h1>"
+        f'<p class="meta">{esc(opts.note)}</p><div class="scroll"><table>'
+        f"<thead><tr>{head}</tr></thead><tbody>\n"
+    ).encode())
     n = 0
     for chunk in rows:
+        lines = []
         for row in chunk:
-            cells = "".join("<td></td>" if v is None else f"<td>{esc(str(v))}</td>" for v in row)
-            out.write(f"<tr>{cells}</tr>\n".encode())
+            parts = []
+            for i, conv, css, cur in cells:
+                value = conv(row[i], row[cur]) if cur is not None else conv(row[i])
+                parts.append(f"<td{css}></td>" if value is None else f"<td{css}>{esc(str(value))}</td>")
+            lines.append("<tr>" + "".join(parts) + "</tr>\n")
+        out.write("".join(lines).encode("utf-8"))
         n += len(chunk)
-    out.write(f"</tbody></table><p>{n} rows</p></body></html>\n".encode())
+    rows_word = "Строк" if show.lang == "ru" else "Rows"
+    tail = f'</tbody></table></div><p class="meta">{rows_word}: {show.number(n)}</p></body></html>\n'
+    out.write(tail.encode())
     return n
 
 
