@@ -82,13 +82,13 @@ def test_a_whole_scenario_writes_no_secret_anywhere(tmp_path: Path, portal: Any)
         emu.call("crm.item.add", {"entityTypeId": etid, "fields": {"title": f"Кандидат {n}"}})
 
     # sync through faults: retried answers, a lost write answer, then a page of the wrong shape
-    emu.faults.inject_next("500", "crm.item.list")
-    emu.faults.inject_next("html", "crm.item.list")
-    emu.faults.inject_next("truncate", "crm.item.list")
+    emu.faults.inject_next("500", "batch")
+    emu.faults.inject_next("html", "batch")
+    emu.faults.inject_next("truncate", "batch")
     cli("-vv", "--json", "sync", "--portal", "hook", "--db", db, "--template", HR)
     time.sleep(1.1)  # a later second than the last pull: the failing run has a changed row to read
     emu.call("crm.item.update", {"entityTypeId": etid, "id": 1, "fields": {"title": "Кандидат 0 (правка)"}})
-    emu.faults.inject_next("ids_string", "crm.item.list", n=10)
+    emu.faults.inject_next("ids_string", "batch", n=10)  # the pull reads through batches
     failed = cli("-vv", "sync", "--portal", "hook", "--db", db, expect=None)
     assert failed.code != 0 and "crm.item.list" in failed.text
     emu.faults.clear()
