@@ -353,7 +353,7 @@ def test_a_read_only_store_in_a_read_only_folder_is_still_readable(tmp_path: Pat
     folder.chmod(0o555)
     commands = [
         ["status", "--db", str(store_file)],
-        ["export", "-t", "candidate", "--db", str(store_file)],
+        ["export", "-t", "candidate", "--db", str(store_file), "--headers", "codes", "--dialect", "rfc4180"],
         ["report", "funnel", "-t", "candidate", "--format", "csv", "--db", str(store_file)],
         ["sync", "--db", str(store_file), "--portal", f"http://127.0.0.1:{free_port()}/rest/1/x/"],
     ]
