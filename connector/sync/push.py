@@ -76,6 +76,7 @@ class Pusher:
         self.files = {f.code for f in pmap.fields if f.type == "file"}
         self.absorb = absorb
         self.rereads: dict[str, int] = {}
+        self.requeue: set[str] = set()  # rows to plan again in this run (an insert with a made-up id)
         store.conn.execute(INFLIGHT_DDL)
 
     # ---- entry point ----
@@ -282,6 +283,8 @@ class Pusher:
                 )
         for key, seqs, error in failures:
             self._fail(key, seqs, error)
+        done_keys.difference_update(self.requeue)
+        self.requeue.clear()
         if self.progress:
             self.progress("push", len(ops))
 
@@ -293,6 +296,12 @@ class Pusher:
                 self._done(conn, p.seqs)
                 self.figures.deleted_remote += 1
                 self.store.base_delete(self.tbl, op.ref)
+                return None
+            if res.not_found and op.op == "update" and self._base(op.ref) is None:
+                # a local INSERT with an id the portal does not have: it is created (the id is the
+                # portal's to give), so the row loses the id and the next wave sends a create
+                conn.execute(f"UPDATE {q(self.tbl)} SET id = NULL WHERE key = ?", (op.ref,))
+                self.requeue.add(op.ref)
                 return None
             if res.not_found and op.op == "update":
                 self._tombstone(conn, op.ref, p.seqs)
