@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -71,7 +72,7 @@ class ProcessMap(BaseModel):
             cols += ["funnel", "stage"]
         for f in self.fields:
             cols.append(f.code)
-            if f.type == "money":
+            if f.type == "money" and not f.multiple:  # a multiple money field is one JSON column
                 cols.append(f"{f.code}_currency")
         for target in self.parents:
             cols.append(f"parent_{target}")
@@ -195,10 +196,34 @@ def _empty(value: Any) -> bool:
     return value is None or value is False or (isinstance(value, str) and value == "")
 
 
+INT64 = (-(2**63), 2**63 - 1)  # what an SQLite INTEGER (and the portal's PHP int) holds exactly
+
+
 def _to_int(value: Any) -> int | None:
+    """An integer from the portal (int, or decimal text of any size: never through float)."""
     if _empty(value):
         return None
-    return int(float(value)) if not isinstance(value, int) else value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        out = value
+    elif isinstance(value, float):
+        out = int(value)
+    else:
+        text = str(value).strip()
+        try:
+            out = int(text)
+        except ValueError:
+            try:
+                exact = Decimal(text)
+            except InvalidOperation:
+                raise TranslationError(f"bad integer {value!r}") from None
+            if exact != exact.to_integral_value():
+                raise TranslationError(f"bad integer {value!r}: it has a fraction") from None
+            out = int(exact)
+    if not INT64[0] <= out <= INT64[1]:
+        raise TranslationError(f"integer {out} is outside the 64-bit range the store and the portal hold")
+    return out
 
 
 def _nonzero_int(value: Any) -> int | None:
@@ -281,10 +306,19 @@ Converter = Callable[[Any], Any]
 
 
 def _money_part(f: FieldMap, part: int) -> Converter:
-    """Converter of a money value to its amount (part 0) or currency (part 1); multiple: JSON arrays."""
-    if f.multiple:
-        return lambda raw: _dump([split_money(v)[part] for v in _json_list(raw)])
+    """Converter of a money value to its amount (part 0) or currency (part 1)."""
     return lambda raw: split_money(raw)[part]
+
+
+def _money_list(raw: Any) -> str | None:
+    """A multiple money value (`["100|RUB", ...]`) -> JSON `[{"amount": 100.0, "currency": "RUB"}]`."""
+    values = raw if isinstance(raw, list) else ([] if _empty(raw) else [raw])
+    out = []
+    for v in values:
+        amount, currency = split_money(v)
+        if amount is not None:
+            out.append({"amount": amount, "currency": currency})
+    return _dump(out)
 
 
 class ItemTranslator:
@@ -320,7 +354,9 @@ class ItemTranslator:
                 ("stage", "stageId", self._stage_code),
             ]
         for f in self.pmap.fields:
-            if f.type == "money":
+            if f.type == "money" and f.multiple:
+                plan.append((f.code, f.uf_name, _money_list))
+            elif f.type == "money":
                 plan.append((f.code, f.uf_name, _money_part(f, 0)))
                 plan.append((f"{f.code}_currency", f.uf_name, _money_part(f, 1)))
             elif f.multiple:
@@ -457,7 +493,7 @@ class ItemTranslator:
         for f in p.fields:
             if f.type == "file":
                 continue
-            money_cols = {f.code, f"{f.code}_currency"} if f.type == "money" else {f.code}
+            money_cols = {f.code, f"{f.code}_currency"} if f.type == "money" and not f.multiple else {f.code}
             if money_cols & wanted:
                 out[f.uf_name] = self._field_to_portal(f, row)
         for target, etid in p.parents.items():
@@ -505,9 +541,14 @@ class ItemTranslator:
         raw = row.get(f.code)
         if f.type == "money":
             cur = row.get(f"{f.code}_currency")
-            if f.multiple:
-                amounts, curs = _json_list(raw), _json_list(cur)
-                return [join_money(a, curs[i] if i < len(curs) else None) for i, a in enumerate(amounts)]
+            if f.multiple:  # JSON [{"amount": .., "currency": ..}] (a bare number is an amount)
+                out = []
+                for v in _json_list(raw):
+                    if isinstance(v, dict):
+                        out.append(join_money(_to_float(v.get("amount")), v.get("currency")))
+                    elif v not in (None, ""):
+                        out.append(join_money(_to_float(v), None))
+                return [m for m in out if m]
             return join_money(_to_float(raw), cur)
         if f.multiple:
             try:
