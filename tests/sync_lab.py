@@ -224,7 +224,9 @@ class Lab:
                 list(values.values()),
             )
             conn.commit()
-            return str(conn.execute(f'SELECT key FROM "{code}" WHERE rowid = last_insert_rowid()').fetchone()[0])
+            return str(
+                conn.execute(f'SELECT key FROM "{code}" WHERE rowid = last_insert_rowid()').fetchone()[0]
+            )
         finally:
             conn.close()
 

@@ -102,6 +102,7 @@ class Puller:
         self.open_conflicts: dict[str, Any] = {}
         self.changed_keys: set[str] = set()  # rows whose values or base a pull changed (push re-reads)
         self.duplicate_xml: dict[str, list[int]] = {}  # xmlId shared by several portal items -> ids
+        self.gone_cols: dict[str, str] = {}  # column -> its field, absent from the portal's items
         self.clock_offset = 0.0  # portal clock minus local clock, seconds (estimated on each run)
         self.failed_since: datetime | None = None  # updatedTime of the oldest item that failed to translate
 
@@ -223,7 +224,25 @@ class Puller:
             if collecting:
                 gc.enable()
 
+    def _note_gone_fields(self, items: list[dict[str, Any]]) -> None:
+        """Fields whose key is missing from every item read were deleted on the portal (by hand):
+        their values are unknown, not emptied, so local values stay (and writes of them fail)."""
+        if not items:
+            return
+        for f in self.pmap.fields:
+            if f.uf_name in items[0] or any(f.uf_name in i for i in items):
+                continue
+            if f.code not in self.gone_cols:
+                self.warnings.append(
+                    f"{self.tbl}: field {f.code!r} ({f.uf_name}) is not on the portal any more (deleted "
+                    "by hand?); local values are kept and edits of it fail until `b24sync apply` adds it"
+                )
+            cols = [f.code, f"{f.code}_currency"] if f.type == "money" and not f.multiple else [f.code]
+            for c in cols:
+                self.gone_cols[c] = f.code
+
     def _apply_chunk(self, items: list[dict[str, Any]], cursor: str | None) -> None:
+        self._note_gone_fields(items)
         values, xml, failed = self._translate_refreshing(items)
         for item, exc in failed:
             self.failures.append(
@@ -390,6 +409,9 @@ class Puller:
         """An item known locally: skip it when nothing changed, else merge it with local edits."""
         key = local["key"]
         base_ut, base_data = base
+        if self.gone_cols:  # unknown on the portal: as if unchanged since the base
+            known = base_data if base_data is not None else local
+            rr = {**rr, **{c: known.get(c) for c in self.gone_cols}}
         remote = self._synced(rr)
         if (
             base_data is not None
