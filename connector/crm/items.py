@@ -321,6 +321,9 @@ def _money_list(raw: Any) -> str | None:
     return _dump(out)
 
 
+_READERS: dict[str, Any] = {}  # compiled item readers by source text
+
+
 class ItemTranslator:
     """Portal item <-> store row for one process on one portal."""
 
@@ -425,7 +428,12 @@ class ItemTranslator:
         )
         scope: dict[str, Any] = {f"c{i}": conv for i, conv in enumerate(self._converters)}
         scope.update(pick=itemgetter(*self._keys), keys=self._keys)
-        exec(compile(source, f"<item reader {self.pmap.code}>", "exec"), scope)  # noqa: S102
+        code = _READERS.get(source)
+        if code is None:  # one compile per distinct map (syncs build translators on every run)
+            if len(_READERS) > 256:
+                _READERS.clear()
+            code = _READERS[source] = compile(source, f"<item reader {self.pmap.code}>", "exec")
+        exec(code, scope)  # noqa: S102
         return scope["read"]  # type: ignore[no-any-return]
 
     def to_values(self, item: dict[str, Any], null: Any = None) -> list[Any]:

@@ -287,7 +287,7 @@ def sync(
     check_policy(policy)
     for code, p in (policies or {}).items():
         check_policy(p, f"policy for {code!r}")
-    with sync_lock(store, wait) as crashed:
+    with sync_lock(store, wait) as held:
         report = _sync(
             client,
             store,
@@ -301,9 +301,12 @@ def sync(
             progress=progress,
             only=only,
             overlap=overlap,
+            heartbeat=held.tick if held is not None else None,
         )
-        if crashed is not None:
-            report.warnings.append(f"took over the sync lock of a run that crashed ({crashed.describe()})")
+        if held is not None and held.crashed is not None:
+            report.warnings.append(
+                f"took over the sync lock of a run that crashed ({held.crashed.describe()})"
+            )
         return report
 
 
@@ -321,8 +324,9 @@ def _sync(
     progress: Progress | None,
     only: list[str] | None,
     overlap: float,
+    heartbeat: Callable[[], None] | None = None,
 ) -> SyncReport:
-    """The run itself, under the store's sync lock."""
+    """The run itself, under the store's sync lock (`heartbeat` is called as it makes progress)."""
     check_policy(policy)
     for code, p in (policies or {}).items():
         check_policy(p, f"policy for {code!r}")
@@ -354,7 +358,16 @@ def _sync(
             report.processes[t.code] = ProcessFigures()
 
         def step(code: str) -> Callable[[str, int], None] | None:
-            return (lambda phase, n: progress(code, phase, n)) if progress else None
+            if progress is None and heartbeat is None:
+                return None
+
+            def report_step(phase: str, n: int) -> None:
+                if heartbeat is not None:
+                    heartbeat()
+                if progress is not None:
+                    progress(code, phase, n)
+
+            return report_step
 
         def refresher(t: Any) -> Callable[[], ItemTranslator | None]:
             def refresh() -> ItemTranslator | None:

@@ -1,7 +1,8 @@
 """One sync per store at a time: a lock row in the store, naming its holder (pid, host, since).
 
 The lock lives in `_sync_lock` (one row). Taking it is one `BEGIN IMMEDIATE` transaction, so two
-processes (or threads) never both win. While held, a heartbeat thread refreshes `beat`. A holder that
+processes (or threads) never both win. While held, the run refreshes `beat` as it makes progress
+(`Held.tick`, at most every BEAT_SECONDS: each pulled chunk, each pushed wave). A holder that
 crashed is taken over safely: on the same host when its pid is gone (or is another process now, or is
 this process but not a lock it holds); on another host when its heartbeat is older than STALE_SECONDS.
 """
@@ -25,8 +26,8 @@ from connector.store.migrations import SYNC_LOCK_DDL
 
 DEFAULT_WAIT = 60.0  # seconds a sync waits for another one on the same store
 BEAT_SECONDS = 10.0
-STALE_SECONDS = 120.0  # a holder on another host whose heartbeat is older than this has crashed
-POLL_SECONDS = 0.2
+STALE_SECONDS = 900.0  # a holder on another host without progress for this long has crashed
+POLL_SECONDS = 0.05
 _held: set[str] = set()  # tokens held by this process
 _held_lock = threading.Lock()
 
@@ -110,6 +111,7 @@ def _try_take(conn: sqlite3.Connection, token: str) -> tuple[bool, LockHolder | 
 
 def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA synchronous = NORMAL")  # the store is in WAL mode: commits need no fsync
     conn.execute(SYNC_LOCK_DDL)  # also migration 3; here for a file opened by an older b24sync
     return conn
 
@@ -129,11 +131,29 @@ def holder_of(path: str) -> LockHolder | None:
         conn.close()
 
 
+class Held:
+    """A lock this run holds: `tick()` refreshes its heartbeat; `crashed` is the holder taken over."""
+
+    def __init__(self, conn: sqlite3.Connection, token: str, crashed: LockHolder | None) -> None:
+        self.conn, self.token, self.crashed = conn, token, crashed
+        self.last = time.monotonic()
+
+    def tick(self) -> None:
+        """Refresh the heartbeat when BEAT_SECONDS have passed since the last one."""
+        if time.monotonic() - self.last < BEAT_SECONDS:
+            return
+        self.last = time.monotonic()
+        try:
+            self.conn.execute("UPDATE _sync_lock SET beat = ? WHERE token = ?", (time.time(), self.token))
+        except sqlite3.OperationalError:
+            pass  # busy: the next tick tries again
+
+
 @contextmanager
-def sync_lock(store: Any, wait: float = DEFAULT_WAIT) -> Iterator[LockHolder | None]:
+def sync_lock(store: Any, wait: float = DEFAULT_WAIT) -> Iterator[Held | None]:
     """Hold the store's sync lock for the block; wait up to `wait` seconds, else raise SyncLocked.
 
-    Yields the crashed holder that was taken over, if any. An in-memory store needs no lock.
+    Yields the `Held` lock (None for an in-memory store, which needs no lock).
     """
     path = str(store.path)
     if path == ":memory:":
@@ -154,28 +174,11 @@ def sync_lock(store: Any, wait: float = DEFAULT_WAIT) -> Iterator[LockHolder | N
                 assert holder is not None
                 raise SyncLocked(path, holder, time.monotonic() - started)
             time.sleep(POLL_SECONDS)
-        stop = threading.Event()
-        beat = threading.Thread(target=_beat, args=(path, token, stop), daemon=True)
-        beat.start()
         try:
-            yield holder
+            yield Held(conn, token, holder)
         finally:
-            stop.set()
-            beat.join()
             conn.execute("DELETE FROM _sync_lock WHERE token = ?", (token,))
     finally:
         with _held_lock:
             _held.discard(token)
-        conn.close()
-
-
-def _beat(path: str, token: str, stop: threading.Event) -> None:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    try:
-        while not stop.wait(BEAT_SECONDS):
-            try:
-                conn.execute("UPDATE _sync_lock SET beat = ? WHERE token = ?", (time.time(), token))
-            except sqlite3.OperationalError:
-                continue  # busy for longer than the timeout: try again on the next beat
-    finally:
         conn.close()
