@@ -39,6 +39,7 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
+    multiple,
     rule,
 )
 from sync_lab import LAB
@@ -53,7 +54,7 @@ EXAMPLES = int(os.environ.get("SYNC_MODEL_EXAMPLES", "300"))
 FIELDS = ("note", "big", "tags", "stage")
 STAGES = ("NEW", "WORK", "CHECK")
 REPLICAS = ("a", "b")
-RAN = {"examples": 0, "steps": 0, "syncs": 0, "injected": 0, "faults": 0}
+RAN = {"examples": 0, "steps": 0, "syncs": 0, "sync_once": 0, "injected": 0, "faults": 0}
 
 texts = st.text(alphabet="abyж 7\n\t\"'\\%&?=[]{}", min_size=1, max_size=8)
 values = {
@@ -159,13 +160,18 @@ class SyncModel(RuleBasedStateMachine):
         self.stage_ids: dict[str, str] = {}
         RAN["examples"] += 1
 
-    @initialize(policy=st.sampled_from(["remote-wins", "local-wins"]))
-    def start(self, policy: str) -> None:
+    @initialize(target=items, policy=st.sampled_from(["remote-wins", "local-wins"]), fv=field_values)
+    def start(self, policy: str, fv: tuple[str, Any]) -> Any:
+        """Every example starts with two items both replicas know: one from the portal, one from `a`."""
         self.policy = policy
+        self._sync("a")
+        self.stage_ids = dict(self._pmap().stages["main"])
+        first = self.portal_add([fv])
+        second = self.local_insert("a", [fv])
         for r in REPLICAS:
             self._sync(r)
-        pmap = self._pmap()
-        self.stage_ids = dict(pmap.stages["main"])
+            self._oracle_sync(r, False)
+        return multiple(first, second)
 
     def teardown(self) -> None:
         try:
@@ -245,11 +251,20 @@ class SyncModel(RuleBasedStateMachine):
     def _editable(self, item: Item, r: str) -> bool:
         return item.local[r] is not None and not item.tomb[r]
 
-    @rule(item=items, r=st.sampled_from(REPLICAS), fv=field_values)
-    def local_update(self, item: Item, r: str, fv: tuple[str, Any]) -> None:
+    @rule(item=items, r=st.sampled_from(REPLICAS), fv=field_values, delete=st.booleans())
+    def local_edit(self, item: Item, r: str, fv: tuple[str, Any], delete: bool) -> None:
+        """An UPDATE of one field (or a DELETE) through a plain SQLite client."""
+        if item.tomb[r]:  # the store refuses it, with a clear message
+            with pytest.raises(sqlite3.IntegrityError, match="tombstone"):
+                self._local(r, "UPDATE lab SET note = 'x' WHERE id = ?", (item.pid,))
         if not self._editable(item, r):
             return
-        self._edit_local(item, r, fv)
+        if delete:
+            where, arg = self._where(item, r)
+            self._local(r, f"DELETE FROM lab WHERE {where}", (arg,))
+            item.local[r] = None
+        else:
+            self._edit_local(item, r, fv)
 
     def _edit_local(self, item: Item, r: str, fv: tuple[str, Any]) -> None:
         field, value = fv
@@ -257,21 +272,6 @@ class SyncModel(RuleBasedStateMachine):
         self._local(r, f"UPDATE lab SET {field} = ? WHERE {where}", (self._column_value(field, value), arg))
         assert item.local[r] is not None
         item.local[r][field] = _norm(field, value)
-
-    @rule(item=items, r=st.sampled_from(REPLICAS))
-    def local_delete(self, item: Item, r: str) -> None:
-        if not self._editable(item, r):
-            return
-        where, arg = self._where(item, r)
-        self._local(r, f"DELETE FROM lab WHERE {where}", (arg,))
-        item.local[r] = None
-
-    @rule(item=items, r=st.sampled_from(REPLICAS))
-    def local_write_of_a_tombstone_is_refused(self, item: Item, r: str) -> None:
-        if not item.tomb[r]:
-            return
-        with pytest.raises(sqlite3.IntegrityError, match="tombstone"):
-            self._local(r, "UPDATE lab SET note = 'x' WHERE id = ?", (item.pid,))
 
     # ---- portal edits ----
     @rule(target=items, fv=st.lists(field_values, max_size=3))
@@ -289,11 +289,16 @@ class SyncModel(RuleBasedStateMachine):
         self.all.append(item)
         return item
 
-    @rule(item=items, fv=field_values)
-    def portal_update(self, item: Item, fv: tuple[str, Any]) -> None:
+    @rule(item=items, fv=field_values, delete=st.booleans())
+    def portal_edit(self, item: Item, fv: tuple[str, Any], delete: bool) -> None:
+        """An edit of one field (or a delete) on the portal by someone else."""
         if item.portal is None:
             return
-        self._edit_portal(item, fv)
+        if delete:
+            self.emu.call("crm.item.delete", {"entityTypeId": self.etid, "id": item.pid})
+            item.portal = None
+        else:
+            self._edit_portal(item, fv)
 
     def _edit_portal(self, item: Item, fv: tuple[str, Any]) -> None:
         field, value = fv
@@ -311,73 +316,72 @@ class SyncModel(RuleBasedStateMachine):
         assert item.portal is not None
         item.portal[field] = _norm(field, value)
 
-    @rule(item=items)
-    def portal_delete(self, item: Item) -> None:
-        if item.portal is None:
-            return
-        self.emu.call("crm.item.delete", {"entityTypeId": self.etid, "id": item.pid})
-        item.portal = None
-
     # ---- syncs ----
-    @rule(r=st.sampled_from(REPLICAS), full=st.booleans())
-    def sync_clean(self, r: str, full: bool) -> None:
-        report = self._sync(r, full=full)
-        self._oracle_sync(r, full)
-        self._check_report(report)
-
-    @rule(r=st.sampled_from(REPLICAS), pick=st.integers(0, 50), fv=field_values)
-    def sync_with_a_local_edit_after_the_pull_read(self, r: str, pick: int, fv: tuple[str, Any]) -> None:
-        """The edit lands after the pull's HTTP read, before its write: the merge must include it."""
-        editable = [i for i in self.all if self._editable(i, r)]
-        if not editable:
-            return
-        item = editable[pick % len(editable)]
-        t = Transport()
-        t.after_list = lambda: self._edit_local(item, r, fv)
-        RAN["injected"] += 1
-        report = self._sync(r, session=t)
-        self._oracle_sync(r, False)
-        self._check_report(report)
-
-    @rule(r=st.sampled_from(REPLICAS), fv=field_values, other=field_values)
-    def sync_with_edits_while_a_push_is_in_flight(
-        self, r: str, fv: tuple[str, Any], other: tuple[str, Any]
-    ) -> None:
-        """While an update batch travels: a local edit of that row (kept, pushed by the next run) and a
-        portal edit of a field the row did not change (it flows down)."""
-        injected: list[tuple[Item, tuple[str, Any]]] = []
-
-        def during(pid: int) -> None:
-            [item] = [i for i in self.all if i.pid == pid]
-            base, local = item.base[r], item.local[r]
-            if local is not None and base is not None and item.portal is not None:
-                clean = [f for f in FIELDS if local[f] == base[f] and item.portal[f] == base[f]]
-                if other[0] in clean:
-                    self._edit_portal(item, other)
-                    injected.append((item, other))
-            if self._editable(item, r):
-                where, arg = self._where(item, r)
-                self._local(r, f"UPDATE lab SET {fv[0]} = ? WHERE {where}", (self._column_value(*fv), arg))
-                injected.append((item, ("local",) + fv))
-
-        t = Transport()
-        t.before_update = during
-        report = self._sync(r, session=t)
-        self._oracle_sync(r, False)  # the portal edit counted as made before the sync (it flows)
-        for item, what in injected:
-            if what[0] == "local":
-                RAN["injected"] += 1
-                assert item.local[r] is not None
-                item.local[r][what[1]] = _norm(what[1], what[2])  # made after: the next sync pushes it
-        self._check_report(report)
-
     @rule(
         r=st.sampled_from(REPLICAS),
+        full=st.booleans(),
+        inject=st.sampled_from(["none", "pull", "push"]),
+        pick=st.integers(0, 50),
+        fv=field_values,
+        other=field_values,
+        fault=st.sampled_from(["none", "none", "kill", "drop", "500", "503"]),
         at=st.integers(1, 6),
-        kind=st.sampled_from(["kill", "drop", "500", "503"]),
     )
-    def sync_with_a_fault_then_a_clean_sync(self, r: str, at: int, kind: str) -> None:
-        """A run hit by a fault, then a clean run: together they are one sync of the oracle."""
+    def sync_once(
+        self,
+        r: str,
+        full: bool,
+        inject: str,
+        pick: int,
+        fv: tuple[str, Any],
+        other: tuple[str, Any],
+        fault: str,
+        at: int,
+    ) -> None:
+        """One sync (or, with a `fault`, a faulted run and a clean one). With `pull`, a local edit lands
+        after the pull's HTTP read and before its write (the merge must include it). With `push`, while
+        an update batch travels: a local edit of that row (kept, pushed by the next run) and a portal
+        edit of a field nobody changed (it flows down)."""
+        RAN["sync_once"] += 1
+        if fault != "none":
+            self._sync_with_a_fault(r, at, fault)
+            return
+        t = Transport()
+        late: list[tuple[Item, tuple[str, Any]]] = []
+        if inject == "pull":
+            editable = [i for i in self.all if self._editable(i, r)]
+            if editable:
+                item = editable[pick % len(editable)]
+                t.after_list = lambda: self._edit_local(item, r, fv)
+                RAN["injected"] += 1
+        elif inject == "push":
+            t.before_update = lambda pid: self._during_push(r, pid, fv, other, late)
+        report = self._sync(r, session=t, full=full)
+        self._oracle_sync(r, full)  # an injected portal edit counts as made before the sync (it flows)
+        for item, (field, value) in late:  # made after the sync: the next one pushes it
+            assert item.local[r] is not None
+            item.local[r][field] = _norm(field, value)
+        self._check_report(report)
+
+    def _during_push(
+        self, r: str, pid: int, fv: tuple[str, Any], other: tuple[str, Any], late: list[tuple[Item, Any]]
+    ) -> None:
+        [item] = [i for i in self.all if i.pid == pid]
+        base, local = item.base[r], item.local[r]
+        if local is not None and base is not None and item.portal is not None:
+            clean = [f for f in FIELDS if local[f] == base[f] and item.portal[f] == base[f]]
+            if other[0] in clean:
+                self._edit_portal(item, other)
+                RAN["injected"] += 1
+        if self._editable(item, r):
+            where, arg = self._where(item, r)
+            self._local(r, f"UPDATE lab SET {fv[0]} = ? WHERE {where}", (self._column_value(*fv), arg))
+            late.append((item, fv))
+            RAN["injected"] += 1
+
+    def _sync_with_a_fault(self, r: str, at: int, kind: str) -> None:
+        """A run hit by a fault after request `at` (5xx/503 answers, a lost answer, a kill), then a clean
+        run: together they are one sync of the oracle."""
         RAN["faults"] += 1
         t = Transport(kill_after=at if kind == "kill" else None, drop_at=at if kind == "drop" else None)
         if kind in ("500", "503"):
@@ -511,7 +515,7 @@ class ConvergingModel(SyncModel):
 
 ConvergingModel.TestCase.settings = settings(
     max_examples=EXAMPLES,
-    stateful_step_count=8,
+    stateful_step_count=10,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     derandomize=bool(os.environ.get("CI")),
@@ -524,6 +528,6 @@ def test_sync_matches_the_oracle_under_random_interleavings_and_faults() -> None
     ran = {k: RAN[k] - before[k] for k in RAN}
     print(
         f"\nsync model: {ran['examples']} examples, {ran['steps']} steps, {ran['syncs']} syncs, "
-        f"{ran['injected']} injected edits, {ran['faults']} faulted runs"
+        f"{ran['sync_once']} sync steps, {ran['injected']} injected edits, {ran['faults']} faulted runs"
     )
     assert ran["examples"] >= min(EXAMPLES, 300)
