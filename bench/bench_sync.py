@@ -10,7 +10,7 @@ For N = 10,000 and 100,000 items of the shipped `car` process:
   the in-process emulator's own work); `end_to_end_rows_per_s` = items / wall time of the whole sync;
 - an incremental sync with k = 100 items changed on the portal and k_local = 100 rows changed locally:
   HTTP requests, which must stay within ceil(k/2500) + ceil(k_local/50) + 3 whatever N is.
-`--profile` prints the top functions (cProfile, by own time) of the translate+write phase at N=100,000.
+`--n=10000` runs one size only (repeatable). `--profile` prints the top functions (cProfile, by own time) of the translate+write phase at N=100,000.
 The last line is one JSON object.
 """
 
@@ -146,7 +146,8 @@ def main() -> None:
     profile = cProfile.Profile() if "--profile" in sys.argv[1:] else None
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
     results = []
-    for n in (10_000, 100_000):
+    sizes = [int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--n=")] or [10_000, 100_000]
+    for n in sizes:
         r = run(n, profile if n == 100_000 else None)
         results.append(r)
         print(

@@ -690,6 +690,36 @@ def find_by_xml_ids(client: Any, pmap: ProcessMap, keys: list[str]) -> dict[str,
     return found
 
 
+def read_items(client: Any, pmap: ProcessMap, ids: list[int]) -> list[dict[str, Any]]:
+    """The items with these ids (those still on the portal), read with one `batch` of `crm.item.list`
+    commands (50 ids each) per 2,500 ids: the push's pre-read before it overwrites anything.
+
+    https://apidocs.bitrix24.com/api-reference/crm/universal/crm-item-list.html
+    """
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(ids), 2_500):
+        part = ids[start : start + 2_500]
+        commands = {
+            f"r{n}": (
+                "crm.item.list",
+                {
+                    "entityTypeId": pmap.entity_type_id,
+                    "select": pmap.select(),
+                    "filter": {"@id": part[k : k + 50]},
+                    "order": {"id": "ASC"},
+                    "start": -1,
+                    "useOriginalUfNames": "Y",
+                },
+            )
+            for n, k in enumerate(range(0, len(part), 50))
+        }
+        batch = client.batch(commands, halt=True)
+        for label in commands:
+            res = batch.results.get(label)
+            out.extend((res or {}).get("items") or [] if isinstance(res, dict) else [])
+    return out
+
+
 def write_items(client: Any, pmap: ProcessMap, ops: list[WriteOp]) -> list[WriteResult]:
     """Run up to 50 item writes in one `batch` request; per-row results in input order.
 

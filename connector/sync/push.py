@@ -24,8 +24,8 @@ from connector.crm.items import (
     WriteOp,
     WriteResult,
     find_by_xml_ids,
-    list_items,
     normalize,
+    read_items,
     write_items,
 )
 from connector.sync.conflicts import diff
@@ -36,7 +36,6 @@ INFLIGHT_DDL = """CREATE TABLE IF NOT EXISTS _sync_inflight (
     tbl TEXT NOT NULL, key TEXT NOT NULL, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
     PRIMARY KEY (tbl, key))"""
 MAX_ROUNDS = 3
-MAX_REREADS = 3  # a row whose portal item keeps changing under the pre-read is sent after this many
 Absorb = Callable[[list[dict[str, Any]]], set[str]]
 
 
@@ -75,7 +74,6 @@ class Pusher:
         self.cols = [c for c in pmap.columns()]
         self.files = {f.code for f in pmap.fields if f.type == "file"}
         self.absorb = absorb
-        self.rereads: dict[str, int] = {}
         self.requeue: set[str] = set()  # rows to plan again in this run (an insert with a made-up id)
         store.conn.execute(INFLIGHT_DDL)
 
@@ -88,13 +86,13 @@ class Pusher:
         for _round in range(MAX_ROUNDS):
             try:
                 self._resolve_inflight()
+                if _round == 0:
+                    self._pre_read()
                 while True:
                     wave = self._next_wave(done_keys)
                     if not wave:
                         break
-                    wave = self._pre_read(wave, done_keys)
-                    if wave:
-                        self._send(wave, done_keys)
+                    self._send(wave, done_keys)
                 self._fail_waiting(done_keys)
                 return
             except WRITE_OUTCOME_UNKNOWN:
@@ -210,24 +208,17 @@ class Pusher:
 
     # ---- the pre-read: merge portal edits before overwriting them ----
 
-    def _pre_read(self, wave: list[Planned], done_keys: set[str]) -> list[Planned]:
-        """One batched read of the items about to be updated or deleted; rows the portal changed since
-        the base are merged (policy applied) and planned again from the merged row."""
-        ids = [p.op.id for p in wave if p.op.op != "add" and self.rereads.get(p.op.ref, 0) < MAX_REREADS]
-        if self.absorb is None or not ids:
-            return wave
-        items = list(list_items(self.client, self.pmap, filter={"@id": ids}))
-        changed = self.absorb(items) if items else set()
-        if not changed:
-            return wave
-        keep: list[Planned] = []
-        for p in wave:
-            if p.op.ref in changed:
-                self.rereads[p.op.ref] = self.rereads.get(p.op.ref, 0) + 1
-                done_keys.discard(p.op.ref)  # planned again by the next wave, from the merged row
-            else:
-                keep.append(p)
-        return keep
+    def _pre_read(self) -> None:
+        """One batched read of every item about to be updated or deleted (2,500 per request); rows the
+        portal changed since the base are merged first (policy applied), so nothing is overwritten."""
+        if self.absorb is None:
+            return
+        ids = [int(ch.portal_id) for ch in self.store.pending_changes(self.tbl) if ch.portal_id is not None]
+        if not ids:
+            return
+        items = read_items(self.client, self.pmap, ids)
+        if items:
+            self.absorb(items)
 
     # ---- lost creates ----
 
