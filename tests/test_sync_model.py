@@ -481,10 +481,10 @@ class SyncModel(RuleBasedStateMachine):
 
     def check_converged(self) -> None:
         """After the faults stop and two clean syncs of each replica: the oracle, everywhere."""
-        for _ in range(2):
+        for full in (True, False):  # the full run finds portal deletions; two runs of each replica
             for r in REPLICAS:
-                self._check_report(self._sync(r, full=True))
-                self._oracle_sync(r, True)
+                self._check_report(self._sync(r, full=full))
+                self._oracle_sync(r, full)
         live = {i["id"]: i for i in portal_items(self.emu, self.etid)}
         expected = {i.pid: i.portal for i in self.all if i.portal is not None}
         assert set(live) == set(expected), (sorted(live), sorted(expected))
