@@ -534,3 +534,21 @@ def test_s17_with_the_guard_a_statement_that_fails_changes_nothing(lab: Lab) -> 
     with pytest.raises(sqlite3.IntegrityError):
         lab.local("UPDATE lab SET note = 'x', deleted = 1 WHERE id = ?", (item_id,))
     assert lab.row(item_id)["note"] == "base" and lab.store.pending_changes("lab") == []
+
+
+def test_s04_a_scheduler_sync_job_takes_the_same_lock(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector import scheduler
+    from connector.sync import lock
+
+    lab.sync()
+    monkeypatch.setattr(lock, "DEFAULT_WAIT", 0.2)  # the job's sync waits this long, then gives up
+    job = scheduler.SyncJob(kind="sync", name="every-minute", portal="emu", interval="1m")
+    env = scheduler.JobEnv(
+        open_client=lambda _portal: lab.client(),
+        store_path=lambda _p, _d: lab.db,
+        portal_key=lambda _p: "emu",
+    )
+    with Store.open(lab.db) as s, sync_lock(s, wait=0):
+        outcome = scheduler.JobRunner([job], env).run_job(job)
+    assert outcome.status == "failed" and "in use by another sync" in (outcome.error or "")
+    assert scheduler.JobRunner([job], env).run_job(job).status == "ok"  # free again: it runs

@@ -9,9 +9,10 @@ from typing import Any
 
 from connector.crm import events
 from connector.crm.items import ItemTranslator, ProcessMap, TypeCodes, list_items
+from connector.sync import lock as lockmod
 from connector.sync import maps as mapmod
 from connector.sync.conflicts import check_policy
-from connector.sync.lock import DEFAULT_WAIT, sync_lock
+from connector.sync.lock import sync_lock
 from connector.sync.pull import Puller, q, qmarks
 from connector.sync.push import Pusher
 from connector.sync.report import FailedRow, ProcessFigures, SyncReport
@@ -142,8 +143,8 @@ def tombstone_ids(store: Any, tbl: str, ids: list[int], figures: ProcessFigures)
     """Mark rows deleted on the portal; local edits of those rows are kept in a conflict."""
     if not ids:
         return
-    pending = {c.key: c for c in store.pending_changes(tbl)}
     with store.engine_writes() as conn:
+        pending = {c.key: c for c in store.unsynced_changes(tbl)}  # read inside: no lost race
         for start in range(0, len(ids), 900):
             part = ids[start : start + 900]
             cur = conn.execute(
@@ -277,17 +278,17 @@ def sync(
     progress: Progress | None = None,
     only: list[str] | None = None,
     overlap: float = OVERLAP_SECONDS,
-    wait: float = DEFAULT_WAIT,
+    wait: float | None = None,
 ) -> SyncReport:
     """Two-way sync of every process in `templates` (or those remembered in the store) with one portal.
 
     One sync per store at a time: another one running on the same store is waited for up to `wait`
-    seconds, then SyncLocked (naming the holder) is raised.
+    seconds (default `lock.DEFAULT_WAIT`), then SyncLocked (naming the holder) is raised.
     """
     check_policy(policy)
     for code, p in (policies or {}).items():
         check_policy(p, f"policy for {code!r}")
-    with sync_lock(store, wait) as held:
+    with sync_lock(store, lockmod.DEFAULT_WAIT if wait is None else wait) as held:
         report = _sync(
             client,
             store,
