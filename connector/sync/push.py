@@ -313,9 +313,12 @@ class Pusher:
             )
             self._set_base(conn, op.ref, rr)
             return None
-        sent_cols = [c for c in self.cols if c in self._sent_cols(op, p.sent)]
+        sent = self._sent_cols(op, p.sent)
+        sent_cols = [c for c in self.cols if c in sent]
         lost = [c for c in sent_cols if not self._kept(c, p.sent, rr)]
-        edited = [c for c in self.cols if not _same(row.get(c), p.read.get(c))]  # edited meanwhile
+        # compare-and-set: columns logged after the change we pushed, or whose value moved since read
+        later = self._logged_after(conn, op.ref, max(p.seqs))
+        edited = [c for c in self.cols if c in later or not _same(row.get(c), p.read.get(c))]
         unsent_local = [
             c for c in self.cols if c not in sent_cols and not _same(p.read.get(c), p.base.get(c))
         ]
@@ -334,6 +337,16 @@ class Pusher:
         if lost:
             return "; ".join(self._lost_text(c, p.sent, rr) for c in lost)
         return None
+
+    def _logged_after(self, conn: Any, key: str, seq: int) -> set[str]:
+        """Columns of the row's change-log entries after `seq` (local edits made while in flight)."""
+        out: set[str] = set()
+        for (cols,) in conn.execute(
+            "SELECT columns FROM _changes WHERE tbl = ? AND key = ? AND seq > ? AND status = 'pending'",
+            (self.tbl, key, seq),
+        ):
+            out.update(json.loads(cols or "[]"))
+        return out
 
     def _kept(self, col: str, sent: dict[str, Any], rr: dict[str, Any]) -> bool:
         """Whether the portal stored what was sent for `col` (compared in the portal's own form)."""
