@@ -1,9 +1,10 @@
 """Model-based test of sync (issue 10): two replicas (store files) of one portal against an oracle.
 
 Hypothesis drives random interleavings of local SQL edits (insert, update of one field, delete, stage
-moves), portal edits (add, update, delete, a stage added by hand), edits injected *inside* a sync
-through the transport seam (a local edit after the pull's HTTP read; a local edit and a portal edit of
-another field while a push batch is on its way), two syncs of one store at once (threads), and faults
+moves), portal edits (add, update, delete; a schema edit: a stage added by hand and items moved
+there), edits injected *inside* a sync through the transport seam (a local edit after the pull's
+HTTP read; a local edit and a portal edit of another field while a push batch is on its way), two
+syncs of one store at once (threads), and faults
 (5xx and 503 answers, dropped responses, a kill after any request). The oracle is the contract, not
 the code: per field three-way merge against the base; a field changed on one side flows; a clash goes
 to the policy; deletes against edits settled by the policy. After the faults stop and two clean syncs
@@ -315,6 +316,28 @@ class SyncModel(RuleBasedStateMachine):
         assert "error" not in res, res
         assert item.portal is not None
         item.portal[field] = _norm(field, value)
+
+    @rule(item=items)
+    def portal_moves_it_to_a_stage_added_by_hand(self, item: Item) -> None:
+        """A schema edit on the portal: a stage the template does not have, and an item moved there.
+        The store keeps the stage code; it flows like any value (and is never sent back unless moved)."""
+        if item.portal is None:
+            return
+        if "EXTRA" not in self.stage_ids:
+            cat = self._pmap().funnels["main"]
+            res = self.emu.call(
+                "crm.status.add",
+                {
+                    "fields": {
+                        "ENTITY_ID": f"DYNAMIC_{self.etid}_STAGE_{cat}",
+                        "STATUS_ID": "EXTRA",
+                        "NAME": "x",
+                    }
+                },
+            )
+            assert "error" not in res, res
+            self.stage_ids["EXTRA"] = f"DT{self.etid}_{cat}:EXTRA"
+        self._edit_portal(item, ("stage", "EXTRA"))
 
     # ---- syncs ----
     @rule(
