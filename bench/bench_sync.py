@@ -10,7 +10,8 @@ For N = 10,000 and 100,000 items of the shipped `car` process:
   the in-process emulator's own work); `end_to_end_rows_per_s` = items / wall time of the whole sync;
 - an incremental sync with k = 100 items changed on the portal and k_local = 100 rows changed locally:
   HTTP requests, which must stay within ceil(k/2500) + ceil(k_local/50) + 3 whatever N is.
-`--n=10000` runs one size only (repeatable). `--profile` prints the top functions (cProfile, by own time) of the translate+write phase at N=100,000.
+`--n=10000` runs one size only (repeatable). `--profile` prints the top functions (cProfile, by own
+time) of the translate+write phase at N=100,000.
 The last line is one JSON object.
 """
 
