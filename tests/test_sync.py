@@ -235,18 +235,21 @@ def _conflict(env: Env, policy: str, *, remote_later: bool) -> tuple[dict[str, A
 @pytest.mark.parametrize(
     ("policy", "remote_later", "model", "plate", "vin"),
     [
-        ("remote-wins", False, "remote", "B111BB", None),
-        ("local-wins", False, "local", "A000AA", "LOCALVIN"),
-        ("newest-wins", True, "remote", "B111BB", None),
+        ("remote-wins", False, "remote", "B111BB", "LOCALVIN"),
+        ("local-wins", False, "local", "B111BB", "LOCALVIN"),
+        ("newest-wins", True, "remote", "B111BB", "LOCALVIN"),
         ("merge", False, "local", "B111BB", "LOCALVIN"),
     ],
 )
 def test_conflict_policies(
     env: Env, policy: str, remote_later: bool, model: str, plate: str, vin: str | None
 ) -> None:
+    """Only `model` clashes; `plate` (portal only) and `vin` (local only) flow under every policy."""
     row, item = _conflict(env, policy, remote_later=remote_later)
     assert (row["model"], row["plate"], row["vin"]) == (model, plate, vin)
+    assert (item[env.uf("car", "plate")], item[env.uf("car", "vin")]) == (plate, vin)
     conflicts = env.store.list_conflicts("car", None)
+    assert conflicts[0].fields == ["model"]
     assert len(conflicts) == 1 and conflicts[0].policy == policy  # nothing dropped silently
     assert conflicts[0].local["model"] == "local" and conflicts[0].remote["model"] == "remote"
     if policy == "merge":  # the same field changed on both sides stays open and is not pushed
@@ -328,8 +331,9 @@ def test_manual_conflict_is_recorded_then_resolved(env: Env) -> None:
     row, item = _conflict(env, "manual", remote_later=False)
     assert row["model"] == "local" and item[env.uf("car", "model")] == "remote"  # nobody wins yet
     [c] = env.store.list_conflicts("car")
-    assert set(c.fields) == {"model", "plate", "vin"}
-    env.sync(policy="manual")  # still open: neither side is overwritten
+    assert c.fields == ["model"]  # only the clashing field waits; plate and vin already flowed
+    assert row["plate"] == "B111BB" and item[env.uf("car", "vin")] == "LOCALVIN"
+    env.sync(policy="manual")  # still open: neither side's model is overwritten
     assert env.items("car")[0][env.uf("car", "model")] == "remote"
     resolve_conflict(env.store, c.id, "merged")
     report = env.sync(policy="manual")

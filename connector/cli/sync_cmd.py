@@ -28,6 +28,9 @@ PolicyOpt = Annotated[
 ]
 
 
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another sync holds the store; try again later
+
+
 def _main() -> Any:
     from connector.cli import main
 
@@ -142,11 +145,19 @@ def sync_command(
     pull_only: Annotated[bool, typer.Option("--pull-only", help="Only pull from the portal.")] = False,
     push_only: Annotated[bool, typer.Option("--push-only", help="Only push local changes.")] = False,
     policy: PolicyOpt = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0,
+            help="Seconds to wait for another sync of the same store to finish (then exit code 75).",
+        ),
+    ] = 60.0,
 ) -> None:
-    """Two-way sync of items between the portal and the local store."""
+    """Two-way sync of items between the portal and the local store (one sync per store at a time)."""
     main = _main()
     from connector.store import Store
-    from connector.sync import SyncError, sync
+    from connector.sync import SyncError, SyncLocked, sync
     from connector.sync.conflicts import check_policy
 
     if pull_only and push_only:
@@ -177,9 +188,13 @@ def sync_command(
                     policies=dict(ref.policies),
                     progress=report_cb,
                     only=list(types or []) or None,
+                    wait=wait,
                 )
         except SyncError as exc:
             raise main.UsageError(str(exc)) from exc
+        except SyncLocked as exc:
+            main.stderr.print(f"error: {exc}", markup=False)
+            raise typer.Exit(EXIT_LOCKED) from None
         except KeyboardInterrupt:
             _interrupted(main, tally, path)
         finally:

@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -72,7 +73,7 @@ class ProcessMap(BaseModel):
             cols += ["funnel", "stage"]
         for f in self.fields:
             cols.append(f.code)
-            if f.type == "money":
+            if f.type == "money" and not f.multiple:  # a multiple money field is one JSON column
                 cols.append(f"{f.code}_currency")
         for target in self.parents:
             cols.append(f"parent_{target}")
@@ -190,10 +191,34 @@ def _empty(value: Any) -> bool:
     return value is None or value is False or (isinstance(value, str) and value == "")
 
 
+INT64 = (-(2**63), 2**63 - 1)  # what an SQLite INTEGER (and the portal's PHP int) holds exactly
+
+
 def _to_int(value: Any) -> int | None:
+    """An integer from the portal (int, or decimal text of any size: never through float)."""
     if _empty(value):
         return None
-    return int(float(value)) if not isinstance(value, int) else value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        out = value
+    elif isinstance(value, float):
+        out = int(value)
+    else:
+        text = str(value).strip()
+        try:
+            out = int(text)
+        except ValueError:
+            try:
+                exact = Decimal(text)
+            except InvalidOperation:
+                raise TranslationError(f"bad integer {value!r}") from None
+            if exact != exact.to_integral_value():
+                raise TranslationError(f"bad integer {value!r}: it has a fraction") from None
+            out = int(exact)
+    if not INT64[0] <= out <= INT64[1]:
+        raise TranslationError(f"integer {out} is outside the 64-bit range the store and the portal hold")
+    return out
 
 
 def _nonzero_int(value: Any) -> int | None:
@@ -276,10 +301,22 @@ Converter = Callable[[Any], Any]
 
 
 def _money_part(f: FieldMap, part: int) -> Converter:
-    """Converter of a money value to its amount (part 0) or currency (part 1); multiple: JSON arrays."""
-    if f.multiple:
-        return lambda raw: _dump([split_money(v)[part] for v in _json_list(raw)])
+    """Converter of a money value to its amount (part 0) or currency (part 1)."""
     return lambda raw: split_money(raw)[part]
+
+
+def _money_list(raw: Any) -> str | None:
+    """A multiple money value (`["100|RUB", ...]`) -> JSON `[{"amount": 100.0, "currency": "RUB"}]`."""
+    values = raw if isinstance(raw, list) else ([] if _empty(raw) else [raw])
+    out = []
+    for v in values:
+        amount, currency = split_money(v)
+        if amount is not None:
+            out.append({"amount": amount, "currency": currency})
+    return _dump(out)
+
+
+_READERS: dict[str, Any] = {}  # compiled item readers by source text
 
 
 class ItemTranslator:
@@ -315,7 +352,9 @@ class ItemTranslator:
                 ("stage", "stageId", self._stage_code),
             ]
         for f in self.pmap.fields:
-            if f.type == "money":
+            if f.type == "money" and f.multiple:
+                plan.append((f.code, f.uf_name, _money_list))
+            elif f.type == "money":
                 plan.append((f.code, f.uf_name, _money_part(f, 0)))
                 plan.append((f"{f.code}_currency", f.uf_name, _money_part(f, 1)))
             elif f.multiple:
@@ -384,7 +423,12 @@ class ItemTranslator:
         )
         scope: dict[str, Any] = {f"c{i}": conv for i, conv in enumerate(self._converters)}
         scope.update(pick=itemgetter(*self._keys), keys=self._keys)
-        exec(compile(source, f"<item reader {self.pmap.code}>", "exec"), scope)  # noqa: S102
+        code = _READERS.get(source)
+        if code is None:  # one compile per distinct map (syncs build translators on every run)
+            if len(_READERS) > 256:
+                _READERS.clear()
+            code = _READERS[source] = compile(source, f"<item reader {self.pmap.code}>", "exec")
+        exec(code, scope)  # noqa: S102
         return scope["read"]  # type: ignore[no-any-return]
 
     def to_values(self, item: dict[str, Any], null: Any = None) -> list[Any]:
@@ -452,7 +496,7 @@ class ItemTranslator:
         for f in p.fields:
             if f.type == "file":
                 continue
-            money_cols = {f.code, f"{f.code}_currency"} if f.type == "money" else {f.code}
+            money_cols = {f.code, f"{f.code}_currency"} if f.type == "money" and not f.multiple else {f.code}
             if money_cols & wanted:
                 out[f.uf_name] = self._field_to_portal(f, row)
         for target, etid in p.parents.items():
@@ -500,9 +544,14 @@ class ItemTranslator:
         raw = row.get(f.code)
         if f.type == "money":
             cur = row.get(f"{f.code}_currency")
-            if f.multiple:
-                amounts, curs = _json_list(raw), _json_list(cur)
-                return [join_money(a, curs[i] if i < len(curs) else None) for i, a in enumerate(amounts)]
+            if f.multiple:  # JSON [{"amount": .., "currency": ..}] (a bare number is an amount)
+                out = []
+                for v in _json_list(raw):
+                    if isinstance(v, dict):
+                        out.append(join_money(_to_float(v.get("amount")), v.get("currency")))
+                    elif v not in (None, ""):
+                        out.append(join_money(_to_float(v), None))
+                return [m for m in out if m]
             return join_money(_to_float(raw), cur)
         if f.multiple:
             try:
@@ -661,6 +710,36 @@ def find_by_xml_ids(client: Any, pmap: ProcessMap, keys: list[str]) -> dict[str,
             if item.get("xmlId"):
                 found[str(item["xmlId"])] = item
     return found
+
+
+def read_items(client: Any, pmap: ProcessMap, ids: list[int]) -> list[dict[str, Any]]:
+    """The items with these ids (those still on the portal), read with one `batch` of `crm.item.list`
+    commands (50 ids each) per 2,500 ids: the push's pre-read before it overwrites anything.
+
+    https://apidocs.bitrix24.com/api-reference/crm/universal/crm-item-list.html
+    """
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(ids), 2_500):
+        part = ids[start : start + 2_500]
+        commands = {
+            f"r{n}": (
+                "crm.item.list",
+                {
+                    "entityTypeId": pmap.entity_type_id,
+                    "select": pmap.select(),
+                    "filter": {"@id": part[k : k + 50]},
+                    "order": {"id": "ASC"},
+                    "start": -1,
+                    "useOriginalUfNames": "Y",
+                },
+            )
+            for n, k in enumerate(range(0, len(part), 50))
+        }
+        batch = client.batch(commands, halt=True)
+        for label in commands:
+            res = batch.results.get(label)
+            out.extend((res or {}).get("items") or [] if isinstance(res, dict) else [])
+    return out
 
 
 def write_items(client: Any, pmap: ProcessMap, ops: list[WriteOp]) -> list[WriteResult]:

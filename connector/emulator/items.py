@@ -134,7 +134,11 @@ def in_one(spec: FieldSpec, value: Any, state: PortalState) -> Any:
     if kind == "int":
         if isinstance(value, bool) or not is_numeric(value):
             return _SKIP if isinstance(value, dict | list) else None
-        number = int(float(value))
+        # PHP (int) of an integer numeric string is exact on 64-bit (no float step); the reference
+        # notes are silent, so the stricter behaviour: exact whenever the text is a whole number
+        text = str(value).strip()
+        whole = isinstance(value, int) or text.lstrip("+-").isdigit()
+        number = int(text) if whole else int(float(value))
         if spec.uf is not None and spec.uf.user_type_id == "enumeration":
             if number not in {o.id for o in spec.uf.enum}:
                 raise ApiError("CRM_FIELD_ERROR_VALUE_NOT_VALID", f'Invalid value for field "{spec.title}"')

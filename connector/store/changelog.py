@@ -57,7 +57,9 @@ def select(conn: sqlite3.Connection, status: str, tbl: str | None, limit: int | 
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise StoreError(f"limit must be a positive integer or None, got {limit!r}")
     sql, args = _SELECT + " c WHERE status = ?", [status]
-    if status == "pending":
+    if status == "unsynced":  # every local change not yet on the portal, failed ones too
+        sql, args = _SELECT + " c WHERE status IN ('pending', 'failed')", []
+    elif status == "pending":
         sql = _SELECT + (" c WHERE (status = 'pending' OR (status = 'failed' AND EXISTS (SELECT 1 FROM "
                          "_changes p WHERE p.tbl = c.tbl AND p.key = c.key AND p.status = 'pending')))")
         args = []

@@ -9,6 +9,11 @@ from connector.store.errors import StoreError
 # The item a stage move belongs to: its local key, else `#<portal id>` (keys are hex, never `#...`).
 STAGE_MOVE_ITEM = "COALESCE(key, '#' || portal_id)"
 
+# The one-row lock of `b24sync sync` (connector/sync/lock.py): holder pid, host, since, heartbeat.
+SYNC_LOCK_DDL = """CREATE TABLE IF NOT EXISTS _sync_lock (
+    id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, host TEXT NOT NULL,
+    since TEXT NOT NULL, beat REAL NOT NULL, token TEXT NOT NULL, started TEXT)"""
+
 # Each migration is a list of statements; never edit a released one, append a new version.
 MIGRATIONS: list[list[str]] = [
     [  # 1: internal tables of docs/CONTRACTS.md "Local store layout"
@@ -61,6 +66,7 @@ MIGRATIONS: list[list[str]] = [
         f"""CREATE UNIQUE INDEX IF NOT EXISTS _stage_history_move
             ON _stage_history (tbl, {STAGE_MOVE_ITEM}, to_stage, at)""",
     ],
+    [SYNC_LOCK_DDL],  # 3: one sync per store at a time
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

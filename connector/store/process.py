@@ -71,7 +71,8 @@ def desired_columns(template: Template) -> dict[str, str]:
             raise StoreError(f"{who} of process {code!r} gives column name {name!r}; use lowercase snake")
         if name in owner:
             raise StoreError(
-                f"{who} of process {code!r} needs column {name!r}, already used by {owner[name]}")
+                f"{who} of process {code!r} needs column {name!r}, already used by {owner[name]}"
+            )
         columns[name] = sql_type
         owner[name] = who
 
@@ -96,7 +97,8 @@ def desired_columns(template: Template) -> dict[str, str]:
     for name in VIEW_EXTRA:
         if name in owner:
             raise StoreError(
-                f"column {name!r} of process {code!r} clashes with view {code}_labels; rename it")
+                f"column {name!r} of process {code!r} clashes with view {code}_labels; rename it"
+            )
     return columns
 
 
@@ -184,6 +186,71 @@ def trigger_sql(tbl: str, columns: list[str]) -> dict[str, str]:
     }
 
 
+def guard_sql(tbl: str) -> dict[str, str]:
+    """BEFORE triggers that refuse, with a clear message, local writes sync could not carry out.
+
+    Only writes by other SQLite clients are checked (the engine's run with `_applying.flag` = 1).
+    """
+    guard = "(SELECT flag FROM _applying) = 0"
+    t = ident(tbl)
+
+    def why(text: str) -> str:
+        return literal(f"b24sync: {text}")
+
+    on_insert = [
+        (
+            'NEW."deleted" IS NOT 0',
+            why(f"INSERT INTO {tbl} with deleted set is refused: deleted is set by sync"),
+        ),
+        (
+            f'EXISTS (SELECT 1 FROM {t} x WHERE x."key" = NEW."key")',
+            why(
+                f"INSERT INTO {tbl} with a key already in the table is refused (it would replace that "
+                "row and create a second portal item); UPDATE the row instead"
+            ),
+        ),
+    ]
+    on_update = [
+        (
+            'OLD."deleted" = 1',
+            why(
+                f"this {tbl} row is a tombstone (its item was deleted on the portal), so an edit would never "
+                "reach the portal; INSERT a new row to create the item again"
+            ),
+        ),
+        (
+            'NEW."deleted" IS NOT OLD."deleted"',
+            why(
+                f"column deleted of {tbl} is set by sync only; to delete an item use "
+                f"DELETE FROM {tbl} WHERE ..."
+            ),
+        ),
+        ('NEW."key" IS NOT OLD."key"', why(f"column key of {tbl} identifies the row and cannot change")),
+        ('NEW."id" IS NOT OLD."id"', why(f"column id of {tbl} is given by the portal and cannot be set")),
+    ]
+    for col in ("created_time", "updated_time", "moved_time", "deleted_at"):
+        on_update.append(
+            (
+                f"NEW.{ident(col)} IS NOT OLD.{ident(col)}",
+                why(f"column {col} of {tbl} is read-only (set by the portal or by sync)"),
+            )
+        )
+
+    def body(cases: list[tuple[str, str]]) -> str:
+        return "SELECT CASE " + " ".join(f"WHEN {c} THEN RAISE(ABORT, {m})" for c, m in cases) + " END;"
+
+    return {
+        f"_guard_{tbl}_insert": (
+            f"CREATE TRIGGER {ident('_guard_' + tbl + '_insert')} BEFORE INSERT ON {t} WHEN {guard} "
+            f"BEGIN {body(on_insert)} END"
+        ),
+        f"_guard_{tbl}_update": (
+            f"CREATE TRIGGER {ident('_guard_' + tbl + '_update')} BEFORE UPDATE ON {t} WHEN {guard} "
+            f"BEGIN {body(on_update)} END"
+        ),
+    }
+
+
 def _label_lookup(tbl: str, kind: str, scope_sql: str, code_sql: str, lang: str) -> str:
     return (
         f"(SELECT l.label FROM _labels l WHERE l.tbl = {literal(tbl)} AND l.kind = {literal(kind)} "
@@ -245,7 +312,7 @@ class ProcessPlan:
         self.existing = _table_columns(conn, self.tbl)
         self.missing = {n: t for n, t in self.desired.items() if n not in self.existing}
         final = self.existing + list(self.missing) if self.existing else list(self.desired)
-        self.triggers = trigger_sql(self.tbl, final)
+        self.triggers = {**trigger_sql(self.tbl, final), **guard_sql(self.tbl)}
         self.view = view_sql(template, lang)
         self.labels = label_rows(template)
         self.signature = _signature(final, self.triggers, self.view, self.labels, lang)
@@ -257,8 +324,12 @@ class ProcessPlan:
         row = conn.execute("SELECT signature FROM _processes WHERE tbl = ?", (self.tbl,)).fetchone()
         if not row or row[0] != self.signature:
             return False
-        names = {r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE tbl_name IN (?, ?)", (self.tbl, self.tbl + "_labels"))}
+        names = {
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE tbl_name IN (?, ?)", (self.tbl, self.tbl + "_labels")
+            )
+        }
         return set(self.triggers) <= names and self.tbl + "_labels" in names
 
     def apply(self, conn: sqlite3.Connection) -> list[str]:
@@ -275,8 +346,10 @@ class ProcessPlan:
                 plain = sql_type.replace(" UNIQUE", "")  # ALTER TABLE cannot add a UNIQUE column
                 conn.execute(f"ALTER TABLE {ident(self.tbl)} ADD COLUMN {ident(name)} {plain}")
                 if plain != sql_type:
-                    conn.execute(f"CREATE UNIQUE INDEX {ident(self.tbl + '_' + name)} "
-                                 f"ON {ident(self.tbl)} ({ident(name)})")
+                    conn.execute(
+                        f"CREATE UNIQUE INDEX {ident(self.tbl + '_' + name)} "
+                        f"ON {ident(self.tbl)} ({ident(name)})"
+                    )
                 added.append(name)
         for sql in self.triggers.values():
             conn.execute(sql)

@@ -205,6 +205,11 @@ class Store:
         """Local changes waiting for push, one per row (net op, union of columns), in seq order."""
         return changelog.select(self.conn, "pending", tbl, limit)
 
+    def unsynced_changes(self, tbl: str | None = None) -> list[Change]:
+        """Local changes not yet on the portal (pending and failed ones), one per row: what a pull
+        must merge with, so a row whose push failed keeps its edits."""
+        return changelog.select(self.conn, "unsynced", tbl, None)
+
     def failed_changes(self, tbl: str | None = None) -> list[Change]:
         """Changes whose push failed, with the error text, one per row."""
         return changelog.select(self.conn, "failed", tbl, None)

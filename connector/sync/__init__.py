@@ -9,6 +9,7 @@ from connector.sync.engine import (
     stored_templates,
     sync,
 )
+from connector.sync.lock import DEFAULT_WAIT, LockHolder, SyncLocked, holder_of, sync_lock
 from connector.sync.report import FailedRow, ProcessFigures, SyncReport
 
 __all__ = [
@@ -16,6 +17,11 @@ __all__ = [
     "Policy",
     "settle",
     "SyncError",
+    "SyncLocked",
+    "LockHolder",
+    "DEFAULT_WAIT",
+    "holder_of",
+    "sync_lock",
     "remember_templates",
     "resolve_conflict",
     "resolve_maps",

@@ -9,8 +9,10 @@ from typing import Any
 
 from connector.crm import events
 from connector.crm.items import ItemTranslator, ProcessMap, TypeCodes, list_items
+from connector.sync import lock as lockmod
 from connector.sync import maps as mapmod
-from connector.sync.conflicts import check_policy, merged_values
+from connector.sync.conflicts import check_policy
+from connector.sync.lock import sync_lock
 from connector.sync.pull import Puller, q, qmarks
 from connector.sync.push import Pusher
 from connector.sync.report import FailedRow, ProcessFigures, SyncReport
@@ -121,9 +123,7 @@ def resolve_maps(
     return maps
 
 
-def refresh_map(
-    client: Any, store: Any, template: Any, portal: str, known: ProcessMap
-) -> ProcessMap | None:
+def refresh_map(client: Any, store: Any, template: Any, portal: str, known: ProcessMap) -> ProcessMap | None:
     """Re-read one process's map from the portal schema (an option id pulled that the map lacks);
     cached for later runs. None when the portal no longer has the process."""
     try:
@@ -143,8 +143,8 @@ def tombstone_ids(store: Any, tbl: str, ids: list[int], figures: ProcessFigures)
     """Mark rows deleted on the portal; local edits of those rows are kept in a conflict."""
     if not ids:
         return
-    pending = {c.key: c for c in store.pending_changes(tbl)}
     with store.engine_writes() as conn:
+        pending = {c.key: c for c in store.unsynced_changes(tbl)}  # read inside: no lost race
         for start in range(0, len(ids), 900):
             part = ids[start : start + 900]
             cur = conn.execute(
@@ -281,8 +281,56 @@ def sync(
     progress: Progress | None = None,
     only: list[str] | None = None,
     overlap: float = OVERLAP_SECONDS,
+    wait: float | None = None,
 ) -> SyncReport:
-    """Two-way sync of every process in `templates` (or those remembered in the store) with one portal."""
+    """Two-way sync of every process in `templates` (or those remembered in the store) with one portal.
+
+    One sync per store at a time: another one running on the same store is waited for up to `wait`
+    seconds (default `lock.DEFAULT_WAIT`), then SyncLocked (naming the holder) is raised.
+    """
+    check_policy(policy)
+    for code, p in (policies or {}).items():
+        check_policy(p, f"policy for {code!r}")
+    with sync_lock(store, lockmod.DEFAULT_WAIT if wait is None else wait) as held:
+        report = _sync(
+            client,
+            store,
+            templates,
+            portal_key=portal_key,
+            full=full,
+            pull=pull,
+            push=push,
+            policy=policy,
+            policies=policies,
+            progress=progress,
+            only=only,
+            overlap=overlap,
+            heartbeat=held.tick if held is not None else None,
+        )
+        if held is not None and held.crashed is not None:
+            report.warnings.append(
+                f"took over the sync lock of a run that crashed ({held.crashed.describe()})"
+            )
+        return report
+
+
+def _sync(
+    client: Any,
+    store: Any,
+    templates: list[Any] | None,
+    *,
+    portal_key: str,
+    full: bool,
+    pull: bool,
+    push: bool,
+    policy: str,
+    policies: dict[str, str] | None,
+    progress: Progress | None,
+    only: list[str] | None,
+    overlap: float,
+    heartbeat: Callable[[], None] | None = None,
+) -> SyncReport:
+    """The run itself, under the store's sync lock (`heartbeat` is called as it makes progress)."""
     check_policy(policy)
     for code, p in (policies or {}).items():
         check_policy(p, f"policy for {code!r}")
@@ -314,7 +362,16 @@ def sync(
             report.processes[t.code] = ProcessFigures()
 
         def step(code: str) -> Callable[[str, int], None] | None:
-            return (lambda phase, n: progress(code, phase, n)) if progress else None
+            if progress is None and heartbeat is None:
+                return None
+
+            def report_step(phase: str, n: int) -> None:
+                if heartbeat is not None:
+                    heartbeat()
+                if progress is not None:
+                    progress(code, phase, n)
+
+            return report_step
 
         def refresher(t: Any) -> Callable[[], ItemTranslator | None]:
             def refresh() -> ItemTranslator | None:
@@ -326,25 +383,27 @@ def sync(
 
             return refresh
 
+        pullers = {
+            t.code: Puller(
+                store,
+                client,
+                maps[t.code],
+                trs[t.code],
+                portal=portal_key,
+                policy=(policies or {}).get(t.code, policy),
+                figures=report.processes[t.code],
+                failures=report.failures,
+                progress=step(t.code),
+                refresh=refresher(t),
+                warnings=report.warnings,
+            )
+            for t in selected
+        }
         seen: dict[str, set[int] | None] = {}  # ids each full pull read (reused by the reconcile)
         if pull:
             for t in selected:
-                pol = (policies or {}).get(t.code, policy)
-                puller = Puller(
-                    store,
-                    client,
-                    maps[t.code],
-                    trs[t.code],
-                    portal=portal_key,
-                    policy=pol,
-                    figures=report.processes[t.code],
-                    failures=report.failures,
-                    progress=step(t.code),
-                    refresh=refresher(t),
-                    warnings=report.warnings,
-                )
-                puller.run(full=full, overlap=overlap)
-                seen[t.code] = puller.seen_ids
+                pullers[t.code].run(full=full, overlap=overlap)
+                seen[t.code] = pullers[t.code].seen_ids
             for t in selected:
                 refresh_open_conflicts(store, maps[t.code])
             if client.is_app:
@@ -357,9 +416,14 @@ def sync(
         if push:
 
             def key_to_id(target: str, key: str) -> int | None:
+                """Portal id of a parent row by key; 0 for a tombstone (a stale key links nothing)."""
                 if target not in maps:
                     return None
-                r = store.conn.execute(f"SELECT id FROM {q(target)} WHERE key = ?", (key,)).fetchone()
+                r = store.conn.execute(
+                    f"SELECT id, deleted FROM {q(target)} WHERE key = ?", (key,)
+                ).fetchone()
+                if r and r[1]:
+                    return 0
                 return int(r[0]) if r and r[0] is not None else None
 
             for t in selected:
@@ -373,6 +437,7 @@ def sync(
                     failures=report.failures,
                     key_to_id=key_to_id,
                     progress=step(t.code),
+                    absorb=pullers[t.code].absorb,
                 ).run()
         if report.failures:
             status = "partial"
@@ -407,7 +472,8 @@ def _safe(exc: BaseException) -> str:
 
 
 def resolve_conflict(store: Any, conflict_id: int, take: str) -> Any:
-    """Settle a recorded conflict: take `local`, `remote` or `merged` values; the next push sends them."""
+    """Settle a recorded conflict: `local` (or `merged`, the same for clashing fields) or `remote`
+    values of just the conflict's fields; every other field already merged. The next push sends them."""
     if take not in ("local", "remote", "merged"):
         raise ValueError(f"--take must be local, remote or merged, got {take!r}")
     found = [c for c in store.list_conflicts(None, None) if c.id == conflict_id]
@@ -416,52 +482,59 @@ def resolve_conflict(store: Any, conflict_id: int, take: str) -> Any:
     c = found[0]
     if c.status != "open":
         raise ValueError(f"conflict {conflict_id} is already resolved ({c.resolution})")
-    cols = [k for k in c.remote if k != "deleted"]
-    base = c.base or {}
     with store.engine_writes() as conn:
-        if "deleted" in c.remote or "deleted" in c.local:
-            return store.resolve_conflict(conflict_id, take)
-        row_cur = conn.execute(f"SELECT * FROM {q(c.tbl)} WHERE key = ?", (c.key,))
-        r = row_cur.fetchone()
-        local = dict(zip([d[0] for d in row_cur.description], r, strict=True)) if r else dict(c.local)
+        if "deleted" in c.fields or "deleted" in c.local or "deleted" in c.remote:
+            return _resolve_delete(store, conn, c, take)
+        base = conn.execute("SELECT data FROM _base WHERE tbl = ? AND key = ?", (c.tbl, c.key)).fetchone()
+        remote = json.loads(base[0]) if base else dict(c.remote)  # the base is the latest portal snapshot
         if take == "remote":
-            values = {k: c.remote.get(k) for k in cols}
-        elif take == "merged":
-            values = merged_values(base, {k: local.get(k) for k in cols}, c.remote, cols)
-        else:
-            values = {k: local.get(k) for k in cols}
-        if values and take != "local":
+            values = {k: remote.get(k) for k in c.fields}
             sets = ", ".join(f"{q(k)} = ?" for k in values)
             conn.execute(f"UPDATE {q(c.tbl)} SET {sets} WHERE key = ?", [*values.values(), c.key])
-        # the remote snapshot becomes the base: the push sends exactly what differs from the portal
-        old = conn.execute(
-            "SELECT updated_time FROM _base WHERE tbl = ? AND key = ?", (c.tbl, c.key)
-        ).fetchone()
-        ut = c.remote.get("updated_time") or (old[0] if old else None)
-        conn.execute(
-            "INSERT INTO _base (tbl, key, portal_id, updated_time, data) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (tbl, key) DO UPDATE SET updated_time = excluded.updated_time, data = excluded.data",
-            (
-                c.tbl,
-                c.key,
-                c.portal_id,
-                ut,
-                json.dumps({k: c.remote.get(k) for k in cols}, ensure_ascii=False),
-            ),
-        )
-        if take != "remote":
-            # make sure the push sees the row even if its local change was already drained
+        else:  # the push sees the row even if its local change was already drained
             conn.execute(
                 "INSERT INTO _changes (tbl, key, op, columns, at, status, portal_id) VALUES "
                 "(?, ?, 'U', ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), 'pending', ?)",
                 (c.tbl, c.key, json.dumps(c.fields), c.portal_id),
             )
-        else:
-            conn.execute(
-                "UPDATE _changes SET status = 'done' WHERE tbl = ? AND key = ? AND status = 'pending'",
-                (c.tbl, c.key),
-            )
         return store.resolve_conflict(conflict_id, take)
+
+
+def _resolve_delete(store: Any, conn: Any, c: Any, take: str) -> Any:
+    """A delete against an edit. Deleted locally: `local` lets the delete go ahead against the
+    portal's current item, `remote` brings the item back. Deleted on the portal: the tombstone stays
+    (`local` is refused: the item is gone; insert a new row to create it again)."""
+    remote_deleted = c.remote.get("deleted") is True
+    if remote_deleted:
+        if take != "remote":
+            raise ValueError(
+                f"conflict {c.id}: the item was deleted on the portal; only --take remote applies "
+                "(insert a new row with the local values to create it again)"
+            )
+        return store.resolve_conflict(c.id, "remote")
+    pending = [ch for ch in store.unsynced_changes(c.tbl) if ch.key == c.key]
+    item = {k: v for k, v in c.remote.items() if k != "deleted"}
+    if take == "remote":
+        for ch in pending:
+            conn.execute(
+                f"UPDATE _changes SET status = 'done' WHERE seq IN ({qmarks(len(ch.seqs))})", ch.seqs
+            )
+        cols = [r[1] for r in conn.execute(f"PRAGMA table_info({q(c.tbl)})")]
+        values = {k: v for k, v in item.items() if k in cols}
+        names = ["key", *values]
+        conn.execute(
+            f"INSERT INTO {q(c.tbl)} ({', '.join(q(n) for n in names)}) VALUES ({qmarks(len(names))})",
+            [c.key, *values.values()],
+        )
+        conn.execute(f"UPDATE {q(c.tbl)} SET deleted = 0, deleted_at = NULL WHERE key = ?", (c.key,))
+    synced = {k: v for k, v in item.items() if k not in ("id", "created_time", "updated_time", "moved_time")}
+    conn.execute(
+        "INSERT INTO _base (tbl, key, portal_id, updated_time, data) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (tbl, key) DO UPDATE SET portal_id = excluded.portal_id, "
+        "updated_time = excluded.updated_time, data = excluded.data",
+        (c.tbl, c.key, c.portal_id, item.get("updated_time"), json.dumps(synced, ensure_ascii=False)),
+    )
+    return store.resolve_conflict(c.id, "remote" if take == "remote" else "local")
 
 
 def failures_of(report: SyncReport) -> list[FailedRow]:

@@ -20,7 +20,7 @@ from connector.crm.items import (
     option_marker,
 )
 from connector.store import BULK_NULL, new_key, new_keys
-from connector.sync.conflicts import diff, settle
+from connector.sync.conflicts import diff, merge3
 from connector.sync.fetch import ItemStream
 from connector.sync.report import FailedRow, ProcessFigures
 
@@ -94,11 +94,13 @@ class Puller:
         self.row_cols = [c for c in self.cols + list(READ_ONLY) if c in table_cols]
         self.table_cols = table_cols
         self._use(tr)
-        self.pending = {c.key: c for c in store.pending_changes(self.tbl)}
-        self.pending_delete_ids = {
-            c.portal_id: c for c in self.pending.values() if c.op == "D" and c.portal_id is not None
-        }
-        self.open_conflicts = {c.key: c for c in store.list_conflicts(self.tbl, "open")}
+        # local state is read inside each write transaction, after the HTTP read (no lost race)
+        self.pending: dict[str, Any] = {}
+        self.pending_delete_ids: dict[int, Any] = {}
+        self.open_conflicts: dict[str, Any] = {}
+        self.changed_keys: set[str] = set()  # rows whose values or base a pull changed (push re-reads)
+        self.duplicate_xml: dict[str, list[int]] = {}  # xmlId shared by several portal items -> ids
+        self.gone_cols: dict[str, str] = {}  # column -> its field, absent from the portal's items
         self.clock_offset = 0.0  # portal clock minus local clock, seconds (estimated on each run)
         self.failed_since: datetime | None = None  # updatedTime of the oldest item that failed to translate
         self.seen_ids: set[int] | None = None  # ids read by a full pull
@@ -125,6 +127,28 @@ class Puller:
                 self._apply(chunk.items, new_cursor if chunk.last else None)
         self.seen_ids = stream.seen_ids  # every live id, after a full pull (the deletion reconcile)
         self._warn_unknown_options()
+        self._warn_duplicates()
+
+    def absorb(self, items: list[dict[str, Any]]) -> set[str]:
+        """Merge items read just before a push (its pre-read) like pulled ones; the keys it changed."""
+        self.changed_keys = set()
+        self._apply(items, None)
+        self._warn_duplicates()
+        return set(self.changed_keys)
+
+    def _warn_duplicates(self) -> None:
+        """One warning naming the portal items that share an xmlId (each got its own local row)."""
+        if not self.duplicate_xml:
+            return
+        shown = "; ".join(
+            f"{x!r}: items {', '.join(str(i) for i in sorted(ids))}"
+            for x, ids in sorted(self.duplicate_xml.items())
+        )
+        self.warnings.append(
+            f"{self.tbl}: portal items share an xmlId ({shown}); each is kept as its own local row "
+            "(only the first one found uses the xmlId as its key)"
+        )
+        self.duplicate_xml = {}
 
     def _warn_unknown_options(self) -> None:
         """One warning per enumeration field that still holds option ids no template option maps to."""
@@ -191,7 +215,25 @@ class Puller:
             if collecting:
                 gc.enable()
 
+    def _note_gone_fields(self, items: list[dict[str, Any]]) -> None:
+        """Fields whose key is missing from every item read were deleted on the portal (by hand):
+        their values are unknown, not emptied, so local values stay (and writes of them fail)."""
+        if not items:
+            return
+        for f in self.pmap.fields:
+            if f.uf_name in items[0] or any(f.uf_name in i for i in items):
+                continue
+            if f.code not in self.gone_cols:
+                self.warnings.append(
+                    f"{self.tbl}: field {f.code!r} ({f.uf_name}) is not on the portal any more (deleted "
+                    "by hand?); local values are kept and edits of it fail until `b24sync apply` adds it"
+                )
+            cols = [f.code, f"{f.code}_currency"] if f.type == "money" and not f.multiple else [f.code]
+            for c in cols:
+                self.gone_cols[c] = f.code
+
     def _apply_chunk(self, items: list[dict[str, Any]], cursor: str | None) -> None:
+        self._note_gone_fields(items)
         values, xml, failed = self._translate_refreshing(items)
         for item, exc in failed:
             self.failures.append(
@@ -222,9 +264,18 @@ class Puller:
             at = at.replace(tzinfo=UTC)
         self.failed_since = at if self.failed_since is None else min(self.failed_since, at)
 
+    def _load_local(self, conn: Any) -> None:
+        """Pending (and failed) local changes and open conflicts, read inside the write transaction."""
+        self.pending = {c.key: c for c in self.store.unsynced_changes(self.tbl)}
+        self.pending_delete_ids = {
+            c.portal_id: c for c in self.pending.values() if c.op == "D" and c.portal_id is not None
+        }
+        self.open_conflicts = {c.key: c for c in self.store.list_conflicts(self.tbl, "open")}
+
     def _apply_values(self, conn: Any, values: dict[int, list[Any]], xml: dict[int, str]) -> None:
         """Items new to the store go straight in as value lists (rows, bases and first stages in bulk
         SQL); items known locally (or in a local delete, or whose xmlId is a local key) are settled."""
+        self._load_local(conn)
         known = self._present(conn, "id", list(values))
         taken = self._present(conn, "key", [x for i, x in xml.items() if i not in known])
         cols = self.tr.value_columns
@@ -242,7 +293,16 @@ class Puller:
             new_rows = [[vals[i] for i in self.value_keep] for vals in new_rows]
         keys = new_keys(len(new_rows))
         if xml:
-            keys = [xml.get(vals[0]) or key for vals, key in zip(new_rows, keys, strict=True)]
+            used: dict[str, int] = {}
+            for n, vals in enumerate(new_rows):
+                x = xml.get(vals[0])
+                if not x:
+                    continue
+                if x in used:  # portal data we don't control: two items, one xmlId
+                    self.duplicate_xml.setdefault(x, [used[x]]).append(vals[0])
+                else:
+                    used[x] = vals[0]
+                    keys[n] = x
         for vals, key in zip(new_rows, keys, strict=True):
             vals.append(key)
         if others:
@@ -317,6 +377,10 @@ class Puller:
             self._remote_vs_local_delete(conn, pid, rr, w)
             return
         key = xml.get(pid) if pid in xml and xml[pid] not in by_key else new_key()
+        if pid in xml and xml[pid] in by_key:
+            other = by_key[xml[pid]].get("id")
+            self.duplicate_xml.setdefault(xml[pid], [other] if other else []).append(pid)
+        self.changed_keys.add(key)
         w.inserts.append({**rr, "key": key})
         w.base_keys.append(key)
         at = rr.get("moved_time") or rr.get("created_time") or rr.get("updated_time")
@@ -333,36 +397,36 @@ class Puller:
         base: tuple[str | None, dict[str, Any] | None],
         w: _Writes,
     ) -> None:
-        """An item known locally: skip it when nothing changed, else settle it against local edits."""
+        """An item known locally: skip it when nothing changed, else merge it with local edits."""
         key = local["key"]
         base_ut, base_data = base
+        if self.gone_cols:  # unknown on the portal: as if unchanged since the base
+            known = base_data if base_data is not None else local
+            rr = {**rr, **{c: known.get(c) for c in self.gone_cols}}
+        remote = self._synced(rr)
         if (
             base_data is not None
             and base_ut == rr.get("updated_time")
             and local.get("id") == pid
-            and not diff(self._synced(rr), base_data, self.cols)
+            and not diff(remote, base_data, self.cols)
         ):
             self.figures.skipped += 1  # same (id, updatedTime) and same values: already known
             return
+        self.changed_keys.add(key)
         prior = base_data.get("stage") if base_data is not None else local.get("stage")
         at = rr.get("moved_time") or rr.get("updated_time")
         if rr.get("stage") and prior != rr["stage"] and at:  # a move seen on the portal, whoever wins
             w.moves.append((key, pid, rr.get("funnel"), prior, rr["stage"], at, "pull"))
-        if key in self.open_conflicts:
-            conn.execute(
-                "UPDATE _conflicts SET remote = ? WHERE id = ?",
-                (json.dumps(self._synced(rr), ensure_ascii=False), self.open_conflicts[key].id),
-            )
-            return
-        settled = self._settle(conn, key, pid, local, rr, base_data)
-        if settled is None:
-            return
-        new_vals, base_is_row = settled
-        if local.get("deleted"):
-            new_vals.update(deleted=0, deleted_at=None)
-        w.updates.append((key, new_vals))
-        if base_is_row:
+        ro = {c: rr.get(c) for c in READ_ONLY if c in self.row_cols}
+        undelete = {"deleted": 0, "deleted_at": None} if local.get("deleted") else {}
+        if key not in self.pending and key not in self.open_conflicts:
+            w.updates.append((key, {**remote, **ro, **undelete}))
             w.base_keys.append(key)
+            self.figures.pulled += 1
+            return
+        merged = self._settle(conn, key, pid, local, rr, base_data)
+        w.updates.append((key, {**merged, **ro, **undelete}))
+        self._set_base(conn, key, rr)
         self.figures.pulled += 1
 
     def _synced(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -385,50 +449,62 @@ class Puller:
         local: dict[str, Any],
         rr: dict[str, Any],
         base_data: dict[str, Any] | None,
-    ) -> tuple[dict[str, Any], bool] | None:
-        """New values for a local row given the remote row, and whether the row (as written) becomes
-        the base; records conflicts; None = leave the row alone."""
+    ) -> dict[str, Any]:
+        """The merged values of a row with local changes (or an open conflict) and a changed portal item.
+
+        The portal snapshot becomes the base (the caller writes it): what the merged row still holds
+        that the portal does not is exactly what the next push sends. Clashes are recorded.
+        """
         ch = self.pending.get(key)
-        ro = {c: rr.get(c) for c in READ_ONLY if c in self.row_cols}
-        if ch is None:
-            return {**self._synced(rr), **ro}, True
-        base = base_data if base_data is not None else self._synced(rr)
-        s = settle(
+        remote = self._synced(rr)
+        if base_data is None:  # our create whose response was lost: what it sent is unknown, so
+            # the row's values stand as local edits, and columns it left empty take the portal's
+            base = {c: local.get(c) if local.get(c) in (None, "", "[]") else remote.get(c) for c in self.cols}
+        else:
+            base = base_data
+        conflict = self.open_conflicts.get(key)
+        keep = set(conflict.fields) if conflict is not None and "deleted" not in conflict.fields else set()
+        s = merge3(
             self.policy,
             base,
             self._synced(local),
-            self._synced(rr),
+            remote,
             self.cols,
-            local_at=server_time(ch.last_at, self.clock_offset),
+            local_at=server_time(ch.last_at, self.clock_offset) if ch is not None else None,
             remote_at=rr.get("updated_time"),
+            keep_local=keep,
         )
-        if s.conflicted:
+        if conflict is not None:
+            self._refresh_conflict(conn, conflict, s.open_fields, local, remote)
+        elif s.clashing:
             self.figures.conflicts += 1
             cid = self.store.add_conflict(
-                self.tbl,
-                key,
-                pid,
-                s.open_fields or self._both(base, local, rr),
-                self._synced(local),
-                self._synced(rr),
-                base,
-                self.policy,
+                self.tbl, key, pid, s.clashing, self._synced(local), remote, base, self.policy
             )
             if not s.open_fields:
                 self.store.resolve_conflict(cid, s.resolution)
-        if s.drop_local:
+        if ch is not None and not s.push and not s.open_fields:
             conn.execute(
-                f"UPDATE _changes SET status = 'done' WHERE seq IN ({qmarks(len(ch.seqs))})", ch.seqs
+                f"UPDATE _changes SET status = 'done', error = NULL WHERE seq IN ({qmarks(len(ch.seqs))})",
+                ch.seqs,
             )
-        if s.new_base:
-            self._set_base(conn, key, rr)
-        if s.resolution == "manual":
-            return None
-        return {**{c: s.row.get(c) for c in self.cols}, **ro}, False
+        return s.row
 
-    def _both(self, base: dict[str, Any], local: dict[str, Any], rr: dict[str, Any]) -> list[str]:
-        return sorted(
-            set(diff(self._synced(local), base, self.cols)) | set(diff(self._synced(rr), base, self.cols))
+    def _refresh_conflict(
+        self, conn: Any, conflict: Any, open_fields: list[str], local: dict[str, Any], remote: dict[str, Any]
+    ) -> None:
+        """An open conflict shows the latest values of both sides; it closes once they agree."""
+        if not open_fields:
+            self.store.resolve_conflict(conflict.id, "merged")
+            return
+        conn.execute(
+            "UPDATE _conflicts SET fields = ?, local = ?, remote = ? WHERE id = ?",
+            (
+                json.dumps(sorted(set(open_fields), key=self.cols.index)),
+                json.dumps(self._synced(local), ensure_ascii=False, sort_keys=True),
+                json.dumps(remote, ensure_ascii=False, sort_keys=True),
+                conflict.id,
+            ),
         )
 
     def _set_base(self, conn: Any, key: str, rr: dict[str, Any]) -> None:
@@ -440,11 +516,22 @@ class Puller:
         )
 
     def _remote_vs_local_delete(self, conn: Any, pid: int, rr: dict[str, Any], w: _Writes) -> None:
-        """Deleted locally, changed on the portal: settle by policy, keep both sides in a conflict."""
+        """Deleted locally, changed on the portal since the base (values compared, not just the
+        second-resolution updatedTime): settle by policy, keep both sides in a conflict."""
         ch = self.pending_delete_ids[pid]
         base = self._bases(conn, [ch.key]).get(ch.key)
-        if base is not None and base[0] == rr.get("updated_time"):
-            return  # the portal did not change: the delete will be pushed
+        remote = self._synced(rr)
+        if base is not None and not diff(remote, base[1], self.cols):
+            return  # the portal did not change the item: the delete will be pushed
+        self.changed_keys.add(ch.key)
+        full = {**remote, **{c: rr.get(c) for c in READ_ONLY}}
+        existing = self.open_conflicts.get(ch.key)
+        if existing is not None:  # still waiting for `resolve`: show the latest portal values
+            conn.execute(
+                "UPDATE _conflicts SET remote = ? WHERE id = ?",
+                (json.dumps(full, ensure_ascii=False, sort_keys=True), existing.id),
+            )
+            return
         self.figures.conflicts += 1
         cid = self.store.add_conflict(
             self.tbl,
@@ -452,7 +539,7 @@ class Puller:
             pid,
             ["deleted"],
             {"deleted": True},
-            self._synced(rr),
+            full,
             base[1] if base else None,
             self.policy,
         )
@@ -467,7 +554,8 @@ class Puller:
             w.inserts.append({**rr, "key": ch.key})
             w.base_keys.append(ch.key)
             self.store.resolve_conflict(cid, "remote")
-        elif policy != "manual":
+        elif policy == "local-wins":
+            self._set_base(conn, ch.key, rr)  # the delete goes ahead against what the portal holds now
             self.store.resolve_conflict(cid, "local")
 
     def _write(self, conn: Any, w: _Writes) -> None:

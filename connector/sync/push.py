@@ -1,15 +1,19 @@
 """Push: drain the change log of one process to the portal, up to 50 writes per HTTP request.
 
-Only fields that differ from the base are sent; a write that changes nothing is not sent. Creates
-carry the row key in `xmlId`; keys of creates in flight are remembered in `_sync_inflight` so that
-after a lost response (or a kill) the item is looked up by xmlId before any re-send. Returned items
-become the new base (echo suppression).
+Only fields that differ from the base are sent; a write that changes nothing is not sent. Before
+updates and deletes, one batched read of those items merges what changed on the portal since the
+base (so `--push-only` never overwrites a portal edit). Creates carry the row key in `xmlId`; keys of
+creates in flight are remembered in `_sync_inflight` so that after a lost response (or a kill) the
+item is looked up by xmlId before any re-send. The portal's answer is written back with a
+compare-and-set on the row (a local edit made meanwhile survives), becomes the new base (echo
+suppression), and is compared with what was sent: a value the portal did not keep is a row failure.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from connector.crm.items import (
@@ -20,6 +24,8 @@ from connector.crm.items import (
     WriteOp,
     WriteResult,
     find_by_xml_ids,
+    normalize,
+    read_items,
     write_items,
 )
 from connector.sync.conflicts import diff
@@ -30,6 +36,18 @@ INFLIGHT_DDL = """CREATE TABLE IF NOT EXISTS _sync_inflight (
     tbl TEXT NOT NULL, key TEXT NOT NULL, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
     PRIMARY KEY (tbl, key))"""
 MAX_ROUNDS = 3
+Absorb = Callable[[list[dict[str, Any]]], set[str]]
+
+
+@dataclass
+class Planned:
+    """One write of a wave: the op, the log rows it drains, and the row as read when it was built."""
+
+    op: WriteOp
+    seqs: list[int]
+    read: dict[str, Any]  # the row as read from the store
+    sent: dict[str, Any]  # the row the op was built from (parent keys resolved)
+    base: dict[str, Any] = field(default_factory=dict)
 
 
 class Pusher:
@@ -47,6 +65,7 @@ class Pusher:
         failures: list[FailedRow],
         key_to_id: Callable[[str, str], int | None],
         progress: Callable[[str, int], None] | None = None,
+        absorb: Absorb | None = None,
     ) -> None:
         self.store, self.client, self.pmap, self.tr = store, client, pmap, tr
         self.tbl = pmap.code
@@ -54,6 +73,8 @@ class Pusher:
         self.key_to_id, self.progress = key_to_id, progress
         self.cols = [c for c in pmap.columns()]
         self.files = {f.code for f in pmap.fields if f.type == "file"}
+        self.absorb = absorb
+        self.requeue: set[str] = set()  # rows to plan again in this run (an insert with a made-up id)
         store.conn.execute(INFLIGHT_DDL)
 
     # ---- entry point ----
@@ -65,11 +86,13 @@ class Pusher:
         for _round in range(MAX_ROUNDS):
             try:
                 self._resolve_inflight()
+                if _round == 0:
+                    self._pre_read()
                 while True:
-                    ops, seqs = self._next_wave(done_keys)
-                    if not ops:
+                    wave = self._next_wave(done_keys)
+                    if not wave:
                         break
-                    self._send(ops, seqs, done_keys)
+                    self._send(wave, done_keys)
                 self._fail_waiting(done_keys)
                 return
             except WRITE_OUTCOME_UNKNOWN:
@@ -109,54 +132,56 @@ class Pusher:
         return out
 
     def _resolve_parents(self, row: dict[str, Any]) -> str | None:
-        """Fill parent_<code> from parent_<code>_key; return the key of a parent not yet pushed."""
+        """Fill parent_<code> from parent_<code>_key; return the key of a parent not yet pushed.
+
+        A key whose row is a tombstone (`key_to_id` gives 0) is stale: no link is made through it.
+        """
         for target in self.pmap.parents:
             pkey = row.get(f"parent_{target}_key")
             if pkey and not row.get(f"parent_{target}"):
                 pid = self.key_to_id(target, pkey)
                 if pid is None:
                     return str(pkey)
-                row[f"parent_{target}"] = pid
+                if pid:
+                    row[f"parent_{target}"] = pid
         return None
 
-    def _next_wave(self, done_keys: set[str]) -> tuple[list[WriteOp], dict[str, list[int]]]:
-        ops: list[WriteOp] = []
-        seqs: dict[str, list[int]] = {}
+    def _next_wave(self, done_keys: set[str]) -> list[Planned]:
+        wave: list[Planned] = []
         open_fields = self._open_fields()
         for ch in self.store.pending_changes(self.tbl):
-            if len(ops) >= 50:
+            if len(wave) >= 50:
                 break
             if ch.key in done_keys:
                 continue
             try:
-                op = self._op_for(ch, open_fields.get(ch.key, set()))
+                planned = self._plan(ch, open_fields.get(ch.key, set()))
             except (TranslationError, ValueError) as exc:
                 self._fail(ch.key, ch.seqs, str(exc))
                 continue
-            if op == "wait":
+            if planned == "wait":
                 continue
-            if op is None:
+            if planned is None:
                 self.store.mark_done(ch.seqs)
                 self.figures.unchanged += 1
                 continue
-            ops.append(op)
-            seqs[ch.key] = ch.seqs
+            wave.append(planned)
             done_keys.add(ch.key)
-        return ops, seqs
+        return wave
 
-    def _op_for(self, ch: Any, blocked: set[str]) -> WriteOp | str | None:
-        """The write for one pending change: a WriteOp, None (nothing to send) or 'wait' (parent first)."""
-        row = self._row(ch.key)
-        if ch.op == "D" or row is None:
+    def _plan(self, ch: Any, blocked: set[str]) -> Planned | str | None:
+        """The write for one pending change: Planned, None (nothing to send) or 'wait' (parent first)."""
+        read = self._row(ch.key)
+        if ch.op == "D" or read is None:
             if ch.portal_id is None:
                 return None
             if blocked:
                 return "wait"
-            return WriteOp(op="delete", ref=ch.key, id=int(ch.portal_id))
-        if row.get("deleted"):
-            return None  # a tombstone: the item is gone from the portal
-        waiting = self._resolve_parents(row)
-        if waiting is not None:
+            return Planned(WriteOp(op="delete", ref=ch.key, id=int(ch.portal_id)), ch.seqs, {}, {})
+        if read.get("deleted"):
+            return None  # a tombstone: the item is gone from the portal (local edits of it are refused)
+        row = dict(read)
+        if self._resolve_parents(row) is not None:
             return "wait"
         if row.get("id") is None:
             cols = [c for c in self.cols if c not in self.files and row.get(c) not in (None, "", "[]")]
@@ -164,13 +189,36 @@ class Pusher:
                 cols.append("funnel")  # the category is always explicit on create: no portal guesswork
             fields = self.tr.to_fields(row, cols)
             fields["xmlId"] = ch.key
-            return WriteOp(op="add", ref=ch.key, fields=fields)
+            return Planned(WriteOp(op="add", ref=ch.key, fields=fields), ch.seqs, read, row)
         base = self._base(ch.key)
         base_data = base[1] if base else {}
         changed = [c for c in diff(row, base_data, self.cols) if c not in self.files and c not in blocked]
         if not changed:
             return None
-        return WriteOp(op="update", ref=ch.key, id=int(row["id"]), fields=self.tr.to_fields(row, changed))
+        fields = self.tr.to_fields(row, changed)
+        if not fields:
+            if "assigned_by_id" in changed and row.get("assigned_by_id") is None:
+                raise TranslationError(
+                    "field 'assigned_by_id': NULL cannot be written, the portal needs a responsible "
+                    "user; set a user id"
+                )
+            return None  # nothing the portal stores changed (never send an update with empty fields)
+        op = WriteOp(op="update", ref=ch.key, id=int(row["id"]), fields=fields)
+        return Planned(op, ch.seqs, read, row, base_data)
+
+    # ---- the pre-read: merge portal edits before overwriting them ----
+
+    def _pre_read(self) -> None:
+        """One batched read of every item about to be updated or deleted (2,500 per request); rows the
+        portal changed since the base are merged first (policy applied), so nothing is overwritten."""
+        if self.absorb is None:
+            return
+        ids = [int(ch.portal_id) for ch in self.store.pending_changes(self.tbl) if ch.portal_id is not None]
+        if not ids:
+            return
+        items = read_items(self.client, self.pmap, ids)
+        if items:
+            self.absorb(items)
 
     # ---- lost creates ----
 
@@ -185,8 +233,11 @@ class Pusher:
             for key, item in found.items():
                 row = self._row(key)
                 if row is not None and row.get("id") is None:
+                    # what the lost create sent is unknown: the row keeps every value it holds (a later
+                    # push sends what differs), and takes the portal's values where it holds none
                     rr = self.tr.to_row(item)
-                    self._adopt(conn, key, row, rr, sent_cols=self.cols)
+                    unset = [c for c in self.cols if row.get(c) in (None, "", "[]")]
+                    self._write_back(conn, key, row, row, rr, sent_cols=[], take=unset)
             conn.execute(
                 f"DELETE FROM _sync_inflight WHERE tbl = ? AND key IN ({qmarks(len(keys))})",
                 [self.tbl, *keys],
@@ -194,7 +245,8 @@ class Pusher:
 
     # ---- sending ----
 
-    def _send(self, ops: list[WriteOp], seqs: dict[str, list[int]], done_keys: set[str]) -> None:
+    def _send(self, wave: list[Planned], done_keys: set[str]) -> None:
+        ops = [p.op for p in wave]
         creates = [o.ref for o in ops if o.op == "add"]
         if creates:
             with self.store.transaction() as conn:
@@ -208,47 +260,114 @@ class Pusher:
             for o in ops:
                 done_keys.discard(o.ref)
             raise
-        sent = {o.ref: o for o in ops}
+        planned = {p.op.ref: p for p in wave}
+        failures: list[tuple[str, list[int], str]] = []
         with self.store.engine_writes() as conn:
             for res in results:
-                self._record(conn, res, sent[res.ref], seqs[res.ref])
+                error = self._record(conn, res, planned[res.ref])
+                if error is not None:
+                    failures.append((res.ref, planned[res.ref].seqs, error))
             if creates:
                 conn.execute(
                     f"DELETE FROM _sync_inflight WHERE tbl = ? AND key IN ({qmarks(len(creates))})",
                     [self.tbl, *creates],
                 )
+        for key, seqs, error in failures:
+            self._fail(key, seqs, error)
+        done_keys.difference_update(self.requeue)
+        self.requeue.clear()
         if self.progress:
             self.progress("push", len(ops))
 
-    def _record(self, conn: Any, res: WriteResult, op: WriteOp, seqs: list[int]) -> None:
+    def _record(self, conn: Any, res: WriteResult, p: Planned) -> str | None:
+        """Write one answer back (compare-and-set); the error text of a row failure, else None."""
+        op = p.op
         if res.error is not None:
             if res.not_found and op.op == "delete":
-                self._done(conn, seqs)
+                self._done(conn, p.seqs)
                 self.figures.deleted_remote += 1
                 self.store.base_delete(self.tbl, op.ref)
-                return
+                return None
+            if res.not_found and op.op == "update" and self._base(op.ref) is None:
+                # a local INSERT with an id the portal does not have: it is created (the id is the
+                # portal's to give), so the row loses the id and the next wave sends a create
+                conn.execute(f"UPDATE {q(self.tbl)} SET id = NULL WHERE key = ?", (op.ref,))
+                self.requeue.add(op.ref)
+                return None
             if res.not_found and op.op == "update":
-                self._tombstone(conn, op.ref, seqs)
-                return
-            self._fail(op.ref, seqs, res.error)
-            return
+                self._tombstone(conn, op.ref, p.seqs)
+                return None
+            return res.error
         if op.op == "delete":
-            self._done(conn, seqs)
+            self._done(conn, p.seqs)
             self.store.base_delete(self.tbl, op.ref)
             self.figures.deleted_remote += 1
-            return
-        row = self._row(op.ref)
+            return None
         rr = self.tr.to_row(res.item or {})
-        if row is None:  # deleted locally meanwhile: its D change stays pending
-            self._done(conn, seqs)
-            return
-        sent_cols = self.cols if op.op == "add" else [c for c in self.cols if c in self._sent_cols(op, row)]
-        self._adopt(conn, op.ref, row, rr, sent_cols=sent_cols)
-        self._done(conn, seqs)
+        row = self._row(op.ref)
+        self._done(conn, p.seqs)
+        if row is None:  # deleted locally while the write was in flight: its delete goes next
+            conn.execute(
+                "UPDATE _changes SET portal_id = ? WHERE tbl = ? AND key = ? AND status = 'pending'",
+                (rr["id"], self.tbl, op.ref),
+            )
+            self._set_base(conn, op.ref, rr)
+            return None
+        sent = self._sent_cols(op, p.sent)
+        sent_cols = [c for c in self.cols if c in sent]
+        lost = [c for c in sent_cols if not self._kept(c, p.sent, rr)]
+        # compare-and-set: columns logged after the change we pushed, or whose value moved since read
+        later = self._logged_after(conn, op.ref, max(p.seqs))
+        edited = [c for c in self.cols if c in later or not _same(row.get(c), p.read.get(c))]
+        unsent_local = [
+            c for c in self.cols if c not in sent_cols and not _same(p.read.get(c), p.base.get(c))
+        ]
+        if op.op == "add":
+            unsent_local = [
+                c for c in self.cols if c not in sent_cols and p.read.get(c) not in (None, "", "[]")
+            ]
+        keep = set(lost) | set(edited) | set(unsent_local)
+        self._write_back(
+            conn, op.ref, row, p.sent, rr, sent_cols=sent_cols, take=[c for c in self.cols if c not in keep]
+        )
         if op.op == "add":
             self.figures.created += 1
         else:
             self.figures.updated += 1
+        if lost:
+            return "; ".join(self._lost_text(c, p.sent, rr) for c in lost)
+        return None
+
+    def _logged_after(self, conn: Any, key: str, seq: int) -> set[str]:
+        """Columns of the row's change-log entries after `seq` (local edits made while in flight)."""
+        out: set[str] = set()
+        for (cols,) in conn.execute(
+            "SELECT columns FROM _changes WHERE tbl = ? AND key = ? AND seq > ? AND status = 'pending'",
+            (self.tbl, key, seq),
+        ):
+            out.update(json.loads(cols or "[]"))
+        return out
+
+    def _kept(self, col: str, sent: dict[str, Any], rr: dict[str, Any]) -> bool:
+        """Whether the portal stored what was sent for `col` (compared in the portal's own form)."""
+        if col == "title" and not sent.get("title"):
+            return True  # an empty title becomes the portal's default title
+        try:
+            ours = self.tr.to_fields(sent, [col])
+        except (TranslationError, ValueError):
+            return True  # not sent
+        try:
+            theirs = self.tr.to_fields({**sent, **rr}, [col])
+        except (TranslationError, ValueError):
+            return False
+        return all(_portal_same(v, theirs.get(k)) for k, v in ours.items())
+
+    def _lost_text(self, col: str, sent: dict[str, Any], rr: dict[str, Any]) -> str:
+        return (
+            f"field {col!r}: the portal did not keep {sent.get(col)!r} (it holds {rr.get(col)!r}); the "
+            "value is not valid there or no longer exists on the portal (deleted by hand?); the local "
+            "value is kept until it is fixed"
+        )
 
     def _sent_cols(self, op: WriteOp, row: dict[str, Any]) -> set[str]:
         cols = set()
@@ -260,23 +379,37 @@ class Pusher:
                 continue  # a column that cannot be written (e.g. an unknown-option marker) was not sent
         return cols
 
-    def _adopt(
-        self, conn: Any, key: str, row: dict[str, Any], rr: dict[str, Any], *, sent_cols: list[str]
+    def _write_back(
+        self,
+        conn: Any,
+        key: str,
+        row: dict[str, Any],
+        sent: dict[str, Any],
+        rr: dict[str, Any],
+        *,
+        sent_cols: list[str],
+        take: list[str],
     ) -> None:
-        """After a write: the returned item is the new base; the row takes portal values it did not edit."""
+        """After a write: the returned item is the new base; the row takes the portal's values of the
+        columns in `take` (what it stored for what we sent, or its own changes) and keeps the rest."""
         base = self._base(key)
         old_base = base[1] if base else {}
         new_vals: dict[str, Any] = {c: rr.get(c) for c in READ_ONLY}
-        for target in self.pmap.parents:
-            if row.get(f"parent_{target}") is not None or rr.get(f"parent_{target}") is not None:
-                new_vals[f"parent_{target}"] = rr.get(f"parent_{target}")
         for c in self.cols:
-            if c in self.files and rr.get(c) is not None:
+            if c in take or (c in self.files and rr.get(c) is not None):
                 new_vals[c] = rr.get(c)
-            elif c in sent_cols or not diff(row, old_base, [c]):
-                new_vals[c] = rr.get(c)  # what the portal stored for what we sent, or its own change
         sets = ", ".join(f"{q(c)} = ?" for c in new_vals)
         conn.execute(f"UPDATE {q(self.tbl)} SET {sets} WHERE key = ?", [*new_vals.values(), key])
+        self._set_base(conn, key, rr)
+        old_stage = old_base.get("stage") if base else None
+        if rr.get("stage") and rr.get("stage") != old_stage:
+            at = rr.get("moved_time") or rr.get("updated_time")
+            if at:
+                self.store.add_stage_move(
+                    self.tbl, key, rr["id"], rr.get("funnel"), old_stage, rr["stage"], at, "push"
+                )
+
+    def _set_base(self, conn: Any, key: str, rr: dict[str, Any]) -> None:
         conn.execute(
             "INSERT INTO _base (tbl, key, portal_id, updated_time, data) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (tbl, key) DO UPDATE SET portal_id = excluded.portal_id, "
@@ -289,13 +422,6 @@ class Pusher:
                 json.dumps({c: rr.get(c) for c in self.cols}, ensure_ascii=False),
             ),
         )
-        old_stage = old_base.get("stage") if base else None
-        if rr.get("stage") and rr.get("stage") != old_stage:
-            at = rr.get("moved_time") or rr.get("updated_time")
-            if at:
-                self.store.add_stage_move(
-                    self.tbl, key, rr["id"], rr.get("funnel"), old_stage, rr["stage"], at, "push"
-                )
 
     def _tombstone(self, conn: Any, key: str, seqs: list[int]) -> None:
         """The item was deleted on the portal while edited locally: keep the edit in a conflict."""
@@ -332,3 +458,16 @@ class Pusher:
         self.failures.append(
             FailedRow(process=self.tbl, key=key, id=(row or {}).get("id"), direction="push", error=error)
         )
+
+
+def _same(a: Any, b: Any) -> bool:
+    return normalize(a) == normalize(b)
+
+
+def _portal_same(a: Any, b: Any) -> bool:
+    """Two values in the portal's form (lists compared without empty entries)."""
+    if isinstance(a, list) or isinstance(b, list):
+        a = [normalize(v) for v in (a or []) if v not in (None, "")]
+        b = [normalize(v) for v in (b or []) if v not in (None, "")]
+        return a == b
+    return normalize(a) == normalize(b)
