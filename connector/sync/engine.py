@@ -400,10 +400,12 @@ def _sync(
             for t in selected
         }
         seen: dict[str, set[int] | None] = {}  # ids each full pull read (reused by the reconcile)
+        pulled_at: dict[str, float] = {}  # when each process's pull of this run finished (monotonic)
         if pull:
             for t in selected:
                 pullers[t.code].run(full=full, overlap=overlap)
                 seen[t.code] = pullers[t.code].seen_ids
+                pulled_at[t.code] = time.monotonic()
             for t in selected:
                 refresh_open_conflicts(store, maps[t.code])
             if client.is_app:
@@ -437,7 +439,7 @@ def _sync(
                     failures=report.failures,
                     key_to_id=key_to_id,
                     progress=step(t.code),
-                    absorb=pullers[t.code].absorb,
+                    absorb=pullers[t.code].absorb if _needs_pre_read(pulled_at.get(t.code)) else None,
                 ).run()
         if report.failures:
             status = "partial"
@@ -454,6 +456,20 @@ def _sync(
         except Exception:  # noqa: BLE001 - never hide the original error behind a bookkeeping one
             pass
     return report
+
+
+PRE_READ_AFTER = 30.0  # seconds: a pull older than this no longer vouches for the portal's state
+
+
+def _needs_pre_read(pulled_at: float | None) -> bool:
+    """Whether the push must first re-read the items it will overwrite.
+
+    A pull of this run read every item changed up to its server time, so right after it the pre-read
+    would read nothing new and only cost a request (the incremental bound is one read and the write
+    batches). Push-only, or a pull that finished long ago, reads them again: portal edits made since
+    are merged by policy before anything is overwritten.
+    """
+    return pulled_at is None or time.monotonic() - pulled_at > PRE_READ_AFTER
 
 
 def _stats(client: Any) -> tuple[float, float]:
