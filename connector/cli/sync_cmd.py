@@ -64,7 +64,8 @@ def _summary_table(report: Any) -> Table:
     s = report.summary()
     table.caption = (
         f"pulled {s['pulled']}, pushed {s['pushed']}, deleted {s['deleted']}, "
-        f"conflicts {s['conflicts']}, failed {s['failed']}; {s['requests']} HTTP requests, "
+        f"conflicts {s['conflicts']}, failed {s['failed']}, rules fired {s.get('fired', 0)}; "
+        f"{s['requests']} HTTP requests, "
         f"{s['waited_seconds']} s waited on limits, {s['seconds']} s"
     )
     return table
@@ -84,6 +85,9 @@ def sync_command(
     pull_only: Annotated[bool, typer.Option("--pull-only", help="Only pull from the portal.")] = False,
     push_only: Annotated[bool, typer.Option("--push-only", help="Only push local changes.")] = False,
     policy: PolicyOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show what the stage rules would do; change nothing.")
+    ] = False,
 ) -> None:
     """Two-way sync of items between the portal and the local store."""
     main = _main()
@@ -101,6 +105,8 @@ def sync_command(
     templates = _load_templates(main, template)
     store = Store.open(main.resolve_db(ctx, ref, db))
     client = main.open_client(ctx, ref)
+    if dry_run:
+        return _dry_run(main, ctx, client, store, templates, ref.key)
     bars, report_cb = _progress_reporter(main.stderr)
     try:
         with bars:
@@ -126,8 +132,31 @@ def sync_command(
         raise typer.Exit(main.EXIT_FAILED_ROWS)
 
 
+def _dry_run(main: Any, ctx: Any, client: Any, store: Any, templates: Any, portal: str) -> None:
+    """`sync --dry-run`: the stage rules' decisions now (sync/rules.py), nothing written."""
+    from connector.sync.rules import preview
+
+    try:
+        firings = preview(client, store, templates or [], portal=portal)
+    finally:
+        store.close()
+    data = {"dry_run": True, "would_fire": sum(f.status == "would-fire" for f in firings),
+            "firings": [f.model_dump() for f in firings]}
+
+    def human() -> None:
+        main.stdout.print(f"dry run: {data['would_fire']} rule firing(s) would happen; nothing was changed")
+        for f in firings:
+            line = f"  {f.status} {f.rule} {f.entity} [{f.transition}]: {f.action} {f.result}"
+            main.stdout.print(line.rstrip(), markup=False)
+
+    main.emit(ctx, data, human)
+
+
 def _print_human(main: Any, report: Any) -> None:
     main.stdout.print(_summary_table(report))
+    for f in report.firings:
+        main.stdout.print(f"rule {f['rule']} {f['entity']} [{f['transition']}]: {f['status']} {f['result']}",
+                          markup=False)
     for w in report.warnings:
         main.stdout.print(f"warning: {w}", markup=False)
     for f in report.failures:

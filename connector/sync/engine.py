@@ -348,6 +348,9 @@ def sync(
             if full:
                 for t in selected:
                     reconcile_ids(client, store, maps[t.code], report.processes[t.code])
+            from connector.sync.rules import after_pull  # stage rules and linked deals (issue 12)
+
+            after_pull(client, store, selected, maps, report, portal=portal_key)
         if push:
 
             def key_to_id(target: str, key: str) -> int | None:

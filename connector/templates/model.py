@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, PrivateAttr, model_v
 from connector.constants import SYSTEM_ENTITY_TYPES
 from connector.crm.naming import UF_CODE_MAX, uf_name, yn
 from connector.templates.presets import FLAG_NAMES, PRESET_NAMES, preset_flags
+from connector.templates.rules import Rule
 
 PROCESS_CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 FIELD_CODE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -500,6 +501,7 @@ class Template(_Model):
     funnels: list[Funnel] = []
     card_sections: list[CardSection] = []
     access: list[AccessRule] = []
+    rules: list[Rule] = []  # stage rules with the parent (templates/rules.py)
 
     @model_validator(mode="before")
     @classmethod
