@@ -134,10 +134,13 @@ def sync_command(
 
 def _dry_run(main: Any, ctx: Any, client: Any, store: Any, templates: Any, portal: str) -> None:
     """`sync --dry-run`: the stage rules' decisions now (sync/rules.py), nothing written."""
+    from connector.sync import SyncError
     from connector.sync.rules import preview
 
     try:
         firings = preview(client, store, templates or [], portal=portal)
+    except SyncError as exc:
+        raise main.UsageError(str(exc)) from exc
     finally:
         store.close()
     data = {"dry_run": True, "would_fire": sum(f.status == "would-fire" for f in firings),

@@ -528,9 +528,11 @@ def _json(raw: Any) -> list[Any]:
 
 def preview(client: Any, store: Any, templates: list[Any], *, portal: str) -> list[RuleFiring]:
     """`sync --dry-run`: what the rules would do now, with no portal write and no firing recorded."""
-    from connector.sync.engine import resolve_maps, stored_templates
+    from connector.sync.engine import SyncError, resolve_maps, stored_templates
 
     templates = templates or stored_templates(store)
+    if not templates:
+        raise SyncError("no process templates: pass --template FILE (once; it is then kept in the store)")
     for t in templates:
         store.ensure_process(t)
     maps = resolve_maps(client, store, templates, portal)
