@@ -169,10 +169,12 @@ class RuleEngine:
                 firing.child_id,
             )
 
-    def _open(self, rule_key: str, etid: int, transition: str) -> dict[int, entities.Firing]:
-        """Firings that are settled (done/skipped) for a rule and transition, by entity id."""
+    def _open(self, rule_key: str, etid: int, transition: str) -> tuple[set[int], list[int]]:
+        """Entity ids whose firing is settled (done/skipped), and those left unfinished (pending after a
+        kill or a lost answer, failed): these are completed even if the entity has moved on since."""
         states = entities.firing_states(self.store, self.portal, rule_key, etid, transition)
-        return {i: f for i, f in states.items() if f.status in ("done", "skipped")}
+        settled = {i for i, f in states.items() if f.status in ("done", "skipped")}
+        return settled, sorted(i for i in states if i not in settled)
 
     # -- create_child ----------------------------------------------------------------------------
     def _create_child(self, t: Any, pmap: ProcessMap, rule: Any) -> None:
@@ -184,7 +186,11 @@ class RuleEngine:
             "select": ["id", *_DEAL_SELECT],
         }
         parents = list(self.client.iter_list("crm.item.list", params, rows_key="items"))
-        settled = self._open(key, DEAL, stage.code)
+        settled, unfinished = self._open(key, DEAL, stage.code)
+        seen = {int(d["id"]) for d in parents}
+        parents += dealmod.items_by_id(
+            self.client, DEAL, [i for i in unfinished if i not in seen], _DEAL_SELECT
+        ).values()
         todo = [d for d in parents if int(d["id"]) not in settled]
         if not todo:
             return
@@ -318,12 +324,17 @@ class RuleEngine:
         child_funnel, _ = self._child_funnel(t, pmap, rule)
         sid = pmap.stages[child_funnel][rule.child_stage]
         key = f"{t.code}.{rule.code}"
-        settled = self._open(key, pmap.entity_type_id, rule.child_stage)
-        children = [
-            c
-            for c in list_items(self.client, pmap, filter={"stageId": sid}, select=["id", f"parentId{DEAL}"])
-            if int(c["id"]) not in settled and c.get(f"parentId{DEAL}")
-        ]
+        settled, unfinished = self._open(key, pmap.entity_type_id, rule.child_stage)
+        select = ["id", f"parentId{DEAL}"]
+        found = list(list_items(self.client, pmap, filter={"stageId": sid}, select=select))
+        seen = {int(c["id"]) for c in found}
+        if [i for i in unfinished if i not in seen]:
+            found += list(
+                list_items(
+                    self.client, pmap, filter={"@id": [i for i in unfinished if i not in seen]}, select=select
+                )
+            )
+        children = [c for c in found if int(c["id"]) not in settled and c.get(f"parentId{DEAL}")]
         self._move(
             t,
             rule,
@@ -349,13 +360,14 @@ class RuleEngine:
             by_parent.setdefault(int(c[f"parentId{DEAL}"]), []).append(
                 semantics.get(c.get("stageId"), "process")
             )
-        settled = self._open(key, DEAL, rule.when)
+        settled, unfinished = self._open(key, DEAL, rule.when)
         ready = [
             p
             for p, sems in by_parent.items()
             if p not in settled
             and (all(s == "success" for s in sems) if rule.when == "all_success" else "failure" in sems)
         ]
+        ready += [p for p in unfinished if p not in ready]  # a move whose answer was lost: finish it
         self._move(t, rule, key, DEAL, rule.when, [(p, p) for p in ready], "deal:")
 
     def _move(
@@ -373,6 +385,13 @@ class RuleEngine:
             return
         funnel, target = self._resolve(rule.parent_funnel, rule.parent_stage)
         deals = dealmod.items_by_id(self.client, DEAL, [p for _, p in pairs], ["categoryId", "stageId"])
+        known = {s.status_id for s in funnel.stages}
+        stale = [d for d in deals.values() if int(d.get("categoryId") or 0) == funnel.id]
+        if not self._fresh and any(d.get("stageId") not in known for d in stale):
+            # a stage added on the portal since the funnels were cached: read them again (once per run)
+            self._funnels, self._fresh = None, True
+            self._funnels = dealmod.cached_deal_funnels(self.client, self.store, self.portal, refresh=True)
+            funnel, target = self._resolve(rule.parent_funnel, rule.parent_stage)
         action = f"move deal to {target.code}"
         for entity_id, parent_id in pairs:
             deal = deals.get(parent_id)
