@@ -151,6 +151,19 @@ def save_contacts(store: Any, portal: str, contacts: Iterable[Mapping[str, Any]]
     return len(rows)
 
 
+def save_item_dates(store: Any, portal: str, tbl: str, rows: Iterable[tuple[int, Any, Any]]) -> int:
+    """Replace the begin/close dates of one process's items (`begindate`/`closedate`, YYYY-MM-DD)."""
+    data = [(portal, tbl, int(i), b, c, _now()) for i, b, c in rows]
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM _item_dates WHERE portal = ? AND tbl = ?", (portal, tbl))
+        conn.executemany(
+            "INSERT INTO _item_dates (portal, tbl, id, begindate, closedate, pulled_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            data,
+        )
+    return len(data)
+
+
 def deals(store: Any, portal: str | None = None) -> list[dict[str, Any]]:
     """Stored deals (all portals unless one is named), by id."""
     cur = store.conn.execute(

@@ -80,6 +80,9 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TABLE IF NOT EXISTS _contacts (
             portal TEXT NOT NULL, id INTEGER NOT NULL, name TEXT, company_id INTEGER,
             pulled_at TEXT NOT NULL, PRIMARY KEY (portal, id))""",
+        """CREATE TABLE IF NOT EXISTS _item_dates (
+            portal TEXT NOT NULL, tbl TEXT NOT NULL, id INTEGER NOT NULL, begindate TEXT, closedate TEXT,
+            pulled_at TEXT NOT NULL, PRIMARY KEY (portal, tbl, id))""",
     ],
 ]
 

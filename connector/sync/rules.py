@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from connector.crm import deals as dealmod
-from connector.crm.items import WRITE_OUTCOME_UNKNOWN, ProcessMap, find_by_xml_ids, list_items
+from connector.crm.items import WRITE_OUTCOME_UNKNOWN, ProcessMap, find_by_xml_ids, list_items, to_date_text
 from connector.crm.naming import short_code
 from connector.crm.schema import PortalFunnel, PortalStage
 from connector.rest.errors import B24Error
@@ -474,9 +474,9 @@ def pull_linked(
                 f'SELECT contact_ids FROM "{t.code}" WHERE contact_ids IS NOT NULL'
             ):
                 contact_ids |= {int(x) for x in _json(raw)}
+    n = _pull_item_dates(client, store, templates, maps, portal)
     if not (deal_ids or company_ids or contact_ids):
-        return 0
-    n = 0
+        return n
     if deal_ids:
         found = dealmod.items_by_id(client, DEAL, deal_ids, _DEAL_SELECT)
         funnels = {f.id: f for f in dealmod.cached_deal_funnels(client, store, portal)}
@@ -502,6 +502,24 @@ def pull_linked(
                 for i, c in found.items()
             ],
         )
+    return n
+
+
+def _pull_item_dates(
+    client: Any, store: Any, templates: list[Any], maps: dict[str, ProcessMap], portal: str
+) -> int:
+    """Begin/close dates (validity of a contract, planned dates of an order) of processes that have
+    them; sync does not keep them in the process tables, reports need them."""
+    n = 0
+    for t in templates:
+        pmap = maps.get(t.code)
+        if pmap is None or not t.flags.get("isBeginCloseDatesEnabled"):
+            continue
+        items = list_items(client, pmap, select=["id", "begindate", "closedate"])
+        rows = [
+            (int(i["id"]), to_date_text(i.get("begindate")), to_date_text(i.get("closedate"))) for i in items
+        ]
+        n += entities.save_item_dates(store, portal, t.code, rows)
     return n
 
 
