@@ -159,3 +159,35 @@ def test_contracts_expiring_first_and_expired_open_flagged(tmp_path: Path, capsy
     assert code == 0 and json.loads(capsys.readouterr().out)["kind"] == "contracts"
     code = main(["report", "contracts", "--db", str(db), "--days", "-1", "-o", str(tmp_path / "x.html")])
     assert code != 0 and "--days must be 0 or more" in capsys.readouterr().err
+
+
+def test_demo_tells_the_production_story(tmp_path: Path) -> None:
+    import random
+
+    from connector.demo_production import margin_output, production_story
+
+    db = tmp_path / "demo.db"
+    steps: dict[str, dict[str, Any]] = {}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        emu, client, store, templates, etids = _deployed(rsps, db, ["production.toml"])
+        told = production_story(
+            client,
+            store,
+            portal_key_of(client),
+            templates,
+            random.Random(3),
+            lambda name, **figures: steps.setdefault(name, figures),
+            lambda _m: None,
+        )
+        store.close()
+    assert told and steps["production: deals to EXECUTING"]["orders_created"] == 3
+    assert steps["production: orders READY"]["deals_moved_on"] == 2
+    assert sorted(emu.state.table(2).rows[d]["STAGE_ID"] for d in emu.state.table(2).rows) == [
+        "EXECUTING",
+        "FINAL_INVOICE",
+        "FINAL_INVOICE",
+        "PREPARATION",
+    ]
+    files = margin_output(db, tmp_path)
+    page = Path(files[0]).read_text(encoding="utf-8")
+    assert "Final invoice" in page and "In progress" in page and files[1].endswith(".xlsx")
