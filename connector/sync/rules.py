@@ -414,27 +414,26 @@ class RuleEngine:
                 self._record(firing, etid, entity_id)
                 continue
             entities.begin_firing(self.store, self.portal, key, etid, entity_id, transition)
-            if True:
-                try:
-                    self.client.call(
-                        "crm.item.update",
-                        {"entityTypeId": DEAL, "id": parent_id, "fields": {"stageId": target.status_id}},
-                    )
-                except WRITE_OUTCOME_UNKNOWN as exc:
-                    firing.status, firing.result = "pending", f"answer lost ({exc}); checked again next run"
-                    self.firings.append(firing)
-                    continue
-                except B24Error as exc:
-                    firing.status, firing.result = "failed", str(exc)
-                    self._record(firing, etid, entity_id)
-                    continue
-                if deal is not None:
-                    deal["stageId"] = target.status_id  # a later child of the same deal sees the move
+            try:
+                self.client.call(
+                    "crm.item.update",
+                    {"entityTypeId": DEAL, "id": parent_id, "fields": {"stageId": target.status_id}},
+                )
+            except WRITE_OUTCOME_UNKNOWN as exc:
+                firing.status, firing.result = "pending", f"answer lost ({exc}); checked again next run"
+                self.firings.append(firing)
+                continue
+            except B24Error as exc:
+                firing.status, firing.result = "failed", str(exc)
+                self._record(firing, etid, entity_id)
+                continue
+            if deal is not None:
+                deal["stageId"] = target.status_id  # a later child of the same deal sees the move
             self._record(firing, etid, entity_id)
 
     @staticmethod
     def _verdict(deal: dict[str, Any] | None, funnel: PortalFunnel, target: PortalStage, rule: Any) -> str:
-        """ "moved", "already there", or why the parent is left alone."""
+        """`moved`, `already there`, or why the parent is left alone."""
         if deal is None:
             return "not found"
         if int(deal.get("categoryId") or 0) != funnel.id:
