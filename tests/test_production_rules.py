@@ -76,13 +76,14 @@ def test_every_rule_mistake_is_reported_with_its_path() -> None:
 class Portal:
     """A deployed production template on a loopback emulator, a client and a store."""
 
-    def __init__(self, server: Any, db: Path) -> None:
+    def __init__(self, server: Any, db: Path, templates: list[Any] = TEMPLATES) -> None:
+        self.templates = templates
         self.emu = server.emulator
         self.url = server.webhook_url
         self.client = Client.from_webhook(self.url, allow_http=True)
         self.store = Store.open(db)
         self.key = portal_key(self.url)
-        assert apply(self.client, TEMPLATES, self.store).converged
+        assert apply(self.client, templates, self.store).converged
         self.etid = next(
             t.entity_type_id for t in self.emu.state.types.values() if t.code == "production_order"
         )
@@ -113,7 +114,7 @@ class Portal:
         return [r for r in rows if deal_id is None or r.get("PARENT_ID_2") == deal_id]
 
     def sync(self) -> Any:
-        return sync(self.client, self.store, TEMPLATES, portal_key=self.key)
+        return sync(self.client, self.store, self.templates, portal_key=self.key)
 
 
 @pytest.fixture
@@ -273,3 +274,28 @@ def test_sync_dry_run_shows_what_would_fire_and_changes_nothing(
     assert code == 0 and out["fired"] == 1 and len(portal.orders(deal)) == 1
     code, out = _run(capsys, "sync", "--portal", portal.url, "--db", db, "--dry-run")
     assert out["would_fire"] == 0
+
+
+def test_children_done_moves_the_deal_when_all_orders_succeed(live_emulator: Any, tmp_path: Path) -> None:
+    text = Path(PRODUCTION).read_text(encoding="utf-8") + (
+        '\n[[rules]]\ncode = "won_when_all_ready"\nkind = "children_done"\nwhen = "all_success"\n'
+        'parent_stage = "WON"\n'
+    )
+    p = Portal(live_emulator, tmp_path / "done.db", [loads_template(text)])
+    try:
+        deal = p.deal("EXECUTING", title="Two orders")
+        p.sync()
+        second = p.call(
+            "crm.item.add", {"entityTypeId": p.etid, "fields": {"title": "extra", "parentId2": deal}}
+        )
+        [first] = [o for o in p.orders(deal) if o["ID"] != second["item"]["id"]]
+        p.move(p.etid, first["ID"], p.stage[READY])
+        p.sync()
+        assert p.deal_stage(deal) == "FINAL_INVOICE"  # one of two orders ready: not won yet
+        p.move(p.etid, second["item"]["id"], p.stage[READY])
+        report = p.sync()
+        assert p.deal_stage(deal) == "WON"
+        assert [f["status"] for f in report.firings if f["rule"].endswith("won_when_all_ready")] == ["done"]
+        assert p.sync().summary()["fired"] == 0
+    finally:
+        p.store.close()
