@@ -241,6 +241,9 @@ def test_product_rows_of_a_deal(emulator: Emulator) -> None:
     assert (
         ok(emulator.call("crm.item.get", {"entityTypeId": 2, "id": deal["id"]}))["item"]["opportunity"] == 320
     )
+    # a deleted deal takes its rows with it (references silent: no orphan rows, the stricter choice)
+    ok(emulator.call("crm.item.delete", {"entityTypeId": 2, "id": deal["id"]}))
+    assert emulator.state.product_rows == {}
 
 
 def test_product_rows_of_smart_processes_need_products_enabled(emulator: Emulator) -> None:

@@ -456,6 +456,10 @@ def item_delete(ctx: CallContext, params: dict[str, Any]) -> list[Any]:
     if item_id not in table.rows:
         raise ITEM_NOT_FOUND
     table.remove(item_id)
+    if state.product_rows:
+        from .productrows import drop_owner
+
+        drop_owner(state, etid, item_id)
     state.dirty_items.add((etid, item_id))
     _emit(ctx, etid, "ONCRMDYNAMICITEMDELETE", item_id)
     return []

@@ -98,6 +98,12 @@ def rows_of(state: PortalState, etid: int, owner_id: int) -> list[dict[str, Any]
     return sorted(mine, key=lambda r: (r["sort"], r["id"]))
 
 
+def drop_owner(state: PortalState, etid: int, owner_id: int) -> None:
+    """A deleted item takes its product rows with it (references silent; stricter: no orphan rows)."""
+    for row in rows_of(state, etid, owner_id):
+        del state.product_rows[row["id"]]
+
+
 def _recalculate(state: PortalState, etid: int, owner_id: int) -> None:
     """An owner with `isManualOpportunity` N gets `opportunity` = the sum of its rows
     (crm-item-add doc: isManualOpportunity N = the amount is calculated from the products)."""
