@@ -156,7 +156,7 @@ steps = st.lists(
         st.tuples(st.just("kill"), st.sampled_from(["begin_firing", "finish_firing"]), st.booleans()),
         st.tuples(st.just("exec_kill"), st.integers(0, 2), st.booleans()),
         st.tuples(st.just("ready"), st.integers(0, 2), st.just("")),
-        st.tuples(st.just("lose"), st.sampled_from(["crm.item.add", "crm.item.update"]), st.just("")),
+        st.tuples(st.just("lose"), st.sampled_from(["batch", "crm.item.update"]), st.just("")),
     ),
     min_size=1,
     max_size=14,

@@ -73,7 +73,7 @@ def _value(kind: str, raw: Any, name: str) -> Any:
         return "" if raw is None else str(raw)
     if kind == "yn":
         return "Y" if str(raw).upper() in ("Y", "1", "TRUE") else "N"
-    if raw is None and name == "taxRate":
+    if raw in (None, "") and name == "taxRate":  # no tax rate; a batch sends null as ""
         return None
     if not is_numeric(raw):
         raise ApiError("INVALID_ARG_VALUE", f"Field {name!r} must be a number, got {raw!r}")

@@ -22,13 +22,22 @@ from typing import Any
 from pydantic import BaseModel
 
 from connector.crm import deals as dealmod
-from connector.crm.items import WRITE_OUTCOME_UNKNOWN, ProcessMap, find_by_xml_ids, list_items, to_date_text
+from connector.crm.items import (
+    WRITE_OUTCOME_UNKNOWN,
+    ProcessMap,
+    WriteOp,
+    find_by_xml_ids,
+    list_items,
+    to_date_text,
+    write_items,
+)
 from connector.crm.naming import short_code
 from connector.crm.schema import PortalFunnel, PortalStage
 from connector.rest.errors import B24Error
 from connector.store import entities
 
 DEAL = dealmod.DEAL
+BATCH = 50  # parents per batch of creates
 _DEAL_SELECT = [
     "title",
     "categoryId",
@@ -208,50 +217,70 @@ class RuleEngine:
                     )
                 )
             return
-        existing = find_by_xml_ids(self.client, pmap, [xml_id_for(key, int(d["id"])) for d in todo])
         child_funnel, category = self._child_funnel(t, pmap, rule)
         first = self._first_stage(t, pmap, child_funnel, rule.child_stage)
-        for d in todo:
-            deal_id = int(d["id"])
-            firing = RuleFiring(
+        for start in range(0, len(todo), BATCH):
+            chunk = todo[start : start + BATCH]
+            existing = find_by_xml_ids(self.client, pmap, [xml_id_for(key, int(d["id"])) for d in chunk])
+            fields = {int(d["id"]): self._child_fields(rule, pmap, d, key, category, first) for d in chunk}
+            self._create_chunk(t, pmap, rule, key, stage.code, fields, existing)
+
+    def _create_chunk(
+        self,
+        t: Any,
+        pmap: ProcessMap,
+        rule: Any,
+        key: str,
+        transition: str,
+        fields: dict[int, dict[str, Any]],
+        existing: dict[str, dict[str, Any]],
+    ) -> None:
+        """Create the children of up to 50 parents in one batch (those not found by xmlId), then copy
+        product rows in two more batches; every firing is pending before the batch is sent."""
+        firings = {
+            deal_id: RuleFiring(
                 rule=key,
                 process=t.code,
                 entity=f"deal:{deal_id}",
-                transition=stage.code,
-                action=action,
+                transition=transition,
+                action=f"create {t.code}",
                 status="done",
             )
-            entities.begin_firing(self.store, self.portal, key, DEAL, deal_id, stage.code)
-            child = existing.get(xml_id_for(key, deal_id))
-            found = child is not None
-            if child is None:
-                fields = self._child_fields(rule, pmap, d, key, category, first)
-                try:
-                    reply = self.client.call(
-                        "crm.item.add", {"entityTypeId": pmap.entity_type_id, "fields": fields}
-                    )
-                    child = (reply.result or {}).get("item")
-                except WRITE_OUTCOME_UNKNOWN as exc:
-                    firing.status, firing.result = "pending", f"answer lost ({exc}); checked again next run"
-                    self.firings.append(firing)
-                    continue
-                except B24Error as exc:
-                    firing.status, firing.result = "failed", str(exc)
-                    self._record(firing, DEAL, deal_id)
-                    continue
-            if not child:
-                firing.status, firing.result = "failed", "crm.item.add returned no item"
+            for deal_id in fields
+        }
+        for deal_id in fields:
+            entities.begin_firing(self.store, self.portal, key, DEAL, deal_id, transition)
+        children = {d: existing[xml_id_for(key, d)] for d in fields if xml_id_for(key, d) in existing}
+        found = set(children)
+        ops = [WriteOp(op="add", ref=str(d), fields=f) for d, f in fields.items() if d not in children]
+        try:
+            results = write_items(self.client, pmap, ops)
+        except WRITE_OUTCOME_UNKNOWN as exc:
+            for op in ops:  # created or not: the next run looks them up by xmlId
+                firing = firings.pop(int(op.ref))
+                firing.status, firing.result = "pending", f"answer lost ({exc}); checked again next run"
+                self.firings.append(firing)
+            results = []
+        for res in results:
+            deal_id = int(res.ref)
+            if res.item:
+                children[deal_id] = res.item
+            else:
+                firing = firings.pop(deal_id)
+                firing.status, firing.result = "failed", res.error or "crm.item.add returned no item"
                 self._record(firing, DEAL, deal_id)
-                continue
-            firing.child_id = int(child["id"])
-            firing.result = f"{'found' if found else 'created'} {t.code}:{firing.child_id}"
-            if "products" in rule.copy_fields:
-                try:
-                    copied = self._copy_products(deal_id, pmap.entity_type_id, firing.child_id)
-                    if copied:
-                        firing.result += f" with {copied} product rows"
-                except B24Error as exc:
-                    self.warn(f"rule {key}: product rows of deal {deal_id} not copied: {exc}")
+        copied: dict[int, int] = {}
+        if "products" in rule.copy_fields and children:
+            try:
+                copied = self._copy_products(pmap.entity_type_id, children, found)
+            except (B24Error, *WRITE_OUTCOME_UNKNOWN) as exc:
+                self.warn(f"rule {key}: product rows not copied: {exc}")
+        for deal_id, firing in firings.items():
+            child_id = int(children[deal_id]["id"])
+            firing.child_id = child_id
+            firing.result = f"{'found' if deal_id in found else 'created'} {t.code}:{child_id}"
+            if copied.get(deal_id):
+                firing.result += f" with {copied[deal_id]} product rows"
             self._record(firing, DEAL, deal_id)
 
     def _first_stage(self, t: Any, pmap: ProcessMap, funnel_code: str, code: str | None) -> str | None:
@@ -294,30 +323,39 @@ class RuleEngine:
             fields["assignedById"] = deal["assignedById"]
         return fields
 
-    def _copy_products(self, deal_id: int, child_etid: int, child_id: int) -> int:
-        """Copy the deal's product rows to a child that has none yet; the number copied."""
+    def _copy_products(
+        self, child_etid: int, children: dict[int, dict[str, Any]], found: set[int]
+    ) -> dict[int, int]:
+        """Copy each deal's product rows to its child (a child found from an earlier run only when it
+        has none yet); the number of rows copied per deal. Two batches per 50 parents."""
         owner = short_code(child_etid)
-        mine = (
-            self.client.call(
-                "crm.item.productrow.list", {"filter": {"=ownerType": owner, "=ownerId": child_id}}
-            ).result
-            or {}
-        )
-        if mine.get("productRows"):
-            return 0
-        rows = (
-            self.client.call(
-                "crm.item.productrow.list", {"filter": {"=ownerType": "D", "=ownerId": deal_id}}
-            ).result
-            or {}
-        )
-        wanted = [{k: r[k] for k in _ROW_KEYS if k in r} for r in rows.get("productRows") or []]
-        if not wanted:
-            return 0
-        self.client.call(
-            "crm.item.productrow.set", {"ownerType": owner, "ownerId": child_id, "productRows": wanted}
-        )
-        return len(wanted)
+        reads: dict[str, tuple[str, dict[str, Any]]] = {}
+        for deal_id, child in children.items():
+            reads[f"d{deal_id}"] = (
+                "crm.item.productrow.list",
+                {"filter": {"=ownerType": "D", "=ownerId": deal_id}},
+            )
+            if deal_id in found:
+                flt = {"=ownerType": owner, "=ownerId": int(child["id"])}
+                reads[f"c{deal_id}"] = ("crm.item.productrow.list", {"filter": flt})
+        listed = self.client.batch_all(reads).results
+        sets: dict[str, tuple[str, dict[str, Any]]] = {}
+        counts: dict[int, int] = {}
+        for deal_id, child in children.items():
+            rows = (listed.get(f"d{deal_id}") or {}).get("productRows") or []
+            has = (listed.get(f"c{deal_id}") or {}).get("productRows") if deal_id in found else None
+            if not rows or has:
+                continue
+            wanted = [{k: r[k] for k in _ROW_KEYS if r.get(k) is not None} for r in rows]
+            params = {"ownerType": owner, "ownerId": int(child["id"]), "productRows": wanted}
+            sets[f"s{deal_id}"] = ("crm.item.productrow.set", params)
+            counts[deal_id] = len(wanted)
+        if sets:
+            done = self.client.batch_all(sets)
+            for label, err in done.errors.items():
+                counts.pop(int(label[1:]), None)
+                self.warn(f"product rows of deal {label[1:]} not copied: {err}")
+        return counts
 
     # -- moves of the parent ---------------------------------------------------------------------
     def _move_parent(self, t: Any, pmap: ProcessMap, rule: Any) -> None:
