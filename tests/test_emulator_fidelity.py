@@ -123,6 +123,7 @@ def test_client_enabled_type_gets_client_fields_not_parent_3_or_4(emulator: Emul
     assert not [k for k in fields if k.startswith("parentId")]
     parents = {r["entityTypeId"]: r["isPredefined"] for r in t["relations"]["parent"]}
     assert parents == {3: "Y", 4: "Y"}
+    emulator.seed_items(4, 5)  # companyId must name an existing company (system.py)
     item = add_item(emulator, etid, companyId=5)
     assert "parentId3" not in item and "parentId4" not in item and item["companyId"] == 5
     # only a relation creates parentId{N}

@@ -195,6 +195,8 @@ def test_item_errors(emu: Emulator) -> None:
 
 
 def test_contact_ids_and_company(emu: Emulator) -> None:
+    emu.seed_items(3, 7)  # client ids must name existing contacts / companies (system.py)
+    emu.seed_items(4, 9)
     item = add(emu, contactIds=[5, 6], companyId=9)
     assert item["contactIds"] == [5, 6] and item["contactId"] == 5 and item["companyId"] == 9
     assert add(emu, contactId=7)["contactIds"] == [7]

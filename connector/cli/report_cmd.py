@@ -122,8 +122,10 @@ def export_command(
 
 def report_command(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help="funnel, time-in-stage, aging or all.")],
-    type_code: TypeOpt,
+    kind: Annotated[str, typer.Argument(help="funnel, time-in-stage, aging, all, margin or contracts.")],
+    type_code: Annotated[
+        str | None, typer.Option("--type", "-t", help="Process code, e.g. candidate (contracts: contract).")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="html, csv or xlsx.")] = "html",
     portal: PortalOpt = None,
     db: DbOpt = None,
@@ -135,12 +137,18 @@ def report_command(
     headers: HeadersOpt = "labels",
     dialect: DialectOpt = None,
     offline: OfflineOpt = False,
+    days: Annotated[int, typer.Option("--days", help="contracts: 'expiring' horizon in days.")] = 30,
 ) -> None:
-    """Funnel counts and sums, conversion, time in stage (median, p90) and items stuck longest."""
+    """Funnel counts and sums, conversion, time in stage (median, p90) and items stuck longest;
+    margin per deal (production cost vs deal amount); contracts per company by end date."""
     from connector.reports import report
 
     main = _main()
     path = main.resolve_db(ctx, portal, db)
+    if kind in ("margin", "contracts"):  # issue 12: reports/margin.py, reports/contracts.py
+        return _linked_report(main, ctx, kind, type_code, fmt, path, output, days)
+    if type_code is None:
+        raise main.UsageError("--type is required: the process code, e.g. --type candidate")
     tpl = None
     if template is not None:
         from connector.templates import load_template
@@ -153,6 +161,24 @@ def report_command(
                                  dialect=dialect))
     if output is not None:
         main.emit(ctx, result.model_dump(), f"{kind} report of {type_code} written to {result.output}")
+
+
+def _linked_report(main: Any, ctx: Any, kind: str, type_code: str | None, fmt: str, path: Any, output: Any,
+                   days: int) -> None:
+    """`report margin` / `report contracts`: reports that join synced items with their deals/companies."""
+    if fmt == "xlsx" and output is None:
+        raise main.UsageError("--format xlsx needs -o FILE (a workbook is not written to a terminal)")
+    if kind == "margin":
+        from connector.reports.margin import margin
+
+        result = _run(lambda: margin(path, type_code or "production_order", fmt, output))
+    else:
+        from connector.reports.contracts import contracts
+
+        result = _run(lambda: contracts(path, type_code or "contract", fmt, output, days=days))
+    if output is not None:
+        main.emit(ctx, {k: v for k, v in result.model_dump().items() if k != "data"},
+                  f"{kind} report of {result.type_code} written to {result.output}")
 
 
 def register(app: typer.Typer) -> None:

@@ -125,7 +125,8 @@ def _summary_table(report: Any) -> Table:
     s = report.summary()
     table.caption = (
         f"pulled {s['pulled']}, pushed {s['pushed']}, deleted {s['deleted']}, "
-        f"conflicts {s['conflicts']}, failed {s['failed']}; {s['requests']} HTTP requests, "
+        f"conflicts {s['conflicts']}, failed {s['failed']}, rules fired {s.get('fired', 0)}; "
+        f"{s['requests']} HTTP requests, "
         f"{s['waited_seconds']} s waited on limits, {s['seconds']} s"
     )
     return table
@@ -153,6 +154,9 @@ def sync_command(
             help="Seconds to wait for another sync of the same store to finish (then exit code 75).",
         ),
     ] = 60.0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show what the stage rules would do; change nothing.")
+    ] = False,
 ) -> None:
     """Two-way sync of items between the portal and the local store (one sync per store at a time)."""
     main = _main()
@@ -170,11 +174,16 @@ def sync_command(
     templates = _load_templates(main, template)
     path = main.resolve_db(ctx, ref, db)
     client = main.open_client(ctx, ref)
+    if dry_run and not path.exists():
+        raise main.UsageError(f"no store at {path} yet: `--dry-run` previews the stage rules of a synced store; "
+                              "run `b24sync sync` first")
     tally = Tally()
     shown, report_cb = _progress(main.stderr, ref.name, client, tally)
     with main.new_store_guard(path, client):
         store = Store.open(path)
         try:
+            if dry_run:
+                return _dry_run(main, ctx, client, store, templates, ref.key)
             with shown:
                 report = sync(
                     client,
@@ -215,8 +224,34 @@ def _interrupted(main: Any, tally: Tally, path: Path) -> None:
     raise typer.Exit(main.EXIT_INTERRUPTED)
 
 
+def _dry_run(main: Any, ctx: Any, client: Any, store: Any, templates: Any, portal: str) -> None:
+    """`sync --dry-run`: the stage rules' decisions now (sync/rules.py), nothing written."""
+    from connector.sync import SyncError
+    from connector.sync.rules import preview
+
+    try:
+        firings = preview(client, store, templates or [], portal=portal)
+    except SyncError as exc:
+        raise main.UsageError(str(exc)) from exc
+    finally:
+        store.close()
+    data = {"dry_run": True, "would_fire": sum(f.status == "would-fire" for f in firings),
+            "firings": [f.model_dump() for f in firings]}
+
+    def human() -> None:
+        main.stdout.print(f"dry run: {data['would_fire']} rule firing(s) would happen; nothing was changed")
+        for f in firings:
+            line = f"  {f.status} {f.rule} {f.entity} [{f.transition}]: {f.action} {f.result}"
+            main.stdout.print(line.rstrip(), markup=False)
+
+    main.emit(ctx, data, human)
+
+
 def _print_human(main: Any, report: Any) -> None:
     main.stdout.print(_summary_table(report))
+    for f in report.firings:
+        main.stdout.print(f"rule {f['rule']} {f['entity']} [{f['transition']}]: {f['status']} {f['result']}",
+                          markup=False)
     for w in report.warnings:
         main.stdout.print(f"warning: {w}", markup=False)
     for f in report.failures:

@@ -145,7 +145,10 @@ def make_plan(ctx: Context, allow_destructive: bool) -> Plan:
 
 def plan(client: Any, templates: Any, store: Any, *, allow_destructive: bool = False) -> Plan:
     """What apply would do on this portal, per object in code terms (reads only)."""
-    return make_plan(load_context(client, templates, store), allow_destructive)
+    from connector.deploy.rules_check import add_rule_checks  # stage rules vs deal funnels (issue 12)
+
+    the_plan = make_plan(load_context(client, templates, store), allow_destructive)
+    return add_rule_checks(client, as_templates(templates), store, the_plan)
 
 
 def apply(
@@ -155,6 +158,9 @@ def apply(
     start = _requests(client)
     ctx = load_context(client, templates, store)
     the_plan = make_plan(ctx, allow_destructive)
+    from connector.deploy.rules_check import add_rule_checks  # stage rules vs deal funnels (issue 12)
+
+    add_rule_checks(client, as_templates(templates), store, the_plan)
     type_ids = {code: TypeIds(b) for code, b in ctx.bindings.items()}
     phase1 = _phase1(ctx, type_ids, allow_destructive)
     result = ApplyResult(portal=ctx.ids.portal, plan=the_plan, dry_run=dry_run)

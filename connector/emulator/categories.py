@@ -33,6 +33,12 @@ def create_category(
                 c.is_default = False
     cat = Category(state.seq.next("category_id"), entity_type_id, name, sort, is_default)
     state.categories[cat.id] = cat
+    if entity_type_id == 2:
+        from .system import add_deal_funnel_stages
+
+        add_deal_funnel_stages(state, cat.id)
+        state.touch_schema()
+        return cat
     entity_id = stage_entity_id(entity_type_id, cat.id)
     prefix = stage_prefix(entity_type_id, cat.id)
     for code, stage_name, stage_sort, color, semantics, system in DEFAULT_STAGES:

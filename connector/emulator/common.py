@@ -25,6 +25,10 @@ def is_possible_dynamic(entity_type_id: int) -> bool:
 
 def require_type(state: PortalState, entity_type_id: int) -> SmartType:
     """The smart process with this entityTypeId, or the server's error for it."""
+    from .system import is_system, system_type
+
+    if is_system(entity_type_id):
+        return system_type(state, entity_type_id)
     if not is_possible_dynamic(entity_type_id):
         raise ApiError(
             "ENTITY_TYPE_NOT_SUPPORTED", f"Entity type {_type_name(entity_type_id)} is not supported"

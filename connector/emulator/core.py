@@ -30,7 +30,7 @@ DOMAIN = "emulator.bitrix24.test"
 
 def _load_optional_modules() -> None:
     """Register the methods of the sibling modules (events, stage history, card configuration)."""
-    for name in ("events", "stagehistory", "details"):
+    for name in ("events", "stagehistory", "details", "productrows", "legacy"):
         try:
             __import__(f"{__package__}.{name}")
         except Exception:  # a sibling under construction must not take the portal down

@@ -14,10 +14,12 @@ from .errors import ApiError
 from .files import file_json, kept_file, store_upload
 from .filters import CompiledFilter, compile_filter, parse_order, sort_rows
 from .itemschema import FieldSpec, ItemSchema, describe, item_schema
+from .naming import parse_stage_entity_id, stage_entity_id
 from .params import as_dict, is_numeric, req_array, req_int, use_original
 from .php import as_list, is_list_like
 from .registry import CallContext, ListPage, method
 from .state import ItemTable, PortalState, SmartType, Stage
+from .system import check_clients, is_system, on_saved
 
 PAGE = 50
 ITEM_NOT_FOUND = ApiError("NOT_FOUND", "Item was not found.")
@@ -200,7 +202,7 @@ def _semantic(stage: Stage) -> str:
 
 
 def _stages(state: PortalState, etid: int, category_id: int) -> list[Stage]:
-    return state.stages_of(f"DYNAMIC_{etid}_STAGE_{category_id}")
+    return state.stages_of(stage_entity_id(etid, category_id))
 
 
 def _first_of(stages: list[Stage], semantic: str) -> Stage | None:
@@ -225,9 +227,9 @@ def stage_semantic(state: PortalState, etid: int, category_id: int, stage_id: st
 
 def _semantic_in_type(state: PortalState, etid: int, stage_id: Any) -> str:
     """The semantics of a stage of any funnel of the type; an unknown stage counts as process."""
-    prefix = f"DYNAMIC_{etid}_STAGE_"
     for s in state.stages.values():
-        if s.status_id == stage_id and s.entity_id.startswith(prefix):
+        directory = parse_stage_entity_id(s.entity_id)
+        if s.status_id == stage_id and directory is not None and directory[0] == etid:
             return _semantic(s)
     return "P"
 
@@ -250,9 +252,10 @@ def _check_parents(state: PortalState, values: dict[str, Any], old: dict[str, An
     sets the field to null; the crm.item.get doc example prints unset parents as null). The
     references are silent on a value naming no item: we choose the stricter behaviour and refuse,
     naming the field and the value. Only changed values are checked (the server processes changed
-    fields), and the emulator keeps no items of system types (lead, deal, ...), so any id of those
-    is refused.
+    fields). Leads, deals, contacts and companies are real items here (system.py), so `parentId2`
+    must name an existing deal; the client fields are checked the same way (`check_clients`).
     """
+    check_clients(state, values, old)
     for upper, value in values.items():
         if not upper.startswith("PARENT_ID_") or value is None:
             continue
@@ -345,8 +348,8 @@ def item_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     if smart.flag("isObserversEnabled"):
         row["OBSERVERS"] = []
     for spec in schema.fields:
-        if spec.uf is not None:
-            row[spec.upper] = [] if spec.multiple else None
+        if spec.uf is not None or spec.upper not in row and not spec.read_only:
+            row.setdefault(spec.upper, [] if spec.multiple else None)
     row.update({k: v for k, v in values.items() if k not in ("STAGE_ID", "CATEGORY_ID")})
     if row.get("OPENED") is None:
         row["OPENED"] = True
@@ -356,11 +359,20 @@ def item_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     if not row.get("TITLE"):
         row["TITLE"] = f"{smart.title} #{item_id}"
     _sync_contact(row, schema)
+    on_saved(row, etid, stage_semantic(state, etid, category_id or 0, stage_id))
     state.table(etid).put(item_id, row)
     state.dirty_items.add((etid, item_id))
-    _history(ctx, etid, row, 1)
-    emit(ctx, "ONCRMDYNAMICITEMADD", {"ID": item_id, "ENTITY_TYPE_ID": etid})
+    if "STAGE_ID" in schema.by_upper:
+        _history(ctx, etid, row, 1)
+    _emit(ctx, etid, "ONCRMDYNAMICITEMADD", item_id)
     return {"item": item_json(schema, row, state, original, base=base_of(ctx))}
+
+
+def _emit(ctx: CallContext, etid: int, event_name: str, item_id: int) -> None:
+    """bitrix24-rest.md §12: the dynamic-item events fire for smart processes, not for
+    lead/deal/contact/company (those have their own events, which the emulator does not send)."""
+    if not is_system(etid):
+        emit(ctx, event_name, {"ID": item_id, "ENTITY_TYPE_ID": etid})
 
 
 def _sync_contact(row: dict[str, Any], schema: ItemSchema) -> None:
@@ -405,6 +417,7 @@ def item_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     if not new.get("TITLE"):
         new["TITLE"] = f"{smart.title} #{item_id}"
     _sync_contact(new, schema)
+    on_saved(new, etid, stage_semantic(state, etid, category_id or 0, stage_id))
     changed = [k for k in set(new) | set(old) if k not in _CHANGE_IGNORED and new.get(k) != old.get(k)]
     if not changed and not deviates(state, NOOP_UPDATE_BUMPS):  # deviations.py: for doctor's CI only
         # no save, no updatedTime bump, no event
@@ -420,7 +433,7 @@ def item_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         _history(ctx, etid, new, 3)
     elif new["STAGE_ID"] != old.get("STAGE_ID"):
         _history(ctx, etid, new, 2)
-    emit(ctx, "ONCRMDYNAMICITEMUPDATE", {"ID": item_id, "ENTITY_TYPE_ID": etid})
+    _emit(ctx, etid, "ONCRMDYNAMICITEMUPDATE", item_id)
     return {"item": item_json(schema, new, state, original, base=base_of(ctx))}
 
 
@@ -449,8 +462,12 @@ def item_delete(ctx: CallContext, params: dict[str, Any]) -> list[Any]:
     if item_id not in table.rows:
         raise ITEM_NOT_FOUND
     table.remove(item_id)
+    if state.product_rows:
+        from .productrows import drop_owner
+
+        drop_owner(state, etid, item_id)
     state.dirty_items.add((etid, item_id))
-    emit(ctx, "ONCRMDYNAMICITEMDELETE", {"ID": item_id, "ENTITY_TYPE_ID": etid})
+    _emit(ctx, etid, "ONCRMDYNAMICITEMDELETE", item_id)
     return []
 
 

@@ -169,6 +169,7 @@ def item_schema(state: PortalState, smart: SmartType) -> ItemSchema:
         elif camel == "contactId":
             extra["isDeprecated"] = True
         specs.append(FieldSpec(camel, upper, rest_type, kind, title, read_only, multiple, extra=extra))
+    specs = _system_fields(etid, specs)
     for rel in sorted(state.parents_of(etid), key=lambda r: r.parent):
         if rel.predefined and rel.parent in CLIENT_TYPES:
             # isClientEnabled links contacts/companies through companyId/contactIds, never through
@@ -207,6 +208,19 @@ def item_schema(state: PortalState, smart: SmartType) -> ItemSchema:
     schema = ItemSchema(smart, specs, {s.upper: s for s in specs}, {s.camel: s for s in specs})
     state.schema_cache[key] = schema
     return schema
+
+
+def _system_fields(etid: int, specs: list[FieldSpec]) -> list[FieldSpec]:
+    """Leads, deals, contacts and companies: drop the shared fields they lack, add their own."""
+    from .system import dropped_fields, own_fields
+
+    dropped = dropped_fields(etid)
+    out = [s for s in specs if s.upper not in dropped]
+    taken = {s.upper for s in out}
+    for camel, upper, rest_type, kind, title, read_only in own_fields(etid):
+        if upper not in taken:
+            out.append(FieldSpec(camel, upper, rest_type, kind, title, read_only))
+    return out
 
 
 def describe(spec: FieldSpec) -> dict[str, Any]:

@@ -43,16 +43,32 @@ def snake_upper(name: str) -> str:
 
 
 def stage_entity_id(entity_type_id: int, category_id: int) -> str:
-    """Directory of a funnel's stages: `DYNAMIC_{etid}_STAGE_{cat}`."""
+    """Directory of a funnel's stages: `DYNAMIC_{etid}_STAGE_{cat}`; deals `DEAL_STAGE[_{cat}]`,
+    leads `STATUS` (bitrix24-rest.md §8.1)."""
+    if entity_type_id == 2:
+        return f"DEAL_STAGE_{category_id}" if category_id else "DEAL_STAGE"
+    if entity_type_id == 1:
+        return "STATUS"
     return f"DYNAMIC_{entity_type_id}_STAGE_{category_id}"
 
 
 def stage_prefix(entity_type_id: int, category_id: int) -> str:
-    """Prefix of a funnel's stage ids: `DT{etid}_{cat}`."""
+    """Prefix of a funnel's stage ids: `DT{etid}_{cat}`; deal funnels `C{cat}`, none for funnel 0
+    and for leads (bitrix24-rest.md §8.1)."""
+    if entity_type_id == 2:
+        return f"C{category_id}" if category_id else ""
+    if entity_type_id == 1:
+        return ""
     return f"DT{entity_type_id}_{category_id}"
 
 
 def parse_stage_entity_id(entity_id: str) -> tuple[int, int] | None:
-    """`DYNAMIC_1032_STAGE_5` -> (1032, 5); None for other directories."""
+    """`DYNAMIC_1032_STAGE_5` -> (1032, 5), `DEAL_STAGE_3` -> (2, 3), `STATUS` -> (1, 0); None for
+    other directories."""
+    if entity_id == "STATUS":
+        return (1, 0)
+    m = re.fullmatch(r"DEAL_STAGE(?:_(\d+))?", entity_id)
+    if m:
+        return (2, int(m.group(1) or 0))
     m = re.fullmatch(r"DYNAMIC_(\d+)_STAGE_(\d+)", entity_id)
     return (int(m.group(1)), int(m.group(2))) if m else None

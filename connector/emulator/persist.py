@@ -66,6 +66,7 @@ class StateFile:
             st.user_fields[f["id"]] = UserField(**f)
         st.relations = {(r["parent"], r["child"]): Relation(**r) for r in data["relations"]}
         st.details_config = data.get("details_config", {})
+        st.product_rows = {r["id"]: r for r in data.get("product_rows", [])}
         if not emu.explicit_code:
             emu.webhook_code = data.get("webhook_code", emu.webhook_code)
         if data.get("events") and hasattr(emu.events, "load_dict"):
@@ -146,6 +147,7 @@ def _snapshot(emu: Emulator) -> dict[str, Any]:
         "user_fields": [asdict(f) for f in st.user_fields.values()],
         "relations": [asdict(r) for r in st.relations.values()],
         "details_config": st.details_config,
+        "product_rows": list(st.product_rows.values()),
         "webhook_code": emu.webhook_code,
         "events": emu.events.to_dict() if hasattr(emu.events, "to_dict") else None,
         "oauth": {

@@ -195,6 +195,7 @@ class Sequences:
     user_field_id: int = 0
     enum_id: int = 0
     file_id: int = 0
+    product_row_id: int = 0
     item_ids: dict[int, int] = field(default_factory=dict)
 
     def next(self, name: str, step: int = 1) -> int:
@@ -220,6 +221,8 @@ class PortalState:
         self.lock = threading.RLock()
         self.seq = Sequences()
         self.types: dict[int, SmartType] = {}  # by type id
+        self.system_types: dict[int, SmartType] = {}  # lead/deal/contact/company (system.py)
+        self.product_rows: dict[int, dict[str, Any]] = {}  # by row id (productrows.py)
         self.categories: dict[int, Category] = {}
         self.stages: dict[int, Stage] = {}
         self.user_fields: dict[int, UserField] = {}

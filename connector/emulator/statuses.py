@@ -14,9 +14,9 @@ from .state import PortalState, Stage
 _BAD_ID = ApiError("Invalid identifier.", "An invalid identifier was passed.")
 
 
-def stage_json(stage: Stage) -> dict[str, Any]:
-    """A stage row; numbers come back as strings."""
-    return {
+def stage_json(stage: Stage, state: PortalState | None = None) -> dict[str, Any]:
+    """A stage row; numbers come back as strings; lead/deal stages add `EXTRA` (system.py)."""
+    row = {
         "ID": str(stage.id),
         "ENTITY_ID": stage.entity_id,
         "STATUS_ID": stage.status_id,
@@ -28,6 +28,16 @@ def stage_json(stage: Stage) -> dict[str, Any]:
         "COLOR": stage.color,
         "SEMANTICS": stage.semantics,
     }
+    if state is not None:
+        from .system import stage_extra
+
+        extra = stage_extra(state, stage)
+        if extra is not None:
+            # crm.status.list.deal.json: funnel 0 stages have CATEGORY_ID null
+            row["EXTRA"] = extra
+            if stage.entity_id == "DEAL_STAGE" or stage.entity_id == "STATUS":
+                row["CATEGORY_ID"] = None
+    return row
 
 
 def _stage(state: PortalState, params: dict[str, Any], *, missing_error: ApiError) -> Stage:
@@ -46,6 +56,12 @@ def _directory(state: PortalState, entity_id: str) -> tuple[int, int] | None:
     if parsed is None:
         return None
     etid, cid = parsed
+    if etid in (1, 2):
+        from .system import ensure
+
+        ensure(state)
+        if etid == 1:
+            return parsed  # the lead STATUS directory has no funnel
     cat = state.categories.get(cid)
     if cat is None or cat.entity_type_id != etid:
         return None
@@ -67,8 +83,13 @@ def status_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
     if "ENTITY_ID" in flt:
         if not isinstance(flt["ENTITY_ID"], str):
             raise ApiError("", "Filter by ENTITY_ID must be a string")
+        if flt["ENTITY_ID"] == "STATUS" or flt["ENTITY_ID"].startswith("DEAL_STAGE"):
+            from .system import ensure
+
+            ensure(state)
+            rows = sorted(state.stages.values(), key=lambda s: (s.sort, s.id))
         rows = [s for s in rows if s.entity_id == flt["ENTITY_ID"]]
-    out = [stage_json(s) for s in rows]
+    out = [stage_json(s, state) for s in rows]
     for key, value in flt.items():
         if key == "ENTITY_ID" or key not in (out[0] if out else {}):
             continue
@@ -87,7 +108,8 @@ def status_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
 @method("crm.status.get")
 def status_get(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """https://apidocs.bitrix24.com/api-reference/crm/status/crm-status-get.html"""
-    return stage_json(_stage(state_of(ctx), params, missing_error=_BAD_ID))
+    state = state_of(ctx)
+    return stage_json(_stage(state, params, missing_error=_BAD_ID), state)
 
 
 @method("crm.status.add", write=True)
@@ -113,9 +135,9 @@ def status_add(ctx: CallContext, params: dict[str, Any]) -> int:
     if not isinstance(name, str | int | float) or not str(name).strip():
         raise ApiError("", "The field Title is required.")
     etid, cid = directory
-    prefix = stage_prefix(etid, cid) + ":"
+    prefix = stage_prefix(etid, cid)
     code = str(status_id)
-    full_id = code if code.startswith(prefix) else prefix + code
+    full_id = code if not prefix or code.startswith(prefix + ":") else f"{prefix}:{code}"
     if len(full_id) > 50:
         raise ApiError("", "Error on creating status.")
     existing = state.stages_of(str(entity_id))

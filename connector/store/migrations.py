@@ -67,6 +67,29 @@ MIGRATIONS: list[list[str]] = [
             ON _stage_history (tbl, {STAGE_MOVE_ITEM}, to_stage, at)""",
     ],
     [SYNC_LOCK_DDL],  # 3: one sync per store at a time
+    [  # 4: stage-rule firings, and linked deals/companies/contacts (store/entities.py)
+        """CREATE TABLE IF NOT EXISTS _rule_firings (
+            portal TEXT NOT NULL, rule TEXT NOT NULL, entity_type_id INTEGER NOT NULL,
+            entity_id INTEGER NOT NULL, transition TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'skipped', 'failed')),
+            result TEXT NOT NULL DEFAULT '', child_id INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
+            at TEXT NOT NULL, PRIMARY KEY (portal, rule, entity_type_id, entity_id, transition))""",
+        """CREATE TABLE IF NOT EXISTS _deals (
+            portal TEXT NOT NULL, id INTEGER NOT NULL, title TEXT, funnel_id INTEGER, funnel TEXT,
+            stage_id TEXT, stage TEXT, stage_label TEXT, stage_semantics TEXT, stage_sort INTEGER,
+            amount REAL, currency TEXT, company_id INTEGER, contact_id INTEGER, assigned_by_id INTEGER,
+            begindate TEXT, closedate TEXT, created_time TEXT, updated_time TEXT, pulled_at TEXT NOT NULL,
+            PRIMARY KEY (portal, id))""",
+        """CREATE TABLE IF NOT EXISTS _companies (
+            portal TEXT NOT NULL, id INTEGER NOT NULL, title TEXT, pulled_at TEXT NOT NULL,
+            PRIMARY KEY (portal, id))""",
+        """CREATE TABLE IF NOT EXISTS _contacts (
+            portal TEXT NOT NULL, id INTEGER NOT NULL, name TEXT, company_id INTEGER,
+            pulled_at TEXT NOT NULL, PRIMARY KEY (portal, id))""",
+        """CREATE TABLE IF NOT EXISTS _item_dates (
+            portal TEXT NOT NULL, tbl TEXT NOT NULL, id INTEGER NOT NULL, begindate TEXT, closedate TEXT,
+            pulled_at TEXT NOT NULL, PRIMARY KEY (portal, tbl, id))""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -415,6 +415,9 @@ def _sync(
             if full:
                 for t in selected:
                     reconcile_ids(client, store, maps[t.code], report.processes[t.code], seen.get(t.code))
+            from connector.sync.rules import after_pull  # stage rules and linked deals
+
+            after_pull(client, store, selected, maps, report, portal=portal_key)
         if push:
 
             def key_to_id(target: str, key: str) -> int | None:

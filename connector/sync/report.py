@@ -40,6 +40,7 @@ class SyncReport(BaseModel):
     waited_seconds: float = 0.0
     seconds: float = 0.0
     run_id: int | None = None
+    firings: list[dict[str, object]] = Field(default_factory=list)  # stage rules (sync/rules.py)
 
     def total(self, name: str) -> int:
         """Sum of one figure over all processes."""
@@ -74,6 +75,7 @@ class SyncReport(BaseModel):
             "deleted": self.deleted,
             "conflicts": self.conflicts,
             "failed": self.failed,
+            "fired": sum(1 for f in self.firings if f.get("status") == "done"),
             "requests": self.requests,
             "waited_seconds": round(self.waited_seconds, 3),
             "seconds": round(self.seconds, 3),
@@ -85,4 +87,5 @@ class SyncReport(BaseModel):
         out["processes"] = {k: v.model_dump() for k, v in self.processes.items()}
         out["failures"] = [f.model_dump() for f in self.failures]
         out["warnings"] = list(self.warnings)
+        out["firings"] = list(self.firings)
         return out

@@ -22,6 +22,7 @@ from connector.templates.model import (
     Template,
 )
 from connector.templates.presets import FLAG_NAMES
+from connector.templates.rules import check_rules
 
 SYSTEM_NAMES = ", ".join(SYSTEM_ENTITY_TYPES)
 CLIENT_PARENTS = ("contact", "company")
@@ -75,6 +76,7 @@ class _Checker:
         self.check_cards()
         self.check_access()
         self.check_names()
+        self.problems.extend(check_rules(self.file, self.data))
         return self.problems
 
     def check_names(self) -> None:

@@ -16,6 +16,7 @@ from connector.constants import SYSTEM_ENTITY_TYPES
 from connector.crm.naming import UF_CODE_MAX, uf_name, yn
 from connector.templates.limits import non_ascii_note
 from connector.templates.presets import FLAG_NAMES, PRESET_NAMES, preset_flags
+from connector.templates.rules import Rule
 
 # \Z, not $: `$` also matches before a trailing newline, and "car\n" is not a code.
 PROCESS_CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")
@@ -505,6 +506,7 @@ class Template(_Model):
     funnels: list[Funnel] = []
     card_sections: list[CardSection] = []
     access: list[AccessRule] = []
+    rules: list[Rule] = []  # stage rules with the parent (templates/rules.py)
 
     @model_validator(mode="before")
     @classmethod

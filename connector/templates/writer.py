@@ -46,6 +46,8 @@ def to_toml(template: Template) -> str:
         out += ["", "[[card_sections]]", *_pairs(section.model_dump())]
     for rule in template.access:
         out += ["", "[[access]]", *_pairs(rule.model_dump(exclude_none=True))]
+    for stage_rule in template.rules:  # templates/rules.py
+        out += ["", "[[rules]]", *_pairs(stage_rule.model_dump(exclude_defaults=True))]
     return "\n".join(out) + "\n"
 
 

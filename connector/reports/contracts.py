@@ -1,0 +1,218 @@
+"""`b24sync report contracts`: per company, its contracts with status and end date. Contracts ending
+within N days come first; expired contracts still at an open stage are flagged. Reads the process
+table, its stage labels, the end dates sync copied into `_item_dates` and company titles from
+`_companies` (sync/rules.py `pull_linked`); stage semantics come from the template kept by sync."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import IO
+
+from openpyxl import Workbook
+from pydantic import BaseModel
+
+from connector.reports import html_report
+from connector.reports.catalog import names
+from connector.reports.errors import ReportError
+from connector.reports.export import check_format
+from connector.reports.readonly import connect_readonly
+from connector.reports.report import ReportResult, _emit
+from connector.reports.source import require_process
+from connector.reports.writers import write_csv
+
+FORMATS = ("html", "csv", "xlsx")
+HEADER = [
+    "company_id",
+    "company",
+    "id",
+    "contract_no",
+    "title",
+    "stage",
+    "stage_name",
+    "open",
+    "end_date",
+    "days_left",
+    "flag",
+]
+FLAG_EXPIRING, FLAG_EXPIRED = "expiring", "expired but open"
+
+
+class ContractRow(BaseModel):
+    company_id: int | None
+    company: str
+    id: int | None
+    contract_no: str | None
+    title: str | None
+    stage: str | None
+    stage_name: str | None
+    open: bool
+    end_date: str | None
+    days_left: int | None
+    flag: str
+
+
+class ContractsReport(BaseModel):
+    type_code: str
+    days: int
+    today: str
+    generated_at: str
+    rows: list[ContractRow]
+
+
+def _closed_stages(conn: sqlite3.Connection, type_code: str) -> set[tuple[str | None, str]]:
+    """(funnel, stage) codes with success/failure semantics, from the template sync keeps."""
+    try:
+        row = conn.execute("SELECT data FROM _sync_templates WHERE code = ?", (type_code,)).fetchone()
+    except sqlite3.DatabaseError:
+        return set()
+    if row is None:
+        return set()
+    data = json.loads(row[0])
+    return {
+        (f.get("code"), s.get("code"))
+        for f in data.get("funnels") or []
+        for s in f.get("stages") or []
+        if s.get("semantics") in ("success", "failure")
+    }
+
+
+def contracts_report(
+    conn: sqlite3.Connection, type_code: str = "contract", days: int = 30, today: date | None = None
+) -> ContractsReport:
+    """Compute the report from a read-only store connection."""
+    if days < 0:
+        raise ReportError(f"--days must be 0 or more, got {days}")
+    require_process(conn, type_code)
+    cols = {r[1] for r in conn.execute(f'PRAGMA table_info("{type_code}")')}
+    if "company_id" not in cols:
+        raise ReportError(f"process {type_code!r} has no client company (isClientEnabled is off)")
+    today = today or datetime.now(UTC).date()
+    closed = _closed_stages(conn, type_code)
+    have = {
+        r[0]
+        for r in conn.execute("SELECT name FROM sqlite_master WHERE name IN ('_item_dates', '_companies')")
+    }
+    end = (
+        "(SELECT MAX(closedate) FROM _item_dates x WHERE x.tbl = ? AND x.id = t.id)"
+        if "_item_dates" in have
+        else "NULL"
+    )
+    company = (
+        "(SELECT MAX(title) FROM _companies c WHERE c.id = t.company_id)" if "_companies" in have else "NULL"
+    )
+    number = "t.contract_no" if "contract_no" in cols else "NULL"
+    params = (type_code,) if "_item_dates" in have else ()
+    sql = (
+        f"SELECT t.company_id, {company}, t.id, {number}, t.title, t.funnel, t.stage, t.stage_name, {end} "
+        f'FROM "{type_code}_labels" t WHERE t.deleted = 0'
+    )
+    rows: list[ContractRow] = []
+    for cid, cname, ident, no, title, funnel, stage, stage_name, end_date in conn.execute(sql, params):
+        is_open = (funnel, stage) not in closed
+        left = (date.fromisoformat(end_date[:10]) - today).days if end_date else None
+        flag = ""
+        if is_open and left is not None:
+            flag = FLAG_EXPIRED if left < 0 else FLAG_EXPIRING if left <= days else ""
+        rows.append(
+            ContractRow(
+                company_id=cid,
+                company=cname or (f"#{cid}" if cid else "(no company)"),
+                id=ident,
+                contract_no=no,
+                title=title,
+                stage=stage,
+                stage_name=stage_name,
+                open=is_open,
+                end_date=end_date,
+                days_left=left,
+                flag=flag,
+            )
+        )
+    rank = {FLAG_EXPIRED: 0, FLAG_EXPIRING: 1, "": 2}
+    rows.sort(
+        key=lambda r: (r.company.lower(), rank[r.flag], r.days_left if r.days_left is not None else 10**6)
+    )
+    # companies with something to act on come first
+    urgency = {}
+    for r in rows:
+        urgency[r.company] = min(urgency.get(r.company, 2), rank[r.flag])
+    rows.sort(key=lambda r: urgency[r.company])
+    generated = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ContractsReport(
+        type_code=type_code, days=days, today=today.isoformat(), generated_at=generated, rows=rows
+    )
+
+
+def _html(rep: ContractsReport, process_name: str) -> str:
+    sections = [
+        f'<p class="meta">Contracts ending within {rep.days} days come first; expired contracts still '
+        f"at an open stage are flagged. Today is {rep.today}.</p>"
+    ]
+    by_company: dict[str, list[ContractRow]] = {}
+    for r in rep.rows:
+        by_company.setdefault(r.company, []).append(r)
+    for company, rows in by_company.items():
+        table = html_report._table(
+            ["Contract", "Title", "Status", "End date", "Days left", "Flag"],
+            [
+                [
+                    r.contract_no or r.id,
+                    r.title or "",
+                    r.stage_name or r.stage or "",
+                    r.end_date or "—",
+                    "—" if r.days_left is None else r.days_left,
+                    r.flag.upper() if r.flag else "",
+                ]
+                for r in rows
+            ],
+            numeric=(4,),
+        )
+        sections.append(f"<h2>{html_report.escape(company)}</h2>{table}")
+    if not rep.rows:
+        sections.append('<p class="empty">No contracts in the store.</p>')
+    title = f"{process_name or rep.type_code}: contracts by company"
+    return html_report.render_page(title, rep.generated_at, sections, type_code=rep.type_code)
+
+
+def writer(rep: ContractsReport, fmt: str, process_name: str = "") -> Callable[[IO[bytes]], None]:
+    rows = [[getattr(r, h) for h in HEADER] for r in rep.rows]
+
+    def html(f: IO[bytes]) -> None:
+        f.write(_html(rep, process_name).encode("utf-8"))
+
+    def csv(f: IO[bytes]) -> None:
+        write_csv(HEADER, [rows], f, True, rep.type_code)
+
+    def xlsx(f: IO[bytes]) -> None:
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet(title="contracts")
+        sheet.append(HEADER)
+        for row in rows:
+            sheet.append(row)
+        book.save(f)
+
+    return {"html": html, "csv": csv, "xlsx": xlsx}[fmt]
+
+
+def contracts(
+    db_path: str | Path,
+    type_code: str = "contract",
+    fmt: str = "html",
+    out: str | Path | IO[bytes] | None = None,
+    days: int = 30,
+    today: date | None = None,
+) -> ReportResult:
+    """Write the contracts report from a store file."""
+    fmt = check_format(fmt, FORMATS)
+    with closing(connect_readonly(db_path)) as conn:
+        rep = contracts_report(conn, type_code, days, today)
+        process_name = names(conn, type_code)[0]
+    target = _emit(writer(rep, fmt, process_name), out)
+    return ReportResult(
+        type_code=type_code, kind="contracts", format=fmt, output=target, data=rep.model_dump(mode="json")
+    )

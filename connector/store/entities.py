@@ -1,0 +1,181 @@
+"""Store side of issue 12: stage-rule firings and the read-only copies of linked system entities.
+
+`_rule_firings` has one row per (portal, rule, entity, transition): a rule fires once per transition.
+A firing is written `pending` (committed) before its portal write and `done`/`skipped`/`failed`
+after, so a run killed in between finds the pending row and completes it instead of firing again.
+`_deals`, `_companies`, `_contacts` hold the parents and clients that synced items name; sync
+overwrites them on every run (they are never pushed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+DEAL_COLUMNS = (
+    "id",
+    "title",
+    "funnel_id",
+    "funnel",
+    "stage_id",
+    "stage",
+    "stage_label",
+    "stage_semantics",
+    "stage_sort",
+    "amount",
+    "currency",
+    "company_id",
+    "contact_id",
+    "assigned_by_id",
+    "begindate",
+    "closedate",
+    "created_time",
+    "updated_time",
+)
+
+
+class Firing(BaseModel):
+    """One recorded firing of a stage rule."""
+
+    portal: str
+    rule: str
+    entity_type_id: int
+    entity_id: int
+    transition: str
+    status: str  # pending | done | skipped | failed
+    result: str = ""
+    child_id: int | None = None
+    attempts: int = 0
+    at: str = ""
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def firings(store: Any, portal: str | None = None, rule: str | None = None) -> list[Firing]:
+    """Recorded firings, oldest first (optionally of one portal / one rule)."""
+    sql = "SELECT * FROM _rule_firings WHERE (? IS NULL OR portal = ?) AND (? IS NULL OR rule = ?)"
+    cur = store.conn.execute(sql + " ORDER BY at, rule, entity_id", (portal, portal, rule, rule))
+    names = [d[0] for d in cur.description]
+    return [Firing(**dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+
+
+def firing_states(
+    store: Any, portal: str, rule: str, entity_type_id: int, transition: str
+) -> dict[int, Firing]:
+    """Firings of one rule and transition by entity id."""
+    cur = store.conn.execute(
+        "SELECT * FROM _rule_firings WHERE portal = ? AND rule = ? AND entity_type_id = ? AND transition = ?",
+        (portal, rule, entity_type_id, transition),
+    )
+    names = [d[0] for d in cur.description]
+    out = {}
+    for r in cur.fetchall():
+        f = Firing(**dict(zip(names, r, strict=True)))
+        out[f.entity_id] = f
+    return out
+
+
+def begin_firing(
+    store: Any, portal: str, rule: str, entity_type_id: int, entity_id: int, transition: str
+) -> None:
+    """Record a firing as pending before its portal write (committed at once); counts the attempt."""
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO _rule_firings (portal, rule, entity_type_id, entity_id, transition, status, at, "
+            "attempts) VALUES (?, ?, ?, ?, ?, 'pending', ?, 1) "
+            "ON CONFLICT (portal, rule, entity_type_id, entity_id, transition) "
+            "DO UPDATE SET attempts = attempts + 1, at = excluded.at",
+            (portal, rule, entity_type_id, entity_id, transition, _now()),
+        )
+
+
+def finish_firing(
+    store: Any,
+    portal: str,
+    rule: str,
+    entity_type_id: int,
+    entity_id: int,
+    transition: str,
+    status: str,
+    result: str,
+    child_id: int | None = None,
+) -> None:
+    """Close a firing: done, skipped (the rule said no) or failed (an error; retried next run)."""
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO _rule_firings (portal, rule, entity_type_id, entity_id, transition, status, result, "
+            "child_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (portal, rule, entity_type_id, "
+            "entity_id, transition) DO UPDATE SET status = excluded.status, result = excluded.result, "
+            "child_id = COALESCE(excluded.child_id, child_id), at = excluded.at",
+            (portal, rule, entity_type_id, entity_id, transition, status, result, child_id, _now()),
+        )
+
+
+def save_deals(store: Any, portal: str, deals: Iterable[Mapping[str, Any]]) -> int:
+    """Upsert read-only deal rows (columns: DEAL_COLUMNS)."""
+    rows = [[d.get(c) for c in DEAL_COLUMNS] for d in deals]
+    if not rows:
+        return 0
+    cols = ", ".join(DEAL_COLUMNS)
+    marks = ", ".join("?" for _ in DEAL_COLUMNS)
+    with store.transaction() as conn:
+        conn.executemany(
+            f"INSERT OR REPLACE INTO _deals (portal, {cols}, pulled_at) VALUES (?, {marks}, ?)",
+            [[portal, *r, _now()] for r in rows],
+        )
+    return len(rows)
+
+
+def save_companies(store: Any, portal: str, companies: Iterable[Mapping[str, Any]]) -> int:
+    rows = [(portal, int(c["id"]), c.get("title"), _now()) for c in companies]
+    with store.transaction() as conn:
+        conn.executemany(
+            "INSERT OR REPLACE INTO _companies (portal, id, title, pulled_at) VALUES (?, ?, ?, ?)", rows
+        )
+    return len(rows)
+
+
+def save_contacts(store: Any, portal: str, contacts: Iterable[Mapping[str, Any]]) -> int:
+    rows = [(portal, int(c["id"]), c.get("name"), c.get("company_id"), _now()) for c in contacts]
+    with store.transaction() as conn:
+        conn.executemany(
+            "INSERT OR REPLACE INTO _contacts (portal, id, name, company_id, pulled_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+    return len(rows)
+
+
+def save_item_dates(store: Any, portal: str, tbl: str, rows: Iterable[tuple[int, Any, Any]]) -> int:
+    """Replace the begin/close dates of one process's items (`begindate`/`closedate`, YYYY-MM-DD)."""
+    data = [(portal, tbl, int(i), b, c, _now()) for i, b, c in rows]
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM _item_dates WHERE portal = ? AND tbl = ?", (portal, tbl))
+        conn.executemany(
+            "INSERT INTO _item_dates (portal, tbl, id, begindate, closedate, pulled_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            data,
+        )
+    return len(data)
+
+
+def deals(store: Any, portal: str | None = None) -> list[dict[str, Any]]:
+    """Stored deals (all portals unless one is named), by id."""
+    cur = store.conn.execute(
+        "SELECT * FROM _deals WHERE (? IS NULL OR portal = ?) ORDER BY portal, id", (portal, portal)
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def companies(store: Any, portal: str | None = None) -> dict[int, str]:
+    """Stored company titles by id."""
+    cur = store.conn.execute(
+        "SELECT id, title FROM _companies WHERE (? IS NULL OR portal = ?)", (portal, portal)
+    )
+    return {int(i): t or f"#{i}" for i, t in cur.fetchall()}
