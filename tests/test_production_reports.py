@@ -164,7 +164,7 @@ def test_contracts_expiring_first_and_expired_open_flagged(tmp_path: Path, capsy
 def test_demo_tells_the_production_story(tmp_path: Path) -> None:
     import random
 
-    from connector.demo_production import margin_output, production_story
+    from connector.demo.production import margin_output, production_story
 
     db = tmp_path / "demo.db"
     steps: dict[str, dict[str, Any]] = {}

@@ -175,8 +175,8 @@ def sync_command(
     path = main.resolve_db(ctx, ref, db)
     client = main.open_client(ctx, ref)
     if dry_run and not path.exists():
-        raise main.UsageError(f"no store at {path} yet: `--dry-run` previews the stage rules of a synced store; "
-                              "run `b24sync sync` first")
+        raise main.UsageError(f"no store at {path} yet: `--dry-run` previews the stage rules of a synced "
+                              "store; run `b24sync sync` first")
     tally = Tally()
     shown, report_cb = _progress(main.stderr, ref.name, client, tally)
     with main.new_store_guard(path, client):

@@ -105,7 +105,7 @@ def _story(url: str, templates: list[Template], db: Path, out: Path, clock: Virt
                         requests=daily.requests)
             say(f"day {day}: portal moved {moved}, created {created}; local edits {edited}; "
                 f"sync pulled {daily.pulled}, pushed {daily.pushed}, conflicts {daily.conflicts}")
-        from connector.demo_production import production_story  # issue 12: deals, orders, margin
+        from connector.demo.production import production_story  # deals, orders, margin
 
         told = production_story(client, store, key, templates, rng, result.step, say)
         deleted = portal.delete_one(templates[0])
@@ -122,7 +122,7 @@ def _story(url: str, templates: list[Template], db: Path, out: Path, clock: Virt
         report(db, t.code, "all", "html", target, now=now, template=t)
         result.outputs.append(str(target))
     if told:
-        from connector.demo_production import margin_output
+        from connector.demo.production import margin_output
 
         result.outputs += margin_output(db, out)
     say(f"wrote {len(result.outputs)} files into {out}/")
