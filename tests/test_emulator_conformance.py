@@ -117,6 +117,8 @@ class World:
             "crm.status.add",
             {"fields": {"ENTITY_ID": self.entity_id, "STATUS_ID": "CHECK", "NAME": "Check", "SORT": 25}},
         )["result"]
+        # the doc examples link contact 1, which must exist (parentId/contactIds name real entities)
+        self.ok("crm.item.add", {"entityTypeId": 3, "fields": {"name": "Contact"}})
         self.items = [
             self.ok(
                 "crm.item.add",
