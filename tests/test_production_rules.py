@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from connector.cli.main import main
 from connector.config import portal_key
@@ -207,9 +208,24 @@ def test_ready_order_moves_its_deal_forward_only(portal: Portal) -> None:
     assert portal.sync().summary()["fired"] == 0  # settled: nothing fires again
 
 
+class LoseCreateAnswer(requests.Session):
+    """A transport that loses the answer of the first request creating an item (the portal applied it)."""
+
+    lost = False
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        resp = super().send(request, **kwargs)
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
+        if not self.lost and "crm.item.add" in body:
+            self.lost = True
+            raise requests.ConnectionError("connection reset after the request was sent")
+        return resp
+
+
 def test_a_lost_create_response_makes_no_second_order(portal: Portal) -> None:
     deal = portal.deal("EXECUTING", title="Lost")
-    portal.emu.faults.drop_next("batch")  # the batch creating the order runs, its answer never arrives
+    # the batch creating the order runs, its answer never arrives
+    portal.client = Client.from_webhook(portal.url, allow_http=True, session=LoseCreateAnswer())
     first = portal.sync()
     assert [f["status"] for f in first.firings] == ["pending"] and len(portal.orders(deal)) == 1
     second = portal.sync()

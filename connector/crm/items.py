@@ -690,8 +690,10 @@ def check_item_stage(item: dict[str, Any], pmap: ProcessMap, method: str) -> Non
     stage, category = item["stageId"], item.get("categoryId")
     if stage is None:
         return
-    prefix = f"DT{pmap.entity_type_id}_{category}:"
-    if not isinstance(stage, str) or not isinstance(category, int) or not stage.startswith(prefix):
+    # without `categoryId` in the select, only the process part of the stage id can be checked
+    prefix = f"DT{pmap.entity_type_id}_{category}:" if "categoryId" in item else f"DT{pmap.entity_type_id}_"
+    category_ok = isinstance(category, int) or "categoryId" not in item
+    if not isinstance(stage, str) or not category_ok or not stage.startswith(prefix):
         raise UnexpectedAnswer(
             "BAD_STAGE",
             f"item {item.get('id')!r} has stageId {stage!r} in categoryId {category!r}; a stage of process "

@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO
 
-from openpyxl import Workbook
 from pydantic import BaseModel
 
 from connector.reports import html_report
@@ -23,7 +22,7 @@ from connector.reports.export import check_format
 from connector.reports.readonly import connect_readonly
 from connector.reports.report import ReportResult, _emit
 from connector.reports.source import require_process
-from connector.reports.writers import write_csv
+from connector.reports.writers import WriteOptions, plain_columns, write_csv, write_tables
 
 FORMATS = ("html", "csv", "xlsx")
 HEADER = [
@@ -186,15 +185,11 @@ def writer(rep: ContractsReport, fmt: str, process_name: str = "") -> Callable[[
         f.write(_html(rep, process_name).encode("utf-8"))
 
     def csv(f: IO[bytes]) -> None:
-        write_csv(HEADER, [rows], f, True, rep.type_code)
+        opts = WriteOptions(title=rep.type_code, headers="codes", dialect="excel")
+        write_csv(plain_columns(HEADER, rows), [rows], f, opts)
 
     def xlsx(f: IO[bytes]) -> None:
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet(title="contracts")
-        sheet.append(HEADER)
-        for row in rows:
-            sheet.append(row)
-        book.save(f)
+        write_tables({"contracts": (HEADER, rows)}, f, "ru")
 
     return {"html": html, "csv": csv, "xlsx": xlsx}[fmt]
 

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from openpyxl import Workbook
 from pydantic import BaseModel
 
 from connector.reports import html_report
@@ -21,7 +20,7 @@ from connector.reports.export import check_format
 from connector.reports.readonly import connect_readonly
 from connector.reports.report import ReportResult, _emit
 from connector.reports.source import require_process
-from connector.reports.writers import write_csv
+from connector.reports.writers import WriteOptions, plain_columns, write_csv, write_tables
 
 FORMATS = ("html", "csv", "xlsx")
 DEAL_HEADER = [
@@ -230,16 +229,11 @@ def writer(rep: MarginReport, fmt: str, process_name: str = "") -> Callable[[IO[
 
     def csv(f: IO[bytes]) -> None:
         header, rows = tables["deals"]
-        write_csv(header, [rows], f, True, rep.type_code)
+        opts = WriteOptions(title=rep.type_code, headers="codes", dialect="excel")
+        write_csv(plain_columns(header, rows), [rows], f, opts)
 
     def xlsx(f: IO[bytes]) -> None:
-        book = Workbook(write_only=True)
-        for name, (header, rows) in tables.items():
-            sheet = book.create_sheet(title=name)
-            sheet.append(header)
-            for row in rows:
-                sheet.append(row)
-        book.save(f)
+        write_tables(tables, f, "ru")
 
     return {"html": html, "csv": csv, "xlsx": xlsx}[fmt]
 

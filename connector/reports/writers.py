@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from operator import itemgetter
 from typing import IO, Any
 
-from connector.reports.columns import Column
+from connector.reports.columns import Column, Kind
 from connector.reports.formats import Display, neutralise
 from connector.reports.xlsx import XlsxBook
 
@@ -207,6 +207,25 @@ def write_jsonl(columns: Sequence[Column], rows: Rows, out: IO[bytes], opts: Wri
 
 
 # ---- XLSX -----------------------------------------------------------------------------------------
+
+
+def plain_columns(codes: Sequence[str], rows: Sequence[Sequence[Any]] = ()) -> list[Column]:
+    """Columns for a computed table (a report's own rows): numbers where every value is one, else text."""
+    def kind(i: int) -> Kind:
+        values = [r[i] for r in rows if r[i] is not None]
+        if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            return "number"
+        return "text"
+
+    return [Column(code=c, label=c, kind=kind(i)) for i, c in enumerate(codes)]
+
+
+def write_tables(tables: dict[str, tuple[Sequence[str], list[list[Any]]]], out: IO[bytes], lang: str) -> None:
+    """Computed tables as XLSX sheets, through the same writer as exports (text is never a formula)."""
+    book = XlsxBook(out, lang)
+    for name, (header, rows) in tables.items():
+        book.write_sheet(name, plain_columns(header, rows), [rows], Display(lang=lang), "codes")
+    book.close()
 
 
 def write_xlsx(columns: Sequence[Column], rows: Rows, out: IO[bytes], opts: WriteOptions) -> int:
