@@ -101,7 +101,8 @@ def test_margin_per_deal_and_per_stage(tmp_path: Path) -> None:
     out = io.BytesIO()
     margin(db, "production_order", "csv", out)
     rows = list(csv.DictReader(io.StringIO(out.getvalue().decode("utf-8-sig"))))
-    assert {r["title"]: r["margin"] for r in rows} == {"A": "400", "B": "-150"}  # numbers as people read them; "-" is not guarded
+    # numbers as people read them (a negative number is not formula-guarded)
+    assert {r["title"]: r["margin"] for r in rows} == {"A": "400", "B": "-150"}
     margin(db, "production_order", "xlsx", tmp_path / "m.xlsx")
     book = load_workbook(tmp_path / "m.xlsx")
     assert book.sheetnames == ["deals", "stages"] and book["stages"].max_row == 2
