@@ -123,17 +123,21 @@ class Portal:
                columns: Sequence[str] | None = None, bom: bool = False, include_deleted: bool = False) -> Any:
         """Export one process's items with labels (`b24sync export`)."""
         from connector.reports import export
+        from connector.reports.people import people_for
 
+        people = people_for(lambda: self.client, self.ref.store, type_code)
         return export(self.ref.store, type_code, fmt, out, where=where, columns=columns, bom=bom,
-                      include_deleted=include_deleted)
+                      include_deleted=include_deleted, tz=people.tz, users=people.users)
 
     def report(self, type_code: str, kind: str = "funnel", fmt: str = "html",
                out: str | Path | None = None, *, template: str | Path | Template | None = None) -> Any:
         """A funnel / time-in-stage / aging report (`b24sync report`); `template`: stage order, names."""
         from connector.reports import report
+        from connector.reports.people import people_for
 
         loaded = _templates(template)[0] if template is not None else None
-        return report(self.ref.store, type_code, kind, fmt, out, template=loaded)
+        zone = people_for(lambda: self.client, self.ref.store, type_code, names=False).tz
+        return report(self.ref.store, type_code, kind, fmt, out, template=loaded, tz=zone)
 
     def status(self) -> Any:
         """Last runs, cursors, pending changes, conflicts, failed rows (`b24sync status`)."""

@@ -451,17 +451,21 @@ def run_apply(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
 def run_export(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
     """export: `connector.reports.export(...)` to the job's dated output path."""
     from connector.reports import export
+    from connector.reports.people import people_for
 
+    people = people_for(lambda: env.open_client(job.portal), store.path, job.type)
     result = export(store.path, job.type, job.format, job.output_path(env.now()), where=job.where,
-                    columns=job.columns or None, bom=job.bom)
+                    columns=job.columns or None, bom=job.bom, tz=people.tz, users=people.users)
     return {"rows": result.rows, "output": result.output, **never_synced(job, env, store)}
 
 
 def run_report(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
     """report: `connector.reports.report(...)` to the job's dated output path."""
     from connector.reports import report
+    from connector.reports.people import people_for
 
-    result = report(store.path, job.type, job.report, job.format, job.output_path(env.now()))
+    zone = people_for(lambda: env.open_client(job.portal), store.path, job.type, names=False).tz
+    result = report(store.path, job.type, job.report, job.format, job.output_path(env.now()), tz=zone)
     return {"report": result.kind, "output": result.output, **never_synced(job, env, store)}
 
 

@@ -35,6 +35,8 @@ def test_portal_round_trip_over_loopback(live_emulator: EmulatorServer, tmp_path
         assert result.rows == 1
         rows = list(csv.DictReader(out.open(encoding="utf-8-sig"), delimiter=";"))  # excel-ru, labels
         assert rows[0]["Название"] == "Анна Смирнова" and rows[0]["Вакансия"] == "Бухгалтер"
+        # employees by name (user.get), as the CLI export with --portal shows them
+        assert rows[0]["Ответственный"] == "Администратор"
         html = tmp_path / "f.html"
         portal.report("candidate", "funnel", "html", html)
         assert "<svg" in html.read_text(encoding="utf-8")

@@ -116,8 +116,18 @@ def export_command(
     result = _run(lambda: export(path, type_code, fmt, output, where=where, columns=cols, bom=bom,
                                  include_deleted=include_deleted, headers=headers, dialect=dialect,
                                  formula_guard=formula_guard, tz=tz or people.tz, users=people.users))
+    if result.rows == 0 and _never_synced(path, type_code):
+        main.stderr.print(f"warning: the export is empty: {type_code} was never synced into {path}; run "
+                          "`b24sync sync` first", markup=False, highlight=False)
     if output is not None:
         main.emit(ctx, result.model_dump(), f"{result.rows} rows of {type_code} written to {result.output}")
+
+
+def _never_synced(path: Path, type_code: str) -> bool:
+    """No pull of this process ever reached the store (no cursor for it from any portal)."""
+    from connector.reports import status
+
+    return not any(c.get("tbl") == type_code for c in status(path).cursors)
 
 
 def report_command(

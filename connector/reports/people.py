@@ -10,8 +10,9 @@ times in UTC (or in `--tz`).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
@@ -20,9 +21,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from connector.reports.columns import describe
+from connector.reports.errors import ReportError
 from connector.reports.formats import user_ids
 from connector.reports.readonly import column_names, connect_readonly
 from connector.reports.source import require_process
+
+log = logging.getLogger("b24sync.reports")
 
 PAGE = 50  # user.get returns at most 50 users a call
 
@@ -90,3 +94,21 @@ def _offset(date_start: Any) -> str | None:
     minutes = int(delta.total_seconds()) // 60
     sign = "-" if minutes < 0 else "+"
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def people_for(open_client: Callable[[], Any], db_path: str | Path, type_code: str, *,
+               names: bool = True) -> PortalPeople:
+    """Names (when `names`) and the time zone for an export or report of a scheduled job or `Portal`.
+
+    Never fails the export: a portal that cannot be asked costs the names (employees show as #id,
+    times in UTC), and says so in the log without the webhook.
+    """
+    try:
+        ids = employee_ids(db_path, type_code) if names else set()
+        return portal_people(open_client(), ids)
+    except ReportError:
+        return PortalPeople()  # the export itself reports what is wrong with the store or process
+    except Exception as exc:  # noqa: BLE001 - names are optional
+        log.warning("user names and time zone not read from the portal (%s); employees show as #id, "
+                    "times in UTC", type(exc).__name__)
+        return PortalPeople()
