@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from click.testing import Result
 from typer.testing import CliRunner
 
 from connector.api import prepare_store
@@ -14,8 +15,9 @@ from connector.templates import load_template
 HR = Path(__file__).resolve().parents[1] / "mappings" / "hr_candidates.toml"
 
 
-def _export(db: Path, tmp_path: Path):  # noqa: ANN202
-    return CliRunner().invoke(app, ["export", "-t", "candidate", "--db", str(db), "-o", str(tmp_path / "o.csv")])
+def _export(db: Path, tmp_path: Path) -> Result:
+    out = str(tmp_path / "o.csv")
+    return CliRunner().invoke(app, ["export", "-t", "candidate", "--db", str(db), "-o", out])
 
 
 def test_an_empty_never_synced_export_warns(tmp_path: Path) -> None:
