@@ -52,20 +52,23 @@ def default_dialect(lang: str) -> str:
 # ---- CSV ------------------------------------------------------------------------------------------
 
 
+# Kinds that CSV (people's dialects) and HTML both show as the same text: local times, names, yes/no.
+SHOWN_AS_TEXT: dict[str, Callable[[Display], Callable[[Any], Any]]] = {
+    "datetime": lambda show: show.when,
+    "date": lambda show: show.day,
+    "employee": lambda show: show.user,
+    "boolean": lambda show: show.yes_no,
+}
+
+
 def _csv_converter(column: Column, dialect: str, show: Display) -> Callable[[Any], Any] | None:
     """What a CSV cell of this column holds: None = the stored value as it is."""
     if dialect == "rfc4180":
         return None  # for machines: the stored values (UTC times, ids, codes)
     comma = dialect == "excel-ru"
     kind = column.kind
-    if kind == "datetime":
-        return show.when
-    if kind == "date":
-        return show.day
-    if kind == "employee":
-        return show.user
-    if kind == "boolean":
-        return show.yes_no
+    if kind in SHOWN_AS_TEXT:
+        return SHOWN_AS_TEXT[kind](show)
     if kind == "percent":  # `40%`: what Excel itself reads as a percentage
         return _percent_comma if comma else _percent
     if kind in ("number", "money"):
@@ -255,14 +258,8 @@ _NOWRAP = {"date", "datetime", "boolean"}
 
 def _html_converter(column: Column, show: Display) -> Callable[[Any], Any]:
     kind = column.kind
-    if kind == "datetime":
-        return show.when
-    if kind == "date":
-        return show.day
-    if kind == "employee":
-        return show.user
-    if kind == "boolean":
-        return show.yes_no
+    if kind in SHOWN_AS_TEXT:
+        return SHOWN_AS_TEXT[kind](show)
     if kind == "percent":
         return lambda v: None if v is None else f"{show.number(round(v * 100, 1))} %"
     if kind in ("integer", "number"):
