@@ -88,6 +88,7 @@ class Portal:
               dry_run: bool = False) -> Any:
         """Make the portal match the templates (`b24sync apply`); the store gets their tables too."""
         from connector.deploy import apply
+        from connector.sync import prepare_store
 
         loaded = _templates(templates)
         result = apply(self.client, loaded, self.store, allow_destructive=allow_destructive, dry_run=dry_run)
@@ -144,15 +145,6 @@ class Portal:
         from connector.reports import status
 
         return status(self.ref.store)
-
-
-def prepare_store(store: Store, templates: Sequence[Template]) -> None:
-    """Create the local tables of applied templates and remember them, so `sync` needs no FILE."""
-    from connector.sync import remember_templates
-
-    for template in templates:
-        store.ensure_process(template)
-    remember_templates(store, list(templates))
 
 
 def client_for(ref: PortalRef) -> Client:

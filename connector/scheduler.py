@@ -440,9 +440,11 @@ def run_sync(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
 def run_apply(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
     """apply: `connector.deploy.apply(...)` of the job's templates."""
     from connector.deploy import apply
+    from connector.sync import prepare_store
 
-    result = apply(env.open_client(job.portal), _templates(job.templates), store,
-                   allow_destructive=job.allow_destructive)
+    templates = _templates(job.templates)
+    result = apply(env.open_client(job.portal), templates, store, allow_destructive=job.allow_destructive)
+    prepare_store(store, templates)  # as `b24sync apply` does: plain SQL and sync work at once
     figures = _scalars(result.model_dump(exclude={"plan", "commands"}))
     figures["status"] = "ok" if result.converged else "partial"
     return figures

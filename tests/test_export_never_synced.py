@@ -7,9 +7,9 @@ from pathlib import Path
 from click.testing import Result
 from typer.testing import CliRunner
 
-from connector.api import prepare_store
 from connector.cli.main import app
 from connector.store import Store
+from connector.sync import prepare_store
 from connector.templates import load_template
 
 HR = Path(__file__).resolve().parents[1] / "mappings" / "hr_candidates.toml"

@@ -214,6 +214,9 @@ def test_scheduler_api_runs_real_jobs_on_their_schedules(
     template = str(ROOT / HR)
     deploy = ApplyJob(kind="apply", name="deploy", portal="demo", interval="1h", templates=[template])
     assert JobRunner([deploy], env).run_once()[0].status == "ok"
+    with sqlite3.connect(db) as conn:  # a scheduled apply prepares the store as `b24sync apply` does
+        assert conn.execute("SELECT count(*) FROM candidate").fetchone() == (0,)
+        assert conn.execute("SELECT code FROM _sync_templates").fetchall() == [("candidate",)]
     users = PortalUsers(emulator, db, env.portal_key("demo"))
     for title in ("Дарья", "Егор"):
         users.add(title)
@@ -232,7 +235,10 @@ def test_scheduler_api_runs_real_jobs_on_their_schedules(
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             done = {r["job"] for r in runs(db) if r["finished_at"]}
-            if {"often", "dump"} <= done and (tmp_path / "out/2026-03-02/candidate.jsonl").exists():
+            dump = tmp_path / "out/2026-03-02/candidate.jsonl"
+            # the apply prepared the store, so a dump may run before the first sync pulled: wait for both rows
+            rows = dump.read_text(encoding="utf-8").splitlines() if dump.exists() else []
+            if {"often", "dump"} <= done and len(rows) == 2:
                 break
             time.sleep(0.1)
     finally:

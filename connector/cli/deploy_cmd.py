@@ -158,8 +158,8 @@ def apply_command(
 
     Without --yes (and without --json) the plan is shown and confirmed per portal.
     """
-    from connector.api import prepare_store
     from connector.deploy import apply, plan
+    from connector.sync import prepare_store
     from connector.templates import load_templates
 
     templates = load_templates(files)

@@ -3,6 +3,7 @@
 from connector.sync.conflicts import POLICIES, Policy, settle
 from connector.sync.engine import (
     SyncError,
+    prepare_store,
     remember_templates,
     resolve_conflict,
     resolve_maps,
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_WAIT",
     "holder_of",
     "sync_lock",
+    "prepare_store",
     "remember_templates",
     "resolve_conflict",
     "resolve_maps",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from connector.crm import events
@@ -29,6 +29,16 @@ class SyncError(RuntimeError):
 
 
 # ---- templates remembered in the store ----------------------------------------------------
+
+
+def prepare_store(store: Any, templates: Sequence[Any]) -> None:
+    """Create the local tables of applied templates and remember them, so `sync` needs no FILE.
+
+    Every apply runs it (the CLI, `Portal.apply` and scheduled apply jobs), so plain SQL works at once.
+    """
+    for template in templates:
+        store.ensure_process(template)
+    remember_templates(store, list(templates))
 
 
 def remember_templates(store: Any, templates: list[Any]) -> None:
