@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_sync_support import setup_processes  # noqa: E402
 
+from connector.crm.items import list_params  # noqa: E402
 from connector.emulator import Emulator  # noqa: E402
 from connector.rest import Client  # noqa: E402
 from connector.rest.limits import MethodLedger  # noqa: E402
@@ -47,7 +48,6 @@ from connector.store import Store  # noqa: E402
 from connector.sync import engine as enginemod  # noqa: E402
 from connector.sync import pull as pullmod  # noqa: E402
 from connector.sync import sync  # noqa: E402
-from connector.sync.fetch import item_params  # noqa: E402
 from connector.templates import load_templates  # noqa: E402
 
 K_REMOTE, K_LOCAL, K_PUSH = 100, 100, 1_000
@@ -132,7 +132,7 @@ def run(n: int, profile: cProfile.Profile | None = None) -> dict[str, Any]:
             # the same items read without translating or writing them (the pull's own params)
             pmap = enginemod.resolve_maps(client, store, templates, "bench")["car"]
             t0 = time.perf_counter()
-            read = sum(1 for _ in client.iter_list("crm.item.list", item_params(pmap, {}), rows_key="items"))
+            read = sum(1 for _ in client.iter_list("crm.item.list", list_params(pmap), rows_key="items"))
             read_seconds = time.perf_counter() - t0
             assert read == n, (read, n)
             rsps.calls.reset()

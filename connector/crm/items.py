@@ -639,6 +639,18 @@ class WriteResult(BaseModel):
     not_found: bool = False
 
 
+def list_params(
+    pmap: ProcessMap, filter: dict[str, Any] | None = None, select: list[str] | None = None
+) -> dict[str, Any]:
+    """`crm.item.list` params for a process: its select (or `select`), original UF names, the filter."""
+    return {
+        "entityTypeId": pmap.entity_type_id,
+        "select": select or pmap.select(),
+        "filter": filter or {},
+        "useOriginalUfNames": "Y",
+    }
+
+
 def list_items(
     client: Any, pmap: ProcessMap, *, filter: dict[str, Any] | None = None, select: list[str] | None = None
 ) -> Iterator[dict[str, Any]]:
@@ -646,13 +658,7 @@ def list_items(
 
     https://apidocs.bitrix24.com/api-reference/crm/universal/crm-item-list.html
     """
-    params = {
-        "entityTypeId": pmap.entity_type_id,
-        "select": select or pmap.select(),
-        "filter": filter or {},
-        "useOriginalUfNames": "Y",
-    }
-    for item in client.iter_list("crm.item.list", params, rows_key="items"):
+    for item in client.iter_list("crm.item.list", list_params(pmap, filter, select), rows_key="items"):
         check_item_stage(item, pmap, "crm.item.list")
         yield item
 

@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from connector.constants import BATCH_MAX
-from connector.crm.items import ProcessMap, check_item_stage
+from connector.crm.items import ProcessMap, check_item_stage, list_params
 from connector.rest.paging import iter_list_pages
 
 CHUNK = 5_000  # items per chunk handed to the writer (one transaction each in the pull)
@@ -50,16 +50,6 @@ class _Failed:
 
 class _Stopped(Exception):
     """The caller left the stream: the producer thread ends quietly."""
-
-
-def item_params(pmap: ProcessMap, filter_: dict[str, Any]) -> dict[str, Any]:
-    """`crm.item.list` params of a pull: the process's select, original UF names, the filter."""
-    return {
-        "entityTypeId": pmap.entity_type_id,
-        "select": pmap.select(),
-        "filter": filter_,
-        "useOriginalUfNames": "Y",
-    }
 
 
 class ItemStream:
@@ -147,7 +137,7 @@ class ItemStream:
 
         try:
             rows = iter_list_pages(
-                self.client, "crm.item.list", item_params(self.pmap, self.filter), "items", "id",
+                self.client, "crm.item.list", list_params(self.pmap, self.filter), "items", "id",
                 BATCH_MAX, batch_first=True, on_time=on_time,
             )
             buffer: list[dict[str, Any]] = []
