@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from connector.reports.catalog import FunnelInfo, default_funnel_code, load_catalog, names
 from connector.reports.columns import language
+from connector.reports.formats import stored_datetime
 from connector.reports.readonly import column_names, table_names
 from connector.reports.source import require_process
 
@@ -92,17 +93,6 @@ class AgingReport(BaseModel):
     type_code: str
     generated_at: str
     items: list[AgingItem]
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """A store timestamp (UTC ISO-8601, `Z` or offset) as an aware datetime; None if empty/invalid."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -245,11 +235,11 @@ def _current_items(conn: sqlite3.Connection, tbl: str, default: str = "") -> dic
 def _entered_current(conn: sqlite3.Connection, tbl: str, default: str = "") -> dict[str, datetime]:
     """When each live item entered its current stage: last matching history row, else its own columns."""
     items = _current_items(conn, tbl, default)
-    entered = {key: parse_time(item[4]) for key, item in items.items()}
+    entered = {key: stored_datetime(item[4]) for key, item in items.items()}
     for key, _funnel, stage, at, left in _stays(conn, tbl, default):
         item = items.get(key)
         if left is None and item is not None and item[3] == stage:
-            entered[key] = parse_time(at) or entered.get(key)
+            entered[key] = stored_datetime(at) or entered.get(key)
     return {k: v for k, v in entered.items() if v is not None}
 
 
@@ -263,7 +253,7 @@ def time_in_stage_report(
     default = default_funnel_code(conn, tbl, template)
     done: dict[tuple[str, str], list[float]] = defaultdict(list)
     for _key, funnel, stage, at, left in _stays(conn, tbl, default):
-        start, end = parse_time(at), parse_time(left)
+        start, end = stored_datetime(at), stored_datetime(left)
         if start and end:
             done[(funnel, stage)].append(max(0.0, (end - start).total_seconds() / HOUR))
     items = _current_items(conn, tbl, default)
