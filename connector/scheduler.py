@@ -47,7 +47,7 @@ KINDS_ONCE_ORDER = ("apply", "sync", "reconcile", "export", "report")  # the ord
 POLICIES = ("remote-wins", "local-wins", "newest-wins", "merge", "manual")
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
 _UNIT_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
-# Job files we did not write (issue 14): bounded size and nesting; names, codes and columns that can
+# Job files we did not write: bounded size and nesting; names, codes and columns that can
 # reach a file path or SQL are plain ASCII words (\Z, not $: `$` matches before a trailing newline).
 MAX_JOB_BYTES = 64 * 1024
 MAX_JOB_DEPTH = 3  # a job is a flat table of values and lists of strings

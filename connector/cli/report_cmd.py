@@ -155,7 +155,7 @@ def report_command(
 
     main = _main()
     path = main.resolve_db(ctx, portal, db)
-    if kind in ("margin", "contracts"):  # issue 12: reports/margin.py, reports/contracts.py
+    if kind in ("margin", "contracts"):  # reports/margin.py, reports/contracts.py
         return _linked_report(main, ctx, kind, type_code, fmt, path, output, days)
     if type_code is None:
         raise main.UsageError("--type is required: the process code, e.g. --type candidate")

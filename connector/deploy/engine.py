@@ -47,6 +47,7 @@ from connector.deploy.desired import DesiredType, from_template
 from connector.deploy.model import ApplyResult, Plan, ProcessPlan
 from connector.deploy.record import record_binding
 from connector.deploy.relations import RelationPlan, plan_relations, relation_changes
+from connector.deploy.rules_check import add_rule_checks  # stage rules vs deal funnels
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +146,6 @@ def make_plan(ctx: Context, allow_destructive: bool) -> Plan:
 
 def plan(client: Any, templates: Any, store: Any, *, allow_destructive: bool = False) -> Plan:
     """What apply would do on this portal, per object in code terms (reads only)."""
-    from connector.deploy.rules_check import add_rule_checks  # stage rules vs deal funnels (issue 12)
-
     the_plan = make_plan(load_context(client, templates, store), allow_destructive)
     return add_rule_checks(client, as_templates(templates), store, the_plan)
 
@@ -158,8 +157,6 @@ def apply(
     start = _requests(client)
     ctx = load_context(client, templates, store)
     the_plan = make_plan(ctx, allow_destructive)
-    from connector.deploy.rules_check import add_rule_checks  # stage rules vs deal funnels (issue 12)
-
     add_rule_checks(client, as_templates(templates), store, the_plan)
     type_ids = {code: TypeIds(b) for code, b in ctx.bindings.items()}
     phase1 = _phase1(ctx, type_ids, allow_destructive)

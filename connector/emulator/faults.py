@@ -8,7 +8,7 @@ and/or driven from tests (`drop_next`, `inject_next`, `fail_writes_after`). The 
 `drop_after(method)` once a call has been applied. Randomness comes from one seeded generator,
 so a run with the same seed and the same call sequence injects the same faults.
 
-Hostile kinds (issue 14) take an optional method: ``ids_string=crm.item.list:1.0``,
+Hostile kinds take an optional method: ``ids_string=crm.item.list:1.0``,
 ``huge=0.5:209715200`` (bytes), ``hang=crm.item.list:1:30`` (seconds). The reference notes say
 nothing about broken answers; these are what a proxy, a half-updated portal or a bug could send.
 """
@@ -42,7 +42,7 @@ SHAPE_KINDS: tuple[str, ...] = (
 HOSTILE_KINDS: tuple[str, ...] = ("notjson", "huge", "hang", *SHAPE_KINDS)
 FAULT_KINDS: tuple[str, ...] = ("500", "502", "503", "html", "slow", "truncate", *HOSTILE_KINDS)
 _RATE_KEYS = ("5xx", "500", "502", "503", "html", "slow", "truncate", "drop", "seed", *HOSTILE_KINDS)
-HUGE_BYTES = 200 * 1024 * 1024  # "a body of 200 MB" (issue 14), streamed, never held in memory
+HUGE_BYTES = 200 * 1024 * 1024  # a 200 MB body, streamed, never held in memory
 HANG_SECONDS = 300.0  # how long a "hang" answer stalls before its server thread gives up
 STREAM_CHUNK = 64 * 1024
 GHOST_STAGE = "DT1_999:GHOST"  # a stage id of no process a client could have deployed

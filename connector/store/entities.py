@@ -1,4 +1,4 @@
-"""Store side of issue 12: stage-rule firings and the read-only copies of linked system entities.
+"""Store side of stage rules: their firings, and the read-only copies of linked system entities.
 
 `_rule_firings` has one row per (portal, rule, entity, transition): a rule fires once per transition.
 A firing is written `pending` (committed) before its portal write and `done`/`skipped`/`failed`

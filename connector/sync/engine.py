@@ -16,6 +16,7 @@ from connector.sync.lock import sync_lock
 from connector.sync.pull import Puller, q, qmarks
 from connector.sync.push import Pusher
 from connector.sync.report import FailedRow, ProcessFigures, SyncReport
+from connector.sync.rules import after_pull  # stage rules and linked deals, right after the pull
 
 OVERLAP_SECONDS = 60.0
 TEMPLATES_DDL = """CREATE TABLE IF NOT EXISTS _sync_templates (
@@ -425,8 +426,6 @@ def _sync(
             if full:
                 for t in selected:
                     reconcile_ids(client, store, maps[t.code], report.processes[t.code], seen.get(t.code))
-            from connector.sync.rules import after_pull  # stage rules and linked deals
-
             after_pull(client, store, selected, maps, report, portal=portal_key)
         if push:
 
