@@ -63,6 +63,11 @@ class Config(BaseModel):
     portals: dict[str, PortalConfig] = Field(default_factory=dict)
     path: Path | None = Field(default=None, exclude=True)
 
+    def store_path(self, portal: str) -> Path:
+        """The store file of a configured portal (its `store`, else the default pattern), or of a key."""
+        configured = self.portals[portal].store if portal in self.portals else None
+        return Path(configured or self.defaults.store.replace("{portal}", _safe(portal)))
+
 
 class PortalRef(BaseModel):
     """A portal resolved for use: where it is, how to authenticate, where its store lives."""
@@ -148,7 +153,7 @@ def resolve_portal(config: Config, portal: str, *, allow_http: bool = False) -> 
                 f"--portal {redact(portal)!r} is not a webhook URL; expected https://host/rest/<user>/<code>/"
             )
         key = portal_key(portal)
-        store = Path(config.defaults.store.replace("{portal}", _safe(key)))
+        store = config.store_path(key)
         policy = config.defaults.conflict_policy
         _check_scheme(portal, allow_http, what="--portal")
         return PortalRef(name=key, url=_slash(portal), store=store, conflict_policy=policy,
@@ -156,7 +161,7 @@ def resolve_portal(config: Config, portal: str, *, allow_http: bool = False) -> 
     if portal not in config.portals:
         raise ConfigError(unknown_portal_message(config, portal))
     pc = config.portals[portal]
-    store = Path(pc.store or config.defaults.store.replace("{portal}", _safe(portal)))
+    store = config.store_path(portal)
     policy = pc.conflict_policy or config.defaults.conflict_policy
     common = dict(name=portal, plan=pc.plan, store=store, conflict_policy=policy,
                   policies=pc.policies, allow_http=pc.allow_http)

@@ -240,10 +240,7 @@ def store_path_of(ctx: typer.Context, portal: str | PortalRef) -> Path:
         return portal.store
     config = get_config(ctx)
     if "://" not in portal and portal in config.portals:
-        from connector.config import _safe
-
-        configured = config.portals[portal].store
-        return Path(configured or config.defaults.store.replace("{portal}", _safe(portal)))
+        return config.store_path(portal)
     return portal_ref(ctx, portal).store
 
 
