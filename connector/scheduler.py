@@ -583,11 +583,7 @@ class JobRunner:
 
     def _record(self, store: Any, job: Any, outcome: JobOutcome, before: int) -> None:
         """Tag the runs the job's API recorded itself (sync does) with the job name, else add one."""
-        with store.transaction() as conn:
-            tagged = conn.execute(
-                "UPDATE _runs SET job = ? WHERE id > ? AND job IS NULL AND kind = ?",
-                (job.name, before, "sync" if job.kind in ("sync", "reconcile") else job.kind),
-            ).rowcount
+        tagged = store.tag_runs(job.name, before, "sync" if job.kind in ("sync", "reconcile") else job.kind)
         if not tagged:
             run_id = store.run_start(job.kind, self.env.portal_key(job.portal), job=job.name)
             store.run_finish(run_id, outcome.status, {**outcome.figures, "seconds": outcome.seconds},
@@ -643,5 +639,4 @@ class JobRunner:
 
 
 def _last_run_id(store: Any) -> int:
-    row = store.conn.execute("SELECT COALESCE(MAX(id), 0) FROM _runs").fetchone()
-    return int(row[0])
+    return int(store.last_run_id())

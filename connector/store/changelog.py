@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from connector.store.errors import StoreError
 from connector.store.models import Change
+from connector.store.sqltext import NOW_SQL
 
 _SELECT = "SELECT seq, tbl, key, op, columns, at, error, attempts, portal_id FROM _changes"
 
@@ -90,3 +91,35 @@ def set_status(conn: sqlite3.Connection, seqs: Iterable[int], status: str, error
         [(status, error, bump, s) for s in ids],
     )
     return len(ids)
+
+
+def mark_done(conn: sqlite3.Connection, seqs: Iterable[int]) -> int:
+    """Mark log rows pushed (or settled without a push); the caller owns the transaction."""
+    return set_status(conn, seqs, "done", None)
+
+
+def set_pending_portal_id(conn: sqlite3.Connection, tbl: str, key: str, portal_id: int) -> None:
+    """Give a row's pending changes the portal id its create just got (its local delete goes next)."""
+    conn.execute("UPDATE _changes SET portal_id = ? WHERE tbl = ? AND key = ? AND status = 'pending'",
+                 (portal_id, tbl, key))
+
+
+def columns_logged_after(conn: sqlite3.Connection, tbl: str, key: str, seq: int) -> set[str]:
+    """Columns of a row's pending log entries after `seq` (local edits made while a push was in flight)."""
+    out: set[str] = set()
+    for (cols,) in conn.execute(
+        "SELECT columns FROM _changes WHERE tbl = ? AND key = ? AND seq > ? AND status = 'pending'",
+        (tbl, key, seq),
+    ):
+        out.update(json.loads(cols or "[]"))
+    return out
+
+
+def log_update(conn: sqlite3.Connection, tbl: str, key: str, columns: Sequence[str],
+               portal_id: int | None) -> None:
+    """Log a pending update of `columns` by hand (the engine's writes are not logged by the triggers)."""
+    conn.execute(
+        "INSERT INTO _changes (tbl, key, op, columns, at, status, portal_id) VALUES "
+        f"(?, ?, 'U', ?, {NOW_SQL}, 'pending', ?)",
+        (tbl, key, json.dumps(list(columns)), portal_id),
+    )

@@ -90,6 +90,20 @@ MIGRATIONS: list[list[str]] = [
             portal TEXT NOT NULL, tbl TEXT NOT NULL, id INTEGER NOT NULL, begindate TEXT, closedate TEXT,
             pulled_at TEXT NOT NULL, PRIMARY KEY (portal, tbl, id))""",
     ],
+    [  # 5: sync's own bookkeeping (until now each was created by connector/sync on first use)
+        # remembered templates (`sync` without FILE), store/sync_templates.py
+        """CREATE TABLE IF NOT EXISTS _sync_templates (
+    code TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at TEXT NOT NULL DEFAULT
+    (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')))""",
+        # resolved process maps per portal, keyed by the template's signature, store/map_cache.py
+        """CREATE TABLE IF NOT EXISTS _sync_maps (
+    portal TEXT NOT NULL, code TEXT NOT NULL, signature TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (portal, code))""",
+        # creates sent but not yet confirmed (looked up by xmlId before a re-send), store/inflight.py
+        """CREATE TABLE IF NOT EXISTS _sync_inflight (
+    tbl TEXT NOT NULL, key TEXT NOT NULL, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    PRIMARY KEY (tbl, key))""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
+from typing import Any
 
 PROCESS_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")  # \Z: `$` would let "car\\n" through
 COLUMN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
@@ -32,3 +34,8 @@ def json_object_sql(columns: Sequence[str], *, drop_nulls: bool = False) -> str:
         more = [f"'$.\"{c}\"', \"{c}\"" for c in columns[start : start + 60]]
         expr = f"json_insert({expr}, " + ", ".join(more) + ")"
     return f"json_patch('{{}}', {expr})" if drop_nulls else expr
+
+
+def to_json(value: Any) -> str:
+    """JSON text as the internal tables keep it (sorted keys, UTF-8 as is)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)

@@ -14,7 +14,17 @@ from urllib.parse import quote
 
 import sqlite_utils
 
-from connector.store import changelog, journal
+from connector.store import (
+    bases,
+    changelog,
+    conflicts,
+    cursors,
+    map_cache,
+    rows,
+    runs,
+    stage_moves,
+    sync_templates,
+)
 from connector.store.bulk import insert_new_rows, upsert_rows
 from connector.store.errors import StoreError
 from connector.store.idmap import IdMap
@@ -186,8 +196,8 @@ class Store:
         `columns` must include `key` and `id`; every row is a sequence in `columns` order.
         """
         self._check_table(tbl)
-        if source not in journal.STAGE_SOURCES:
-            allowed = ", ".join(journal.STAGE_SOURCES)
+        if source not in stage_moves.STAGE_SOURCES:
+            allowed = ", ".join(stage_moves.STAGE_SOURCES)
             raise StoreError(f"stage move source {source!r} is unknown; allowed: {allowed}")
         with self.engine_writes() as conn:
             return insert_new_rows(conn, tbl, columns, rows, base_columns, source)
@@ -195,9 +205,7 @@ class Store:
     def row(self, tbl: str, key: str) -> dict[str, Any] | None:
         """One row of a process table by local key."""
         self._check_table(tbl)
-        cur = self.conn.execute(f'SELECT * FROM "{tbl}" WHERE "key" = ?', (key,))
-        found = cur.fetchone()
-        return dict(zip([d[0] for d in cur.description], found, strict=True)) if found else None
+        return rows.row(self.conn, tbl, key)
 
     # --- change log ---------------------------------------------------------------------------
 
@@ -246,35 +254,33 @@ class Store:
 
     def base_get(self, tbl: str, key: str) -> BaseSnapshot | None:
         """What both sides agreed on at the last sync of row `key`."""
-        return journal.base_get(self.conn, tbl, key)
+        return bases.base_get(self.conn, tbl, key)
 
     def base_set(self, tbl: str, key: str, portal_id: int | None, updated_time: str | None,
                  data: Mapping[str, Any]) -> None:
         """Record the agreed state of a row (after a pull or a successful push)."""
         with self.transaction() as conn:
-            journal.base_set(conn, tbl, key, portal_id, updated_time, data)
+            bases.base_set(conn, tbl, key, portal_id, updated_time, data)
 
     def base_from_rows(self, tbl: str, keys: list[str], columns: list[str]) -> int:
         """Make the rows' current values of `columns` their base (bulk, after the engine wrote them)."""
         self._check_table(tbl)
         with self.transaction() as conn:
-            return journal.base_from_rows(conn, tbl, keys, columns)
+            return bases.base_from_rows(conn, tbl, keys, columns)
 
     def base_delete(self, tbl: str, key: str) -> None:
         """Forget the base of a row (after its deletion is synced)."""
         with self.transaction() as conn:
-            conn.execute("DELETE FROM _base WHERE tbl = ? AND key = ?", (tbl, key))
+            bases.base_delete(conn, tbl, key)
 
     def cursor_get(self, portal: str, tbl: str) -> str | None:
         """The pull cursor of one process on one portal (server time text), or None before backfill."""
-        row = self.conn.execute(
-            "SELECT value FROM _cursors WHERE portal = ? AND tbl = ?", (portal, tbl)).fetchone()
-        return row[0] if row else None
+        return cursors.cursor_get(self.conn, portal, tbl)
 
     def cursor_set(self, portal: str, tbl: str, value: str | None) -> None:
         """Set the pull cursor; call it inside the transaction that commits the pulled rows."""
         with self.transaction() as conn:
-            journal.cursor_set(conn, portal, tbl, value)
+            cursors.cursor_set(conn, portal, tbl, value)
 
     # --- conflicts, stage history, runs -------------------------------------------------------
 
@@ -283,46 +289,79 @@ class Store:
                      base: Mapping[str, Any] | None = None, policy: str = "manual") -> int:
         """Record a conflict; return its id."""
         with self.transaction() as conn:
-            return journal.add_conflict(conn, tbl, key, portal_id, fields, local, remote, base, policy)
+            return conflicts.add_conflict(conn, tbl, key, portal_id, fields, local, remote, base, policy)
 
     def list_conflicts(self, tbl: str | None = None, status: str | None = "open") -> list[Conflict]:
         """Conflicts, open ones by default (status None lists all)."""
-        return journal.list_conflicts(self.conn, tbl, status)
+        return conflicts.list_conflicts(self.conn, tbl, status)
 
     def resolve_conflict(self, conflict_id: int, resolution: str) -> Conflict:
         """Close a conflict with `local`, `remote`, `merged` or `dismissed`."""
         with self.transaction() as conn:
-            return journal.resolve_conflict(conn, conflict_id, resolution)
+            return conflicts.resolve_conflict(conn, conflict_id, resolution)
 
     def add_stage_move(self, tbl: str, key: str | None, portal_id: int | None, funnel: str | None,
                        from_stage: str | None, to_stage: str, at: str, source: str) -> int:
         """Keep one stage change (source: pull, push or local); duplicates are ignored."""
         with self.transaction() as conn:
-            return journal.add_stage_move(conn, tbl, key, portal_id, funnel, from_stage, to_stage, at, source)
+            return stage_moves.add_stage_move(conn, tbl, key, portal_id, funnel, from_stage, to_stage, at,
+                                              source)
 
-    def add_stage_moves(self, tbl: str, moves: Iterable[journal.StageMoveRow]) -> int:
+    def add_stage_moves(self, tbl: str, moves: Iterable[stage_moves.StageMoveRow]) -> int:
         """Keep many stage moves (key, portal_id, funnel, from, to, at, source); return how many were new."""
         with self.transaction() as conn:
-            return journal.add_stage_moves(conn, tbl, moves)
+            return stage_moves.add_stage_moves(conn, tbl, moves)
 
     def stage_history(self, tbl: str, key: str | None = None) -> list[StageMove]:
         """Stage moves of a process (or one row) in time order."""
-        return journal.stage_history(self.conn, tbl, key)
+        return stage_moves.stage_history(self.conn, tbl, key)
 
     def run_start(self, kind: str, portal: str | None, job: str | None = None) -> int:
         """Record the start of a run; return its id."""
         with self.transaction() as conn:
-            return journal.run_start(conn, kind, portal, job)
+            return runs.run_start(conn, kind, portal, job)
 
     def run_finish(self, run_id: int, status: str, figures: Mapping[str, Any],
                    error: str | None = None) -> None:
         """Record the end of a run with its figures."""
         with self.transaction() as conn:
-            journal.run_finish(conn, run_id, status, figures, error)
+            runs.run_finish(conn, run_id, status, figures, error)
 
     def last_runs(self, limit: int = 20, kind: str | None = None, portal: str | None = None) -> list[Run]:
         """Most recent runs first."""
-        return journal.last_runs(self.conn, limit, kind, portal)
+        return runs.last_runs(self.conn, limit, kind, portal)
+
+    def last_run_id(self) -> int:
+        """The id of the newest run (0 when none is recorded)."""
+        return runs.last_run_id(self.conn)
+
+    def tag_runs(self, job: str, after: int, kind: str) -> int:
+        """Name the job of untagged runs of `kind` newer than run `after`; return how many."""
+        with self.transaction() as conn:
+            return runs.tag_runs(conn, job, after, kind)
+
+    # --- sync's bookkeeping: remembered templates, cached process maps ------------------------
+
+    def remember_templates(self, templates: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Keep (code, template as JSON data) pairs for later syncs without FILE."""
+        with self.transaction() as conn:
+            sync_templates.remember(conn, templates)
+
+    def remembered_templates(self, code: str | None = None) -> list[dict[str, Any]]:
+        """Templates remembered for sync as JSON data, by code (only `code`'s when given)."""
+        return sync_templates.remembered(self.conn, code)
+
+    def cached_map(self, portal: str, code: str, signature: str) -> str | None:
+        """The process map (JSON text) sync cached for this template signature, if any."""
+        return map_cache.cached_map(self.conn, portal, code, signature)
+
+    def cache_maps(self, portal: str, maps: Iterable[tuple[str, str, str]]) -> None:
+        """Cache process maps: (code, template signature, map as JSON text)."""
+        with self.transaction() as conn:
+            for code, signature, data in maps:
+                map_cache.cache_map(conn, portal, code, signature, data)
+
+    # --- _meta --------------------------------------------------------------------------------
 
     def meta_get(self, key: str) -> str | None:
         """A value from `_meta`."""

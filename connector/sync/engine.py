@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from connector.crm import events
 from connector.crm.items import ItemTranslator, ProcessMap, TypeCodes, list_items
+from connector.store import bases, changelog, conflicts, rows
 from connector.sync import lock as lockmod
 from connector.sync import maps as mapmod
 from connector.sync.conflicts import check_policy
 from connector.sync.lock import sync_lock
-from connector.sync.pull import Puller, q, qmarks
+from connector.sync.pull import Puller
 from connector.sync.push import Pusher
 from connector.sync.report import FailedRow, ProcessFigures, SyncReport
 from connector.sync.rules import after_pull  # stage rules and linked deals, right after the pull
 
 OVERLAP_SECONDS = 60.0
-TEMPLATES_DDL = """CREATE TABLE IF NOT EXISTS _sync_templates (
-    code TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at TEXT NOT NULL DEFAULT
-    (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')))"""
 Progress = Callable[[str, str, int], None]  # (process, phase "pull"|"push"|"ids", rows)
 
 
@@ -43,24 +40,15 @@ def prepare_store(store: Any, templates: Sequence[Any]) -> None:
 
 
 def remember_templates(store: Any, templates: list[Any]) -> None:
-    """Keep the templates used for sync in `_sync_templates` so later runs need no FILE."""
-    with store.transaction() as conn:
-        conn.execute(TEMPLATES_DDL)
-        for t in templates:
-            conn.execute(
-                "INSERT INTO _sync_templates (code, data) VALUES (?, ?) ON CONFLICT (code) DO UPDATE SET "
-                "data = excluded.data, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
-                (t.code, json.dumps(mapmod.template_json(t), ensure_ascii=False)),
-            )
+    """Keep the templates used for sync in the store so later runs need no FILE."""
+    store.remember_templates((t.code, mapmod.template_json(t)) for t in templates)
 
 
 def stored_templates(store: Any) -> list[Any]:
     """Templates remembered by earlier syncs (or ensure_process calls through sync)."""
     from connector.templates import Template
 
-    store.conn.execute(TEMPLATES_DDL)
-    rows = store.conn.execute("SELECT data FROM _sync_templates ORDER BY code").fetchall()
-    return [Template.model_validate(json.loads(r[0])) for r in rows]
+    return [Template.model_validate(data) for data in store.remembered_templates()]
 
 
 def parent_first(templates: list[Any]) -> list[Any]:
@@ -93,7 +81,7 @@ def resolve_maps(
     maps: dict[str, ProcessMap] = {}
     todo: list[Any] = []
     for t in templates:
-        cached = None if refresh else mapmod.load_cached(store.conn, portal, t)
+        cached = None if refresh else mapmod.load_cached(store, portal, t)
         if cached is not None:
             maps[t.code] = cached
         else:
@@ -128,9 +116,7 @@ def resolve_maps(
         for t in unresolved:
             m = maps[t.code]
             m.parents = {x: all_etids[x] for x in mapmod.parent_targets(t) if x in all_etids}
-    with store.transaction() as conn:
-        for t in todo:
-            mapmod.save_cached(conn, portal, t, maps[t.code])
+    store.cache_maps(portal, [mapmod.cache_entry(t, maps[t.code]) for t in todo])
     return maps
 
 
@@ -142,8 +128,7 @@ def refresh_map(client: Any, store: Any, template: Any, portal: str, known: Proc
     except mapmod.MapError:
         return None
     fresh.parents = dict(known.parents)
-    with store.transaction() as conn:
-        mapmod.save_cached(conn, portal, template, fresh)
+    store.cache_maps(portal, [mapmod.cache_entry(template, fresh)])
     return fresh
 
 
@@ -156,37 +141,24 @@ def tombstone_ids(store: Any, tbl: str, ids: list[int], figures: ProcessFigures)
         return
     with store.engine_writes() as conn:
         pending = {c.key: c for c in store.unsynced_changes(tbl)}  # read inside: no lost race
-        for start in range(0, len(ids), 900):
-            part = ids[start : start + 900]
-            cur = conn.execute(
-                f"SELECT * FROM {q(tbl)} WHERE deleted = 0 AND id IN ({qmarks(len(part))})", part
-            )
-            names = [d[0] for d in cur.description]
-            for r in cur.fetchall():
-                row = dict(zip(names, r, strict=True))
-                ch = pending.get(row["key"])
-                if ch is not None and ch.op != "D":
-                    cid = store.add_conflict(
-                        tbl,
-                        row["key"],
-                        row["id"],
-                        ["deleted"],
-                        row,
-                        {"deleted": True},
-                        None,
-                        "remote-deleted",
-                    )
-                    store.resolve_conflict(cid, "remote")
-                    conn.execute(
-                        f"UPDATE _changes SET status = 'done' WHERE seq IN ({qmarks(len(ch.seqs))})", ch.seqs
-                    )
-                    figures.conflicts += 1
-                conn.execute(
-                    f"UPDATE {q(tbl)} SET deleted = 1, deleted_at = "
-                    "strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE key = ?",
-                    (row["key"],),
+        for row in rows.live_rows_with_ids(conn, tbl, ids):
+            ch = pending.get(row["key"])
+            if ch is not None and ch.op != "D":
+                cid = store.add_conflict(
+                    tbl,
+                    row["key"],
+                    row["id"],
+                    ["deleted"],
+                    row,
+                    {"deleted": True},
+                    None,
+                    "remote-deleted",
                 )
-                figures.tombstoned += 1
+                store.resolve_conflict(cid, "remote")
+                changelog.mark_done(conn, ch.seqs)
+                figures.conflicts += 1
+            rows.tombstone(conn, tbl, row["key"])
+            figures.tombstoned += 1
 
 
 def refresh_open_conflicts(store: Any, pmap: ProcessMap) -> None:
@@ -194,17 +166,12 @@ def refresh_open_conflicts(store: Any, pmap: ProcessMap) -> None:
     cols = pmap.columns()
     with store.engine_writes() as conn:
         for c in store.list_conflicts(pmap.code, "open"):
-            cur = conn.execute(f"SELECT * FROM {q(pmap.code)} WHERE key = ?", (c.key,))
-            found = cur.fetchone()
-            if found is None or "deleted" in c.local or "deleted" in c.remote:
+            row = rows.row(conn, pmap.code, c.key)
+            if row is None or "deleted" in c.local or "deleted" in c.remote:
                 continue
-            row = dict(zip([d[0] for d in cur.description], found, strict=True))
             local = {k: row.get(k) for k in cols}
             if local != c.local:
-                conn.execute(
-                    "UPDATE _conflicts SET local = ? WHERE id = ?",
-                    (json.dumps(local, ensure_ascii=False, sort_keys=True), c.id),
-                )
+                conflicts.update_conflict(conn, c.id, local=local)
 
 
 def reconcile_ids(
@@ -213,10 +180,7 @@ def reconcile_ids(
     """Compare the full id set and tombstone what the portal lost: `seen` are the ids a full pull just
     read (no request); without them the ids are scanned (ids only, 2,500 per request)."""
     remote = seen if seen is not None else {int(i["id"]) for i in list_items(client, pmap, select=["id"])}
-    local = [
-        r[0]
-        for r in store.conn.execute(f"SELECT id FROM {q(pmap.code)} WHERE id IS NOT NULL AND deleted = 0")
-    ]
+    local = rows.live_ids(store.conn, pmap.code)
     tombstone_ids(store, pmap.code, [i for i in local if i not in remote], figures)
 
 
@@ -433,12 +397,11 @@ def _sync(
                 """Portal id of a parent row by key; 0 for a tombstone (a stale key links nothing)."""
                 if target not in maps:
                     return None
-                r = store.conn.execute(
-                    f"SELECT id, deleted FROM {q(target)} WHERE key = ?", (key,)
-                ).fetchone()
-                if r and r[1]:
-                    return 0
-                return int(r[0]) if r and r[0] is not None else None
+                found = rows.portal_id_of(store.conn, target, key)
+                if found is None:
+                    return None
+                portal_id, tombstone = found
+                return 0 if tombstone else portal_id
 
             for t in selected:
                 Pusher(
@@ -513,18 +476,12 @@ def resolve_conflict(store: Any, conflict_id: int, take: str) -> Any:
     with store.engine_writes() as conn:
         if "deleted" in c.fields or "deleted" in c.local or "deleted" in c.remote:
             return _resolve_delete(store, conn, c, take)
-        base = conn.execute("SELECT data FROM _base WHERE tbl = ? AND key = ?", (c.tbl, c.key)).fetchone()
-        remote = json.loads(base[0]) if base else dict(c.remote)  # the base is the latest portal snapshot
+        base = bases.base_get(conn, c.tbl, c.key)
+        remote = base.data if base else dict(c.remote)  # the base is the latest portal snapshot
         if take == "remote":
-            values = {k: remote.get(k) for k in c.fields}
-            sets = ", ".join(f"{q(k)} = ?" for k in values)
-            conn.execute(f"UPDATE {q(c.tbl)} SET {sets} WHERE key = ?", [*values.values(), c.key])
+            rows.set_values(conn, c.tbl, c.key, {k: remote.get(k) for k in c.fields})
         else:  # the push sees the row even if its local change was already drained
-            conn.execute(
-                "INSERT INTO _changes (tbl, key, op, columns, at, status, portal_id) VALUES "
-                "(?, ?, 'U', ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), 'pending', ?)",
-                (c.tbl, c.key, json.dumps(c.fields), c.portal_id),
-            )
+            changelog.log_update(conn, c.tbl, c.key, c.fields, c.portal_id)
         return store.resolve_conflict(conflict_id, take)
 
 
@@ -544,24 +501,13 @@ def _resolve_delete(store: Any, conn: Any, c: Any, take: str) -> Any:
     item = {k: v for k, v in c.remote.items() if k != "deleted"}
     if take == "remote":
         for ch in pending:
-            conn.execute(
-                f"UPDATE _changes SET status = 'done' WHERE seq IN ({qmarks(len(ch.seqs))})", ch.seqs
-            )
-        cols = [r[1] for r in conn.execute(f"PRAGMA table_info({q(c.tbl)})")]
+            changelog.mark_done(conn, ch.seqs)
+        cols = rows.table_columns(conn, c.tbl)
         values = {k: v for k, v in item.items() if k in cols}
-        names = ["key", *values]
-        conn.execute(
-            f"INSERT INTO {q(c.tbl)} ({', '.join(q(n) for n in names)}) VALUES ({qmarks(len(names))})",
-            [c.key, *values.values()],
-        )
-        conn.execute(f"UPDATE {q(c.tbl)} SET deleted = 0, deleted_at = NULL WHERE key = ?", (c.key,))
+        rows.insert_rows(conn, c.tbl, ["key", *values], [[c.key, *values.values()]])
+        rows.set_values(conn, c.tbl, c.key, {"deleted": 0, "deleted_at": None})
     synced = {k: v for k, v in item.items() if k not in ("id", "created_time", "updated_time", "moved_time")}
-    conn.execute(
-        "INSERT INTO _base (tbl, key, portal_id, updated_time, data) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (tbl, key) DO UPDATE SET portal_id = excluded.portal_id, "
-        "updated_time = excluded.updated_time, data = excluded.data",
-        (c.tbl, c.key, c.portal_id, item.get("updated_time"), json.dumps(synced, ensure_ascii=False)),
-    )
+    bases.base_set(conn, c.tbl, c.key, c.portal_id, item.get("updated_time"), synced)
     return store.resolve_conflict(c.id, "remote" if take == "remote" else "local")
 
 

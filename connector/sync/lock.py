@@ -1,10 +1,11 @@
 """One sync per store at a time: a lock row in the store, naming its holder (pid, host, since).
 
-The lock lives in `_sync_lock` (one row). Taking it is one `BEGIN IMMEDIATE` transaction, so two
-processes (or threads) never both win. While held, the run refreshes `beat` as it makes progress
-(`Held.tick`, at most every BEAT_SECONDS: each pulled chunk, each pushed wave). A holder that
-crashed is taken over safely: on the same host when its pid is gone (or is another process now, or is
-this process but not a lock it holds); on another host when its heartbeat is older than STALE_SECONDS.
+The lock is one row in the store (connector/store/sync_lock.py). Taking it is one `BEGIN IMMEDIATE`
+transaction, so two processes (or threads) never both win. While held, the run refreshes `beat` as it
+makes progress (`Held.tick`, at most every BEAT_SECONDS: each pulled chunk, each pushed wave). A holder
+that crashed is taken over safely: on the same host when its pid is gone (or is another process now,
+or is this process but not a lock it holds); on another host when its heartbeat is older than
+STALE_SECONDS.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from connector.store.migrations import SYNC_LOCK_DDL
+from connector.store import sync_lock as lock_row
+
+if TYPE_CHECKING:
+    from connector.store import Store
 
 DEFAULT_WAIT = 60.0  # seconds a sync waits for another one on the same store
 BEAT_SECONDS = 10.0
@@ -85,48 +89,29 @@ def _alive(holder: LockHolder, started: str | None) -> bool:
     return started is None or _start_time(holder.pid) in (None, started)
 
 
+def _holder(row: lock_row.LockRow) -> LockHolder:
+    return LockHolder(pid=row.pid, host=row.host, since=row.since, beat=row.beat, token=row.token)
+
+
+def _row_alive(row: lock_row.LockRow) -> bool:
+    return _alive(_holder(row), row.started)
+
+
 def _try_take(conn: sqlite3.Connection, token: str) -> tuple[bool, LockHolder | None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        row = conn.execute("SELECT pid, host, since, beat, token, started FROM _sync_lock").fetchone()
-        holder = None
-        if row is not None:
-            holder = LockHolder(pid=row[0], host=row[1], since=row[2], beat=row[3], token=row[4])
-            if _alive(holder, row[5]):
-                conn.execute("ROLLBACK")
-                return False, holder
-        pid = os.getpid()
-        conn.execute(
-            "INSERT OR REPLACE INTO _sync_lock (id, pid, host, since, beat, token, started) "
-            "VALUES (1, ?, ?, ?, ?, ?, ?)",
-            (pid, socket.gethostname(), _now_text(), time.time(), token, _start_time(pid)),
-        )
-        conn.execute("COMMIT")
-        return True, holder
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA synchronous = NORMAL")  # the store is in WAL mode: commits need no fsync
-    conn.execute(SYNC_LOCK_DDL)  # also migration 3; here for a file opened by an older b24sync
-    return conn
+    pid = os.getpid()
+    mine = lock_row.LockRow(pid, socket.gethostname(), _now_text(), time.time(), token, _start_time(pid))
+    took, previous = lock_row.take(conn, mine, _row_alive)
+    return took, _holder(previous) if previous is not None else None
 
 
 def holder_of(path: str) -> LockHolder | None:
     """Who holds the lock of the store at `path` now (None when free or held by a crashed run)."""
     if path == ":memory:":
         return None
-    conn = _connect(path)
+    conn = lock_row.connect(path)
     try:
-        row = conn.execute("SELECT pid, host, since, beat, token, started FROM _sync_lock").fetchone()
-        if row is None:
-            return None
-        holder = LockHolder(pid=row[0], host=row[1], since=row[2], beat=row[3], token=row[4])
-        return holder if _alive(holder, row[5]) else None
+        row = lock_row.holder(conn)
+        return _holder(row) if row is not None and _row_alive(row) else None
     finally:
         conn.close()
 
@@ -144,13 +129,13 @@ class Held:
             return
         self.last = time.monotonic()
         try:
-            self.conn.execute("UPDATE _sync_lock SET beat = ? WHERE token = ?", (time.time(), self.token))
+            lock_row.beat(self.conn, self.token, time.time())
         except sqlite3.OperationalError:
             pass  # busy: the next tick tries again
 
 
 @contextmanager
-def sync_lock(store: Any, wait: float = DEFAULT_WAIT) -> Iterator[Held | None]:
+def sync_lock(store: Store, wait: float = DEFAULT_WAIT) -> Iterator[Held | None]:
     """Hold the store's sync lock for the block; wait up to `wait` seconds, else raise SyncLocked.
 
     Yields the `Held` lock (None for an in-memory store, which needs no lock).
@@ -160,7 +145,7 @@ def sync_lock(store: Any, wait: float = DEFAULT_WAIT) -> Iterator[Held | None]:
         yield None
         return
     token = uuid.uuid4().hex
-    conn = _connect(path)
+    conn = lock_row.connect(path)
     deadline = time.monotonic() + max(0.0, wait)
     started = time.monotonic()
     try:
@@ -177,7 +162,7 @@ def sync_lock(store: Any, wait: float = DEFAULT_WAIT) -> Iterator[Held | None]:
         try:
             yield Held(conn, token, holder)
         finally:
-            conn.execute("DELETE FROM _sync_lock WHERE token = ?", (token,))
+            lock_row.release(conn, token)
     finally:
         with _held_lock:
             _held.discard(token)

@@ -1,23 +1,23 @@
 """Per-portal process maps (codes <-> portal ids) for sync, from the deploy id map or the portal schema.
 
-Resolved maps are cached in the store table `_sync_maps`, keyed by the template's signature, so an
-incremental sync reads no schema at all.
+Resolved maps are cached in the store (`Store.cache_maps`), keyed by the template's signature, so
+an incremental sync reads no schema at all.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector.constants import SYSTEM_ENTITY_TYPES, SYSTEM_STAGE_CODES
 from connector.crm.items import FieldMap, ProcessMap, TypeCodes
 from connector.crm.naming import stage_id, uf_name
 from connector.crm.schema import PortalType, fill_item_schema, scan_types
 
-MAPS_DDL = """CREATE TABLE IF NOT EXISTS _sync_maps (
-    portal TEXT NOT NULL, code TEXT NOT NULL, signature TEXT NOT NULL, data TEXT NOT NULL,
-    PRIMARY KEY (portal, code))"""
+if TYPE_CHECKING:
+    from connector.store import Store
+    from connector.templates import Template
 
 
 class MapError(RuntimeError):
@@ -111,25 +111,15 @@ def _process_map(
 # ---- cache ------------------------------------------------------------------------------
 
 
-def load_cached(conn: Any, portal: str, template: Any) -> ProcessMap | None:
+def load_cached(store: Store, portal: str, template: Template) -> ProcessMap | None:
     """The cached map for this template, if its signature still matches."""
-    conn.execute(MAPS_DDL)
-    row = conn.execute(
-        "SELECT signature, data FROM _sync_maps WHERE portal = ? AND code = ?", (portal, template.code)
-    ).fetchone()
-    if row and row[0] == signature(template):
-        return ProcessMap.model_validate_json(row[1])
-    return None
+    data = store.cached_map(portal, template.code, signature(template))
+    return ProcessMap.model_validate_json(data) if data is not None else None
 
 
-def save_cached(conn: Any, portal: str, template: Any, pmap: ProcessMap) -> None:
-    """Remember a resolved map."""
-    conn.execute(MAPS_DDL)
-    conn.execute(
-        "INSERT INTO _sync_maps (portal, code, signature, data) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (portal, code) DO UPDATE SET signature = excluded.signature, data = excluded.data",
-        (portal, template.code, signature(template), pmap.model_dump_json()),
-    )
+def cache_entry(template: Template, pmap: ProcessMap) -> tuple[str, str, str]:
+    """What `Store.cache_maps` keeps of a resolved map: (code, template signature, map JSON)."""
+    return template.code, signature(template), pmap.model_dump_json()
 
 
 # ---- from the deploy id map ---------------------------------------------------------------

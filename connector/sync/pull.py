@@ -8,7 +8,6 @@ advanced in the same transaction that commits the last rows.
 from __future__ import annotations
 
 import gc
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +18,7 @@ from connector.crm.items import (
     TranslationError,
     option_marker,
 )
-from connector.store import BULK_NULL, new_key, new_keys
+from connector.store import BULK_NULL, bases, changelog, conflicts, new_key, new_keys, rows
 from connector.sync.conflicts import diff, merge3
 from connector.sync.fetch import ItemStream
 from connector.sync.report import FailedRow, ProcessFigures
@@ -57,14 +56,6 @@ def clock_offset(date_start: Any, local_now: float) -> float:
     return round(server.timestamp() - local_now)
 
 
-def qmarks(n: int) -> str:
-    return ", ".join("?" for _ in range(n))
-
-
-def q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 class Puller:
     """Pull one process into its table."""
 
@@ -90,7 +81,7 @@ class Puller:
         self.portal, self.policy = portal, policy
         self.figures, self.failures, self.progress = figures, failures, progress
         self.cols = pmap.columns()
-        table_cols = {r[1] for r in store.conn.execute(f"PRAGMA table_info({q(self.tbl)})")}
+        table_cols = set(rows.table_columns(store.conn, self.tbl))
         self.row_cols = [c for c in self.cols + list(READ_ONLY) if c in table_cols]
         self.table_cols = table_cols
         self._use(tr)
@@ -276,8 +267,8 @@ class Puller:
         """Items new to the store go straight in as value lists (rows, bases and first stages in bulk
         SQL); items known locally (or in a local delete, or whose xmlId is a local key) are settled."""
         self._load_local(conn)
-        known = self._present(conn, "id", list(values))
-        taken = self._present(conn, "key", [x for i, x in xml.items() if i not in known])
+        known = rows.present(conn, self.tbl, "id", list(values))
+        taken = rows.present(conn, self.tbl, "key", [x for i, x in xml.items() if i not in known])
         cols = self.tr.value_columns
         others: dict[int, dict[str, Any]] = {}
         new_rows: list[list[Any]] = []
@@ -310,57 +301,24 @@ class Puller:
         if new_rows:
             self.figures.pulled += self.store.insert_new_rows(self.tbl, self.insert_cols, new_rows, self.cols)
 
-    def _present(self, conn: Any, column: str, values: list[Any]) -> set[Any]:
-        """Which of `values` the process table holds in `column` (id or key)."""
-        found: set[Any] = set()
-        for start in range(0, len(values), 900):
-            part = values[start : start + 900]
-            sql = f"SELECT {q(column)} FROM {q(self.tbl)} WHERE {q(column)} IN ({qmarks(len(part))})"
-            found.update(r[0] for r in conn.execute(sql, part))
-        return found
-
-    def _fetch(self, conn: Any, column: str, values: list[Any]) -> dict[Any, dict[str, Any]]:
-        out: dict[Any, dict[str, Any]] = {}
-        for start in range(0, len(values), 900):
-            part = values[start : start + 900]
-            cur = conn.execute(
-                f"SELECT * FROM {q(self.tbl)} WHERE {q(column)} IN ({qmarks(len(part))})", part
-            )
-            names = [d[0] for d in cur.description]
-            for r in cur:
-                d = dict(zip(names, r, strict=True))
-                out[d[column]] = d
-        return out
-
-    def _bases(self, conn: Any, keys: list[str]) -> dict[str, tuple[str | None, dict[str, Any]]]:
-        out: dict[str, tuple[str | None, dict[str, Any]]] = {}
-        for start in range(0, len(keys), 900):
-            part = keys[start : start + 900]
-            for key, ut, data in conn.execute(
-                f"SELECT key, updated_time, data FROM _base WHERE tbl = ? AND key IN ({qmarks(len(part))})",
-                [self.tbl, *part],
-            ):
-                out[key] = (ut, json.loads(data or "{}"))
-        return out
-
     def _apply_rows(self, conn: Any, remote: dict[int, dict[str, Any]], xml: dict[int, str]) -> None:
-        by_id = self._fetch(conn, "id", list(remote))
+        by_id = rows.rows_by(conn, self.tbl, "id", list(remote))
         missing_xml = [x for i, x in xml.items() if i not in by_id]
-        by_key = self._fetch(conn, "key", missing_xml) if missing_xml else {}
+        by_key = rows.rows_by(conn, self.tbl, "key", missing_xml) if missing_xml else {}
         locals_: dict[int, dict[str, Any]] = {}
         for pid in remote:
             if pid in by_id:
                 locals_[pid] = by_id[pid]
             elif pid in xml and xml[pid] in by_key and by_key[xml[pid]].get("id") in (None, pid):
                 locals_[pid] = by_key[xml[pid]]  # our create whose response was lost
-        bases = self._bases(conn, [r["key"] for r in locals_.values()]) if locals_ else {}
+        known = bases.bases_of(conn, self.tbl, [r["key"] for r in locals_.values()]) if locals_ else {}
         w = _Writes()
         for pid, rr in remote.items():
             local = locals_.get(pid)
             if local is None:
                 self._new_row(conn, pid, rr, xml, by_key, w)
             else:
-                self._known_row(conn, pid, rr, local, bases.get(local["key"], (None, None)), w)
+                self._known_row(conn, pid, rr, local, known.get(local["key"], (None, None)), w)
         self._write(conn, w)
 
     def _new_row(
@@ -432,15 +390,6 @@ class Puller:
     def _synced(self, row: dict[str, Any]) -> dict[str, Any]:
         return {c: row.get(c) for c in self.cols}
 
-    def _base_row(self, key: str, rr: dict[str, Any]) -> tuple[Any, ...]:
-        return (
-            self.tbl,
-            key,
-            rr["id"],
-            rr.get("updated_time"),
-            json.dumps(self._synced(rr), ensure_ascii=False),
-        )
-
     def _settle(
         self,
         conn: Any,
@@ -484,10 +433,7 @@ class Puller:
             if not s.open_fields:
                 self.store.resolve_conflict(cid, s.resolution)
         if ch is not None and not s.push and not s.open_fields:
-            conn.execute(
-                f"UPDATE _changes SET status = 'done', error = NULL WHERE seq IN ({qmarks(len(ch.seqs))})",
-                ch.seqs,
-            )
+            changelog.mark_done(conn, ch.seqs)
         return s.row
 
     def _refresh_conflict(
@@ -497,29 +443,22 @@ class Puller:
         if not open_fields:
             self.store.resolve_conflict(conflict.id, "merged")
             return
-        conn.execute(
-            "UPDATE _conflicts SET fields = ?, local = ?, remote = ? WHERE id = ?",
-            (
-                json.dumps(sorted(set(open_fields), key=self.cols.index)),
-                json.dumps(self._synced(local), ensure_ascii=False, sort_keys=True),
-                json.dumps(remote, ensure_ascii=False, sort_keys=True),
-                conflict.id,
-            ),
+        conflicts.update_conflict(
+            conn,
+            conflict.id,
+            fields=sorted(set(open_fields), key=self.cols.index),
+            local=self._synced(local),
+            remote=remote,
         )
 
     def _set_base(self, conn: Any, key: str, rr: dict[str, Any]) -> None:
-        conn.execute(
-            "INSERT INTO _base (tbl, key, portal_id, updated_time, data) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (tbl, key) DO UPDATE SET portal_id = excluded.portal_id, "
-            "updated_time = excluded.updated_time, data = excluded.data",
-            self._base_row(key, rr),
-        )
+        bases.base_set(conn, self.tbl, key, rr["id"], rr.get("updated_time"), self._synced(rr))
 
     def _remote_vs_local_delete(self, conn: Any, pid: int, rr: dict[str, Any], w: _Writes) -> None:
         """Deleted locally, changed on the portal since the base (values compared, not just the
         second-resolution updatedTime): settle by policy, keep both sides in a conflict."""
         ch = self.pending_delete_ids[pid]
-        base = self._bases(conn, [ch.key]).get(ch.key)
+        base = bases.bases_of(conn, self.tbl, [ch.key]).get(ch.key)
         remote = self._synced(rr)
         if base is not None and not diff(remote, base[1], self.cols):
             return  # the portal did not change the item: the delete will be pushed
@@ -527,10 +466,7 @@ class Puller:
         full = {**remote, **{c: rr.get(c) for c in READ_ONLY}}
         existing = self.open_conflicts.get(ch.key)
         if existing is not None:  # still waiting for `resolve`: show the latest portal values
-            conn.execute(
-                "UPDATE _conflicts SET remote = ? WHERE id = ?",
-                (json.dumps(full, ensure_ascii=False, sort_keys=True), existing.id),
-            )
+            conflicts.update_conflict(conn, existing.id, remote=full)
             return
         self.figures.conflicts += 1
         cid = self.store.add_conflict(
@@ -548,9 +484,7 @@ class Puller:
             local_at = server_time(ch.last_at, self.clock_offset) or ""
             policy = "local-wins" if local_at > (rr.get("updated_time") or "") else "remote-wins"
         if policy == "remote-wins":
-            conn.execute(
-                f"UPDATE _changes SET status = 'done' WHERE seq IN ({qmarks(len(ch.seqs))})", ch.seqs
-            )
+            changelog.mark_done(conn, ch.seqs)
             w.inserts.append({**rr, "key": ch.key})
             w.base_keys.append(ch.key)
             self.store.resolve_conflict(cid, "remote")
@@ -560,17 +494,9 @@ class Puller:
 
     def _write(self, conn: Any, w: _Writes) -> None:
         if w.inserts:
-            names = ["key"] + self.row_cols
-            conn.executemany(
-                f"INSERT INTO {q(self.tbl)} ({', '.join(q(n) for n in names)}) VALUES ({qmarks(len(names))})",
-                [[r.get(n) for n in names] for r in w.inserts],
-            )
-        groups: dict[tuple[str, ...], list[list[Any]]] = {}
-        for key, vals in w.updates:
-            groups.setdefault(tuple(vals), []).append([*vals.values(), key])
-        for cols, rows in groups.items():
-            sets = ", ".join(f"{q(c)} = ?" for c in cols)
-            conn.executemany(f"UPDATE {q(self.tbl)} SET {sets} WHERE key = ?", rows)
+            names = ["key", *self.row_cols]
+            rows.insert_rows(conn, self.tbl, names, [[r.get(n) for n in names] for r in w.inserts])
+        rows.update_rows(conn, self.tbl, w.updates)
         self.store.base_from_rows(self.tbl, w.base_keys, self.cols)
         if w.moves:
             self.store.add_stage_moves(self.tbl, w.moves)

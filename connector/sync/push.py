@@ -3,15 +3,14 @@
 Only fields that differ from the base are sent; a write that changes nothing is not sent. Before
 updates and deletes, one batched read of those items merges what changed on the portal since the
 base (so `--push-only` never overwrites a portal edit). Creates carry the row key in `xmlId`; keys of
-creates in flight are remembered in `_sync_inflight` so that after a lost response (or a kill) the
-item is looked up by xmlId before any re-send. The portal's answer is written back with a
+creates in flight are remembered in the store (store/inflight.py) so that after a lost response (or a
+kill) the item is looked up by xmlId before any re-send. The portal's answer is written back with a
 compare-and-set on the row (a local edit made meanwhile survives), becomes the new base (echo
 suppression), and is compared with what was sent: a value the portal did not keep is a row failure.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,13 +27,11 @@ from connector.crm.items import (
     read_items,
     write_items,
 )
+from connector.store import bases, changelog, inflight, rows
 from connector.sync.conflicts import diff
-from connector.sync.pull import READ_ONLY, q, qmarks
+from connector.sync.pull import READ_ONLY
 from connector.sync.report import FailedRow, ProcessFigures
 
-INFLIGHT_DDL = """CREATE TABLE IF NOT EXISTS _sync_inflight (
-    tbl TEXT NOT NULL, key TEXT NOT NULL, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
-    PRIMARY KEY (tbl, key))"""
 MAX_ROUNDS = 3
 Absorb = Callable[[list[dict[str, Any]]], set[str]]
 
@@ -75,7 +72,6 @@ class Pusher:
         self.files = {f.code for f in pmap.fields if f.type == "file"}
         self.absorb = absorb
         self.requeue: set[str] = set()  # rows to plan again in this run (an insert with a made-up id)
-        store.conn.execute(INFLIGHT_DDL)
 
     # ---- entry point ----
 
@@ -115,15 +111,12 @@ class Pusher:
     # ---- building a wave ----
 
     def _row(self, key: str) -> dict[str, Any] | None:
-        cur = self.store.conn.execute(f"SELECT * FROM {q(self.tbl)} WHERE key = ?", (key,))
-        r = cur.fetchone()
-        return dict(zip([d[0] for d in cur.description], r, strict=True)) if r else None
+        return rows.row(self.store.conn, self.tbl, key)
 
-    def _base(self, key: str) -> tuple[str | None, dict[str, Any]] | None:
-        r = self.store.conn.execute(
-            "SELECT updated_time, data FROM _base WHERE tbl = ? AND key = ?", (self.tbl, key)
-        ).fetchone()
-        return (r[0], json.loads(r[1] or "{}")) if r else None
+    def _base(self, key: str) -> dict[str, Any] | None:
+        """The base data of a row (what both sides agreed on), None when it never synced."""
+        base = bases.base_get(self.store.conn, self.tbl, key)
+        return base.data if base is not None else None
 
     def _open_fields(self) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
@@ -190,8 +183,7 @@ class Pusher:
             fields = self.tr.to_fields(row, cols)
             fields["xmlId"] = ch.key
             return Planned(WriteOp(op="add", ref=ch.key, fields=fields), ch.seqs, read, row)
-        base = self._base(ch.key)
-        base_data = base[1] if base else {}
+        base_data = self._base(ch.key) or {}
         changed = [c for c in diff(row, base_data, self.cols) if c not in self.files and c not in blocked]
         if not changed:
             return None
@@ -223,9 +215,7 @@ class Pusher:
     # ---- lost creates ----
 
     def _resolve_inflight(self) -> None:
-        keys = [
-            r[0] for r in self.store.conn.execute("SELECT key FROM _sync_inflight WHERE tbl = ?", (self.tbl,))
-        ]
+        keys = inflight.inflight_keys(self.store.conn, self.tbl)
         if not keys:
             return
         found = find_by_xml_ids(self.client, self.pmap, keys)
@@ -238,10 +228,7 @@ class Pusher:
                     rr = self.tr.to_row(item)
                     unset = [c for c in self.cols if row.get(c) in (None, "", "[]")]
                     self._write_back(conn, key, row, row, rr, sent_cols=[], take=unset)
-            conn.execute(
-                f"DELETE FROM _sync_inflight WHERE tbl = ? AND key IN ({qmarks(len(keys))})",
-                [self.tbl, *keys],
-            )
+            inflight.drop_inflight(conn, self.tbl, keys)
 
     # ---- sending ----
 
@@ -250,10 +237,7 @@ class Pusher:
         creates = [o.ref for o in ops if o.op == "add"]
         if creates:
             with self.store.transaction() as conn:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO _sync_inflight (tbl, key) VALUES (?, ?)",
-                    [(self.tbl, k) for k in creates],
-                )
+                inflight.add_inflight(conn, self.tbl, creates)
         try:
             results = write_items(self.client, self.pmap, ops)
         except WRITE_OUTCOME_UNKNOWN:
@@ -268,10 +252,7 @@ class Pusher:
                 if error is not None:
                     failures.append((res.ref, planned[res.ref].seqs, error))
             if creates:
-                conn.execute(
-                    f"DELETE FROM _sync_inflight WHERE tbl = ? AND key IN ({qmarks(len(creates))})",
-                    [self.tbl, *creates],
-                )
+                inflight.drop_inflight(conn, self.tbl, creates)
         for key, seqs, error in failures:
             self._fail(key, seqs, error)
         done_keys.difference_update(self.requeue)
@@ -291,7 +272,7 @@ class Pusher:
             if res.not_found and op.op == "update" and self._base(op.ref) is None:
                 # a local INSERT with an id the portal does not have: it is created (the id is the
                 # portal's to give), so the row loses the id and the next wave sends a create
-                conn.execute(f"UPDATE {q(self.tbl)} SET id = NULL WHERE key = ?", (op.ref,))
+                rows.set_values(conn, self.tbl, op.ref, {"id": None})
                 self.requeue.add(op.ref)
                 return None
             if res.not_found and op.op == "update":
@@ -307,17 +288,14 @@ class Pusher:
         row = self._row(op.ref)
         self._done(conn, p.seqs)
         if row is None:  # deleted locally while the write was in flight: its delete goes next
-            conn.execute(
-                "UPDATE _changes SET portal_id = ? WHERE tbl = ? AND key = ? AND status = 'pending'",
-                (rr["id"], self.tbl, op.ref),
-            )
+            changelog.set_pending_portal_id(conn, self.tbl, op.ref, rr["id"])
             self._set_base(conn, op.ref, rr)
             return None
         sent = self._sent_cols(op, p.sent)
         sent_cols = [c for c in self.cols if c in sent]
         lost = [c for c in sent_cols if not self._kept(c, p.sent, rr)]
         # compare-and-set: columns logged after the change we pushed, or whose value moved since read
-        later = self._logged_after(conn, op.ref, max(p.seqs))
+        later = changelog.columns_logged_after(conn, self.tbl, op.ref, max(p.seqs))
         edited = [c for c in self.cols if c in later or not _same(row.get(c), p.read.get(c))]
         unsent_local = [
             c for c in self.cols if c not in sent_cols and not _same(p.read.get(c), p.base.get(c))
@@ -337,16 +315,6 @@ class Pusher:
         if lost:
             return "; ".join(self._lost_text(c, p.sent, rr) for c in lost)
         return None
-
-    def _logged_after(self, conn: Any, key: str, seq: int) -> set[str]:
-        """Columns of the row's change-log entries after `seq` (local edits made while in flight)."""
-        out: set[str] = set()
-        for (cols,) in conn.execute(
-            "SELECT columns FROM _changes WHERE tbl = ? AND key = ? AND seq > ? AND status = 'pending'",
-            (self.tbl, key, seq),
-        ):
-            out.update(json.loads(cols or "[]"))
-        return out
 
     def _kept(self, col: str, sent: dict[str, Any], rr: dict[str, Any]) -> bool:
         """Whether the portal stored what was sent for `col` (compared in the portal's own form)."""
@@ -393,15 +361,13 @@ class Pusher:
         """After a write: the returned item is the new base; the row takes the portal's values of the
         columns in `take` (what it stored for what we sent, or its own changes) and keeps the rest."""
         base = self._base(key)
-        old_base = base[1] if base else {}
         new_vals: dict[str, Any] = {c: rr.get(c) for c in READ_ONLY}
         for c in self.cols:
             if c in take or (c in self.files and rr.get(c) is not None):
                 new_vals[c] = rr.get(c)
-        sets = ", ".join(f"{q(c)} = ?" for c in new_vals)
-        conn.execute(f"UPDATE {q(self.tbl)} SET {sets} WHERE key = ?", [*new_vals.values(), key])
+        rows.set_values(conn, self.tbl, key, new_vals)
         self._set_base(conn, key, rr)
-        old_stage = old_base.get("stage") if base else None
+        old_stage = base.get("stage") if base is not None else None
         if rr.get("stage") and rr.get("stage") != old_stage:
             at = rr.get("moved_time") or rr.get("updated_time")
             if at:
@@ -410,18 +376,8 @@ class Pusher:
                 )
 
     def _set_base(self, conn: Any, key: str, rr: dict[str, Any]) -> None:
-        conn.execute(
-            "INSERT INTO _base (tbl, key, portal_id, updated_time, data) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (tbl, key) DO UPDATE SET portal_id = excluded.portal_id, "
-            "updated_time = excluded.updated_time, data = excluded.data",
-            (
-                self.tbl,
-                key,
-                rr["id"],
-                rr.get("updated_time"),
-                json.dumps({c: rr.get(c) for c in self.cols}, ensure_ascii=False),
-            ),
-        )
+        synced = {c: rr.get(c) for c in self.cols}
+        bases.base_set(conn, self.tbl, key, rr["id"], rr.get("updated_time"), synced)
 
     def _tombstone(self, conn: Any, key: str, seqs: list[int]) -> None:
         """The item was deleted on the portal while edited locally: keep the edit in a conflict."""
@@ -437,19 +393,13 @@ class Pusher:
             "remote-deleted",
         )
         self.store.resolve_conflict(cid, "remote")
-        conn.execute(
-            f"UPDATE {q(self.tbl)} SET deleted = 1, "
-            "deleted_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE key = ?",
-            (key,),
-        )
+        rows.tombstone(conn, self.tbl, key)
         self._done(conn, seqs)
         self.figures.tombstoned += 1
         self.figures.conflicts += 1
 
     def _done(self, conn: Any, seqs: list[int]) -> None:
-        conn.execute(
-            f"UPDATE _changes SET status = 'done', error = NULL WHERE seq IN ({qmarks(len(seqs))})", seqs
-        )
+        changelog.mark_done(conn, seqs)
 
     def _fail(self, key: str, seqs: list[int], error: str) -> None:
         self.store.mark_failed(seqs, error)

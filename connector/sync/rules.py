@@ -35,6 +35,7 @@ from connector.crm.naming import short_code
 from connector.crm.schema import PortalFunnel, PortalStage
 from connector.rest.errors import B24Error
 from connector.store import entities
+from connector.store import rows as table_rows
 
 DEAL = dealmod.DEAL
 BATCH = 50  # parents per batch of creates
@@ -500,16 +501,14 @@ def pull_linked(
         pmap = maps.get(t.code)
         if pmap is None:
             continue
-        cols = {r[1] for r in store.conn.execute(f'PRAGMA table_info("{t.code}")')}
+        cols = set(table_rows.table_columns(store.conn, t.code))
         for target, etid in pmap.parents.items():
             if etid == DEAL and f"parent_{target}" in cols:
                 deal_ids |= _ints(store, t.code, f"parent_{target}")
         if "company_id" in cols:
             company_ids |= _ints(store, t.code, "company_id")
         if "contact_ids" in cols:
-            for (raw,) in store.conn.execute(
-                f'SELECT contact_ids FROM "{t.code}" WHERE contact_ids IS NOT NULL'
-            ):
+            for raw in table_rows.distinct_values(store.conn, t.code, "contact_ids"):
                 contact_ids |= {int(x) for x in _json(raw)}
     n = _pull_item_dates(client, store, templates, maps, portal)
     if not (deal_ids or company_ids or contact_ids):
@@ -588,8 +587,8 @@ def deal_row(d: dict[str, Any], funnels: dict[int | None, PortalFunnel]) -> dict
 
 
 def _ints(store: Any, tbl: str, col: str) -> set[int]:
-    sql = f'SELECT DISTINCT "{col}" FROM "{tbl}" WHERE "{col}" IS NOT NULL AND deleted = 0'
-    return {int(r[0]) for r in store.conn.execute(sql) if str(r[0]).lstrip("-").isdigit() and int(r[0]) > 0}
+    values = table_rows.distinct_values(store.conn, tbl, col, live=True)
+    return {int(v) for v in values if str(v).lstrip("-").isdigit() and int(v) > 0}
 
 
 def _json(raw: Any) -> list[Any]:
