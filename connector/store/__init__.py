@@ -6,9 +6,8 @@ from connector.store.idmap import IdMap
 from connector.store.keys import new_key, new_keys
 from connector.store.models import BaseSnapshot, Change, Conflict, IdMapEntry, Run, StageMove
 from connector.store.store import Store
-from connector.store.values import CrmRef, FileRef, Money
 
 __all__ = [
-    "BULK_NULL", "BaseSnapshot", "Change", "Conflict", "CrmRef", "FileRef", "IdMap", "IdMapEntry", "Money",
-    "Run", "StageMove", "Store", "StoreError", "new_key", "new_keys",
+    "BULK_NULL", "BaseSnapshot", "Change", "Conflict", "IdMap", "IdMapEntry", "Run", "StageMove", "Store",
+    "StoreError", "new_key", "new_keys",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from connector.store.errors import StoreError
 from connector.store.models import Change
@@ -29,7 +29,7 @@ def coalesce(rows: Iterable[tuple[Any, ...]],
     changes: list[Change] = []
     for (tbl, key), items in groups.items():
         first_op, last_op = items[0][3], items[-1][3]
-        op = "D" if last_op == "D" else ("I" if first_op == "I" else "U")
+        op: Literal["I", "U", "D"] = "D" if last_op == "D" else ("I" if first_op == "I" else "U")
         columns: list[str] = []
         for item in items:
             for name in json.loads(item[4] or "[]"):

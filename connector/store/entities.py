@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from connector.store.store import Store
 
 DEAL_COLUMNS = (
     "id",
@@ -56,7 +59,7 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def firings(store: Any, portal: str | None = None, rule: str | None = None) -> list[Firing]:
+def firings(store: Store, portal: str | None = None, rule: str | None = None) -> list[Firing]:
     """Recorded firings, oldest first (optionally of one portal / one rule)."""
     sql = "SELECT * FROM _rule_firings WHERE (? IS NULL OR portal = ?) AND (? IS NULL OR rule = ?)"
     cur = store.conn.execute(sql + " ORDER BY at, rule, entity_id", (portal, portal, rule, rule))
@@ -65,7 +68,7 @@ def firings(store: Any, portal: str | None = None, rule: str | None = None) -> l
 
 
 def firing_states(
-    store: Any, portal: str, rule: str, entity_type_id: int, transition: str
+    store: Store, portal: str, rule: str, entity_type_id: int, transition: str
 ) -> dict[int, Firing]:
     """Firings of one rule and transition by entity id."""
     cur = store.conn.execute(
@@ -81,7 +84,7 @@ def firing_states(
 
 
 def begin_firing(
-    store: Any, portal: str, rule: str, entity_type_id: int, entity_id: int, transition: str
+    store: Store, portal: str, rule: str, entity_type_id: int, entity_id: int, transition: str
 ) -> None:
     """Record a firing as pending before its portal write (committed at once); counts the attempt."""
     with store.transaction() as conn:
@@ -95,7 +98,7 @@ def begin_firing(
 
 
 def finish_firing(
-    store: Any,
+    store: Store,
     portal: str,
     rule: str,
     entity_type_id: int,
@@ -116,7 +119,7 @@ def finish_firing(
         )
 
 
-def save_deals(store: Any, portal: str, deals: Iterable[Mapping[str, Any]]) -> int:
+def save_deals(store: Store, portal: str, deals: Iterable[Mapping[str, Any]]) -> int:
     """Upsert read-only deal rows (columns: DEAL_COLUMNS)."""
     rows = [[d.get(c) for c in DEAL_COLUMNS] for d in deals]
     if not rows:
@@ -131,7 +134,8 @@ def save_deals(store: Any, portal: str, deals: Iterable[Mapping[str, Any]]) -> i
     return len(rows)
 
 
-def save_companies(store: Any, portal: str, companies: Iterable[Mapping[str, Any]]) -> int:
+def save_companies(store: Store, portal: str, companies: Iterable[Mapping[str, Any]]) -> int:
+    """Replace read-only company rows (id, title)."""
     rows = [(portal, int(c["id"]), c.get("title"), _now()) for c in companies]
     with store.transaction() as conn:
         conn.executemany(
@@ -140,7 +144,8 @@ def save_companies(store: Any, portal: str, companies: Iterable[Mapping[str, Any
     return len(rows)
 
 
-def save_contacts(store: Any, portal: str, contacts: Iterable[Mapping[str, Any]]) -> int:
+def save_contacts(store: Store, portal: str, contacts: Iterable[Mapping[str, Any]]) -> int:
+    """Replace read-only contact rows (id, name, company_id)."""
     rows = [(portal, int(c["id"]), c.get("name"), c.get("company_id"), _now()) for c in contacts]
     with store.transaction() as conn:
         conn.executemany(
@@ -151,7 +156,9 @@ def save_contacts(store: Any, portal: str, contacts: Iterable[Mapping[str, Any]]
     return len(rows)
 
 
-def save_item_dates(store: Any, portal: str, tbl: str, rows: Iterable[tuple[int, Any, Any]]) -> int:
+def save_item_dates(
+    store: Store, portal: str, tbl: str, rows: Iterable[tuple[int, str | None, str | None]]
+) -> int:
     """Replace the begin/close dates of one process's items (`begindate`/`closedate`, YYYY-MM-DD)."""
     data = [(portal, tbl, int(i), b, c, _now()) for i, b, c in rows]
     with store.transaction() as conn:
@@ -164,7 +171,7 @@ def save_item_dates(store: Any, portal: str, tbl: str, rows: Iterable[tuple[int,
     return len(data)
 
 
-def deals(store: Any, portal: str | None = None) -> list[dict[str, Any]]:
+def deals(store: Store, portal: str | None = None) -> list[dict[str, Any]]:
     """Stored deals (all portals unless one is named), by id."""
     cur = store.conn.execute(
         "SELECT * FROM _deals WHERE (? IS NULL OR portal = ?) ORDER BY portal, id", (portal, portal)
@@ -173,7 +180,7 @@ def deals(store: Any, portal: str | None = None) -> list[dict[str, Any]]:
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
-def companies(store: Any, portal: str | None = None) -> dict[int, str]:
+def companies(store: Store, portal: str | None = None) -> dict[int, str]:
     """Stored company titles by id."""
     cur = store.conn.execute(
         "SELECT id, title FROM _companies WHERE (? IS NULL OR portal = ?)", (portal, portal)

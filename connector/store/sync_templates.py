@@ -21,7 +21,7 @@ def remember(conn: sqlite3.Connection, templates: Iterable[tuple[str, Mapping[st
 
 def remembered(conn: sqlite3.Connection, code: str | None = None) -> list[dict[str, Any]]:
     """The remembered templates as JSON data, by code (only `code`'s when given)."""
-    sql, args = "SELECT data FROM _sync_templates", ()
+    sql, args = "SELECT data FROM _sync_templates", []
     if code is not None:
-        sql, args = sql + " WHERE code = ?", (code,)
+        sql, args = sql + " WHERE code = ?", [code]
     return [json.loads(r[0]) for r in conn.execute(sql + " ORDER BY code", args)]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from connector.crm import events
 from connector.crm.items import ItemTranslator, ProcessMap, TypeCodes, list_items
-from connector.store import bases, changelog, conflicts, rows
+from connector.store import Conflict, Store, bases, changelog, conflicts, rows
 from connector.sync import lock as lockmod
 from connector.sync import maps as mapmod
 from connector.sync.conflicts import check_policy
@@ -17,6 +18,10 @@ from connector.sync.pull import Puller
 from connector.sync.push import Pusher
 from connector.sync.report import FailedRow, ProcessFigures, SyncReport
 from connector.sync.rules import after_pull  # stage rules and linked deals, right after the pull
+
+if TYPE_CHECKING:
+    from connector.rest import Client
+    from connector.templates import Template
 
 OVERLAP_SECONDS = 60.0
 Progress = Callable[[str, str, int], None]  # (process, phase "pull"|"push"|"ids", rows)
@@ -29,7 +34,7 @@ class SyncError(RuntimeError):
 # ---- templates remembered in the store ----------------------------------------------------
 
 
-def prepare_store(store: Any, templates: Sequence[Any]) -> None:
+def prepare_store(store: Store, templates: Sequence[Template]) -> None:
     """Create the local tables of applied templates and remember them, so `sync` needs no FILE.
 
     Every apply runs it (the CLI, `Portal.apply` and scheduled apply jobs), so plain SQL works at once.
@@ -39,25 +44,25 @@ def prepare_store(store: Any, templates: Sequence[Any]) -> None:
     remember_templates(store, list(templates))
 
 
-def remember_templates(store: Any, templates: list[Any]) -> None:
+def remember_templates(store: Store, templates: list[Template]) -> None:
     """Keep the templates used for sync in the store so later runs need no FILE."""
     store.remember_templates((t.code, mapmod.template_json(t)) for t in templates)
 
 
-def stored_templates(store: Any) -> list[Any]:
+def stored_templates(store: Store) -> list[Template]:
     """Templates remembered by earlier syncs (or ensure_process calls through sync)."""
     from connector.templates import Template
 
     return [Template.model_validate(data) for data in store.remembered_templates()]
 
 
-def parent_first(templates: list[Any]) -> list[Any]:
+def parent_first(templates: list[Template]) -> list[Template]:
     """Templates ordered so that a process comes after the processes it has as parents."""
     by_code = {t.code: t for t in templates}
-    out: list[Any] = []
+    out: list[Template] = []
     seen: set[str] = set()
 
-    def visit(t: Any, path: tuple[str, ...]) -> None:
+    def visit(t: Template, path: tuple[str, ...]) -> None:
         if t.code in seen or t.code in path:
             return
         for target in mapmod.parent_targets(t):
@@ -75,11 +80,11 @@ def parent_first(templates: list[Any]) -> list[Any]:
 
 
 def resolve_maps(
-    client: Any, store: Any, templates: list[Any], portal: str, *, refresh: bool = False
+    client: Client, store: Store, templates: list[Template], portal: str, *, refresh: bool = False
 ) -> dict[str, ProcessMap]:
     """Process maps for the templates: cached, else from the deploy id map, else read from the portal."""
     maps: dict[str, ProcessMap] = {}
-    todo: list[Any] = []
+    todo: list[Template] = []
     for t in templates:
         cached = None if refresh else mapmod.load_cached(store, portal, t)
         if cached is not None:
@@ -98,7 +103,7 @@ def resolve_maps(
     from connector.constants import SYSTEM_ENTITY_TYPES
 
     etids.update(SYSTEM_ENTITY_TYPES)
-    unresolved: list[Any] = []
+    unresolved: list[Template] = []
     for t in todo:
         pm = None
         try:
@@ -120,7 +125,9 @@ def resolve_maps(
     return maps
 
 
-def refresh_map(client: Any, store: Any, template: Any, portal: str, known: ProcessMap) -> ProcessMap | None:
+def refresh_map(
+    client: Client, store: Store, template: Template, portal: str, known: ProcessMap
+) -> ProcessMap | None:
     """Re-read one process's map from the portal schema (an option id pulled that the map lacks);
     cached for later runs. None when the portal no longer has the process."""
     try:
@@ -135,7 +142,7 @@ def refresh_map(client: Any, store: Any, template: Any, portal: str, known: Proc
 # ---- deletions ----------------------------------------------------------------------------
 
 
-def tombstone_ids(store: Any, tbl: str, ids: list[int], figures: ProcessFigures) -> None:
+def tombstone_ids(store: Store, tbl: str, ids: list[int], figures: ProcessFigures) -> None:
     """Mark rows deleted on the portal; local edits of those rows are kept in a conflict."""
     if not ids:
         return
@@ -161,7 +168,7 @@ def tombstone_ids(store: Any, tbl: str, ids: list[int], figures: ProcessFigures)
             figures.tombstoned += 1
 
 
-def refresh_open_conflicts(store: Any, pmap: ProcessMap) -> None:
+def refresh_open_conflicts(store: Store, pmap: ProcessMap) -> None:
     """Open conflicts show the row's current local values (it may have been edited again since)."""
     cols = pmap.columns()
     with store.engine_writes() as conn:
@@ -175,7 +182,7 @@ def refresh_open_conflicts(store: Any, pmap: ProcessMap) -> None:
 
 
 def reconcile_ids(
-    client: Any, store: Any, pmap: ProcessMap, figures: ProcessFigures, seen: set[int] | None = None
+    client: Client, store: Store, pmap: ProcessMap, figures: ProcessFigures, seen: set[int] | None = None
 ) -> None:
     """Compare the full id set and tombstone what the portal lost: `seen` are the ids a full pull just
     read (no request); without them the ids are scanned (ids only, 2,500 per request)."""
@@ -188,7 +195,7 @@ def _offline_meta(portal: str) -> str:
     return f"sync.offline.{portal}"
 
 
-def ensure_offline_binding(client: Any, store: Any, portal: str) -> bool:
+def ensure_offline_binding(client: Client, store: Store, portal: str) -> bool:
     """Bind the item-delete event to the offline queue once per portal; False when the app may not."""
     state = store.meta_get(_offline_meta(portal) + ".bound")
     if state in ("yes", "no"):
@@ -210,7 +217,7 @@ def deleted_ids(reservation: events.OfflineReservation, maps: dict[str, ProcessM
 
 
 def drain_offline_deletions(
-    client: Any, store: Any, portal: str, maps: dict[str, ProcessMap], report: SyncReport
+    client: Client, store: Store, portal: str, maps: dict[str, ProcessMap], report: SyncReport
 ) -> None:
     """Tombstone items deleted on the portal, from the offline queue: reserve (clear=0), commit, clear.
 
@@ -243,9 +250,9 @@ def drain_offline_deletions(
 
 
 def sync(
-    client: Any,
-    store: Any,
-    templates: list[Any] | None = None,
+    client: Client,
+    store: Store,
+    templates: list[Template] | None = None,
     *,
     portal_key: str,
     full: bool = False,
@@ -290,9 +297,9 @@ def sync(
 
 
 def _sync(
-    client: Any,
-    store: Any,
-    templates: list[Any] | None,
+    client: Client,
+    store: Store,
+    templates: list[Template] | None,
     *,
     portal_key: str,
     full: bool,
@@ -348,7 +355,7 @@ def _sync(
 
             return report_step
 
-        def refresher(t: Any) -> Callable[[], ItemTranslator | None]:
+        def refresher(t: Template) -> Callable[[], ItemTranslator | None]:
             def refresh() -> ItemTranslator | None:
                 fresh = refresh_map(client, store, t, portal_key, maps[t.code])
                 if fresh is None:
@@ -447,7 +454,7 @@ def _needs_pre_read(pulled_at: float | None) -> bool:
     return pulled_at is None or time.monotonic() - pulled_at > PRE_READ_AFTER
 
 
-def _stats(client: Any) -> tuple[float, float]:
+def _stats(client: Client) -> tuple[float, float]:
     s = getattr(client, "stats", None)
     if s is None:
         return 0.0, 0.0
@@ -462,7 +469,7 @@ def _safe(exc: BaseException) -> str:
 # ---- conflicts ----------------------------------------------------------------------------
 
 
-def resolve_conflict(store: Any, conflict_id: int, take: str) -> Any:
+def resolve_conflict(store: Store, conflict_id: int, take: str) -> Conflict:
     """Settle a recorded conflict: `local` (or `merged`, the same for clashing fields) or `remote`
     values of just the conflict's fields; every other field already merged. The next push sends them."""
     if take not in ("local", "remote", "merged"):
@@ -485,7 +492,7 @@ def resolve_conflict(store: Any, conflict_id: int, take: str) -> Any:
         return store.resolve_conflict(conflict_id, take)
 
 
-def _resolve_delete(store: Any, conn: Any, c: Any, take: str) -> Any:
+def _resolve_delete(store: Store, conn: sqlite3.Connection, c: Conflict, take: str) -> Conflict:
     """A delete against an edit. Deleted locally: `local` lets the delete go ahead against the
     portal's current item, `remote` brings the item back. Deleted on the portal: the tombstone stays
     (`local` is refused: the item is gone; insert a new row to create it again)."""

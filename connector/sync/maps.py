@@ -16,22 +16,23 @@ from connector.crm.naming import stage_id, uf_name
 from connector.crm.schema import PortalType, fill_item_schema, scan_types
 
 if TYPE_CHECKING:
-    from connector.store import Store
-    from connector.templates import Template
+    from connector.rest import Client
+    from connector.store import IdMapEntry, Store
+    from connector.templates import Funnel, Template
 
 
 class MapError(RuntimeError):
     """A template's process cannot be found on the portal."""
 
 
-def template_json(template: Any) -> dict[str, Any]:
+def template_json(template: Template) -> dict[str, Any]:
     """The template as plain JSON data."""
     if hasattr(template, "model_dump"):
         return template.model_dump(mode="json")
     return json.loads(json.dumps(template, default=str))
 
 
-def signature(template: Any) -> str:
+def signature(template: Template) -> str:
     """A short hash of the template, to notice when a cached map is stale."""
     text = json.dumps(template_json(template), sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -43,23 +44,23 @@ def _labels(value: Any) -> set[str]:
     return {str(value)} if value else set()
 
 
-def _flags(template: Any) -> dict[str, Any]:
+def _flags(template: Template) -> dict[str, Any]:
     return dict(getattr(template, "flags", None) or {})
 
 
-def clients_enabled(template: Any) -> bool:
+def clients_enabled(template: Template) -> bool:
     """Whether the process has client fields (contactIds, companyId)."""
     return bool(_flags(template).get("isClientEnabled"))
 
 
-def default_funnel(template: Any) -> str | None:
+def default_funnel(template: Template) -> str | None:
     """Code of the template's default funnel (the first one when none is marked)."""
     funnels = list(getattr(template, "funnels", None) or [])
     marked = [f.code for f in funnels if getattr(f, "default", False)]
     return marked[0] if marked else (funnels[0].code if funnels else None)
 
 
-def parent_targets(template: Any) -> list[str]:
+def parent_targets(template: Template) -> list[str]:
     """Codes of the process's parents (system type names or process codes)."""
     rel = getattr(template, "relations", None)
     out: list[str] = []
@@ -70,7 +71,7 @@ def parent_targets(template: Any) -> list[str]:
     return out
 
 
-def stage_roles(funnel: Any) -> dict[str, str]:
+def stage_roles(funnel: Funnel) -> dict[str, str]:
     """Template stage code -> system stage code it occupies (first process -> NEW, success, first failure)."""
     roles: dict[str, str] = {}
     stages = list(getattr(funnel, "stages", []) or [])
@@ -84,7 +85,7 @@ def stage_roles(funnel: Any) -> dict[str, str]:
 
 
 def _process_map(
-    template: Any,
+    template: Template,
     etid: int,
     type_id: int,
     fields: list[FieldMap],
@@ -125,18 +126,18 @@ def cache_entry(template: Template, pmap: ProcessMap) -> tuple[str, str, str]:
 # ---- from the deploy id map ---------------------------------------------------------------
 
 
-def _idmap_lookup(entries: list[Any]) -> dict[tuple[str, str], Any]:
+def _idmap_lookup(entries: list[IdMapEntry]) -> dict[tuple[str, str], IdMapEntry]:
     return {(e.kind, e.code): e for e in entries}
 
 
-def _first(idx: dict[tuple[str, str], Any], kind: str, *codes: str) -> Any:
+def _first(idx: dict[tuple[str, str], IdMapEntry], kind: str, *codes: str) -> IdMapEntry | None:
     for code in codes:
         if (kind, code) in idx:
             return idx[(kind, code)]
     return None
 
 
-def from_idmap(template: Any, entries: list[Any], etids: dict[str, int]) -> ProcessMap | None:
+def from_idmap(template: Template, entries: list[IdMapEntry], etids: dict[str, int]) -> ProcessMap | None:
     """Build a map from deploy's id map entries, or None if the process was not deployed by us.
 
     Deploy records kinds type/field/option/funnel/stage keyed by code; several key spellings
@@ -186,7 +187,7 @@ def from_idmap(template: Any, entries: list[Any], etids: dict[str, int]) -> Proc
 # ---- from the portal schema ---------------------------------------------------------------
 
 
-def _find_type(types: list[PortalType], template: Any) -> PortalType | None:
+def _find_type(types: list[PortalType], template: Template) -> PortalType | None:
     for t in types:
         if t.code and t.code == template.code:
             return t
@@ -197,7 +198,7 @@ def _find_type(types: list[PortalType], template: Any) -> PortalType | None:
     return None
 
 
-def discover(client: Any, templates: list[Any]) -> dict[str, ProcessMap]:
+def discover(client: Client, templates: list[Template]) -> dict[str, ProcessMap]:
     """Read the portal schema (3 HTTP requests) and map every template found on it."""
     types = scan_types(client)
     found: dict[str, PortalType] = {}
@@ -215,7 +216,7 @@ def discover(client: Any, templates: list[Any]) -> dict[str, ProcessMap]:
     return {t.code: _build(t, found[t.code], etids) for t in templates}
 
 
-def _build(t: Any, pt: PortalType, etids: dict[str, int]) -> ProcessMap:
+def _build(t: Template, pt: PortalType, etids: dict[str, int]) -> ProcessMap:
     etid, type_id = pt.entity_type_id, pt.id
     by_name = {f.field_name: f for f in pt.fields}
     fields: list[FieldMap] = []

@@ -8,9 +8,10 @@ advanced in the same transaction that commits the last rows.
 from __future__ import annotations
 
 import gc
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector.crm.items import (
     ItemTranslator,
@@ -18,12 +19,27 @@ from connector.crm.items import (
     TranslationError,
     option_marker,
 )
-from connector.store import BULK_NULL, bases, changelog, conflicts, new_key, new_keys, rows
+from connector.store import (
+    BULK_NULL,
+    Change,
+    Conflict,
+    Store,
+    bases,
+    changelog,
+    conflicts,
+    new_key,
+    new_keys,
+    rows,
+)
+from connector.store.stage_moves import StageMoveRow
 from connector.sync.conflicts import diff, merge3
 from connector.sync.fetch import ItemStream
 from connector.sync.report import FailedRow, ProcessFigures
 
 Translated = tuple[dict[int, list[Any]], dict[int, str], list[tuple[dict[str, Any], Exception]]]
+if TYPE_CHECKING:
+    from connector.rest import Client
+
 CHUNK = 5_000  # rows per transaction: fewer commits, memory stays small
 READ_ONLY = ("id", "created_time", "updated_time", "moved_time")
 
@@ -61,8 +77,8 @@ class Puller:
 
     def __init__(
         self,
-        store: Any,
-        client: Any,
+        store: Store,
+        client: Client,
         pmap: ProcessMap,
         tr: ItemTranslator,
         *,
@@ -86,9 +102,9 @@ class Puller:
         self.table_cols = table_cols
         self._use(tr)
         # local state is read inside each write transaction, after the HTTP read (no lost race)
-        self.pending: dict[str, Any] = {}
-        self.pending_delete_ids: dict[int, Any] = {}
-        self.open_conflicts: dict[str, Any] = {}
+        self.pending: dict[str, Change] = {}
+        self.pending_delete_ids: dict[int, Change] = {}
+        self.open_conflicts: dict[str, Conflict] = {}
         self.changed_keys: set[str] = set()  # rows whose values or base a pull changed (push re-reads)
         self.duplicate_xml: dict[str, list[int]] = {}  # xmlId shared by several portal items -> ids
         self.gone_cols: dict[str, str] = {}  # column -> its field, absent from the portal's items
@@ -255,7 +271,7 @@ class Puller:
             at = at.replace(tzinfo=UTC)
         self.failed_since = at if self.failed_since is None else min(self.failed_since, at)
 
-    def _load_local(self, conn: Any) -> None:
+    def _load_local(self, conn: sqlite3.Connection) -> None:
         """Pending (and failed) local changes and open conflicts, read inside the write transaction."""
         self.pending = {c.key: c for c in self.store.unsynced_changes(self.tbl)}
         self.pending_delete_ids = {
@@ -263,7 +279,9 @@ class Puller:
         }
         self.open_conflicts = {c.key: c for c in self.store.list_conflicts(self.tbl, "open")}
 
-    def _apply_values(self, conn: Any, values: dict[int, list[Any]], xml: dict[int, str]) -> None:
+    def _apply_values(
+        self, conn: sqlite3.Connection, values: dict[int, list[Any]], xml: dict[int, str]
+    ) -> None:
         """Items new to the store go straight in as value lists (rows, bases and first stages in bulk
         SQL); items known locally (or in a local delete, or whose xmlId is a local key) are settled."""
         self._load_local(conn)
@@ -301,7 +319,9 @@ class Puller:
         if new_rows:
             self.figures.pulled += self.store.insert_new_rows(self.tbl, self.insert_cols, new_rows, self.cols)
 
-    def _apply_rows(self, conn: Any, remote: dict[int, dict[str, Any]], xml: dict[int, str]) -> None:
+    def _apply_rows(
+        self, conn: sqlite3.Connection, remote: dict[int, dict[str, Any]], xml: dict[int, str]
+    ) -> None:
         by_id = rows.rows_by(conn, self.tbl, "id", list(remote))
         missing_xml = [x for i, x in xml.items() if i not in by_id]
         by_key = rows.rows_by(conn, self.tbl, "key", missing_xml) if missing_xml else {}
@@ -323,7 +343,7 @@ class Puller:
 
     def _new_row(
         self,
-        conn: Any,
+        conn: sqlite3.Connection,
         pid: int,
         rr: dict[str, Any],
         xml: dict[int, str],
@@ -334,7 +354,7 @@ class Puller:
         if pid in self.pending_delete_ids:
             self._remote_vs_local_delete(conn, pid, rr, w)
             return
-        key = xml.get(pid) if pid in xml and xml[pid] not in by_key else new_key()
+        key = xml[pid] if pid in xml and xml[pid] not in by_key else new_key()
         if pid in xml and xml[pid] in by_key:
             other = by_key[xml[pid]].get("id")
             self.duplicate_xml.setdefault(xml[pid], [other] if other else []).append(pid)
@@ -348,7 +368,7 @@ class Puller:
 
     def _known_row(
         self,
-        conn: Any,
+        conn: sqlite3.Connection,
         pid: int,
         rr: dict[str, Any],
         local: dict[str, Any],
@@ -392,7 +412,7 @@ class Puller:
 
     def _settle(
         self,
-        conn: Any,
+        conn: sqlite3.Connection,
         key: str,
         pid: int,
         local: dict[str, Any],
@@ -437,7 +457,12 @@ class Puller:
         return s.row
 
     def _refresh_conflict(
-        self, conn: Any, conflict: Any, open_fields: list[str], local: dict[str, Any], remote: dict[str, Any]
+        self,
+        conn: sqlite3.Connection,
+        conflict: Conflict,
+        open_fields: list[str],
+        local: dict[str, Any],
+        remote: dict[str, Any],
     ) -> None:
         """An open conflict shows the latest values of both sides; it closes once they agree."""
         if not open_fields:
@@ -451,10 +476,12 @@ class Puller:
             remote=remote,
         )
 
-    def _set_base(self, conn: Any, key: str, rr: dict[str, Any]) -> None:
+    def _set_base(self, conn: sqlite3.Connection, key: str, rr: dict[str, Any]) -> None:
         bases.base_set(conn, self.tbl, key, rr["id"], rr.get("updated_time"), self._synced(rr))
 
-    def _remote_vs_local_delete(self, conn: Any, pid: int, rr: dict[str, Any], w: _Writes) -> None:
+    def _remote_vs_local_delete(
+        self, conn: sqlite3.Connection, pid: int, rr: dict[str, Any], w: _Writes
+    ) -> None:
         """Deleted locally, changed on the portal since the base (values compared, not just the
         second-resolution updatedTime): settle by policy, keep both sides in a conflict."""
         ch = self.pending_delete_ids[pid]
@@ -492,7 +519,7 @@ class Puller:
             self._set_base(conn, ch.key, rr)  # the delete goes ahead against what the portal holds now
             self.store.resolve_conflict(cid, "local")
 
-    def _write(self, conn: Any, w: _Writes) -> None:
+    def _write(self, conn: sqlite3.Connection, w: _Writes) -> None:
         if w.inserts:
             names = ["key", *self.row_cols]
             rows.insert_rows(conn, self.tbl, names, [[r.get(n) for n in names] for r in w.inserts])
@@ -509,7 +536,7 @@ class _Writes:
         self.inserts: list[dict[str, Any]] = []
         self.updates: list[tuple[str, dict[str, Any]]] = []
         self.base_keys: list[str] = []
-        self.moves: list[tuple[str, int, str | None, str | None, str, str, str]] = []
+        self.moves: list[StageMoveRow] = []
 
 
 def server_time(local_utc: str | None, offset: float) -> str | None:

@@ -11,9 +11,10 @@ suppression), and is compared with what was sent: a value the portal did not kee
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector.crm.items import (
     WRITE_OUTCOME_UNKNOWN,
@@ -27,10 +28,13 @@ from connector.crm.items import (
     read_items,
     write_items,
 )
-from connector.store import bases, changelog, inflight, rows
+from connector.store import Change, Store, bases, changelog, inflight, rows
 from connector.sync.conflicts import diff
 from connector.sync.pull import READ_ONLY
 from connector.sync.report import FailedRow, ProcessFigures
+
+if TYPE_CHECKING:
+    from connector.rest import Client
 
 MAX_ROUNDS = 3
 Absorb = Callable[[list[dict[str, Any]]], set[str]]
@@ -52,8 +56,8 @@ class Pusher:
 
     def __init__(
         self,
-        store: Any,
-        client: Any,
+        store: Store,
+        client: Client,
         pmap: ProcessMap,
         tr: ItemTranslator,
         *,
@@ -152,7 +156,7 @@ class Pusher:
             except (TranslationError, ValueError) as exc:
                 self._fail(ch.key, ch.seqs, str(exc))
                 continue
-            if planned == "wait":
+            if isinstance(planned, str):  # "wait": a parent goes first
                 continue
             if planned is None:
                 self.store.mark_done(ch.seqs)
@@ -162,7 +166,7 @@ class Pusher:
             done_keys.add(ch.key)
         return wave
 
-    def _plan(self, ch: Any, blocked: set[str]) -> Planned | str | None:
+    def _plan(self, ch: Change, blocked: set[str]) -> Planned | str | None:
         """The write for one pending change: Planned, None (nothing to send) or 'wait' (parent first)."""
         read = self._row(ch.key)
         if ch.op == "D" or read is None:
@@ -260,7 +264,7 @@ class Pusher:
         if self.progress:
             self.progress("push", len(ops))
 
-    def _record(self, conn: Any, res: WriteResult, p: Planned) -> str | None:
+    def _record(self, conn: sqlite3.Connection, res: WriteResult, p: Planned) -> str | None:
         """Write one answer back (compare-and-set); the error text of a row failure, else None."""
         op = p.op
         if res.error is not None:
@@ -349,7 +353,7 @@ class Pusher:
 
     def _write_back(
         self,
-        conn: Any,
+        conn: sqlite3.Connection,
         key: str,
         row: dict[str, Any],
         sent: dict[str, Any],
@@ -375,11 +379,11 @@ class Pusher:
                     self.tbl, key, rr["id"], rr.get("funnel"), old_stage, rr["stage"], at, "push"
                 )
 
-    def _set_base(self, conn: Any, key: str, rr: dict[str, Any]) -> None:
+    def _set_base(self, conn: sqlite3.Connection, key: str, rr: dict[str, Any]) -> None:
         synced = {c: rr.get(c) for c in self.cols}
         bases.base_set(conn, self.tbl, key, rr["id"], rr.get("updated_time"), synced)
 
-    def _tombstone(self, conn: Any, key: str, seqs: list[int]) -> None:
+    def _tombstone(self, conn: sqlite3.Connection, key: str, seqs: list[int]) -> None:
         """The item was deleted on the portal while edited locally: keep the edit in a conflict."""
         row = self._row(key) or {}
         cid = self.store.add_conflict(
@@ -398,7 +402,7 @@ class Pusher:
         self.figures.tombstoned += 1
         self.figures.conflicts += 1
 
-    def _done(self, conn: Any, seqs: list[int]) -> None:
+    def _done(self, conn: sqlite3.Connection, seqs: list[int]) -> None:
         changelog.mark_done(conn, seqs)
 
     def _fail(self, key: str, seqs: list[int], error: str) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -37,8 +37,17 @@ from connector.rest.errors import B24Error
 from connector.store import entities
 from connector.store import rows as table_rows
 
+if TYPE_CHECKING:
+    from connector.rest import Client
+    from connector.store import Store
+    from connector.sync.report import SyncReport
+    from connector.templates import Template
+    from connector.templates.rules import Rule
+
 DEAL = dealmod.DEAL
 BATCH = 50  # parents per batch of creates
+# an error answer, or no answer: the rule's optional extras (linked copies, product rows) are skipped
+PORTAL_ERRORS: tuple[type[BaseException], ...] = (B24Error, *WRITE_OUTCOME_UNKNOWN)
 _DEAL_SELECT = [
     "title",
     "categoryId",
@@ -82,13 +91,27 @@ class RuleFiring(BaseModel):
     child_id: int | None = None
 
 
+def _needs(rule: Rule, name: str) -> str:
+    """A key the rule's kind requires (the template check makes sure it is there); KeyError if not."""
+    value = getattr(rule, name)
+    if not isinstance(value, str):
+        raise KeyError(f"a {rule.kind} rule needs {name!r}")
+    return value
+
+
 def xml_id_for(rule: str, parent_id: int) -> str:
     """The sync key of the child a create_child rule makes for one parent."""
     return f"b24sync:rule:{rule}:{parent_id}"
 
 
 def after_pull(
-    client: Any, store: Any, templates: list[Any], maps: dict[str, ProcessMap], report: Any, *, portal: str
+    client: Client,
+    store: Store,
+    templates: list[Template],
+    maps: dict[str, ProcessMap],
+    report: SyncReport,
+    *,
+    portal: str,
 ) -> None:
     """The sync hook: the rules (their firings go to the report), then linked entities into the store."""
     if any(getattr(t, "rules", None) for t in templates):
@@ -96,7 +119,7 @@ def after_pull(
         report.firings.extend(f.model_dump() for f in engine.run(templates, maps))
     try:  # after the rules, so the stored deals show the stages the rules moved them to
         pull_linked(client, store, templates, maps, portal=portal)
-    except (B24Error, *WRITE_OUTCOME_UNKNOWN) as exc:
+    except PORTAL_ERRORS as exc:
         report.warnings.append(f"linked deals/companies/contacts not refreshed: {exc}")
 
 
@@ -105,8 +128,8 @@ class RuleEngine:
 
     def __init__(
         self,
-        client: Any,
-        store: Any,
+        client: Client,
+        store: Store,
         *,
         portal: str,
         dry_run: bool = False,
@@ -137,7 +160,7 @@ class RuleEngine:
             funnel = dealmod.find_funnel(self.funnels, funnel_name)
             return funnel, dealmod.find_stage(funnel, stage_code)
 
-    def run(self, templates: list[Any], maps: dict[str, ProcessMap]) -> list[RuleFiring]:
+    def run(self, templates: list[Template], maps: dict[str, ProcessMap]) -> list[RuleFiring]:
         """Every rule of every template, in file order; a rule that cannot resolve is a warning."""
         for t in templates:
             pmap = maps.get(t.code)
@@ -158,7 +181,7 @@ class RuleEngine:
         return self.firings
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _child_funnel(self, t: Any, pmap: ProcessMap, rule: Any) -> tuple[str, int | None]:
+    def _child_funnel(self, t: Template, pmap: ProcessMap, rule: Rule) -> tuple[str, int | None]:
         code = rule.child_funnel or pmap.default_funnel or next(iter(pmap.stages), None)
         if code is None:
             raise dealmod.FunnelError(f"process {t.code!r} has no funnel on this portal")
@@ -187,8 +210,8 @@ class RuleEngine:
         return settled, sorted(i for i in states if i not in settled)
 
     # -- create_child ----------------------------------------------------------------------------
-    def _create_child(self, t: Any, pmap: ProcessMap, rule: Any) -> None:
-        funnel, stage = self._resolve(rule.parent_funnel, rule.parent_stage)
+    def _create_child(self, t: Template, pmap: ProcessMap, rule: Rule) -> None:
+        funnel, stage = self._resolve(rule.parent_funnel, _needs(rule, "parent_stage"))
         key = f"{t.code}.{rule.code}"
         params = {
             "entityTypeId": DEAL,
@@ -228,9 +251,9 @@ class RuleEngine:
 
     def _create_chunk(
         self,
-        t: Any,
+        t: Template,
         pmap: ProcessMap,
-        rule: Any,
+        rule: Rule,
         key: str,
         transition: str,
         fields: dict[int, dict[str, Any]],
@@ -274,7 +297,7 @@ class RuleEngine:
         if "products" in rule.copy_fields and children:
             try:
                 copied = self._copy_products(pmap.entity_type_id, children, found)
-            except (B24Error, *WRITE_OUTCOME_UNKNOWN) as exc:
+            except PORTAL_ERRORS as exc:
                 self.warn(f"rule {key}: product rows not copied: {exc}")
         for deal_id, firing in firings.items():
             child_id = int(children[deal_id]["id"])
@@ -284,7 +307,7 @@ class RuleEngine:
                 firing.result += f" with {copied[deal_id]} product rows"
             self._record(firing, DEAL, deal_id)
 
-    def _first_stage(self, t: Any, pmap: ProcessMap, funnel_code: str, code: str | None) -> str | None:
+    def _first_stage(self, t: Template, pmap: ProcessMap, funnel_code: str, code: str | None) -> str | None:
         stages = pmap.stages.get(funnel_code) or {}
         if code is None:
             tf = next((f for f in t.funnels if f.code == funnel_code), None)
@@ -293,7 +316,7 @@ class RuleEngine:
 
     def _child_fields(
         self,
-        rule: Any,
+        rule: Rule,
         pmap: ProcessMap,
         deal: dict[str, Any],
         key: str,
@@ -359,11 +382,12 @@ class RuleEngine:
         return counts
 
     # -- moves of the parent ---------------------------------------------------------------------
-    def _move_parent(self, t: Any, pmap: ProcessMap, rule: Any) -> None:
+    def _move_parent(self, t: Template, pmap: ProcessMap, rule: Rule) -> None:
         child_funnel, _ = self._child_funnel(t, pmap, rule)
-        sid = pmap.stages[child_funnel][rule.child_stage]
+        child_stage = _needs(rule, "child_stage")
+        sid = pmap.stages[child_funnel][child_stage]
         key = f"{t.code}.{rule.code}"
-        settled, unfinished = self._open(key, pmap.entity_type_id, rule.child_stage)
+        settled, unfinished = self._open(key, pmap.entity_type_id, child_stage)
         select = ["id", f"parentId{DEAL}"]
         found = list(list_items(self.client, pmap, filter={"stageId": sid}, select=select))
         seen = {int(c["id"]) for c in found}
@@ -379,12 +403,12 @@ class RuleEngine:
             rule,
             key,
             pmap.entity_type_id,
-            rule.child_stage,
+            child_stage,
             [(int(c["id"]), int(c[f"parentId{DEAL}"])) for c in children],
             f"{t.code}:",
         )
 
-    def _children_done(self, t: Any, pmap: ProcessMap, rule: Any) -> None:
+    def _children_done(self, t: Template, pmap: ProcessMap, rule: Rule) -> None:
         key = f"{t.code}.{rule.code}"
         semantics = {
             sid: tf.stage(code).semantics
@@ -397,22 +421,23 @@ class RuleEngine:
             self.client, pmap, filter={f">parentId{DEAL}": 0}, select=["id", f"parentId{DEAL}", "stageId"]
         ):
             by_parent.setdefault(int(c[f"parentId{DEAL}"]), []).append(
-                semantics.get(c.get("stageId"), "process")
+                semantics.get(str(c.get("stageId")), "process")
             )
-        settled, unfinished = self._open(key, DEAL, rule.when)
+        when = _needs(rule, "when")
+        settled, unfinished = self._open(key, DEAL, when)
         ready = [
             p
             for p, sems in by_parent.items()
             if p not in settled
-            and (all(s == "success" for s in sems) if rule.when == "all_success" else "failure" in sems)
+            and (all(s == "success" for s in sems) if when == "all_success" else "failure" in sems)
         ]
         ready += [p for p in unfinished if p not in ready]  # a move whose answer was lost: finish it
-        self._move(t, rule, key, DEAL, rule.when, [(p, p) for p in ready], "deal:")
+        self._move(t, rule, key, DEAL, when, [(p, p) for p in ready], "deal:")
 
     def _move(
         self,
-        t: Any,
-        rule: Any,
+        t: Template,
+        rule: Rule,
         key: str,
         etid: int,
         transition: str,
@@ -422,7 +447,7 @@ class RuleEngine:
         """Move the parent of each (entity, parent) pair to the rule's stage, or record why not."""
         if not pairs:
             return
-        funnel, target = self._resolve(rule.parent_funnel, rule.parent_stage)
+        funnel, target = self._resolve(rule.parent_funnel, _needs(rule, "parent_stage"))
         deals = dealmod.items_by_id(self.client, DEAL, [p for _, p in pairs], ["categoryId", "stageId"])
         known = {s.status_id for s in funnel.stages}
         stale = [d for d in deals.values() if int(d.get("categoryId") or 0) == funnel.id]
@@ -430,7 +455,7 @@ class RuleEngine:
             # a stage added on the portal since the funnels were cached: read them again (once per run)
             self._funnels, self._fresh = None, True
             self._funnels = dealmod.cached_deal_funnels(self.client, self.store, self.portal, refresh=True)
-            funnel, target = self._resolve(rule.parent_funnel, rule.parent_stage)
+            funnel, target = self._resolve(rule.parent_funnel, _needs(rule, "parent_stage"))
         action = f"move deal to {target.code}"
         for entity_id, parent_id in pairs:
             deal = deals.get(parent_id)
@@ -471,7 +496,7 @@ class RuleEngine:
             self._record(firing, etid, entity_id)
 
     @staticmethod
-    def _verdict(deal: dict[str, Any] | None, funnel: PortalFunnel, target: PortalStage, rule: Any) -> str:
+    def _verdict(deal: dict[str, Any] | None, funnel: PortalFunnel, target: PortalStage, rule: Rule) -> str:
         """`moved`, `already there`, or why the parent is left alone."""
         if deal is None:
             return "not found"
@@ -491,7 +516,7 @@ class RuleEngine:
 
 # -- linked entities ---------------------------------------------------------------------------------
 def pull_linked(
-    client: Any, store: Any, templates: list[Any], maps: dict[str, ProcessMap], *, portal: str
+    client: Client, store: Store, templates: list[Template], maps: dict[str, ProcessMap], *, portal: str
 ) -> int:
     """Copy the parent deals of synced items and the companies/contacts they name into the store."""
     deal_ids: set[int] = set()
@@ -542,7 +567,7 @@ def pull_linked(
 
 
 def _pull_item_dates(
-    client: Any, store: Any, templates: list[Any], maps: dict[str, ProcessMap], portal: str
+    client: Client, store: Store, templates: list[Template], maps: dict[str, ProcessMap], portal: str
 ) -> int:
     """Begin/close dates (validity of a contract, planned dates of an order) of processes that have
     them; sync does not keep them in the process tables, reports need them."""
@@ -586,7 +611,7 @@ def deal_row(d: dict[str, Any], funnels: dict[int | None, PortalFunnel]) -> dict
     }
 
 
-def _ints(store: Any, tbl: str, col: str) -> set[int]:
+def _ints(store: Store, tbl: str, col: str) -> set[int]:
     values = table_rows.distinct_values(store.conn, tbl, col, live=True)
     return {int(v) for v in values if str(v).lstrip("-").isdigit() and int(v) > 0}
 
@@ -599,7 +624,7 @@ def _json(raw: Any) -> list[Any]:
     return [v for v in value if str(v).isdigit()] if isinstance(value, list) else []
 
 
-def preview(client: Any, store: Any, templates: list[Any], *, portal: str) -> list[RuleFiring]:
+def preview(client: Client, store: Store, templates: list[Template], *, portal: str) -> list[RuleFiring]:
     """`sync --dry-run`: what the rules would do now, with no portal write and no firing recorded."""
     from connector.sync.engine import SyncError, resolve_maps, stored_templates
 
