@@ -91,6 +91,8 @@ def update_rows(conn: sqlite3.Connection, tbl: str, updates: Iterable[tuple[str,
     """Set new values of rows by key: (key, {column: value}); one statement per column set."""
     groups: dict[tuple[str, ...], list[list[Any]]] = {}
     for key, values in updates:
+        if not values:
+            continue
         groups.setdefault(tuple(values), []).append([*values.values(), key])
     for cols, params in groups.items():
         sets = ", ".join(f"{ident(c)} = ?" for c in cols)
@@ -99,8 +101,7 @@ def update_rows(conn: sqlite3.Connection, tbl: str, updates: Iterable[tuple[str,
 
 def set_values(conn: sqlite3.Connection, tbl: str, key: str, values: Mapping[str, Any]) -> None:
     """Set some columns of one row."""
-    if values:
-        update_rows(conn, tbl, [(key, values)])
+    update_rows(conn, tbl, [(key, values)])
 
 
 def tombstone(conn: sqlite3.Connection, tbl: str, key: str) -> None:
