@@ -136,12 +136,12 @@ def test_where_cannot_read_other_tables(tmp_path: Path, where: str) -> None:
 
 
 @pytest.mark.parametrize(("where", "keys"), [
-    ("stage_name = 'Принят' OR source_label = 'Рекомендация'", {"c1", "c2"}),
+    ("stage_name = 'Принят' OR channel_label = 'Рекомендация'", {"c1", "c2"}),
     ("salary > 1000 AND title LIKE '%ов%'", {"c1", "c2", "c3"}),
     ("CAST(salary AS INTEGER) BETWEEN 1000 AND 95000", {"c2", "c3"}),
     ('"stage_name" = \'Новый отклик\' AND title LIKE \'%Анна%\'', {"c3"}),
     ("title = 'x) UNION SELECT name FROM sqlite_master --'", set()),  # inside a string it is just text
-    ("coalesce(source, 'none') = 'none' AND id IS NOT NULL", {"c4"}),
+    ("coalesce(channel, 'none') = 'none' AND id IS NOT NULL", {"c4"}),
 ])
 def test_where_still_filters_on_the_exported_columns(tmp_path: Path, where: str, keys: set[str]) -> None:
     buf = io.BytesIO()

@@ -11,9 +11,7 @@ times in UTC (or in `--tz`).
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Iterable
-from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,8 @@ from pydantic import BaseModel
 from connector.reports.columns import describe
 from connector.reports.errors import ReportError
 from connector.reports.formats import user_ids
-from connector.reports.readonly import column_names, connect_readonly
-from connector.reports.source import require_process
+from connector.reports.readonly import open_store, require_process
+from connector.store.reader import StoreReader
 
 log = logging.getLogger("b24sync.reports")
 
@@ -40,17 +38,16 @@ class PortalPeople(BaseModel):
 
 def employee_ids(db_path: str | Path, type_code: str) -> set[int]:
     """The user ids that occur in the process's employee columns (responsible, employee fields)."""
-    with closing(connect_readonly(db_path)) as conn:
-        require_process(conn, type_code)
-        return _employee_ids(conn, type_code)
+    with open_store(db_path) as store:
+        require_process(store, type_code)
+        return _employee_ids(store, type_code)
 
 
-def _employee_ids(conn: sqlite3.Connection, tbl: str) -> set[int]:
-    columns = [c for c in describe(conn, tbl, column_names(conn, tbl)) if c.kind == "employee"]
+def _employee_ids(store: StoreReader, tbl: str) -> set[int]:
+    columns = [c for c in describe(store, tbl, store.columns(tbl)) if c.kind == "employee"]
     found: set[int] = set()
     for column in columns:
-        quoted = '"' + column.code.replace('"', '""') + '"'
-        for (value,) in conn.execute(f'SELECT DISTINCT {quoted} FROM "{tbl}" WHERE {quoted} IS NOT NULL'):
+        for value in store.distinct_values(tbl, column.code):
             found.update(user_ids(value))
     return found
 

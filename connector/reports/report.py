@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from collections.abc import Callable
-from contextlib import closing
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import IO, Any
@@ -14,16 +12,17 @@ from pydantic import BaseModel
 
 from connector.reports import html_report
 from connector.reports.analytics import aging_report, funnel_report, time_in_stage_report
-from connector.reports.catalog import names
+from connector.reports.catalog import label_text, names
 from connector.reports.columns import HEADER_MODES, Column, language
 from connector.reports.errors import ReportError
-from connector.reports.export import check_choice, check_format, to_tz
+from connector.reports.export import check_choice, check_format, display_for
 from connector.reports.formats import Display, tz_name
 from connector.reports.i18n import text
-from connector.reports.readonly import connect_readonly
-from connector.reports.source import require_process
+from connector.reports.readonly import open_store, require_process
 from connector.reports.writers import DIALECTS, WriteOptions, default_dialect, write_csv
 from connector.reports.xlsx import XlsxBook
+from connector.store.reader import StoreReader
+from connector.templates import Template
 
 KINDS = ("funnel", "time-in-stage", "aging", "all")
 REPORT_FORMATS = ("html", "csv", "xlsx")
@@ -97,12 +96,13 @@ _SECTIONS: dict[str, tuple[Callable[..., Any], Callable[..., Table], Callable[[A
 
 
 def build_reports(
-    conn: sqlite3.Connection, type_code: str, kind: str, now: datetime | None = None, template: Any = None
+    store: StoreReader, type_code: str, kind: str, now: datetime | None = None,
+    template: Template | None = None,
 ) -> dict[str, Any]:
     """Compute the report models for a kind ('all' = every kind), keyed by kind."""
-    require_process(conn, type_code)
+    require_process(store, type_code)
     kinds = [k for k in _SECTIONS if kind in (k, "all")]
-    return {k: _SECTIONS[k][0](conn, type_code, now=now, template=template) for k in kinds}
+    return {k: _SECTIONS[k][0](store, type_code, now=now, template=template) for k in kinds}
 
 
 def report(
@@ -112,7 +112,7 @@ def report(
     fmt: str = "html",
     out: str | Path | IO[bytes] | None = None,
     now: datetime | None = None,
-    template: Any = None,
+    template: Template | None = None,
     *,
     tz: tzinfo | str | None = None,
     headers: str = "labels",
@@ -131,26 +131,18 @@ def report(
     check_choice(headers, HEADER_MODES, "--headers")
     if fmt == "csv" and kind == "all":
         raise ReportError("a CSV file holds one table: choose funnel, time-in-stage or aging, or use xlsx")
-    with closing(connect_readonly(db_path)) as conn:
-        reports = build_reports(conn, type_code, kind, now, template)
-        lang = language(conn, type_code, template)
-        process_name = names(conn, type_code, lang)[0]
+    with open_store(db_path) as store:
+        reports = build_reports(store, type_code, kind, now, template)
+        lang = language(store, type_code, template)
+        process_name = names(store, type_code, lang)[0]
     if template is not None:
-        process_name = _template_title(template, lang) or process_name
+        process_name = label_text(template.title, lang) or process_name
     chosen = check_choice(dialect or default_dialect(lang), DIALECTS, "--dialect")
-    zone = to_tz(tz)
-    show = Display(lang=lang, **({"tz": zone} if zone else {}))
+    show = display_for(lang, tz, None)
     payload = _render(type_code, fmt, reports, process_name, show, headers, chosen)
     target = _emit(payload, out)
     data = {k: r.model_dump(mode="json") for k, r in reports.items()}
     return ReportResult(type_code=type_code, kind=kind, format=fmt, output=target, data=data)
-
-
-def _template_title(template: Any, lang: str) -> str:
-    title = getattr(template, "title", None)
-    if isinstance(title, dict):
-        return str(title.get(lang) or next(iter(title.values()), ""))
-    return str(title or "")
 
 
 def _render(
