@@ -135,7 +135,7 @@ def test_unknown_format_and_missing_store(store_path: Path, tmp_path: Path) -> N
 
 def test_store_without_labels_view_exports_the_table(tmp_path: Path) -> None:
     conn = create_store(tmp_path / "s.db")
-    conn.execute("DROP VIEW candidate_labels")
+    conn.conn.execute("DROP VIEW candidate_labels")
     add_item(conn, "k", "NEW", title="Без подписей")
     buf = io.BytesIO()
     result = export(tmp_path / "s.db", "candidate", "csv", buf)

@@ -5,10 +5,11 @@ from connector.store.errors import StoreError
 from connector.store.idmap import IdMap
 from connector.store.keys import new_key, new_keys
 from connector.store.models import BaseSnapshot, Change, Conflict, IdMapEntry, Run, StageMove
+from connector.store.reader import ProcessCatalog, StoreReader
 from connector.store.store import Store
 from connector.store.values import CrmRef, FileRef, Money
 
 __all__ = [
     "BULK_NULL", "BaseSnapshot", "Change", "Conflict", "CrmRef", "FileRef", "IdMap", "IdMapEntry", "Money",
-    "Run", "StageMove", "Store", "StoreError", "new_key", "new_keys",
+    "ProcessCatalog", "Run", "StageMove", "Store", "StoreError", "StoreReader", "new_key", "new_keys",
 ]

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from connector.store import journal
 from connector.store.models import Conflict, Run
 from connector.store.process import FunnelRow, StageRow, funnel_rows, stage_rows
 from connector.store.sqltext import PROCESS_CODE, ident
@@ -401,7 +400,12 @@ class StoreReader:
 
     def runs(self, limit: int) -> list[Run]:
         """The most recent runs first."""
-        return journal.last_runs(self.conn, limit, None, None) if "_runs" in self.objects() else []
+        if "_runs" not in self.objects():
+            return []
+        sql = ("SELECT id, kind, portal, job, started_at, finished_at, status, figures, error FROM _runs "
+               "ORDER BY id DESC LIMIT ?")
+        return [Run(id=r[0], kind=r[1], portal=r[2], job=r[3], started_at=r[4], finished_at=r[5], status=r[6],
+                    figures=_json_object(r[7]) or {}, error=r[8]) for r in self.conn.execute(sql, (limit,))]
 
     def cursors(self) -> list[Cursor]:
         """Every pull cursor, by portal and process."""
@@ -430,7 +434,13 @@ class StoreReader:
         """Open conflicts, oldest first."""
         if "_conflicts" not in self.objects():
             return []
-        return journal.list_conflicts(self.conn, None, "open")[:limit]
+        sql = ("SELECT id, tbl, key, portal_id, fields, local, remote, base, policy, status, resolution, "
+               "created_at, resolved_at FROM _conflicts WHERE status = 'open' ORDER BY id LIMIT ?")
+        return [Conflict(id=r[0], tbl=r[1], key=r[2], portal_id=r[3], fields=_json_list(r[4]),
+                         local=_json_object(r[5]) or {}, remote=_json_object(r[6]) or {},
+                         base=_json_object(r[7]), policy=r[8], status=r[9], resolution=r[10],
+                         created_at=r[11], resolved_at=r[12])
+                for r in self.conn.execute(sql, (limit,))]
 
     # --- caller-built SELECTs over the public objects -------------------------------------------
 
@@ -474,6 +484,15 @@ class StoreReader:
 def _chunks(cursor: sqlite3.Cursor, size: int) -> Iterator[list[tuple[Any, ...]]]:
     while chunk := cursor.fetchmany(size):
         yield chunk
+
+
+def _json_object(text: Any) -> dict[str, Any] | None:
+    """A JSON object column as a dict (None when NULL or not an object)."""
+    try:
+        value = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _json_list(text: Any) -> list[str]:

@@ -36,11 +36,14 @@ _CRM_REF = re.compile(r"^([a-z][a-z0-9_]*):([0-9]+)$")
 
 
 class FieldLike(Protocol):
-    """What the conversions need from a template field."""
+    """What the conversions need from a template field (read-only, so a Literal `type` fits)."""
 
-    code: str
-    type: str
-    multiple: bool
+    @property
+    def code(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def multiple(self) -> bool: ...
 
 
 class Money(BaseModel):
