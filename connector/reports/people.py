@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -23,6 +23,9 @@ from connector.reports.errors import ReportError
 from connector.reports.formats import user_ids
 from connector.reports.readonly import open_store, require_process
 from connector.store.reader import StoreReader
+
+if TYPE_CHECKING:
+    from connector.rest import Client
 
 log = logging.getLogger("b24sync.reports")
 
@@ -59,7 +62,7 @@ def display_name(user: dict[str, Any]) -> str:
     return name or str(user.get("EMAIL") or "").strip() or f"#{user.get('ID')}"
 
 
-def portal_people(client: Any, ids: Iterable[int]) -> PortalPeople:
+def portal_people(client: Client, ids: Iterable[int]) -> PortalPeople:
     """Ask the portal (`user.get`, or `user.current` when no ids) for names and its time zone."""
     wanted = sorted(set(ids))
     users: dict[int, str] = {}
@@ -93,7 +96,7 @@ def _offset(date_start: Any) -> str | None:
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
-def people_for(open_client: Callable[[], Any], db_path: str | Path, type_code: str, *,
+def people_for(open_client: Callable[[], Client], db_path: str | Path, type_code: str, *,
                names: bool = True) -> PortalPeople:
     """Names (when `names`) and the time zone for an export or report of a scheduled job or `Portal`.
 
