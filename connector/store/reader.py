@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from connector.store.errors import StoreError
 from connector.store.models import Conflict, Run
 from connector.store.process import FunnelRow, StageRow, funnel_rows, stage_rows
 from connector.store.sqltext import PROCESS_CODE, ident
@@ -371,6 +372,7 @@ class StoreReader:
     def deal_costs(self, tbl: str, cost_field: str) -> list[DealCost] | None:
         """Deals with live items of `tbl` under them (`parent_deal`), the items' count and summed
         `cost_field`; in funnel, stage and id order. None when sync copied no deals yet."""
+        self._require_columns(tbl, "parent_deal", cost_field)
         if "_deals" not in self.objects():
             return None
         sql = (
@@ -385,6 +387,7 @@ class StoreReader:
     def client_items(self, tbl: str, number_column: str | None = None) -> list[ClientItem]:
         """Live items of a process with a client company: company name and close date when sync copied
         them (`_companies`, `_item_dates`), and `number_column` (e.g. a contract number) if given."""
+        self._require_columns(tbl, "company_id", *([number_column] if number_column else []))
         have = self.objects()
         end = ("(SELECT MAX(closedate) FROM _item_dates x WHERE x.tbl = ? AND x.id = t.id)"
                if "_item_dates" in have else "NULL")
@@ -395,6 +398,12 @@ class StoreReader:
         sql = (f"SELECT t.company_id, {company}, t.id, {number}, t.title, t.funnel, t.stage, t.stage_name, "
                f"{end} FROM {ident(tbl + '_labels')} t WHERE t.deleted = 0")
         return [ClientItem(*row) for row in self.conn.execute(sql, params)]
+
+    def _require_columns(self, tbl: str, *names: str) -> None:
+        missing = [n for n in names if n not in self.columns(tbl)]
+        if missing:
+            raise StoreError(f"process table {tbl!r} has no column(s) {', '.join(missing)}; "
+                             f"columns: {', '.join(self.columns(tbl)) or 'none (no such table)'}")
 
     # --- status -------------------------------------------------------------------------------
 
