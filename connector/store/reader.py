@@ -201,6 +201,7 @@ class StoreReader:
         self.conn = conn
         self.path = path
         self._objects: dict[str, str] | None = None
+        self._templates: dict[str, Template | None] = {}
 
     @classmethod
     def open(cls, path: str | Path) -> StoreReader:
@@ -300,6 +301,11 @@ class StoreReader:
 
     def template(self, tbl: str) -> Template | None:
         """The process template sync remembered (`_sync_templates`); None when absent or unreadable."""
+        if tbl not in self._templates:
+            self._templates[tbl] = self._read_template(tbl)
+        return self._templates[tbl]
+
+    def _read_template(self, tbl: str) -> Template | None:
         if "_sync_templates" not in self.objects():
             return None
         row = self.conn.execute("SELECT data FROM _sync_templates WHERE code = ?", (tbl,)).fetchone()
