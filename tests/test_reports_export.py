@@ -33,7 +33,7 @@ def test_csv_has_labels_parent_titles_and_skips_tombstones(store_path: Path, tmp
     rows = {r["key"]: r for r in read_csv(out)}
     assert result.rows == 5 and set(rows) == {"c1", "c2", "c3", "c4", "c5"}  # c6 is a tombstone
     assert rows["c1"]["stage_name"] == "Принят" and rows["c1"]["funnel_name"] == "Найм"
-    assert rows["c1"]["source_label"] == "HeadHunter" and rows["c2"]["source_label"] == "Рекомендация"
+    assert rows["c1"]["channel_label"] == "HeadHunter" and rows["c2"]["channel_label"] == "Рекомендация"
     assert rows["c1"]["parent_vacancy_title"] == "Механик"
     assert rows["c2"]["parent_vacancy_title"] == "Повар"  # parent known only by its local key
     assert rows["c2"]["title"] == 'Петров, "Пётр"'
@@ -135,7 +135,7 @@ def test_unknown_format_and_missing_store(store_path: Path, tmp_path: Path) -> N
 
 def test_store_without_labels_view_exports_the_table(tmp_path: Path) -> None:
     conn = create_store(tmp_path / "s.db")
-    conn.execute("DROP VIEW candidate_labels")
+    conn.conn.execute("DROP VIEW candidate_labels")
     add_item(conn, "k", "NEW", title="Без подписей")
     buf = io.BytesIO()
     result = export(tmp_path / "s.db", "candidate", "csv", buf)

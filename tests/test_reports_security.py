@@ -18,9 +18,8 @@ from test_reports_helpers import add_item, create_store, sample_store
 
 from connector.reports import ReportError, export
 from connector.reports.formats import neutralise
-from connector.reports.readonly import connect_readonly, scope_reads
-from connector.reports.source import readable_tables
 from connector.reports.where import check_where
+from connector.store.reader import StoreReader
 
 # Issue 15: a CRM item title planted through a web form, and the other formula starts OWASP lists.
 HOSTILE = ['=HYPERLINK("http://evil.example","Нажми")', "=1+2", "+1+2", "-2+3", "@SUM(A1:A9)",
@@ -136,12 +135,12 @@ def test_where_cannot_read_other_tables(tmp_path: Path, where: str) -> None:
 
 
 @pytest.mark.parametrize(("where", "keys"), [
-    ("stage_name = 'Принят' OR source_label = 'Рекомендация'", {"c1", "c2"}),
+    ("stage_name = 'Принят' OR channel_label = 'Рекомендация'", {"c1", "c2"}),
     ("salary > 1000 AND title LIKE '%ов%'", {"c1", "c2", "c3"}),
     ("CAST(salary AS INTEGER) BETWEEN 1000 AND 95000", {"c2", "c3"}),
     ('"stage_name" = \'Новый отклик\' AND title LIKE \'%Анна%\'', {"c3"}),
     ("title = 'x) UNION SELECT name FROM sqlite_master --'", set()),  # inside a string it is just text
-    ("coalesce(source, 'none') = 'none' AND id IS NOT NULL", {"c4"}),
+    ("coalesce(channel, 'none') = 'none' AND id IS NOT NULL", {"c4"}),
 ])
 def test_where_still_filters_on_the_exported_columns(tmp_path: Path, where: str, keys: set[str]) -> None:
     buf = io.BytesIO()
@@ -187,10 +186,12 @@ def test_any_where_reads_only_candidate_rows(tmp_path: Path, where: str) -> None
 
 def test_the_authorizer_also_scopes_reads(tmp_path: Path) -> None:
     """Second line of defence: even SQL that got past the parser could read only process tables."""
-    conn = connect_readonly(sample_store(tmp_path))
-    with scope_reads(conn, readable_tables(conn)):
-        for sql in ("SELECT name FROM sqlite_master", "SELECT * FROM _changes", "SELECT * FROM _runs"):
+    with StoreReader.open(sample_store(tmp_path)) as store:
+        for sql in ("SELECT name FROM sqlite_master", "SELECT * FROM _changes", "SELECT * FROM _runs",
+                    "SELECT * FROM _stages", "SELECT * FROM candidate JOIN _base USING (key)"):
             with pytest.raises(sqlite3.DatabaseError, match="not authorized|prohibited"):
-                conn.execute(sql)
-        assert conn.execute("SELECT COUNT(*) FROM candidate").fetchone() == (6,)
-    assert conn.execute("SELECT COUNT(*) FROM _runs").fetchone() == (0,)  # outside the scope: as before
+                store.select_public(sql)
+        assert next(store.select_public("SELECT COUNT(*) FROM candidate")) == [(6,)]
+        assert store.runs(5) == []  # the store's own typed reads are not scoped
+        with pytest.raises(sqlite3.DatabaseError, match="not authorized|prohibited|readonly"):
+            store.conn.execute("DELETE FROM candidate")  # and nothing writes, in or out of the scope

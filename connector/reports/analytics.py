@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import BaseModel
 
 from connector.reports.catalog import FunnelInfo, default_funnel_code, load_catalog, names
 from connector.reports.columns import language
 from connector.reports.formats import stored_datetime
-from connector.reports.readonly import column_names, table_names
-from connector.reports.source import require_process
+from connector.reports.readonly import require_process
+from connector.store.reader import LiveItem, StoreReader
+from connector.templates import Template
 
 HOUR = 3600.0
 
@@ -105,16 +104,6 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def money_fields(conn: sqlite3.Connection, tbl: str) -> list[str]:
-    """Money fields of a process: an amount column `<code>` with a sibling `<code>_currency`."""
-    cols = column_names(conn, tbl)
-    return [c for c in cols if f"{c}_currency" in cols]
-
-
-def _live(conn: sqlite3.Connection, tbl: str) -> str:
-    return "COALESCE(deleted, 0) = 0" if "deleted" in column_names(conn, tbl) else "1"
-
-
 def _now(now: datetime | None) -> datetime:
     return (now or datetime.now(UTC)).astimezone(UTC)
 
@@ -124,27 +113,24 @@ def _iso(moment: datetime) -> str:
 
 
 def funnel_report(
-    conn: sqlite3.Connection, tbl: str, *, now: datetime | None = None, template: Any = None
+    store: StoreReader, tbl: str, *, now: datetime | None = None, template: Template | None = None
 ) -> FunnelReport:
     """Counts and money sums per funnel and stage, and stage-to-stage conversion."""
-    require_process(conn, tbl)
-    catalog = load_catalog(conn, tbl, language(conn, tbl, template), template=template)
-    default = default_funnel_code(conn, tbl, template)
-    live = _live(conn, tbl)
+    require_process(store, tbl)
+    lang = language(store, tbl, template)
+    catalog = load_catalog(store, tbl, lang, template=template)
+    default = default_funnel_code(store, tbl, template)
     counts: dict[tuple[str, str], int] = defaultdict(int)
-    for f, s, n in conn.execute(f'SELECT funnel, stage, COUNT(*) FROM "{tbl}" WHERE {live} GROUP BY 1, 2'):
-        counts[(f or default, s)] += n
-    money = money_fields(conn, tbl)
+    for f, s, n in store.stage_counts(tbl):
+        counts[(f or default, s or "")] += n
+    money = store.catalog(tbl).money_fields()
     sums: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     for code in money:
-        for f, s, cur, total in conn.execute(
-            f'SELECT funnel, stage, "{code}_currency", SUM("{code}") FROM "{tbl}" '
-            f'WHERE {live} AND "{code}" IS NOT NULL GROUP BY 1, 2, 3'
-        ):
+        for f, s, cur, total in store.money_sums(tbl, code):
             key = f"{code} {cur or ''}".strip()
-            stage_sums = sums[(f or default, s)]
-            stage_sums[key] = round(stage_sums.get(key, 0.0) + (total or 0.0), 2)
-    reached = _reached(conn, tbl, live, default)
+            stage_sums = sums[(f or default, s or "")]
+            stage_sums[key] = round(stage_sums.get(key, 0.0) + total, 2)
+    reached = _reached(store, tbl, default)
     funnels = []
     for funnel in catalog.values():
         for f, s in counts:
@@ -161,29 +147,19 @@ def funnel_report(
         _conversion(stages, {s: keys for (f, s), keys in reached.items() if f == funnel.code})
         funnels.append(FunnelFigures(funnel=funnel.code, funnel_name=funnel.name,
                                      total=sum(s.count for s in stages), stages=stages))
-    process_name, labels = names(conn, tbl, language(conn, tbl, template))
+    process_name, labels = names(store, tbl, lang)
     return FunnelReport(type_code=tbl, generated_at=_iso(_now(now)), money_fields=money, funnels=funnels,
                         process_name=process_name, field_labels={c: labels[c] for c in money if c in labels})
 
 
-def _reached(
-    conn: sqlite3.Connection, tbl: str, live: str, default: str = ""
-) -> dict[tuple[str, str], set[str]]:
+def _reached(store: StoreReader, tbl: str, default: str = "") -> dict[tuple[str, str], set[str]]:
     """Keys of the live items per (funnel, stage) that are there now or were there per the stage history.
 
     History rows of items deleted locally (row gone) or on the portal (tombstone) do not count.
     """
-    history, params = "", ()
-    if "_stage_history" in table_names(conn):
-        history = (
-            "UNION SELECT key, funnel, to_stage FROM _stage_history "
-            f'WHERE tbl = ? AND key IN (SELECT key FROM "{tbl}" WHERE {live})'
-        )
-        params = (tbl,)
-    sql = f'SELECT key, funnel, stage FROM "{tbl}" WHERE {live} {history}'
     reached: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for key, funnel, stage in conn.execute(sql, params):
-        reached[(funnel or default, stage)].add(key)
+    for key, funnel, stage in store.places_reached(tbl):
+        reached[(funnel or default, stage or "")].add(key)
     return reached
 
 
@@ -197,72 +173,65 @@ def _conversion(stages: list[StageFigures], reached: dict[str, set[str]]) -> Non
             current.conversion = round(len(here & later) / len(here), 4)
 
 
-def _stays(conn: sqlite3.Connection, tbl: str, default: str = ""):  # type: ignore[no-untyped-def]
+Stay = tuple[str, str, str, str, str | None]  # key, funnel, stage, entered, left (None: still there)
+
+
+def _stays(store: StoreReader, tbl: str, default: str = "") -> Iterator[Stay]:
     """Yield (key, funnel, stage, entered, left) per stay of a live item; left is None if open.
 
     Stays of items deleted locally (row gone) or on the portal (tombstone) are left out.
     """
-    if "_stage_history" not in table_names(conn):
-        return
-    prev = None
-    for key, funnel, stage, at in conn.execute(
-        "SELECT key, funnel, to_stage, at FROM _stage_history "
-        f'WHERE tbl = ? AND key IN (SELECT key FROM "{tbl}" WHERE {_live(conn, tbl)}) ORDER BY key, at, id',
-        (tbl,),
-    ):
+    prev: tuple[str, str, str, str] | None = None
+    for visit in store.stage_visits(tbl):
         if prev is not None:
             pkey, pfunnel, pstage, pat = prev
-            yield pkey, pfunnel, pstage, pat, (at if pkey == key else None)
-        prev = (key, funnel or default, stage, at)
+            yield pkey, pfunnel, pstage, pat, (visit.at if pkey == visit.key else None)
+        prev = (visit.key, visit.funnel or default, visit.stage, visit.at)
     if prev is not None:
         yield (*prev, None)
 
 
-def _current_items(conn: sqlite3.Connection, tbl: str, default: str = "") -> dict[str, tuple]:
-    """Live items by key: (id, title, funnel, stage, entered-stage time from the item's own columns)."""
-    cols = set(column_names(conn, tbl))
-    entered = [c for c in ("moved_time", "created_time") if c in cols]
-    entered_sql = f"COALESCE({', '.join(entered)})" if entered else "NULL"
-    title = "title" if "title" in cols else "NULL"
-    return {
-        key: (item_id, item_title, funnel or default, stage, entered)
-        for key, item_id, item_title, funnel, stage, entered in conn.execute(
-            f'SELECT key, id, {title}, funnel, stage, {entered_sql} FROM "{tbl}" WHERE {_live(conn, tbl)}'
-        )
-    }
+def _current_items(store: StoreReader, tbl: str, default: str = "") -> dict[str, LiveItem]:
+    """Live items by key, an item without a funnel placed in the default funnel."""
+    return {item.key: item if item.funnel else _in_funnel(item, default) for item in store.live_items(tbl)}
 
 
-def _entered_current(conn: sqlite3.Connection, tbl: str, default: str = "") -> dict[str, datetime]:
+def _in_funnel(item: LiveItem, funnel: str) -> LiveItem:
+    return LiveItem(item.key, item.id, item.title, funnel, item.stage, item.entered)
+
+
+def _entered_current(items: dict[str, LiveItem], stays: list[Stay]) -> dict[str, datetime]:
     """When each live item entered its current stage: last matching history row, else its own columns."""
-    items = _current_items(conn, tbl, default)
-    entered = {key: stored_datetime(item[4]) for key, item in items.items()}
-    for key, _funnel, stage, at, left in _stays(conn, tbl, default):
+    entered = {key: stored_datetime(item.entered) for key, item in items.items()}
+    for key, _funnel, stage, at, left in stays:
         item = items.get(key)
-        if left is None and item is not None and item[3] == stage:
+        if left is None and item is not None and item.stage == stage:
             entered[key] = stored_datetime(at) or entered.get(key)
     return {k: v for k, v in entered.items() if v is not None}
 
 
 def time_in_stage_report(
-    conn: sqlite3.Connection, tbl: str, *, now: datetime | None = None, template: Any = None
+    store: StoreReader, tbl: str, *, now: datetime | None = None, template: Template | None = None
 ) -> TimeInStageReport:
     """Median and 90th percentile hours per stage over completed stays, plus items in the stage now."""
-    require_process(conn, tbl)
+    require_process(store, tbl)
     moment = _now(now)
-    catalog = load_catalog(conn, tbl, language(conn, tbl, template), template=template)
-    default = default_funnel_code(conn, tbl, template)
+    catalog = load_catalog(store, tbl, language(store, tbl, template), template=template)
+    default = default_funnel_code(store, tbl, template)
+    stays = list(_stays(store, tbl, default))
     done: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for _key, funnel, stage, at, left in _stays(conn, tbl, default):
+    for _key, stay_funnel, stay_stage, at, left in stays:
         start, end = stored_datetime(at), stored_datetime(left)
         if start and end:
-            done[(funnel, stage)].append(max(0.0, (end - start).total_seconds() / HOUR))
-    items = _current_items(conn, tbl, default)
+            done[(stay_funnel, stay_stage)].append(max(0.0, (end - start).total_seconds() / HOUR))
+    items = _current_items(store, tbl, default)
     open_hours: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for key, since in _entered_current(conn, tbl, default).items():
-        _id, _title, funnel, stage, _t = items[key]
-        open_hours[(funnel or "", stage)].append(max(0.0, (moment - since).total_seconds() / HOUR))
-    for funnel, stage in list(done) + list(open_hours):
-        catalog.setdefault(funnel, FunnelInfo(code=funnel, name=funnel or "—")).stage(stage)
+    for key, since in _entered_current(items, stays).items():
+        item = items[key]
+        open_hours[(item.funnel or "", item.stage or "")].append(
+            max(0.0, (moment - since).total_seconds() / HOUR))
+    for place, stage in list(done) + list(open_hours):
+        catalog.setdefault(place, FunnelInfo(code=place, name=place or "—")).stage(stage)
     rows = []
     for funnel in catalog.values():
         for st in funnel.stages:
@@ -281,19 +250,21 @@ def _round(value: float | None) -> float | None:
 
 
 def aging_report(
-    conn: sqlite3.Connection, tbl: str, *, now: datetime | None = None, limit: int = 50, template: Any = None
+    store: StoreReader, tbl: str, *, now: datetime | None = None, limit: int = 50,
+    template: Template | None = None,
 ) -> AgingReport:
     """Open items (not in a success or failure stage) that have been in their stage the longest."""
-    require_process(conn, tbl)
+    require_process(store, tbl)
     moment = _now(now)
-    catalog = load_catalog(conn, tbl, language(conn, tbl, template), template=template)
-    default = default_funnel_code(conn, tbl, template)
-    items = _current_items(conn, tbl, default)
-    entered = _entered_current(conn, tbl, default)
+    catalog = load_catalog(store, tbl, language(store, tbl, template), template=template)
+    default = default_funnel_code(store, tbl, template)
+    items = _current_items(store, tbl, default)
+    entered = _entered_current(items, list(_stays(store, tbl, default)))
     rows = []
-    for key, (item_id, title, funnel, stage, _t) in items.items():
+    for key, item in items.items():
+        item_id, title, funnel = item.id, item.title, item.funnel
         info = catalog.setdefault(funnel or "", FunnelInfo(code=funnel or "", name=funnel or "—"))
-        st = info.stage(stage or "")
+        st = info.stage(item.stage or "")
         if st.semantics != "process":
             continue
         since = entered.get(key)

@@ -1,31 +1,18 @@
-"""Funnels and stages of a process, in order, with names and (best-known) semantics."""
+"""Funnels and stages of a process, in order, with names and the meaning the template declares.
+
+Order and meaning (process, success, failure) are what `ensure_process` recorded from the template
+(or the template given to a report). A store made before they were recorded, with no template that
+sync remembered, shows every stage as an open (`process`) stage, in the order items moved through
+them, until the next `b24sync apply` or `sync` records them.
+"""
 
 from __future__ import annotations
 
-import json
-import re
-import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
-from types import SimpleNamespace
-from typing import Any
 
-from connector.reports.readonly import column_names, table_names
-
-_SUCCESS = re.compile(r"(^|_)(SUCCESS|WON|WIN|DONE|HIRED|SIGNED|CLOSED_WON|COMPLETED?)($|_)")
-_FAILURE = re.compile(
-    r"(^|_)(FAIL|FAILED|FAILURE|LOSE|LOST|REJECT|REJECTED|CANCEL|CANCELLED|CANCELED|JUNK)($|_)"
-)
-
-
-def guess_semantics(stage_code: str) -> str:
-    """'success' | 'failure' | 'process' from a stage code (the store keeps no semantics)."""
-    code = stage_code.upper()
-    if _FAILURE.search(code):
-        return "failure"
-    if _SUCCESS.search(code):
-        return "success"
-    return "process"
+from connector.store.reader import FunnelEntry, Labels, Semantics, StoreReader, funnels_from_template
+from connector.templates import Template
 
 
 @dataclass
@@ -34,7 +21,7 @@ class StageInfo:
 
     code: str
     name: str
-    semantics: str
+    semantics: Semantics
 
 
 @dataclass
@@ -46,197 +33,98 @@ class FunnelInfo:
     stages: list[StageInfo] = field(default_factory=list)
 
     def stage(self, code: str) -> StageInfo:
-        """The stage with this code, added at the end (unknown name) if the catalog lacked it."""
+        """The stage with this code, added at the end (named by its code, an open stage) if unknown."""
         for stage in self.stages:
             if stage.code == code:
                 return stage
-        info = StageInfo(code=code, name=code, semantics=guess_semantics(code))
+        info = StageInfo(code=code, name=code, semantics="process")
         self.stages.append(info)
         return info
 
 
-StageRows = list[tuple[str, str, str]]
+def label_text(label: dict[str, str] | None, lang: str) -> str:
+    """A template label in `lang` (else ru, en, `*`, the first one)."""
+    if not label:
+        return ""
+    for key in (lang, "ru", "en", "*"):
+        if label.get(key):
+            return str(label[key])
+    return str(next(iter(label.values()), ""))
 
 
-def _labels(conn: sqlite3.Connection, tbl: str, lang: str) -> tuple[dict[str, str], StageRows]:
-    """Funnel names and (funnel, stage, name) rows in template order, from the store's `_labels` table."""
-    if "_labels" not in table_names(conn):
-        return {}, []
-    if not {"tbl", "kind", "scope", "code", "lang", "label"} <= set(column_names(conn, "_labels")):
-        return {}, []
-    rows = conn.execute(
-        "SELECT kind, scope, code, lang, label FROM _labels WHERE tbl = ? AND kind IN ('funnel', 'stage') "
-        "ORDER BY rowid",
-        (tbl,),
-    ).fetchall()
-    langs = {r[3] for r in rows}
-    chosen = lang if lang in langs else (sorted(langs)[0] if langs else lang)
-    funnels = {code: label for kind, _s, code, lg, label in rows if kind == "funnel" and lg == chosen}
-    stages = [(scope, code, name) for kind, scope, code, lg, name in rows if kind == "stage" and lg == chosen]
-    return funnels, stages
+def default_funnel_code(store: StoreReader, tbl: str, template: Template | None = None) -> str:
+    """The funnel of items stored without one: the template's default (or first) funnel; '' when the
+    process has none or the store has not recorded it."""
+    entries = funnels_from_template(template) if template is not None else store.catalog(tbl).funnels
+    marked = [f.code for f in entries if f.default]
+    return (marked or [f.code for f in entries] or [""])[0]
 
 
-def from_template(template: Any, lang: str = "ru") -> dict[str, FunnelInfo]:
-    """Funnels and stages in template order, with the template's names and semantics."""
+def load_catalog(
+    store: StoreReader, tbl: str, lang: str = "ru", template: Template | None = None
+) -> dict[str, FunnelInfo]:
+    """Funnels (by code) of a process with stages in order, plus any stage items are in that the
+    catalog lacks. Names from the template given, else from the store's labels in `lang`."""
+    entries = funnels_from_template(template) if template is not None else store.catalog(tbl).funnels
+    labels = store.labels(tbl, lang)
+    default = default_funnel_code(store, tbl, template)
+    if entries:
+        catalog = _named(entries, labels, template, lang)
+        for funnel, stage in _positions(store, tbl, default):
+            catalog.setdefault(funnel, FunnelInfo(code=funnel, name=funnel or "—")).stage(stage)
+        return catalog
+    funnel_names = {code: text for (_s, code), text in labels.of_kind("funnel").items()}
+    stage_names = labels.of_kind("stage")
+    catalog = {code: FunnelInfo(code=code, name=name) for code, name in sorted(funnel_names.items())}
+    positions = _positions(store, tbl, default)
+    ordered = sorted(positions, key=lambda k: sum(positions[k]) / len(positions[k]))
+    ordered += [place for place in sorted(stage_names) if place not in positions]
+    for funnel, stage in ordered:
+        name = funnel_names.get(funnel) or funnel or "—"
+        info = catalog.setdefault(funnel, FunnelInfo(code=funnel, name=name))
+        info.stages.append(StageInfo(stage, stage_names.get((funnel, stage)) or stage, "process"))
+    return catalog
+
+
+def _named(
+    entries: tuple[FunnelEntry, ...], labels: Labels, template: Template | None, lang: str
+) -> dict[str, FunnelInfo]:
+    """Display funnels from catalog entries: names from the template when given, else the labels."""
+    funnel_names: dict[str, str] = {}
+    stage_names: dict[tuple[str, str], str] = {}
+    if template is not None:
+        for f in template.funnels:
+            funnel_names[f.code] = label_text(f.name, lang)
+            stage_names.update({(f.code, s.code): label_text(s.name, lang) for s in f.stages})
     catalog: dict[str, FunnelInfo] = {}
-    for funnel in getattr(template, "funnels", None) or []:
-        info = FunnelInfo(code=funnel.code, name=_text(funnel.name, lang) or funnel.code)
-        for stage in funnel.stages:
-            info.stages.append(StageInfo(stage.code, _text(stage.name, lang) or stage.code, stage.semantics))
+    for funnel in entries:
+        name = funnel_names.get(funnel.code) or labels.get("funnel", funnel.code) or funnel.code
+        info = FunnelInfo(code=funnel.code, name=name)
+        for st in funnel.stages:
+            stage_name = (stage_names.get((funnel.code, st.code))
+                          or labels.get("stage", st.code, funnel.code) or st.code)
+            info.stages.append(StageInfo(st.code, stage_name, st.semantics))
         catalog[funnel.code] = info
     return catalog
 
 
-def stored_template(conn: sqlite3.Connection, tbl: str) -> Any:
-    """The process template sync remembered in the store (`_sync_templates`), as attribute objects."""
-    if "_sync_templates" not in table_names(conn):
-        return None
-    row = conn.execute("SELECT data FROM _sync_templates WHERE code = ?", (tbl,)).fetchone()
-    if not row:
-        return None
-    try:
-        return json.loads(row[0], object_hook=lambda d: SimpleNamespace(**d))
-    except (ValueError, TypeError):
-        return None
-
-
-def _text(label: Any, lang: str) -> str:
-    if isinstance(label, SimpleNamespace):
-        label = vars(label)
-    if isinstance(label, dict):
-        for key in (lang, "ru", "en", "*"):
-            if label.get(key):
-                return str(label[key])
-        return str(next(iter(label.values()), ""))
-    return str(label or "")
-
-
-def default_funnel_code(conn: sqlite3.Connection, tbl: str, template: Any = None) -> str:
-    """The funnel of items stored without one: the template's default (or first) funnel, else the one
-    the `<tbl>_labels` view assumes; '' when the process has none."""
-    from connector.reports.labels import default_funnel, view_sql
-
-    template = template if template is not None else stored_template(conn, tbl)
-    funnels = getattr(template, "funnels", None) or []
-    if funnels:
-        marked = [f for f in funnels if getattr(f, "default", False)]
-        return str((marked or funnels)[0].code)
-    return default_funnel(view_sql(conn, f"{tbl}_labels")) or ""
-
-
-def from_idmap(conn: sqlite3.Connection, tbl: str, lang: str) -> dict[str, FunnelInfo]:
-    """Funnels and stages in portal order with their semantics, as deploy recorded them in `_idmap`
-    (the latest portal deployed to); names from `_labels` when it has them."""
-    if "_idmap" not in table_names(conn):
-        return {}
-    latest = conn.execute(
-        "SELECT portal FROM _idmap WHERE kind = 'stage' AND code LIKE ? ESCAPE '\\' "
-        "ORDER BY updated_at DESC LIMIT 1", (tbl.replace("_", "\\_") + ".%",)).fetchone()
-    if latest is None:
-        return {}
-    funnel_names, stage_rows = _labels(conn, tbl, lang)
-    stage_names = {(f, code): name for f, code, name in stage_rows}
-    rows = conn.execute(
-        "SELECT kind, code, extra FROM _idmap WHERE portal = ? AND kind IN ('funnel', 'stage') "
-        "AND code LIKE ? ESCAPE '\\'", (latest[0], tbl.replace("_", "\\_") + ".%")).fetchall()
-    funnels: list[tuple[float, FunnelInfo]] = []
-    stages: list[tuple[float, str, StageInfo]] = []
-    for kind, code, extra_text in rows:
-        try:
-            extra = json.loads(extra_text or "{}")
-        except ValueError:
-            extra = {}
-        parts = code.split(".")
-        sort = float(extra.get("sort") or 0)
-        if kind == "funnel" and len(parts) == 2:
-            name = funnel_names.get(parts[1]) or str(extra.get("name") or parts[1])
-            funnels.append((sort, FunnelInfo(code=parts[1], name=name)))
-        elif kind == "stage" and len(parts) == 3:
-            name = stage_names.get((parts[1], parts[2])) or str(extra.get("name") or parts[2])
-            semantics = str(extra.get("semantics") or guess_semantics(parts[2]))
-            stages.append((sort, parts[1], StageInfo(parts[2], name, semantics)))
-    catalog = {info.code: info for _sort, info in sorted(funnels, key=lambda f: f[0])}
-    for _sort, funnel, stage in sorted(stages, key=lambda s: s[0]):
-        catalog.setdefault(funnel, FunnelInfo(code=funnel, name=funnel_names.get(funnel) or funnel))
-        catalog[funnel].stages.append(stage)
-    return catalog
-
-
-def load_catalog(
-    conn: sqlite3.Connection, tbl: str, lang: str = "ru", template: Any = None
-) -> dict[str, FunnelInfo]:
-    """Funnels (by code) of a process with stages in order.
-
-    With the process template (given, or the one sync keeps in the store): its order, names and
-    semantics. Else as deployed (`_idmap`). Else names from the store's `_labels`, order from the
-    stage history (earlier stages first), semantics guessed from codes.
-    """
-    template = template if template is not None else stored_template(conn, tbl)
-    default = default_funnel_code(conn, tbl, template)
-    catalog = from_template(template, lang) if template is not None else from_idmap(conn, tbl, lang)
-    if catalog:
-        for funnel, stage in _seen_stages(conn, tbl, default):
-            catalog.setdefault(funnel, FunnelInfo(code=funnel, name=funnel or "—")).stage(stage)
-        return catalog
-    funnel_names, stage_rows = _labels(conn, tbl, lang)
-    stage_names = {(f, code): name for f, code, name in stage_rows}
-    catalog = {code: FunnelInfo(code=code, name=name) for code, name in funnel_names.items()}
-    positions = _positions(conn, tbl, default)
-    ordered = sorted(positions, key=lambda k: sum(positions[k]) / len(positions[k]))
-    ordered += [(f, code) for f, code, _n in stage_rows if (f, code) not in positions]
-    view_names = _view_names(conn, tbl, default)
-    for funnel, stage in ordered:
-        name = stage_names.get((funnel, stage)) or view_names.get((funnel, stage)) or stage
-        default_name = funnel_names.get(funnel) or view_names.get((funnel, None)) or funnel or "—"
-        info = catalog.setdefault(funnel, FunnelInfo(code=funnel, name=default_name))
-        info.stages.append(StageInfo(stage, name, guess_semantics(stage)))
-    rank = {"process": 0, "success": 1, "failure": 2}
-    for info in catalog.values():  # final stages go last, successes before failures
-        info.stages.sort(key=lambda s: rank.get(s.semantics, 0))
-    return catalog
-
-
-def _view_names(conn: sqlite3.Connection, tbl: str, default: str = "") -> dict[tuple[str, str | None], str]:
-    """Funnel and stage names shown by the `<code>_labels` view, for stages missing from `_labels`."""
-    view = f"{tbl}_labels"
-    names: dict[tuple[str, str | None], str] = {}
-    if view in table_names(conn) and {"funnel_name", "stage_name"} <= set(column_names(conn, view)):
-        for funnel, fname, stage, sname in conn.execute(
-            f'SELECT DISTINCT funnel, funnel_name, stage, stage_name FROM "{view}"'
-        ):
-            if sname:
-                names[(funnel or default, stage)] = sname
-            if fname:
-                names[(funnel or default, None)] = fname
-    return names
-
-
-def _seen_stages(conn: sqlite3.Connection, tbl: str, default: str = "") -> list[tuple[str, str]]:
-    return list(_positions(conn, tbl, default))
-
-
-def _positions(conn: sqlite3.Connection, tbl: str, default: str = "") -> dict[tuple[str, str], list[int]]:
-    """Positions of each (funnel, stage) in items' stage histories; current stages without history last."""
+def _positions(store: StoreReader, tbl: str, default: str = "") -> dict[tuple[str, str], list[int]]:
+    """Positions of each (funnel, stage) in live items' stage histories; current stages without
+    history last."""
     positions: dict[tuple[str, str], list[int]] = defaultdict(list)
-    if "_stage_history" in table_names(conn):
-        last_key, index = None, 0
-        for key, funnel, stage in conn.execute(
-            "SELECT key, funnel, to_stage FROM _stage_history WHERE tbl = ? ORDER BY key, at, id", (tbl,)
-        ):
-            index = 0 if key != last_key else index + 1
-            last_key = key
-            positions[(funnel or default, stage)].append(index)
-    for funnel, stage in conn.execute(f'SELECT DISTINCT funnel, stage FROM "{tbl}" WHERE stage IS NOT NULL'):
-        positions.setdefault((funnel or default, stage), [10_000])
+    last_key, index = None, 0
+    for visit in store.stage_visits(tbl):
+        index = 0 if visit.key != last_key else index + 1
+        last_key = visit.key
+        positions[(visit.funnel or default, visit.stage)].append(index)
+    for funnel, stage, _count in store.stage_counts(tbl):
+        if stage is not None:
+            positions.setdefault((funnel or default, stage), [10_000])
     return positions
 
 
-def names(conn: sqlite3.Connection, tbl: str, lang: str = "ru") -> tuple[str, dict[str, str]]:
+def names(store: StoreReader, tbl: str, lang: str = "ru") -> tuple[str, dict[str, str]]:
     """The process's display name (its code when unnamed) and its field labels by field code."""
-    from connector.reports.labels import best_labels, view_language
-
-    if "_labels" not in table_names(conn):
-        return tbl, {}
-    labels = best_labels(conn, tbl, view_language(conn, tbl) or lang)
-    fields = {code: label for (kind, _s, code), label in labels.items() if kind == "field"}
-    return labels.get(("process", "", tbl), tbl), fields
+    labels = store.labels(tbl, store.view_language(tbl) or lang)
+    fields = {code: text for (_s, code), text in labels.of_kind("field").items()}
+    return labels.get("process", tbl) or tbl, fields

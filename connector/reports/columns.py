@@ -2,20 +2,19 @@
 
 Kinds drive the writers: XLSX writes real numbers, dates and percentages with number formats, CSV
 and HTML format them for people, JSON lines keep the stored values. Labels come from the template
-sync keeps in the store (`_sync_templates`), else from the store's `_labels`; columns b24sync adds
+sync keeps in the store, else from the store's labels; columns b24sync adds
 itself (id, stage name, times, parent titles, ...) are named here in Russian and English.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Literal
 
-from connector.reports.catalog import stored_template
-from connector.reports.labels import best_labels, view_language
-from connector.reports.readonly import column_names, table_names
+from connector.store.reader import StoreReader
+from connector.templates import Template
+from connector.templates.model import Field
 
 Kind = Literal["text", "integer", "number", "money", "percent", "date", "datetime", "boolean", "employee"]
 HEADER_MODES = ("labels", "codes")
@@ -75,12 +74,11 @@ class Column:
         return self.code if mode == "codes" else self.label
 
 
-def language(conn: sqlite3.Connection, tbl: str, template: Any = None) -> str:
+def language(store: StoreReader, tbl: str, template: Template | None = None) -> str:
     """The language of the store's labels view (chosen when the store was set up, by default the
     template's), else the template's; 'ru' when neither says."""
-    template = template if template is not None else stored_template(conn, tbl)
-    lang = view_language(conn, tbl) or getattr(template, "language", None) or "ru"
-    return str(lang)
+    template = template if template is not None else store.template(tbl)
+    return store.view_language(tbl) or (template.language if template is not None else "ru")
 
 
 def word(key: str, lang: str) -> str:
@@ -93,26 +91,25 @@ def _pick(pair: tuple[str, str], lang: str) -> str:
     return pair[0] if lang == "ru" else pair[1]
 
 
-def _process_name(conn: sqlite3.Connection, code: str, lang: str) -> str:
+def _process_name(store: StoreReader, code: str, lang: str) -> str:
     if code in SYSTEM_NAMES:
         return _pick(SYSTEM_NAMES[code], lang)
-    if "_labels" in table_names(conn):
-        return best_labels(conn, code, lang).get(("process", "", code), code)
-    return code
+    return store.labels(code, lang).get("process", code) or code
 
 
-def describe(conn: sqlite3.Connection, tbl: str, header: Sequence[str], template: Any = None) -> list[Column]:
+def describe(
+    store: StoreReader, tbl: str, header: Sequence[str], template: Template | None = None
+) -> list[Column]:
     """A Column for each exported column name, labelled in the template's language."""
-    template = template if template is not None else stored_template(conn, tbl)
-    lang = language(conn, tbl, template)
-    labels = best_labels(conn, tbl, lang) if "_labels" in table_names(conn) else {}
-    field_labels = {code: text for (kind, _s, code), text in labels.items() if kind == "field"}
-    fields = {f.code: f for f in getattr(template, "fields", None) or []}
+    template = template if template is not None else store.template(tbl)
+    lang = language(store, tbl, template)
+    field_labels = {code: text for (_s, code), text in store.labels(tbl, lang).of_kind("field").items()}
+    fields = {f.code: f for f in (template.fields if template is not None else [])}
     for code, field in fields.items():
-        text = _label_text(getattr(field, "label", None), lang)
+        text = _label_text(field.label, lang)
         if text:
             field_labels[code] = text
-    base = set(column_names(conn, tbl))
+    base = set(store.columns(tbl))
     currencies = {c.removesuffix("_currency") for c in base if c.endswith("_currency")}
     present = base | set(header)
     described = []
@@ -122,18 +119,17 @@ def describe(conn: sqlite3.Connection, tbl: str, header: Sequence[str], template
             lang_code = f"{field_labels[name]} ({word('code', lang)})"
             described.append(Column(name, lang_code, technical=True))
         else:
-            described.append(_column(name, lang, fields, field_labels, currencies, conn))
+            described.append(_column(name, lang, fields, field_labels, currencies, store))
     return _unique(described)
 
 
 def _column(
-    name: str, lang: str, fields: dict[str, Any], labels: dict[str, str], money: set[str],
-    conn: sqlite3.Connection,
+    name: str, lang: str, fields: dict[str, Field], labels: dict[str, str], money: set[str],
+    store: StoreReader,
 ) -> Column:
     field = fields.get(name)
     if field is not None:
-        ftype = getattr(field, "type", "string")
-        multiple = bool(getattr(field, "multiple", False))
+        ftype, multiple = field.type, field.multiple
         label = labels.get(name, name)
         if ftype == "enumeration":
             return Column(name, f"{label} ({word('code', lang)})", technical=True)
@@ -156,25 +152,23 @@ def _column(
     if name in money:  # an amount with a `<name>_currency` sibling, known without the template
         return Column(name, labels.get(name, name), "money", currency=f"{name}_currency")
     if name.startswith("parent_"):
-        return _parent_column(name, lang, conn)
+        return _parent_column(name, lang, store)
     return Column(name, labels.get(name, name))
 
 
-def _parent_column(name: str, lang: str, conn: sqlite3.Connection) -> Column:
+def _parent_column(name: str, lang: str, store: StoreReader) -> Column:
     target = name.removeprefix("parent_")
     if target.endswith("_title"):
-        return Column(name, _process_name(conn, target.removesuffix("_title"), lang))
+        return Column(name, _process_name(store, target.removesuffix("_title"), lang))
     if target.endswith("_key"):
-        process = _process_name(conn, target.removesuffix("_key"), lang)
+        process = _process_name(store, target.removesuffix("_key"), lang)
         return Column(name, f"{process} ({word('key', lang)})", technical=True)
-    return Column(name, f"{_process_name(conn, target, lang)} (ID)", "integer", technical=True)
+    return Column(name, f"{_process_name(store, target, lang)} (ID)", "integer", technical=True)
 
 
-def _label_text(label: Any, lang: str) -> str:
-    if label is None:
+def _label_text(label: dict[str, str], lang: str) -> str:
+    if not label:
         return ""
-    if not isinstance(label, dict):
-        label = vars(label) if hasattr(label, "__dict__") else {"*": label}
     for key in (lang, "*", "ru", "en"):
         if label.get(key):
             return str(label[key])

@@ -5,10 +5,7 @@ table, its stage labels, the end dates sync copied into `_item_dates` and compan
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO
@@ -19,10 +16,10 @@ from connector.reports import html_report
 from connector.reports.catalog import names
 from connector.reports.errors import ReportError
 from connector.reports.export import check_format
-from connector.reports.readonly import connect_readonly
+from connector.reports.readonly import open_store, require_process
 from connector.reports.report import ReportResult, _emit
-from connector.reports.source import require_process
 from connector.reports.writers import WriteOptions, plain_columns, write_csv, write_tables
+from connector.store.reader import StoreReader
 
 FORMATS = ("html", "csv", "xlsx")
 HEADER = [
@@ -63,69 +60,50 @@ class ContractsReport(BaseModel):
     rows: list[ContractRow]
 
 
-def _closed_stages(conn: sqlite3.Connection, type_code: str) -> set[tuple[str | None, str]]:
-    """(funnel, stage) codes with success/failure semantics, from the template sync keeps."""
-    try:
-        row = conn.execute("SELECT data FROM _sync_templates WHERE code = ?", (type_code,)).fetchone()
-    except sqlite3.DatabaseError:
-        return set()
-    if row is None:
-        return set()
-    data = json.loads(row[0])
-    return {
-        (f.get("code"), s.get("code"))
-        for f in data.get("funnels") or []
-        for s in f.get("stages") or []
-        if s.get("semantics") in ("success", "failure")
-    }
+def _closed_stages(store: StoreReader, type_code: str) -> set[tuple[str | None, str]]:
+    """(funnel, stage) codes with success/failure meaning, as the store recorded them from the template
+    (an item stored without a funnel is in the default funnel)."""
+    catalog = store.catalog(type_code)
+    closed: set[tuple[str | None, str]] = set()
+    for funnel in catalog.funnels:
+        for stage in funnel.stages:
+            if stage.semantics != "process":
+                closed.add((funnel.code, stage.code))
+                if funnel.code == catalog.default_funnel:
+                    closed.add((None, stage.code))
+    return closed
 
 
 def contracts_report(
-    conn: sqlite3.Connection, type_code: str = "contract", days: int = 30, today: date | None = None
+    store: StoreReader, type_code: str = "contract", days: int = 30, today: date | None = None
 ) -> ContractsReport:
-    """Compute the report from a read-only store connection."""
+    """Compute the report from a store opened for reading."""
     if days < 0:
         raise ReportError(f"--days must be 0 or more, got {days}")
-    require_process(conn, type_code)
-    cols = {r[1] for r in conn.execute(f'PRAGMA table_info("{type_code}")')}
+    require_process(store, type_code)
+    cols = set(store.columns(type_code))
     if "company_id" not in cols:
         raise ReportError(f"process {type_code!r} has no client company (isClientEnabled is off)")
     today = today or datetime.now(UTC).date()
-    closed = _closed_stages(conn, type_code)
-    have = {
-        r[0]
-        for r in conn.execute("SELECT name FROM sqlite_master WHERE name IN ('_item_dates', '_companies')")
-    }
-    end = (
-        "(SELECT MAX(closedate) FROM _item_dates x WHERE x.tbl = ? AND x.id = t.id)"
-        if "_item_dates" in have
-        else "NULL"
-    )
-    company = (
-        "(SELECT MAX(title) FROM _companies c WHERE c.id = t.company_id)" if "_companies" in have else "NULL"
-    )
-    number = "t.contract_no" if "contract_no" in cols else "NULL"
-    params = (type_code,) if "_item_dates" in have else ()
-    sql = (
-        f"SELECT t.company_id, {company}, t.id, {number}, t.title, t.funnel, t.stage, t.stage_name, {end} "
-        f'FROM "{type_code}_labels" t WHERE t.deleted = 0'
-    )
+    closed = _closed_stages(store, type_code)
     rows: list[ContractRow] = []
-    for cid, cname, ident, no, title, funnel, stage, stage_name, end_date in conn.execute(sql, params):
-        is_open = (funnel, stage) not in closed
+    for item in store.client_items(type_code, "contract_no" if "contract_no" in cols else None):
+        is_open = (item.funnel, item.stage) not in closed
+        end_date = item.close_date
         left = (date.fromisoformat(end_date[:10]) - today).days if end_date else None
         flag = ""
         if is_open and left is not None:
             flag = FLAG_EXPIRED if left < 0 else FLAG_EXPIRING if left <= days else ""
+        cid = item.company_id
         rows.append(
             ContractRow(
                 company_id=cid,
-                company=cname or (f"#{cid}" if cid else "(no company)"),
-                id=ident,
-                contract_no=no,
-                title=title,
-                stage=stage,
-                stage_name=stage_name,
+                company=item.company or (f"#{cid}" if cid else "(no company)"),
+                id=item.id,
+                contract_no=item.number,
+                title=item.title,
+                stage=item.stage,
+                stage_name=item.stage_name,
                 open=is_open,
                 end_date=end_date,
                 days_left=left,
@@ -137,7 +115,7 @@ def contracts_report(
         key=lambda r: (r.company.lower(), rank[r.flag], r.days_left if r.days_left is not None else 10**6)
     )
     # companies with something to act on come first
-    urgency = {}
+    urgency: dict[str, int] = {}
     for r in rows:
         urgency[r.company] = min(urgency.get(r.company, 2), rank[r.flag])
     rows.sort(key=lambda r: urgency[r.company])
@@ -204,9 +182,9 @@ def contracts(
 ) -> ReportResult:
     """Write the contracts report from a store file."""
     fmt = check_format(fmt, FORMATS)
-    with closing(connect_readonly(db_path)) as conn:
-        rep = contracts_report(conn, type_code, days, today)
-        process_name = names(conn, type_code)[0]
+    with open_store(db_path) as store:
+        rep = contracts_report(store, type_code, days, today)
+        process_name = names(store, type_code)[0]
     target = _emit(writer(rep, fmt, process_name), out)
     return ReportResult(
         type_code=type_code, kind="contracts", format=fmt, output=target, data=rep.model_dump(mode="json")

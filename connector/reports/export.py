@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import itertools
 import os
-import sqlite3
 import sys
-from collections.abc import Mapping, Sequence
-from contextlib import closing
+from collections.abc import Callable, Mapping, Sequence
 from datetime import tzinfo
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from pydantic import BaseModel
 
@@ -18,9 +16,10 @@ from connector.reports.catalog import names
 from connector.reports.columns import HEADER_MODES, Column, describe, language
 from connector.reports.errors import ReportError
 from connector.reports.formats import Display, parse_tz, tz_name
-from connector.reports.readonly import connect_readonly
-from connector.reports.source import build_query, iter_chunks, require_process
+from connector.reports.readonly import open_store, require_process
+from connector.reports.source import build_query, iter_chunks
 from connector.reports.writers import DIALECTS, FORMATS, WRITERS, WriteOptions, default_dialect
+from connector.store.reader import StoreReader
 
 
 class ExportResult(BaseModel):
@@ -81,22 +80,21 @@ def export(
     """
     fmt = check_format(fmt)
     check_choice(headers, HEADER_MODES, "--headers")
-    with closing(connect_readonly(db_path)) as conn:
-        require_process(conn, type_code)
-        lang = language(conn, type_code)
+    with open_store(db_path) as store:
+        require_process(store, type_code)
+        lang = language(store, type_code)
         chosen = check_choice(dialect or default_dialect(lang), DIALECTS, "--dialect")
-        described = _columns(conn, type_code, fmt, columns, include_deleted)
-        query = build_query(conn, type_code, where=where, columns=[c.code for c in described],
+        described = _columns(store, type_code, fmt, columns, include_deleted)
+        query = build_query(store, type_code, where=where, columns=[c.code for c in described],
                             include_deleted=include_deleted)
-        zone = to_tz(tz)
-        display = Display(lang=lang, users=dict(users or {}), **({"tz": zone} if zone else {}))
-        process_name = names(conn, type_code, lang)[0]
+        display = display_for(lang, tz, users)
+        process_name = names(store, type_code, lang)[0]
         shown = [c for c in described if not c.hidden]
         note = _note(lang, display, len(shown), fmt, not columns)
         opts = WriteOptions(title=process_name or type_code, headers=headers, dialect=chosen,
                             bom=True if bom else None, formula_guard=formula_guard, display=display,
                             note=note)
-        chunks = iter_chunks(conn, query)
+        chunks = iter_chunks(store, query)
         first = next(chunks, [])  # runs the query: a bad --where fails before any file is created
         rows = itertools.chain([first], chunks)
         writer = WRITERS[fmt]
@@ -115,15 +113,23 @@ def export(
                         time_zone=tz_name(display.tz))
 
 
+def display_for(lang: str, tz: tzinfo | str | None, users: Mapping[int, str] | None) -> Display:
+    """How values are shown: the language, the time zone (UTC when not known) and user names."""
+    zone = to_tz(tz)
+    if zone is None:
+        return Display(lang=lang, users=dict(users or {}))
+    return Display(lang=lang, users=dict(users or {}), tz=zone)
+
+
 def _columns(
-    conn: sqlite3.Connection, type_code: str, fmt: str, wanted: Sequence[str] | None, include_deleted: bool
+    store: StoreReader, type_code: str, fmt: str, wanted: Sequence[str] | None, include_deleted: bool
 ) -> list[Column]:
     """The exported columns, described: the ones asked for (all; for HTML the readable default set),
     plus hidden currency columns that money columns need for their format."""
-    available = build_query(conn, type_code, include_deleted=include_deleted).header
-    every = describe(conn, type_code, available)
+    available = build_query(store, type_code, include_deleted=include_deleted).header
+    every = describe(store, type_code, available)
     if wanted:
-        build_query(conn, type_code, columns=wanted)  # unknown names: an error listing the valid ones
+        build_query(store, type_code, columns=wanted)  # unknown names: an error listing the valid ones
         by_code = {c.code: c for c in every}
         chosen = [by_code[name] for name in dict.fromkeys(wanted)]
     elif fmt == "html":  # what a person reads first: id, title, funnel and stage; codes left out
@@ -155,7 +161,7 @@ def _note(lang: str, display: Display, shown: int, fmt: str, default_set: bool) 
     return text
 
 
-def _write_file(path: Path, write: Any) -> int:
+def _write_file(path: Path, write: Callable[[IO[bytes]], int]) -> int:
     """Write to `<path>.part` and rename, so a failed export never leaves a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")

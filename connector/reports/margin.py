@@ -4,9 +4,7 @@ deals that sync copied into `_deals` (sync/rules.py `pull_linked`)."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -17,10 +15,10 @@ from connector.reports import html_report
 from connector.reports.catalog import names
 from connector.reports.errors import ReportError
 from connector.reports.export import check_format
-from connector.reports.readonly import connect_readonly
+from connector.reports.readonly import open_store, require_process
 from connector.reports.report import ReportResult, _emit
-from connector.reports.source import require_process
 from connector.reports.writers import WriteOptions, plain_columns, write_csv, write_tables
+from connector.store.reader import StoreReader
 
 FORMATS = ("html", "csv", "xlsx")
 DEAL_HEADER = [
@@ -85,10 +83,10 @@ def _percent(margin: float, amount: float) -> float | None:
     return round(margin / amount * 100, 1) if amount else None
 
 
-def margin_report(conn: sqlite3.Connection, type_code: str, cost_field: str = "cost") -> MarginReport:
-    """Compute the report from a read-only store connection."""
-    require_process(conn, type_code)
-    cols = {r[1] for r in conn.execute(f'PRAGMA table_info("{type_code}")')}
+def margin_report(store: StoreReader, type_code: str, cost_field: str = "cost") -> MarginReport:
+    """Compute the report from a store opened for reading."""
+    require_process(store, type_code)
+    cols = set(store.columns(type_code))
     if "parent_deal" not in cols:
         raise ReportError(f'process {type_code!r} has no parent deal (relations.parents must list "deal")')
     if cost_field not in cols:
@@ -96,32 +94,26 @@ def margin_report(conn: sqlite3.Connection, type_code: str, cost_field: str = "c
         raise ReportError(
             f"process {type_code!r} has no field {cost_field!r}; money fields: {', '.join(money) or 'none'}"
         )
-    has_deals = conn.execute("SELECT 1 FROM sqlite_master WHERE name = '_deals'").fetchone()
-    if not has_deals:
+    rows = store.deal_costs(type_code, cost_field)
+    if rows is None:
         raise ReportError("the store has no deals yet: run `b24sync sync` with this process first")
-    rows = conn.execute(
-        "SELECT d.id, d.title, d.funnel, d.stage, d.stage_label, d.stage_sort, COALESCE(d.amount, 0), "
-        f'd.currency, COUNT(o.key), COALESCE(SUM(o."{cost_field}"), 0) FROM _deals d JOIN "{type_code}" o '
-        "ON o.parent_deal = d.id AND o.deleted = 0 GROUP BY d.portal, d.id "
-        "ORDER BY d.funnel_id, d.stage_sort, d.id"
-    ).fetchall()
     deals = [
         DealMargin(
-            deal_id=r[0],
-            title=r[1],
-            funnel=r[2],
-            stage=r[3],
-            stage_name=r[4],
-            amount=float(r[6]),
-            currency=r[7],
-            orders=r[8],
-            production_cost=float(r[9]),
-            margin=float(r[6]) - float(r[9]),
-            margin_percent=_percent(float(r[6]) - float(r[9]), float(r[6])),
+            deal_id=r.id,
+            title=r.title,
+            funnel=r.funnel,
+            stage=r.stage,
+            stage_name=r.stage_label,
+            amount=r.amount,
+            currency=r.currency,
+            orders=r.items,
+            production_cost=r.cost,
+            margin=r.amount - r.cost,
+            margin_percent=_percent(r.amount - r.cost, r.amount),
         )
         for r in rows
     ]
-    totals: dict[tuple[Any, Any], StageTotal] = {}
+    totals: dict[tuple[str | None, str | None], StageTotal] = {}
     for d in deals:
         t = totals.setdefault(
             (d.funnel, d.stage),
@@ -152,7 +144,7 @@ def margin_report(conn: sqlite3.Connection, type_code: str, cost_field: str = "c
     )
 
 
-def _tables(rep: MarginReport) -> dict[str, tuple[list[str], list[list[Any]]]]:
+def _tables(rep: MarginReport) -> dict[str, tuple[Sequence[str], list[list[Any]]]]:
     return {
         "deals": (DEAL_HEADER, [[getattr(d, h) for h in DEAL_HEADER] for d in rep.deals]),
         "stages": (STAGE_HEADER, [[getattr(s, h) for h in STAGE_HEADER] for s in rep.stages]),
@@ -247,9 +239,9 @@ def margin(
 ) -> ReportResult:
     """Write the margin report of `type_code` from a store file."""
     fmt = check_format(fmt, FORMATS)
-    with closing(connect_readonly(db_path)) as conn:
-        rep = margin_report(conn, type_code, cost_field)
-        process_name = names(conn, type_code)[0]
+    with open_store(db_path) as store:
+        rep = margin_report(store, type_code, cost_field)
+        process_name = names(store, type_code)[0]
     target = _emit(writer(rep, fmt, process_name), out)
     return ReportResult(
         type_code=type_code, kind="margin", format=fmt, output=target, data=rep.model_dump(mode="json")

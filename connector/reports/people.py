@@ -11,20 +11,21 @@ times in UTC (or in `--tz`).
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Iterable
-from contextlib import closing
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from connector.reports.columns import describe
 from connector.reports.errors import ReportError
 from connector.reports.formats import user_ids
-from connector.reports.readonly import column_names, connect_readonly
-from connector.reports.source import require_process
+from connector.reports.readonly import open_store, require_process
+from connector.store.reader import StoreReader
+
+if TYPE_CHECKING:
+    from connector.rest import Client
 
 log = logging.getLogger("b24sync.reports")
 
@@ -40,17 +41,16 @@ class PortalPeople(BaseModel):
 
 def employee_ids(db_path: str | Path, type_code: str) -> set[int]:
     """The user ids that occur in the process's employee columns (responsible, employee fields)."""
-    with closing(connect_readonly(db_path)) as conn:
-        require_process(conn, type_code)
-        return _employee_ids(conn, type_code)
+    with open_store(db_path) as store:
+        require_process(store, type_code)
+        return _employee_ids(store, type_code)
 
 
-def _employee_ids(conn: sqlite3.Connection, tbl: str) -> set[int]:
-    columns = [c for c in describe(conn, tbl, column_names(conn, tbl)) if c.kind == "employee"]
+def _employee_ids(store: StoreReader, tbl: str) -> set[int]:
+    columns = [c for c in describe(store, tbl, store.columns(tbl)) if c.kind == "employee"]
     found: set[int] = set()
     for column in columns:
-        quoted = '"' + column.code.replace('"', '""') + '"'
-        for (value,) in conn.execute(f'SELECT DISTINCT {quoted} FROM "{tbl}" WHERE {quoted} IS NOT NULL'):
+        for value in store.distinct_values(tbl, column.code):
             found.update(user_ids(value))
     return found
 
@@ -62,7 +62,7 @@ def display_name(user: dict[str, Any]) -> str:
     return name or str(user.get("EMAIL") or "").strip() or f"#{user.get('ID')}"
 
 
-def portal_people(client: Any, ids: Iterable[int]) -> PortalPeople:
+def portal_people(client: Client, ids: Iterable[int]) -> PortalPeople:
     """Ask the portal (`user.get`, or `user.current` when no ids) for names and its time zone."""
     wanted = sorted(set(ids))
     users: dict[int, str] = {}
@@ -96,7 +96,7 @@ def _offset(date_start: Any) -> str | None:
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
-def people_for(open_client: Callable[[], Any], db_path: str | Path, type_code: str, *,
+def people_for(open_client: Callable[[], Client], db_path: str | Path, type_code: str, *,
                names: bool = True) -> PortalPeople:
     """Names (when `names`) and the time zone for an export or report of a scheduled job or `Portal`.
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from collections.abc import Callable
-from contextlib import closing
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import IO, Any
@@ -13,22 +11,31 @@ from typing import IO, Any
 from pydantic import BaseModel
 
 from connector.reports import html_report
-from connector.reports.analytics import aging_report, funnel_report, time_in_stage_report
-from connector.reports.catalog import names
+from connector.reports.analytics import (
+    AgingReport,
+    FunnelReport,
+    TimeInStageReport,
+    aging_report,
+    funnel_report,
+    time_in_stage_report,
+)
+from connector.reports.catalog import label_text, names
 from connector.reports.columns import HEADER_MODES, Column, language
 from connector.reports.errors import ReportError
-from connector.reports.export import check_choice, check_format, to_tz
+from connector.reports.export import check_choice, check_format, display_for
 from connector.reports.formats import Display, tz_name
 from connector.reports.i18n import text
-from connector.reports.readonly import connect_readonly
-from connector.reports.source import require_process
+from connector.reports.readonly import open_store, require_process
 from connector.reports.writers import DIALECTS, WriteOptions, default_dialect, write_csv
 from connector.reports.xlsx import XlsxBook
+from connector.store.reader import StoreReader
+from connector.templates import Template
 
 KINDS = ("funnel", "time-in-stage", "aging", "all")
 REPORT_FORMATS = ("html", "csv", "xlsx")
 
 Table = tuple[list[Column], list[list[Any]]]
+Report = FunnelReport | TimeInStageReport | AgingReport
 
 
 class ReportResult(BaseModel):
@@ -45,7 +52,7 @@ def _col(code: str, key: str, lang: str, kind: str = "text", **extra: Any) -> Co
     return Column(code, text(key, lang, **extra) if extra else text(key, lang), kind)  # type: ignore[arg-type]
 
 
-def _funnel_table(rep: Any, lang: str, codes: bool = False) -> Table:
+def _funnel_table(rep: FunnelReport, lang: str, codes: bool = False) -> Table:
     sum_names = sorted({name for f in rep.funnels for s in f.stages for name in s.sums})
     columns = [
         _col("funnel", "col.funnel_code", lang), _col("funnel_name", "col.funnel", lang),
@@ -68,7 +75,7 @@ def _funnel_table(rep: Any, lang: str, codes: bool = False) -> Table:
     return columns, rows
 
 
-def _time_table(rep: Any, lang: str) -> Table:
+def _time_table(rep: TimeInStageReport, lang: str) -> Table:
     columns = [
         _col("funnel", "col.funnel_code", lang), _col("funnel_name", "col.funnel", lang),
         _col("stage", "col.stage_code", lang), _col("stage_name", "col.stage", lang),
@@ -80,7 +87,7 @@ def _time_table(rep: Any, lang: str) -> Table:
     return columns, [[getattr(r, c.code) for c in columns] for r in rep.stages]
 
 
-def _aging_table(rep: Any, lang: str, tz: str = "UTC") -> Table:
+def _aging_table(rep: AgingReport, lang: str, tz: str = "UTC") -> Table:
     columns = [
         _col("key", "col.key", lang), _col("id", "col.id", lang, "integer"), _col("title", "col.item", lang),
         _col("funnel_name", "col.funnel", lang), _col("stage_name", "col.stage", lang),
@@ -89,20 +96,28 @@ def _aging_table(rep: Any, lang: str, tz: str = "UTC") -> Table:
     return columns, [[getattr(r, c.code) for c in columns] for r in rep.items]
 
 
-_SECTIONS: dict[str, tuple[Callable[..., Any], Callable[..., Table], Callable[[Any, Display], str]]] = {
-    "funnel": (funnel_report, _funnel_table, html_report.funnel_section),
-    "time-in-stage": (time_in_stage_report, _time_table, html_report.time_section),
-    "aging": (aging_report, _aging_table, html_report.aging_section),
+_BUILDERS: dict[str, Callable[..., Report]] = {
+    "funnel": funnel_report, "time-in-stage": time_in_stage_report, "aging": aging_report,
 }
 
 
+def _section(rep: Report, show: Display) -> str:
+    """The HTML section of one report."""
+    if isinstance(rep, FunnelReport):
+        return html_report.funnel_section(rep, show)
+    if isinstance(rep, TimeInStageReport):
+        return html_report.time_section(rep, show)
+    return html_report.aging_section(rep, show)
+
+
 def build_reports(
-    conn: sqlite3.Connection, type_code: str, kind: str, now: datetime | None = None, template: Any = None
-) -> dict[str, Any]:
+    store: StoreReader, type_code: str, kind: str, now: datetime | None = None,
+    template: Template | None = None,
+) -> dict[str, Report]:
     """Compute the report models for a kind ('all' = every kind), keyed by kind."""
-    require_process(conn, type_code)
-    kinds = [k for k in _SECTIONS if kind in (k, "all")]
-    return {k: _SECTIONS[k][0](conn, type_code, now=now, template=template) for k in kinds}
+    require_process(store, type_code)
+    kinds = [k for k in _BUILDERS if kind in (k, "all")]
+    return {k: _BUILDERS[k](store, type_code, now=now, template=template) for k in kinds}
 
 
 def report(
@@ -112,7 +127,7 @@ def report(
     fmt: str = "html",
     out: str | Path | IO[bytes] | None = None,
     now: datetime | None = None,
-    template: Any = None,
+    template: Template | None = None,
     *,
     tz: tzinfo | str | None = None,
     headers: str = "labels",
@@ -131,59 +146,51 @@ def report(
     check_choice(headers, HEADER_MODES, "--headers")
     if fmt == "csv" and kind == "all":
         raise ReportError("a CSV file holds one table: choose funnel, time-in-stage or aging, or use xlsx")
-    with closing(connect_readonly(db_path)) as conn:
-        reports = build_reports(conn, type_code, kind, now, template)
-        lang = language(conn, type_code, template)
-        process_name = names(conn, type_code, lang)[0]
+    with open_store(db_path) as store:
+        reports = build_reports(store, type_code, kind, now, template)
+        lang = language(store, type_code, template)
+        process_name = names(store, type_code, lang)[0]
     if template is not None:
-        process_name = _template_title(template, lang) or process_name
+        process_name = label_text(template.title, lang) or process_name
     chosen = check_choice(dialect or default_dialect(lang), DIALECTS, "--dialect")
-    zone = to_tz(tz)
-    show = Display(lang=lang, **({"tz": zone} if zone else {}))
+    show = display_for(lang, tz, None)
     payload = _render(type_code, fmt, reports, process_name, show, headers, chosen)
     target = _emit(payload, out)
     data = {k: r.model_dump(mode="json") for k, r in reports.items()}
     return ReportResult(type_code=type_code, kind=kind, format=fmt, output=target, data=data)
 
 
-def _template_title(template: Any, lang: str) -> str:
-    title = getattr(template, "title", None)
-    if isinstance(title, dict):
-        return str(title.get(lang) or next(iter(title.values()), ""))
-    return str(title or "")
-
-
 def _render(
-    type_code: str, fmt: str, reports: dict[str, Any], process_name: str, show: Display, headers: str,
+    type_code: str, fmt: str, reports: dict[str, Report], process_name: str, show: Display, headers: str,
     dialect: str,
 ) -> Callable[[IO[bytes]], None]:
     """A function writing the chosen format to a binary stream."""
     lang = show.lang
 
-    def table(kind: str, rep: Any) -> Table:
-        if kind == "aging":
+    def table(rep: Report) -> Table:
+        if isinstance(rep, AgingReport):
             return _aging_table(rep, lang, tz_name(show.tz))
-        if kind == "funnel":
+        if isinstance(rep, FunnelReport):
             return _funnel_table(rep, lang, codes=headers == "codes")
         return _time_table(rep, lang)
 
     def write_html(f: IO[bytes]) -> None:
         generated = next(iter(reports.values())).generated_at
-        sections = [_SECTIONS[k][2](r, show) for k, r in reports.items()]
+        sections = [_section(r, show) for r in reports.values()]
         title = f"{process_name or type_code}: " + ", ".join(text(f"title.{k}", lang) for k in reports)
         page = html_report.render_page(title, generated, sections, type_code=type_code, show=show)
         f.write(page.encode("utf-8"))
 
     def write_one_csv(f: IO[bytes]) -> None:
-        ((kind, rep),) = reports.items()
-        columns, rows = table(kind, rep)
+        ((_kind, rep),) = reports.items()
+        columns, rows = table(rep)
         opts = WriteOptions(title=type_code, headers=headers, dialect=dialect, display=show)
         write_csv(columns, [rows], f, opts)
 
     def write_book(f: IO[bytes]) -> None:
         book = XlsxBook(f, lang)
         for kind, rep in reports.items():
-            columns, rows = table(kind, rep)
+            columns, rows = table(rep)
             book.write_sheet(text(f"title.{kind}", lang), columns, [rows], show, headers)
         book.close()
 

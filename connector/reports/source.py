@@ -5,51 +5,20 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from connector.reports.catalog import stored_template
 from connector.reports.errors import ReportError
-from connector.reports.labels import FastLabel, fast_labels, register
-from connector.reports.readonly import column_names, scope_reads, table_names
+from connector.reports.labels import FastLabel, fast_labels, functions
+from connector.reports.readonly import require_process
 from connector.reports.where import check_where
+from connector.store.reader import SqlFunction, StoreReader
+from connector.store.sqltext import ident, literal
+from connector.templates import Template
 
-PROCESS_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-# Columns every process table has (docs/CONTRACTS.md "Local store layout").
-_PROCESS_MARKERS = ("key", "id", "stage", "funnel")
 _FETCH_ROWS = 2000
 _STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
-
-
-def list_processes(conn: sqlite3.Connection) -> list[str]:
-    """Codes of the process tables in a store, sorted."""
-    found = []
-    for name, kind in table_names(conn).items():
-        if kind != "table" or name.startswith("sqlite_") or not PROCESS_CODE.match(name):
-            continue
-        if set(_PROCESS_MARKERS) <= set(column_names(conn, name)):
-            found.append(name)
-    return sorted(found)
-
-
-def readable_tables(conn: sqlite3.Connection) -> set[str]:
-    """What an export may read: process tables (parents and links), their `<code>_labels` views, the
-    `_labels` table those views look names up in, and JSON arrays in a row (`json_each`)."""
-    processes = list_processes(conn)
-    return {*processes, *(f"{p}_labels" for p in processes), "_labels", "json_each", "json_tree"}
-
-
-def require_process(conn: sqlite3.Connection, type_code: str) -> None:
-    """Raise a ReportError listing the valid process codes when `type_code` is not one of them."""
-    processes = list_processes(conn)
-    if type_code not in processes:
-        valid = ", ".join(processes) or "none: the store has no process tables yet"
-        raise ReportError(f"unknown process {type_code!r}; processes in this store: {valid}")
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 Chunk = list[tuple[Any, ...]]
@@ -62,6 +31,7 @@ class ExportQuery:
     header: list[str]
     sql: str
     post: Callable[[Chunk], Chunk] | None = None  # adds the in-memory label columns
+    functions: dict[str, SqlFunction] = field(default_factory=dict)  # what the SQL calls (fast labels)
 
 
 def _parent_links(base_columns: Sequence[str], processes: Sequence[str]) -> list[str]:
@@ -74,7 +44,7 @@ def _parent_links(base_columns: Sequence[str], processes: Sequence[str]) -> list
 
 
 def build_query(
-    conn: sqlite3.Connection,
+    store: StoreReader,
     type_code: str,
     *,
     where: str | None = None,
@@ -82,17 +52,19 @@ def build_query(
     include_deleted: bool = False,
 ) -> ExportQuery:
     """The labelled SELECT for a process: the `<code>_labels` view (or the table) plus parent titles."""
-    require_process(conn, type_code)
-    processes = list_processes(conn)
-    labels_view = f"{type_code}_labels"
-    source = labels_view if labels_view in table_names(conn) else type_code
-    source_columns = column_names(conn, source)
-    base_columns = column_names(conn, type_code)
+    require_process(store, type_code)
+    processes = store.processes()
+    catalog = store.catalog(type_code)
+    template = store.template(type_code)
+    source = catalog.view or type_code
+    source_columns = list(catalog.view_columns or catalog.columns)
+    base_columns = list(catalog.columns)
 
-    selects = {col: f"s.{_quote(col)}" for col in source_columns}
-    fast = fast_labels(conn, type_code, base_columns, source_columns) if source == labels_view else []
-    selects.update(register(conn, fast, "s."))  # so that --where can use them
-    for name, expr in linked_titles(conn, type_code, base_columns, processes).items():
+    selects = {col: f"s.{ident(col)}" for col in source_columns}
+    fast = fast_labels(store, catalog, template) if catalog.view else []
+    sql_functions, label_sql = functions(fast, "s.")
+    selects.update(label_sql)  # so that --where can use them
+    for name, expr in linked_titles(template, base_columns, processes).items():
         selects.setdefault(name, expr)
     joins = []
     for i, parent in enumerate(_parent_links(base_columns, processes)):
@@ -101,31 +73,32 @@ def build_query(
             continue
         alias = f"p{i}"
         key_col = f"parent_{parent}_key"
-        on = f"{alias}.id = s.{_quote('parent_' + parent)}"
+        on = f"{alias}.id = s.{ident('parent_' + parent)}"
         if key_col in source_columns:
-            on = f"({on} OR ({alias}.key = s.{_quote(key_col)} AND s.{_quote('parent_' + parent)} IS NULL))"
-        joins.append(f"LEFT JOIN {_quote(parent)} AS {alias} ON {on}")
+            on = f"({on} OR ({alias}.key = s.{ident(key_col)} AND s.{ident('parent_' + parent)} IS NULL))"
+        joins.append(f"LEFT JOIN {ident(parent)} AS {alias} ON {on}")
         selects[name] = f"{alias}.title"
 
     header = _choose_columns(list(selects), columns)
     hide_deleted = not include_deleted and "deleted" in source_columns
     inner_where = " WHERE COALESCE(s.deleted, 0) = 0" if hide_deleted else ""
     inner = (
-        "SELECT " + ", ".join(f"{expr} AS {_quote(name)}" for name, expr in selects.items())
-        + f" FROM {_quote(source)} AS s " + " ".join(joins) + inner_where
+        "SELECT " + ", ".join(f"{expr} AS {ident(name)}" for name, expr in selects.items())
+        + f" FROM {ident(source)} AS s " + " ".join(joins) + inner_where
         + (" ORDER BY s.rowid" if source == type_code else "")
     )
     labels = sorted((f for f in fast if f.name in header), key=lambda f: header.index(f.name))
     in_sql = [h for h in header if h not in {f.name for f in labels}]
     inputs = [c for f in labels for c in f.inputs if c not in in_sql]
     fetched = [*in_sql, *dict.fromkeys(inputs)]
-    sql = "SELECT " + ", ".join(map(_quote, fetched)) + f" FROM ({inner})"
+    sql = "SELECT " + ", ".join(map(ident, fetched)) + f" FROM ({inner})"
     if where and ";" in _STRING_LITERAL.sub("", where):
         raise ReportError("--where must be one SQL condition (no ';'): it filters rows, never changes them")
     if where and where.strip():
         sql += f" WHERE ({check_where(where, selects)})"
     post = _label_chunks(header, labels, fetched) if labels else None
-    return ExportQuery(header=header, sql=sql, post=post)
+    used = {name: fn for name, fn in sql_functions.items() if name in sql}
+    return ExportQuery(header=header, sql=sql, post=post, functions=used)
 
 
 def _label_chunks(
@@ -154,36 +127,31 @@ def _title_of(value_sql: str, targets: Sequence[str]) -> str:
     prefix = f"substr({value_sql}, 1, instr({value_sql}, ':') - 1)"
     item_id = f"CAST(substr({value_sql}, instr({value_sql}, ':') + 1) AS INTEGER)"
     whens = " ".join(
-        f"WHEN {_literal(t)} THEN (SELECT x.title FROM {_quote(t)} AS x WHERE x.id = {item_id})"
+        f"WHEN {literal(t)} THEN (SELECT x.title FROM {ident(t)} AS x WHERE x.id = {item_id})"
         for t in targets
     )
     return f"CASE {prefix} {whens} END"
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def linked_titles(
-    conn: sqlite3.Connection, type_code: str, base_columns: Sequence[str], processes: Sequence[str]
+    template: Template | None, base_columns: Sequence[str], processes: Sequence[str]
 ) -> dict[str, str]:
     """`<field>_title` columns for crm link fields (known from the template sync keeps in the store):
     the linked item's title when that process is in the store; a JSON array for multiple links."""
-    template = stored_template(conn, type_code)
     out: dict[str, str] = {}
-    for field in getattr(template, "fields", None) or []:
-        if getattr(field, "type", None) != "crm" or field.code not in base_columns:
+    for fld in template.fields if template is not None else []:
+        if fld.type != "crm" or fld.code not in base_columns:
             continue
-        targets = [t for t in (getattr(field, "targets", None) or processes) if t in processes]
+        targets = [t for t in (fld.targets or processes) if t in processes]
         if not targets:
             continue
-        col = f"s.{_quote(field.code)}"
-        if getattr(field, "multiple", False):
+        col = f"s.{ident(fld.code)}"
+        if fld.multiple:
             one = f"COALESCE({_title_of('j.value', targets)}, j.value)"
             titles = f"(SELECT json_group_array({one}) FROM json_each({col}) AS j)"
-            out[f"{field.code}_title"] = f"CASE WHEN json_valid({col}) THEN {titles} END"
+            out[f"{fld.code}_title"] = f"CASE WHEN json_valid({col}) THEN {titles} END"
         else:
-            out[f"{field.code}_title"] = _title_of(col, targets)
+            out[f"{fld.code}_title"] = _title_of(col, targets)
     return out
 
 
@@ -199,21 +167,20 @@ def _choose_columns(available: list[str], wanted: Sequence[str] | None) -> list[
     return list(dict.fromkeys(wanted))
 
 
-def iter_chunks(conn: sqlite3.Connection, query: ExportQuery) -> Iterator[list[tuple]]:
+def iter_chunks(store: StoreReader, query: ExportQuery) -> Iterator[list[tuple[Any, ...]]]:
     """Stream an export query as lists of rows (constant memory); bad SQL becomes a ReportError.
 
     The query may read the process tables, their labels views and `_labels` only."""
     try:
-        with scope_reads(conn, readable_tables(conn)):
-            cursor = conn.execute(query.sql)
+        chunks = store.select_public(query.sql, query.functions, _FETCH_ROWS)
     except sqlite3.Error as exc:
         raise _where_error(exc) from None
     while True:
         try:
-            chunk = cursor.fetchmany(_FETCH_ROWS)
+            chunk = next(chunks, None)
         except sqlite3.Error as exc:
             raise _where_error(exc) from None
-        if not chunk:
+        if chunk is None:
             return
         yield query.post(chunk) if query.post else chunk
 

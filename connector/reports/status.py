@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from contextlib import closing
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from connector.reports.readonly import column_names, connect_readonly, table_names
-from connector.reports.source import list_processes
+from connector.reports.readonly import open_store
 
 
 class StatusReport(BaseModel):
-    """What `b24sync status` shows."""
+    """What `b24sync status` shows (rows as JSON-able dicts, for --json and the job log)."""
 
     db: str
     processes: dict[str, int]  # live items per process table
@@ -26,53 +23,18 @@ class StatusReport(BaseModel):
     failed_rows: list[dict[str, Any]]
 
 
-def _rows(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
-    cursor = conn.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [_decode(dict(zip(names, row, strict=True))) for row in cursor]
-
-
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    """JSON text columns (figures, columns, fields) as values."""
-    for name in ("figures", "columns", "fields"):
-        value = row.get(name)
-        if isinstance(value, str) and value[:1] in "[{":
-            try:
-                row[name] = json.loads(value)
-            except ValueError:
-                pass
-    return row
-
-
 def status(db_path: str | Path, *, runs: int = 10, limit: int = 50) -> StatusReport:
     """Read a store's state for humans and scripts (never writes it)."""
-    with closing(connect_readonly(db_path)) as conn:
-        tables = table_names(conn)
-        processes = {}
-        for code in list_processes(conn):
-            live = "WHERE COALESCE(deleted, 0) = 0" if "deleted" in column_names(conn, code) else ""
-            processes[code] = conn.execute(f'SELECT COUNT(*) FROM "{code}" {live}').fetchone()[0]
-        report = StatusReport(db=str(db_path), processes=processes, last_runs=[], cursors=[],
-                              pending_changes={}, open_conflicts=[], failed_rows=[])
-        if "_runs" in tables:
-            report.last_runs = _rows(conn, "SELECT * FROM _runs ORDER BY id DESC LIMIT ?", (runs,))
-        if "_cursors" in tables:
-            report.cursors = _rows(conn, "SELECT * FROM _cursors ORDER BY 1, 2")
-        if "_changes" in tables:
-            report.pending_changes = dict(conn.execute(
-                "SELECT tbl, COUNT(*) FROM _changes WHERE status = 'pending' GROUP BY tbl ORDER BY tbl"
-            ).fetchall())
-            report.failed_rows = _rows(
-                conn,
-                "SELECT seq, tbl, key, op, columns, at, error, attempts FROM _changes "
-                "WHERE status = 'failed' ORDER BY seq LIMIT ?",
-                (limit,),
-            ) if {"error", "attempts"} <= set(column_names(conn, "_changes")) else []
-        if "_conflicts" in tables:
-            where = "WHERE status = 'open'" if "status" in column_names(conn, "_conflicts") else ""
-            sql = f"SELECT * FROM _conflicts {where} ORDER BY id LIMIT ?"
-            report.open_conflicts = _rows(conn, sql, (limit,))
-    return report
+    with open_store(db_path) as store:
+        return StatusReport(
+            db=str(db_path),
+            processes={code: store.live_count(code) for code in store.processes()},
+            last_runs=[run.model_dump() for run in store.runs(runs)],
+            cursors=[asdict(cursor) for cursor in store.cursors()],
+            pending_changes=store.pending_counts(),
+            open_conflicts=[conflict.model_dump() for conflict in store.open_conflicts(limit)],
+            failed_rows=[asdict(row) for row in store.failed_changes(limit)],
+        )
 
 
 def render_status(report: StatusReport) -> str:

@@ -121,12 +121,9 @@ class Sheet:
         """A datetime cell in the portal's time zone (remembered per stored value)."""
         if value is None:
             return EMPTY
-        if value.__class__ is datetime:
-            local = value
-        else:
-            local = self.display.local(value)
-            if local is None:
-                return text_cell(value)
+        local: datetime | None = value if value.__class__ is datetime else self.display.local(value)
+        if local is None:
+            return text_cell(value)
         serial = (local - _EPOCH).total_seconds() / 86400.0
         cell = f'<c s="{DATETIME}"><v>{serial:.8f}</v></c>'
         if value.__class__ is str:
@@ -162,7 +159,7 @@ class Sheet:
         """`<row>…</row>` for every row of a chunk, as UTF-8 without characters XML cannot hold."""
         if not chunk:
             return b""
-        columns = []
+        columns: list[Iterable[bytes]] = []
         for i, column, cur_at in self.shown:
             values = list(map(itemgetter(i), chunk))
             currencies = list(map(itemgetter(cur_at), chunk)) if cur_at is not None else None
@@ -310,7 +307,8 @@ class XlsxBook:
         columns = sheet.columns
         name = _sheet_name(title, self.sheet_names)
         self.sheet_names.append(name)
-        n, left, more = 0, list(carry), False
+        n, more = 0, False
+        left: Chunk = list(carry)
         # no zip64 records (some spreadsheet programs refuse them); a sheet's XML past 2 GB, far beyond
         # Excel's row limit, is refused by zipfile instead
         with self.zip.open(f"xl/worksheets/sheet{len(self.sheet_names)}.xml", "w") as f:
@@ -318,7 +316,7 @@ class XlsxBook:
             f.write(sheet.header_xml().encode())
             with Deflater(f) as deflate:
                 while True:
-                    chunk = left or next(chunks, None)
+                    chunk: Chunk | None = left or next(chunks, None)
                     left = []
                     if chunk is None:
                         break

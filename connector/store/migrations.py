@@ -104,6 +104,16 @@ MIGRATIONS: list[list[str]] = [
     tbl TEXT NOT NULL, key TEXT NOT NULL, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
     PRIMARY KEY (tbl, key))""",
     ],
+    [  # 6: funnel order and stage order/meaning as the template declares them (store/process.py)
+        """CREATE TABLE IF NOT EXISTS _funnels (
+            tbl TEXT NOT NULL, code TEXT NOT NULL, position INTEGER NOT NULL, sort INTEGER NOT NULL,
+            is_default INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (tbl, code))""",
+        """CREATE TABLE IF NOT EXISTS _stages (
+            tbl TEXT NOT NULL, funnel TEXT NOT NULL, code TEXT NOT NULL, position INTEGER NOT NULL,
+            sort INTEGER NOT NULL,
+            semantics TEXT NOT NULL CHECK (semantics IN ('process', 'success', 'failure')),
+            PRIMARY KEY (tbl, funnel, code))""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -142,6 +142,28 @@ def default_funnel(template: Template) -> str | None:
     return str(funnels[0].code) if funnels else None
 
 
+FunnelRow = tuple[str, str, int, int, int]  # (tbl, code, position, sort, is_default)
+StageRow = tuple[str, str, str, int, int, str]  # (tbl, funnel, code, position, sort, semantics)
+
+
+def funnel_rows(template: Template) -> list[FunnelRow]:
+    """Rows for `_funnels`: each funnel's place in the template, its declared sort, and the default one."""
+    default = default_funnel(template)
+    return [
+        (template.code, funnel.code, position, funnel.sort, int(funnel.code == default))
+        for position, funnel in enumerate(template.funnels)
+    ]
+
+
+def stage_rows(template: Template) -> list[StageRow]:
+    """Rows for `_stages`: each stage's place, declared sort and meaning (process, success, failure)."""
+    return [
+        (template.code, funnel.code, stage.code, position, stage.sort, stage.semantics)
+        for funnel in template.funnels
+        for position, stage in enumerate(funnel.stages)
+    ]
+
+
 def _balanced(parts: list[str], op: str) -> str:
     """Join with a binary operator as a balanced tree, so wide tables stay under SQLite's depth limit."""
     if len(parts) <= 8:
@@ -297,8 +319,10 @@ def _create_table_sql(tbl: str, columns: dict[str, str]) -> str:
     return f"CREATE TABLE {ident(tbl)} (" + ", ".join(parts) + ")"
 
 
-def _signature(columns: list[str], triggers: dict[str, str], view: str, labels: list[Any], lang: str) -> str:
-    blob = json.dumps([columns, sorted(triggers.items()), view, labels, lang], ensure_ascii=False)
+def _signature(columns: list[str], triggers: dict[str, str], view: str, labels: list[Any], lang: str,
+               stages: list[Any]) -> str:
+    """A digest of everything ensure_process writes (a store made before `_stages` existed differs)."""
+    blob = json.dumps([columns, sorted(triggers.items()), view, labels, lang, stages], ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -315,7 +339,10 @@ class ProcessPlan:
         self.triggers = {**trigger_sql(self.tbl, final), **guard_sql(self.tbl)}
         self.view = view_sql(template, lang)
         self.labels = label_rows(template)
-        self.signature = _signature(final, self.triggers, self.view, self.labels, lang)
+        self.funnels = funnel_rows(template)
+        self.stages = stage_rows(template)
+        order = [self.funnels, self.stages]
+        self.signature = _signature(final, self.triggers, self.view, self.labels, lang, order)
 
     def is_current(self, conn: sqlite3.Connection) -> bool:
         """True when the table, triggers, view and labels already match the template."""
@@ -358,6 +385,16 @@ class ProcessPlan:
         conn.executemany(
             "INSERT INTO _labels (tbl, kind, scope, code, lang, label) VALUES (?, ?, ?, ?, ?, ?)",
             self.labels,
+        )
+        conn.execute("DELETE FROM _funnels WHERE tbl = ?", (self.tbl,))
+        conn.executemany(
+            "INSERT INTO _funnels (tbl, code, position, sort, is_default) VALUES (?, ?, ?, ?, ?)",
+            self.funnels,
+        )
+        conn.execute("DELETE FROM _stages WHERE tbl = ?", (self.tbl,))
+        conn.executemany(
+            "INSERT INTO _stages (tbl, funnel, code, position, sort, semantics) VALUES (?, ?, ?, ?, ?, ?)",
+            self.stages,
         )
         conn.execute(
             f"INSERT INTO _processes (tbl, signature, lang, updated_at) VALUES (?, ?, ?, {NOW_SQL}) "
