@@ -1,8 +1,6 @@
-"""Naming rules: UF names and camelCase per server-behaviour.md, stage ids, Y/N, dates, short codes."""
+"""Naming rules: UF names and camelCase per server-behaviour.md, stage ids, Y/N, short codes."""
 
 from __future__ import annotations
-
-from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -130,46 +128,6 @@ def test_yn() -> None:
         n.from_yn("true")
     with pytest.raises(ValueError, match="bool"):
         n.yn(1)  # type: ignore[arg-type]
-
-
-# --- dates -----------------------------------------------------------------------------------------
-
-
-def test_datetime_examples() -> None:
-    assert n.to_utc_iso("2021-03-29T02:00:00+02:00") == "2021-03-29T00:00:00Z"
-    assert n.to_utc_iso("2026-01-02T03:04:05Z") == "2026-01-02T03:04:05Z"
-    dt = n.parse_dt("2026-01-02T03:04:05Z")
-    assert n.format_dt(dt, "+03:00") == "2026-01-02T06:04:05+03:00"
-    moscow_midnight = n.parse_dt("2025-10-31 00:00:00", default_offset="+03:00")
-    assert moscow_midnight == datetime(2025, 10, 30, 21, tzinfo=UTC)
-    with pytest.raises(ValueError, match="no UTC offset"):
-        n.parse_dt("2025-10-31T00:00:00")
-    with pytest.raises(ValueError, match="ISO-8601"):
-        n.parse_dt("31.10.2025")
-    with pytest.raises(ValueError, match="offset"):
-        n.format_dt(dt, "MSK")
-
-
-def test_dates_do_not_shift_zone() -> None:
-    assert n.parse_date("2026-01-02T00:00:00+03:00") == date(2026, 1, 2)
-    assert n.format_date(date(2026, 1, 2)) == "2026-01-02"
-    with pytest.raises(ValueError, match="YYYY-MM-DD"):
-        n.parse_date("02.01.2026")
-
-
-_aware = st.datetimes(
-    min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
-).map(lambda d: d.replace(microsecond=0))
-_offsets = st.integers(-12 * 60, 14 * 60).map(lambda m: timedelta(minutes=m))
-
-
-@settings(max_examples=150)
-@given(_aware, _offsets)
-def test_datetime_round_trip_any_offset(value: datetime, offset: timedelta) -> None:
-    portal_text = n.format_dt(value, offset)
-    assert n.parse_dt(portal_text) == value
-    assert n.format_dt(n.parse_dt(portal_text)) == value.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert n.parse_dt(portal_text).tzinfo == UTC
 
 
 # --- short codes -----------------------------------------------------------------------------------

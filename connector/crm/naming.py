@@ -7,8 +7,9 @@ and has no I/O and no imports from the rest of the connector except constants.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta, timezone
-from functools import lru_cache
+
+# The portal-date rule lives in times.py; re-exported because crm/items.py imports it from here.
+from connector.times import parse_date as parse_date
 
 # userfieldconfig.add: FIELD_NAME is 4..50 chars of ^[0-9A-Z_]+$ and starts with UF_CRM_{typeId}_.
 UF_NAME_MAX = 50
@@ -27,7 +28,6 @@ _FILTER_PREFIX_RE = re.compile(r"^([=%><!@]*)(.*)$", re.S)
 _UPPER_NAME_RE = re.compile(r"^[A-Z0-9_]+$")
 _STAGE_ID_RE = re.compile(r"^DT(\d+)_(\d+):(.+)$")
 _STAGE_ENTITY_RE = re.compile(r"^DYNAMIC_(\d+)_STAGE_(\d+)$")
-_OFFSET_RE = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
 
 # Abbreviations used in crm-link values (C_12, CO_5, D_7, T80_3) for system types.
 SYSTEM_SHORT_CODES: dict[int, str] = {1: "L", 2: "D", 3: "C", 4: "CO", 7: "Q", 31: "SI"}
@@ -155,95 +155,6 @@ def from_yn(value: str | bool) -> bool:
     if value in ("N", "n"):
         return False
     raise ValueError(f"expected 'Y' or 'N', got {value!r}")
-
-
-# --- dates and times -------------------------------------------------------------------------------
-
-
-def parse_offset(offset: str | timedelta) -> timezone:
-    """`+03:00` / `+0300` / timedelta -> timezone."""
-    if isinstance(offset, timedelta):
-        return timezone(offset)
-    if offset in ("Z", "z"):
-        return UTC
-    m = _OFFSET_RE.match(offset)
-    if not m:
-        raise ValueError(f"bad UTC offset {offset!r}; use +HH:MM, e.g. +03:00")
-    sign = -1 if m.group(1) == "-" else 1
-    return timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3))))
-
-
-def parse_dt(value: str, default_offset: str | timedelta | None = None) -> datetime:
-    """ISO-8601 datetime with an offset (`2021-03-29T02:00:00+02:00`, `...Z`) -> aware datetime in UTC.
-
-    A value without an offset is an error unless `default_offset` says which zone it is in.
-    """
-    text = value.strip() if isinstance(value, str) else value
-    if not isinstance(text, str) or not text:
-        raise ValueError(f"expected an ISO-8601 datetime string, got {value!r}")
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an ISO-8601 datetime (e.g. 2026-01-02T03:04:05+03:00)") from None
-    if dt.tzinfo is None:
-        if default_offset is None:
-            raise ValueError(f"datetime {value!r} has no UTC offset; pass default_offset")
-        dt = dt.replace(tzinfo=parse_offset(default_offset))
-    return dt.astimezone(UTC)
-
-
-def format_dt(value: datetime, offset: str | timedelta | None = None) -> str:
-    """Aware datetime -> `2026-01-02T03:04:05Z` (offset None) or `2026-01-02T06:04:05+03:00`."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime: attach a timezone before formatting")
-    if offset is None:
-        return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-    local = value.astimezone(parse_offset(offset)).replace(microsecond=0)
-    return local.isoformat()
-
-
-def to_utc_iso(value: str, default_offset: str | timedelta | None = None) -> str:
-    """Portal datetime string -> the store's UTC form `2026-01-02T03:04:05Z`."""
-    return format_dt(parse_dt(value, default_offset))
-
-
-def parse_date(value: str) -> date:
-    """A portal date value -> date, for any portal offset.
-
-    Portals return date fields as UTC midnight rendered in the portal offset (server-behaviour.md §1
-    "Item JSON values"; bitrix24-rest.md §9.5): `2025-04-29T03:00:00+03:00`, and on a -05:00 portal
-    `2025-04-28T19:00:00-05:00`, whose naive date part is the previous day. So: `YYYY-MM-DD` is the
-    date; a datetime at UTC midnight means its UTC date; local midnight (`...T00:00:00+03:00`, the
-    source's reading) its local date; any other datetime its local date (the server drops the time).
-    """
-    text = value.strip() if isinstance(value, str) else ""
-    try:
-        return _portal_date(text)
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not a portal date (YYYY-MM-DD or an ISO datetime like 2025-04-29T03:00:00+03:00)"
-        ) from None
-
-
-@lru_cache(maxsize=65536)
-def _portal_date(text: str) -> date:
-    if len(text) == 10:
-        return date.fromisoformat(text)
-    dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-    if dt.tzinfo is not None:
-        utc = dt.astimezone(UTC)
-        if (utc.hour, utc.minute, utc.second, utc.microsecond) == (0, 0, 0, 0):
-            return utc.date()
-    return dt.date()
-
-
-def format_date(value: date) -> str:
-    """date -> `YYYY-MM-DD`."""
-    if isinstance(value, datetime):
-        value = value.date()
-    return value.isoformat()
 
 
 # --- short codes -----------------------------------------------------------------------------------
