@@ -8,7 +8,6 @@ per funnel. Writes go through `run_commands`, which packs commands into batches 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from connector.constants import BATCH_MAX, TYPE_FLAGS
+from connector.crm.naming import field_entity_id, from_yn, stage_entity_id
 from connector.rest.paging import page_rows
 from connector.rest.references import BatchRef, batch_ref, glued
 
@@ -150,13 +150,6 @@ class PortalSnapshot(BaseModel):
 # ---------------------------------------------------------------- parsing REST rows
 
 
-def yn(value: Any) -> bool:
-    """Bitrix24's "Y"/"N" (also true/false/1/0) as a bool."""
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().upper() in ("Y", "TRUE", "1")
-
-
 def _labels(value: Any) -> dict[str, str]:
     if isinstance(value, dict):
         return {str(k): str(v) for k, v in value.items() if v not in (None, "")}
@@ -174,8 +167,8 @@ def parse_type(row: dict[str, Any]) -> PortalType:
         return [
             PortalRelation(
                 entity_type_id=int(r["entityTypeId"]),
-                children_list=yn(r.get("isChildrenListEnabled", "Y")),
-                predefined=yn(r.get("isPredefined", "N")),
+                children_list=from_yn(r.get("isChildrenListEnabled", "Y")),
+                predefined=from_yn(r.get("isPredefined", "N")),
             )
             for r in (items or [])
         ]
@@ -186,8 +179,8 @@ def parse_type(row: dict[str, Any]) -> PortalType:
         title=str(row.get("title") or ""),
         code=(str(row["code"]) if row.get("code") else None),
         code_supported="code" in row,
-        flags={k: yn(row[k]) for k in TYPE_FLAGS if k in row},
-        linked_user_fields={k: yn(v) for k, v in linked.items()} if isinstance(linked, dict) else {},
+        flags={k: from_yn(row[k]) for k in TYPE_FLAGS if k in row},
+        linked_user_fields={k: from_yn(v) for k, v in linked.items()} if isinstance(linked, dict) else {},
         parents=rels(relations.get("parent")) if isinstance(relations, dict) else [],
         children=rels(relations.get("child")) if isinstance(relations, dict) else [],
     )
@@ -201,7 +194,7 @@ def parse_field(row: dict[str, Any]) -> PortalField:
             value=str(o.get("value") or ""),
             xml_id=str(o.get("xmlId") or ""),
             sort=int(o.get("sort") or 500),
-            default=yn(o.get("def", "N")),
+            default=from_yn(o.get("def", "N")),
         )
         for o in (row.get("enum") or [])
     ]
@@ -209,8 +202,8 @@ def parse_field(row: dict[str, Any]) -> PortalField:
         id=int(row["id"]),
         field_name=str(row["fieldName"]),
         user_type_id=str(row.get("userTypeId") or ""),
-        multiple=yn(row.get("multiple", "N")),
-        mandatory=yn(row.get("mandatory", "N")),
+        multiple=from_yn(row.get("multiple", "N")),
+        mandatory=from_yn(row.get("mandatory", "N")),
         xml_id=str(row.get("xmlId") or ""),
         sort=int(row.get("sort") or 100),
         show_filter=str(row.get("showFilter") or "N").upper() not in ("N", ""),
@@ -232,7 +225,7 @@ def parse_stage(row: dict[str, Any]) -> PortalStage:
         sort=int(row.get("SORT") or 0),
         color=str(row.get("COLOR") or ""),
         semantics=_SEMANTICS_IN.get(str(row.get("SEMANTICS") or ""), "process"),  # type: ignore[arg-type]
-        system=yn(row.get("SYSTEM", "N")),
+        system=from_yn(row.get("SYSTEM", "N")),
     )
 
 
@@ -242,7 +235,7 @@ def parse_funnel(row: dict[str, Any]) -> PortalFunnel:
         id=int(row["id"]),
         name=str(row.get("name") or ""),
         sort=int(row.get("sort") or 500),
-        is_default=yn(row.get("isDefault", "N")),
+        is_default=from_yn(row.get("isDefault", "N")),
     )
 
 
@@ -258,19 +251,6 @@ def parse_card(value: Any) -> list[CardSectionConfig] | None:
                 CardSectionConfig(name=str(s["name"]), title=str(s.get("title") or ""), elements=elements)
             )
     return sections
-
-
-def stage_entity_id(entity_type_id: int, category_id: int) -> str:
-    """The `crm.status` directory of a funnel: `DYNAMIC_{etid}_STAGE_{cat}`."""
-    return f"DYNAMIC_{entity_type_id}_STAGE_{category_id}"
-
-
-def field_entity_id(type_id: int) -> str:
-    """The user-field owner of a smart process: `CRM_{type id}` (not entityTypeId)."""
-    return f"CRM_{type_id}"
-
-
-# ---------------------------------------------------------------- reading
 
 
 def read_types(client: Any) -> list[PortalType]:
@@ -580,12 +560,3 @@ def run_commands(
         if missing:
             raise SchemaWriteError(missing[0], "no result returned by the batch")
     return run
-
-
-_UF_SUFFIX = re.compile(r"^UF_CRM_\d+_(.+)$")
-
-
-def uf_suffix(field_name: str) -> str:
-    """The postfix of `UF_CRM_{id}_{POSTFIX}`."""
-    match = _UF_SUFFIX.match(field_name)
-    return match.group(1) if match else field_name

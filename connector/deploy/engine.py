@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.config import portal_key
+from connector.crm.naming import stage_entity_id
 from connector.crm.schema import (
     Command,
     CommandRun,
@@ -29,7 +30,6 @@ from connector.crm.schema import (
     parse_type,
     read_types,
     run_commands,
-    stage_entity_id,
     supports_code,
 )
 from connector.deploy.binding import IdView, TypeBinding, _bind_stages, bind_type
