@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from connector.crm.naming import from_yn
 from connector.crm.schema import PortalFunnel, PortalStage
 
 DEAL = 2
@@ -48,7 +49,7 @@ def deal_funnels(client: Any) -> list[PortalFunnel]:
             PortalFunnel(
                 id=cid,
                 name=str(cat.get("name") or ""),
-                is_default=str(cat.get("isDefault")) == "Y",
+                is_default=from_yn(cat.get("isDefault")),
                 stages=stages,
             )
         )
