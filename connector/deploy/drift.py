@@ -9,7 +9,7 @@ from connector.crm.schema import PortalType, fill_details, read_types
 from connector.deploy.binding import IdView
 from connector.deploy.changes import field_name_of
 from connector.deploy.engine import as_templates, load_context, make_plan, portal_key_of
-from connector.deploy.model import Change, Diff, Drift, DriftItem
+from connector.deploy.model import Diff, Drift, DriftItem, SchemaChange
 
 # A plan action seen from the portal: `create` = the portal lacks it, `delete` = the portal has more.
 _AS_DRIFT = {"create": "missing", "delete": "added", "update": "edited", "rename": "edited", "note": "edited"}
@@ -73,7 +73,7 @@ def _key(item: DriftItem) -> tuple[str, str, str, str]:
     return item.process, item.kind, item.change, item.code.split(" ", 1)[0]
 
 
-def _from_change(c: Change) -> DriftItem | None:
+def _from_change(c: SchemaChange) -> DriftItem | None:
     """A plan change as a difference between the portal and the template."""
     if c.action not in _AS_DRIFT or (
         c.action == "note" and c.kind in ("funnel", "stage") and "kept" in c.note

@@ -44,7 +44,7 @@ from connector.deploy.commands import (
     type_commands,
 )
 from connector.deploy.desired import DesiredType, from_template
-from connector.deploy.model import ApplyResult, Plan, ProcessPlan
+from connector.deploy.model import ApplyResult, Plan, TemplatePlan
 from connector.deploy.record import record_binding
 from connector.deploy.relations import RelationPlan, plan_relations, relation_changes
 from connector.deploy.rules_check import add_rule_checks  # stage rules vs deal funnels
@@ -131,7 +131,7 @@ def make_plan(ctx: Context, allow_destructive: bool) -> Plan:
         split = next((i for i, c in enumerate(changes) if c.kind != "type"), len(changes))
         changes[split:split] = relation_changes(code, ctx.relations, allow_destructive, names)
         processes.append(
-            ProcessPlan(
+            TemplatePlan(
                 process=code,
                 exists=b.portal is not None,
                 owned=b.owned,

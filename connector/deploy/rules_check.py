@@ -10,16 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from connector.crm import deals as dealmod
-from connector.deploy.model import Change, Plan
+from connector.deploy.model import Plan, SchemaChange
 
 
-def rule_changes(client: Any, templates: Any, store: Any, portal: str) -> list[Change]:
+def rule_changes(client: Any, templates: Any, store: Any, portal: str) -> list[SchemaChange]:
     """One note per rule target found, one manual step per target missing."""
     ruled = [t for t in templates if getattr(t, "rules", None)]
     if not ruled:
         return []
     funnels = dealmod.cached_deal_funnels(client, store, portal, refresh=True)
-    out: list[Change] = []
+    out: list[SchemaChange] = []
     for t in ruled:
         for rule in t.rules:
             if rule.parent != "deal":
@@ -35,13 +35,14 @@ def rule_changes(client: Any, templates: Any, store: Any, portal: str) -> list[C
                 continue
             note = f"rule {rule.kind}: deal funnel {funnel.name!r} stage {stage.code} = {stage.status_id}"
             out.append(
-                Change(process=t.code, kind="stage", action="note", code=f"rules.{rule.code}", note=note)
+                SchemaChange(process=t.code, kind="stage", action="note", code=f"rules.{rule.code}",
+                             note=note)
             )
     return out
 
 
-def _manual(process: str, rule: str, why: str) -> Change:
-    return Change(
+def _manual(process: str, rule: str, why: str) -> SchemaChange:
+    return SchemaChange(
         process=process, kind="stage", action="manual", code=f"rules.{rule}", note=f"rule target: {why}"
     )
 
