@@ -209,7 +209,7 @@ def parse_field(row: dict[str, Any]) -> PortalField:
         show_filter=str(row.get("showFilter") or "N").upper() not in ("N", ""),
         label=_labels(row.get("editFormLabel")),
         help=_labels(row.get("helpMessage")),
-        settings=row.get("settings") if isinstance(row.get("settings"), dict) else {},
+        settings=settings if isinstance(settings := row.get("settings"), dict) else {},
         options=sorted(options, key=lambda o: (o.sort, o.id)),
     )
 
@@ -466,7 +466,12 @@ class Command:
     def references(self) -> list[Ref]:
         """Every `Ref` in the params."""
         found: list[Ref] = []
-        _walk(self.params, lambda r: found.append(r) or r)
+
+        def collect(ref: Ref) -> Ref:
+            found.append(ref)
+            return ref
+
+        _walk(self.params, collect)
         return found
 
 

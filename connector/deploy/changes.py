@@ -8,19 +8,19 @@ from connector.constants import SYSTEM_STAGE_CODES
 from connector.crm.schema import PortalField, PortalType
 from connector.deploy.binding import FieldBinding, FunnelBinding, TypeBinding
 from connector.deploy.desired import DesiredField, DesiredType
-from connector.deploy.model import Diff, SchemaChange
+from connector.deploy.model import Diff, Kind, SchemaChange
 from connector.templates.model import STANDARD_CARD_FIELDS, marked_field_code
 
 SHAPED_DEFAULT_STAGES = ("PREPARATION", "CLIENT")
 
 
-def created(process: str, kind: str, code: str, **new: Any) -> SchemaChange:
+def created(process: str, kind: Kind, code: str, **new: Any) -> SchemaChange:
     """A create, listing the values the new object gets (in the order given)."""
     return SchemaChange(process=process, kind=kind, action="create", code=code,
-                  diffs=[Diff(attr=attr, new=value) for attr, value in new.items()])
+                        diffs=[Diff(attr=attr, new=value) for attr, value in new.items()])
 
 
-def rename_or_update(process: str, kind: str, code: str, renamed_from: str | None, new_code: str,
+def rename_or_update(process: str, kind: Kind, code: str, renamed_from: str | None, new_code: str,
                      diffs: list[Diff], note: str = "") -> list[SchemaChange]:
     """A declared rename (`renamed_from`) with its other differences, else an update if anything differs."""
     if renamed_from:
@@ -122,9 +122,9 @@ def field_diffs(d: DesiredField, p: PortalField) -> list[Diff]:
     ):
         if old != new:
             diffs.append(Diff(attr=attr, old=old, new=new))
-    for attr, old, new in (("label", p.label, d.label), ("help", p.help, d.help)):
-        if any(old.get(lang) != text for lang, text in new.items()):
-            diffs.append(Diff(attr=attr, old={k: old.get(k) for k in new}, new=new))
+    for attr, had, wants in (("label", p.label, d.label), ("help", p.help, d.help)):
+        if any(had.get(lang) != text for lang, text in wants.items()):
+            diffs.append(Diff(attr=attr, old={k: had.get(k) for k in wants}, new=wants))
     for k, v in sorted(d.settings.items()):
         if str(p.settings.get(k)) != str(v):
             diffs.append(Diff(attr=f"settings.{k}", old=p.settings.get(k), new=v))

@@ -31,10 +31,10 @@ class TypeIds:
         self.new = b.portal is None
         self.add_key = f"type.{b.code}"
         self.cats_key = f"cats.{b.code}"
-        self.id: Value = Ref(self.add_key, ("type", "id")) if self.new else b.portal.id  # type: ignore[union-attr]
-        self.etid: Value = (
-            Ref(self.add_key, ("type", "entityTypeId")) if self.new else b.portal.entity_type_id
-        )  # type: ignore[union-attr]
+        self.id: Value = Ref(self.add_key, ("type", "id"))
+        self.etid: Value = Ref(self.add_key, ("type", "entityTypeId"))
+        if b.portal is not None:
+            self.id, self.etid = b.portal.id, b.portal.entity_type_id
 
     def fmt(self, pattern: str) -> Any:
         """`pattern` with `{}` replaced by the type id (a Ref for a new type)."""
@@ -295,7 +295,10 @@ def stage_commands(
     b: TypeBinding, fb: FunnelBinding, etid: int, category_id: int, allow_destructive: bool
 ) -> list[Command]:
     """crm.status.update (ordered so success stays between process and failure), add, delete."""
-    ups, downs, adds, deletes = [], [], [], []
+    ups: list[tuple[int, Command]] = []
+    downs: list[tuple[int, Command]] = []
+    adds: list[Command] = []
+    deletes: list[Command] = []
     prefix = f"stage.{b.code}.{fb.desired.code}"
     for sb in fb.stages:
         d, p = sb.desired, sb.portal

@@ -32,7 +32,7 @@ from connector.crm.schema import (
     run_commands,
     supports_code,
 )
-from connector.deploy.binding import IdView, TypeBinding, _bind_stages, bind_type
+from connector.deploy.binding import FunnelBinding, IdView, TypeBinding, _bind_stages, bind_type
 from connector.deploy.changes import type_changes
 from connector.deploy.commands import (
     TypeIds,
@@ -256,35 +256,30 @@ def _learn_types(ctx: Context, run: CommandRun) -> dict[str, Any]:
 
 def _read_new_funnel_stages(ctx: Context, run: CommandRun, new_types: dict[str, Any]) -> None:
     """Phase 2: one read batch for the stages Bitrix24 put in every funnel created in phase 1."""
-    wanted: dict[str, tuple[TypeBinding, Any]] = {}
+    wanted: dict[str, tuple[TypeBinding, FunnelBinding, PortalFunnel]] = {}
+    calls: dict[str, tuple[str, dict[str, Any]]] = {}
     for code, b in ctx.bindings.items():
         for fb in b.funnels:
             created = fb.portal is not None and (
                 code in new_types or run.results.get(f"cat.{code}.{fb.desired.code}")
             )
-            if created and fb.portal is not None and not fb.portal.stages:
-                wanted[f"s{len(wanted)}"] = (b, fb)
+            if created and b.portal is not None and fb.portal is not None and not fb.portal.stages:
+                key = f"s{len(wanted)}"
+                wanted[key] = (b, fb, fb.portal)
+                calls[key] = ("crm.status.list", {
+                    "filter": {"ENTITY_ID": stage_entity_id(b.portal.entity_type_id, int(fb.portal.id or 0))},
+                    "order": {"SORT": "ASC"},
+                })
     if not wanted:
         return
-    answer = ctx.client.batch_all(
-        {
-            key: (
-                "crm.status.list",
-                {
-                    "filter": {"ENTITY_ID": stage_entity_id(b.portal.entity_type_id, fb.portal.id)},
-                    "order": {"SORT": "ASC"},
-                },
-            )
-            for key, (b, fb) in wanted.items()
-        }
-    )
-    for key, (b, fb) in wanted.items():
+    answer = ctx.client.batch_all(calls)
+    for key, (b, fb, funnel) in wanted.items():
         rows = answer.results.get(key) or []
-        fb.portal.stages = sorted(
+        funnel.stages = sorted(
             (parse_stage(r) for r in rows if isinstance(r, dict)), key=lambda s: (s.sort, s.id)
         )
         fb.predicted = False
-        _bind_stages(b, fb, fb.portal, ctx.ids)
+        _bind_stages(b, fb, funnel, ctx.ids)
 
 
 def _phase3(ctx: Context, allow_destructive: bool) -> list[Command]:
@@ -298,9 +293,9 @@ def _phase3(ctx: Context, allow_destructive: bool) -> list[Command]:
                 if other is not None and other.portal is not None:
                     fb.desired.settings[f"DYNAMIC_{other.portal.entity_type_id}"] = "Y"
         commands += field_commands(b, ids, allow_destructive, pending=True)
-        for fb in b.funnels:
-            if fb.portal is not None and fb.portal.id is not None:
-                commands += stage_commands(b, fb, b.portal.entity_type_id, fb.portal.id, allow_destructive)
+        for nb in b.funnels:
+            if nb.portal is not None and nb.portal.id is not None:
+                commands += stage_commands(b, nb, b.portal.entity_type_id, nb.portal.id, allow_destructive)
         if b.desired.sections and any(c.kind == "section" and c.actionable for c in type_changes(b, False)):
             commands.append(card_command(b, b.portal.id, b.portal.entity_type_id))
     return commands

@@ -83,9 +83,9 @@ def plan_relations(
     for pair in sorted(observed_pairs(snapshot, include_predefined=False)):
         if pair in wanted:
             continue
-        owner = mine.get(pair[1]) or mine.get(pair[0])
-        if owner is not None:
-            plan.extra.setdefault(owner, []).append(pair)
+        holder = mine.get(pair[1]) or mine.get(pair[0])
+        if holder is not None:
+            plan.extra.setdefault(holder, []).append(pair)
     return plan
 
 
