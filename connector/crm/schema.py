@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from connector.constants import BATCH_MAX, TYPE_FLAGS
 from connector.crm.naming import field_entity_id, from_yn, stage_entity_id
+from connector.rest import Client
 from connector.rest.paging import page_rows
 from connector.rest.references import BatchRef, batch_ref, glued
 
@@ -253,7 +254,7 @@ def parse_card(value: Any) -> list[CardSectionConfig] | None:
     return sections
 
 
-def read_types(client: Any) -> list[PortalType]:
+def read_types(client: Client) -> list[PortalType]:
     """Every smart process in abbreviated form (`crm.type.list`, 50 per request)."""
     types: list[PortalType] = []
     start = 0
@@ -274,7 +275,7 @@ def supports_code(types: Sequence[PortalType]) -> bool:
     return not types or any(t.code_supported for t in types)
 
 
-def fill_details(client: Any, types: Sequence[PortalType]) -> None:
+def fill_details(client: Client, types: Sequence[PortalType]) -> None:
     """Read relations, fields, funnels, stages, options and the card of `types` in two batched passes."""
     if not types:
         return
@@ -346,7 +347,7 @@ def fill_details(client: Any, types: Sequence[PortalType]) -> None:
             )
 
 
-def scan_types(client: Any) -> list[PortalType]:
+def scan_types(client: Client) -> list[PortalType]:
     """Every smart process in abbreviated form, `>id` keyset-chained (up to 2,500 per HTTP request).
 
     https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-list.html
@@ -354,7 +355,7 @@ def scan_types(client: Any) -> list[PortalType]:
     return [parse_type(r) for r in client.iter_list("crm.type.list", {}, rows_key="types")]
 
 
-def fill_item_schema(client: Any, types: Sequence[PortalType]) -> None:
+def fill_item_schema(client: Client, types: Sequence[PortalType]) -> None:
     """Read what items need of `types` (fields with enum options, funnels, stages) in two batched passes.
 
     The light sibling of `fill_details`: no type details, no card, the first 50 fields of a type.
@@ -402,7 +403,7 @@ def _rows(result: Any, key: str) -> list[dict[str, Any]]:
     return []
 
 
-def _more_fields(client: Any, t: PortalType, total: int | None, have: int) -> list[PortalField]:
+def _more_fields(client: Client, t: PortalType, total: int | None, have: int) -> list[PortalField]:
     """Further pages of `userfieldconfig.list` for a type with more than 50 fields."""
     more: list[PortalField] = []
     while total is not None and have + len(more) < total:
@@ -529,7 +530,7 @@ def pack(commands: Iterable[Command], size: int = BATCH_MAX) -> list[list[Comman
 
 
 def run_commands(
-    client: Any,
+    client: Client,
     commands: Sequence[Command],
     on_batch: Callable[[CommandRun, list[Command]], None] | None = None,
 ) -> CommandRun:

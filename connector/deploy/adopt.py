@@ -28,6 +28,8 @@ from connector.deploy.desired import from_template
 from connector.deploy.engine import portal_key_of
 from connector.deploy.record import record_binding
 from connector.deploy.relations import SYSTEM_NAMES
+from connector.rest import Client
+from connector.store import Store
 from connector.templates import FIELD_TYPES, Template, parse_template
 from connector.templates.model import (
     CRM_LINK_KEYS,
@@ -65,7 +67,9 @@ def find_type(types: list[PortalType], type_ref: int | str) -> PortalType:
     return hits[0]
 
 
-def adopt(client: Any, type_ref: int | str, store: Any = None, *, code: str | None = None) -> Template:
+def adopt(
+    client: Client, type_ref: int | str, store: Store | None = None, *, code: str | None = None
+) -> Template:
     """A template describing the portal's smart process `type_ref` (entityTypeId, code or title).
 
     With `store`, codes recorded by an earlier apply are reused and every portal id is recorded

@@ -8,8 +8,10 @@ from typing import Any
 from connector.crm.schema import PortalType, fill_details, read_types
 from connector.deploy.binding import IdView
 from connector.deploy.changes import field_name_of
-from connector.deploy.engine import as_templates, load_context, make_plan, portal_key_of
+from connector.deploy.engine import Templates, as_templates, load_context, make_plan, portal_key_of
 from connector.deploy.model import Diff, Drift, DriftItem, SchemaChange
+from connector.rest import Client
+from connector.store import IdMapEntry, Store
 
 # A plan action seen from the portal: `create` = the portal lacks it, `delete` = the portal has more.
 _AS_DRIFT = {"create": "missing", "delete": "added", "update": "edited", "rename": "edited", "note": "edited"}
@@ -30,7 +32,7 @@ def no_apply_recorded(portal: str, db: str, others: list[str]) -> DriftError:
     return DriftError(text)
 
 
-def drift(client: Any, store: Any, templates: Any = None) -> Drift:
+def drift(client: Client, store: Store | None, templates: Templates | None = None) -> Drift:
     """Compare every applied process (or only those of `templates`) with what apply recorded.
 
     With `templates`, the portal is also compared with them: anything apply would create, change
@@ -64,7 +66,7 @@ def drift(client: Any, store: Any, templates: Any = None) -> Drift:
     return result
 
 
-def _needs_details(types: dict[int, PortalType], entry: Any) -> bool:
+def _needs_details(types: dict[int, PortalType], entry: IdMapEntry) -> bool:
     t = types.get(int(entry.portal_id))
     return t is not None and not t.detailed
 

@@ -12,7 +12,7 @@ Then the touched types are re-read (2 requests) and every id is recorded in the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,9 @@ from connector.deploy.model import ApplyResult, Plan, TemplatePlan
 from connector.deploy.record import record_binding
 from connector.deploy.relations import RelationPlan, plan_relations, relation_changes
 from connector.deploy.rules_check import add_rule_checks  # stage rules vs deal funnels
+from connector.rest import Client
+from connector.store import Store
+from connector.templates import Template, load_template
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ log = logging.getLogger(__name__)
 class Context:
     """Everything one plan/apply run knows about one portal."""
 
-    client: Any
+    client: Client
     ids: IdView
     snapshot: PortalSnapshot
     desired: list[DesiredType]
@@ -65,26 +68,29 @@ class Context:
     requests: int = 0
 
 
-def portal_key_of(client: Any) -> str:
+def portal_key_of(client: Client) -> str:
     """The id-map key of the client's portal (`host[:port]` of its REST base URL)."""
     base = getattr(client, "base_url", None) or client.auth.base_url
     return portal_key(str(base))
 
 
-def as_templates(templates: Any) -> list[Any]:
-    """Templates from `Template` objects or paths (a single one or a list)."""
-    from connector.templates import load_template
+# What plan / apply / drift accept: `Template` objects or TOML paths, one or a list.
+TemplateSource = Template | str | Path
+Templates = TemplateSource | Sequence[TemplateSource]
 
-    items = templates if isinstance(templates, list | tuple) else [templates]
+
+def as_templates(templates: Templates) -> list[Template]:
+    """Templates from `Template` objects or paths (a single one or a list)."""
+    items = [templates] if isinstance(templates, Template | str | Path) else list(templates)
     return [load_template(t) if isinstance(t, str | Path) else t for t in items]
 
 
-def _requests(client: Any) -> int:
+def _requests(client: Client) -> int:
     stats = getattr(client, "stats", None)
     return int(getattr(stats, "requests", 0) or 0) if stats is not None else 0
 
 
-def load_context(client: Any, templates: Any, store: Any) -> Context:
+def load_context(client: Client, templates: Templates, store: Store | None) -> Context:
     """Read the portal (≤ 3 requests) and bind every template to it."""
     items = as_templates(templates)
     codes = [t.code for t in items]
@@ -144,14 +150,21 @@ def make_plan(ctx: Context, allow_destructive: bool) -> Plan:
     return Plan(portal=ctx.ids.portal, processes=processes, allow_destructive=allow_destructive)
 
 
-def plan(client: Any, templates: Any, store: Any, *, allow_destructive: bool = False) -> Plan:
+def plan(
+    client: Client, templates: Templates, store: Store | None, *, allow_destructive: bool = False
+) -> Plan:
     """What apply would do on this portal, per object in code terms (reads only)."""
     the_plan = make_plan(load_context(client, templates, store), allow_destructive)
     return add_rule_checks(client, as_templates(templates), store, the_plan)
 
 
 def apply(
-    client: Any, templates: Any, store: Any, *, allow_destructive: bool = False, dry_run: bool = False
+    client: Client,
+    templates: Templates,
+    store: Store | None,
+    *,
+    allow_destructive: bool = False,
+    dry_run: bool = False,
 ) -> ApplyResult:
     """Make the portal match the templates; record every portal id in the store's id map."""
     start = _requests(client)
