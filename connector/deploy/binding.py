@@ -61,7 +61,7 @@ class IdView:
         if self.store is not None:
             self.store.idmap.delete(self.portal, kind, code)
 
-    def all(self, kind: str | None = None) -> list[Any]:
+    def all(self, kind: str | None = None) -> list[IdMapEntry]:
         """Every entry of this portal."""
         return [] if self.store is None else self.store.idmap.all(self.portal, kind)
 
@@ -179,7 +179,7 @@ def bind_type(desired: DesiredType, snapshot: PortalSnapshot, ids: IdView) -> Ty
 
 def _find_type(
     desired: DesiredType, snapshot: PortalSnapshot, ids: IdView
-) -> tuple[PortalType | None, str, Any]:
+) -> tuple[PortalType | None, str, str | None]:
     codes = [(desired.code, None)] + (
         [(desired.renamed_from, desired.renamed_from)] if desired.renamed_from else []
     )

@@ -57,7 +57,7 @@ def type_changes(b: TypeBinding, allow_destructive: bool) -> list[SchemaChange]:
     return out
 
 
-def _delete(process: str, kind: Any, code: str, allowed: bool, what: str, cannot: str = "") -> SchemaChange:
+def _delete(process: str, kind: Kind, code: str, allowed: bool, what: str, cannot: str = "") -> SchemaChange:
     if cannot:
         return SchemaChange(
             process=process, kind=kind, action="note", code=code, note=f"{what} not in the template; {cannot}"

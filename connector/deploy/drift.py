@@ -92,7 +92,9 @@ def _from_change(c: SchemaChange) -> DriftItem | None:
     )
 
 
-def _against_record(ids: IdView, entries: list[Any], types: dict[int, PortalType]) -> list[DriftItem]:
+def _against_record(
+    ids: IdView, entries: list[IdMapEntry], types: dict[int, PortalType]
+) -> list[DriftItem]:
     items: list[DriftItem] = []
     by_kind: dict[str, list[Any]] = {k: ids.all(k) for k in ("field", "option", "funnel", "stage")}
     for e in entries:
@@ -129,7 +131,9 @@ def _tail(process: str, code: str) -> str:
     return code[len(process) + 1 :]
 
 
-def _fields(process: str, t: PortalType, fields: list[Any], options: list[Any]) -> list[DriftItem]:
+def _fields(
+    process: str, t: PortalType, fields: list[IdMapEntry], options: list[IdMapEntry]
+) -> list[DriftItem]:
     out: list[DriftItem] = []
     by_id = {f.id: f for f in t.fields}
     known = {int(e.portal_id): _tail(process, e.code) for e in fields}
@@ -172,7 +176,7 @@ def _fields(process: str, t: PortalType, fields: list[Any], options: list[Any]) 
                     kind="option",
                     change="edited",
                     code=_tail(process, e.code),
-                    diffs=[Diff(attr="label", old=e.extra["value"], new=hit[1].value)],
+                    diffs=[Diff(attr="label", old=(e.extra or {})["value"], new=hit[1].value)],
                 )
             )
     out += [
@@ -183,7 +187,9 @@ def _fields(process: str, t: PortalType, fields: list[Any], options: list[Any]) 
     return out
 
 
-def _funnels(process: str, t: PortalType, funnels: list[Any], stages: list[Any]) -> list[DriftItem]:
+def _funnels(
+    process: str, t: PortalType, funnels: list[IdMapEntry], stages: list[IdMapEntry]
+) -> list[DriftItem]:
     out: list[DriftItem] = []
     by_id = {f.id: f for f in t.funnels}
     known = {int(e.portal_id) for e in funnels}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from connector.deploy.render import Rendering
 
 Kind = Literal["type", "relation", "field", "option", "funnel", "stage", "section", "access"]
 Action = Literal["create", "update", "delete", "rename", "manual", "note"]
@@ -130,7 +133,7 @@ class Plan(BaseModel):
             "manual": [{"process": c.process, "step": c.note, "done": False} for c in self.manual],
         }
 
-    def render(self) -> Any:
+    def render(self) -> Rendering:
         """A rich renderable for humans."""
         from connector.deploy.render import render_plan
 
@@ -223,7 +226,7 @@ class Drift(BaseModel):
             "items": [i.model_dump() for i in self.items],
         }
 
-    def render(self) -> Any:
+    def render(self) -> Rendering:
         """A rich renderable for humans."""
         from connector.deploy.render import render_drift
 
