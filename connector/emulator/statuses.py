@@ -103,9 +103,9 @@ def status_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
     return ListPage(out, total=len(out))
 
 
-def _order_key(key: str, numeric: bool, row: dict[str, Any]) -> Any:
-    """Sort value of one row: numbers for ID / SORT / CATEGORY_ID, text otherwise."""
-    return int(row[key]) if numeric else str(row[key] or "")
+def _order_key(key: str, numeric: bool, row: dict[str, Any]) -> tuple[int, str]:
+    """Sort value of one row: the number for ID / SORT / CATEGORY_ID, the text otherwise."""
+    return (int(row[key]), "") if numeric else (0, str(row[key] or ""))
 
 
 @method("crm.status.get")
