@@ -42,3 +42,27 @@ def test_no_second_copy_of_a_rule(rule: str) -> None:
 def test_the_checks_can_fail() -> None:
     sample = 'x = "Y" if flag else "N"\nstamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")\n'
     assert all(pattern.search(sample) for pattern in _COPIES.values())
+
+
+def test_public_class_names_do_not_clash_across_deploy_and_store() -> None:
+    import connector.deploy as deploy
+    import connector.store as store
+    from connector.store import process as store_process
+
+    public = {name for name in deploy.__all__ if name[:1].isupper()}
+    assert not public & set(store.__all__), "deploy and store export the same class name"
+    assert not public & {n for n in vars(store_process) if isinstance(getattr(store_process, n), type)}
+    assert {"SchemaChange", "TemplatePlan"} <= public
+
+
+def test_adopt_codes_a_field_whose_name_has_no_type_id() -> None:
+    # A field made outside a smart process's own prefix (UF_CRM_<digits> from the portal UI) keeps
+    # its whole name as the code source, as before naming.uf_suffix became the one rule.
+    from connector.crm.schema import PortalField
+    from connector.deploy.adopt import _field_code
+
+    ui_field = PortalField(id=1, field_name="UF_CRM_1721244707107", user_type_id="string",
+                           label={"ru": "Город"})
+    assert _field_code(ui_field) == "uf_crm_1721244707107"
+    own = PortalField(id=2, field_name="UF_CRM_7_VIN_CODE", user_type_id="string", label={"ru": "VIN"})
+    assert _field_code(own) == "vin_code"
