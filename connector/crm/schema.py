@@ -254,6 +254,9 @@ def parse_card(value: Any) -> list[CardSectionConfig] | None:
     return sections
 
 
+# ---------------------------------------------------------------- reading
+
+
 def read_types(client: Client) -> list[PortalType]:
     """Every smart process in abbreviated form (`crm.type.list`, 50 per request)."""
     types: list[PortalType] = []
