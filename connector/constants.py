@@ -39,3 +39,10 @@ TYPE_FLAGS = (
 )
 # Flags the type object returns but the portal manages itself.
 READ_ONLY_TYPE_FLAGS = ("isPaymentsEnabled", "isCountersEnabled")
+
+# userfieldconfig.add: FIELD_NAME is 4..50 chars of ^[0-9A-Z_]+$ and starts with UF_CRM_{typeId}_.
+UF_NAME_MAX = 50
+UF_PREFIX = "UF_CRM_"
+# Type ids are small autoincrements (3, 7, 16 ...); we reserve 5 digits so a code fits on any portal.
+TYPE_ID_DIGITS_RESERVED = 5
+UF_CODE_MAX = UF_NAME_MAX - len(UF_PREFIX) - TYPE_ID_DIGITS_RESERVED - 1  # 37: the longest field code

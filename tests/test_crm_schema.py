@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.crm import schema
+from connector.crm.naming import uf_suffix
 from connector.crm.schema import Command, Ref, SchemaWriteError, run_commands
 from connector.rest.models import BatchResult
 
@@ -127,4 +128,4 @@ def test_parse_rows() -> None:
         }
     )
     assert t.code is None and t.flags["isStagesEnabled"] and t.parents[0].entity_type_id == 2
-    assert schema.uf_suffix("UF_CRM_12_MY_FIELD") == "MY_FIELD"
+    assert uf_suffix("UF_CRM_12_MY_FIELD") == "MY_FIELD"

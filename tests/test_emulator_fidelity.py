@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from support import DOCS_FIXTURES
 
 from connector.crm.items import to_date_text
-from connector.crm.naming import parse_date
 from connector.emulator import Emulator, serve
 from connector.emulator.convert import iso_date
 from connector.emulator.userfields import LABEL_KEYS
+from connector.times import parse_date
 
 
 def ok(body: dict[str, Any]) -> Any:

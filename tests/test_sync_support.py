@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from connector.constants import SYSTEM_ENTITY_TYPES
+from connector.crm.naming import uf_name, yn
 from connector.sync.maps import stage_roles
+from connector.templates import FLAG_NAMES, Field, RelationRef, Template
 
 MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
 
@@ -28,14 +31,14 @@ def setup_processes(emu: Any, templates: list[Any]) -> dict[str, int]:
 
     type_ids: dict[str, int] = {}
     for t in templates:  # parents first (callers pass them in that order)
-        res = emu.call("crm.type.add", {"fields": t.type_fields(resolve)})
+        res = emu.call("crm.type.add", {"fields": _type_fields(t, etids)})
         ptype = res["result"]["type"]
         etids[t.code] = int(ptype["entityTypeId"])
         type_ids[t.code] = int(ptype["id"])
     for t in templates:
         type_id = type_ids[t.code]
         for f in t.fields:
-            payload = f.userfield_payload(type_id, resolve)
+            payload = _userfield(t, f, type_id, resolve)
             out = emu.call("userfieldconfig.add", {"moduleId": "crm", "field": payload})
             assert "error" not in out, out
         cats = emu.call("crm.category.list", {"entityTypeId": etids[t.code]})["result"]["categories"]
@@ -75,6 +78,38 @@ def setup_processes(emu: Any, templates: list[Any]) -> dict[str, int]:
                 )
                 assert "error" not in out, out
     return {k: v for k, v in etids.items() if k not in SYSTEM_ENTITY_TYPES}
+
+
+def _type_fields(t: Template, etids: dict[str, int]) -> dict[str, Any]:
+    """`fields` of crm.type.add; relations and linkedUserFields take "true"/"false" on write."""
+    def rel(r: RelationRef) -> dict[str, Any]:
+        return {"entityTypeId": etids[r.target], "isChildrenListEnabled": _tf(r.children_list)}
+
+    return {
+        "title": t.title_text, "code": t.code, **{name: yn(t.flags[name]) for name in FLAG_NAMES},
+        "relations": {"parent": [rel(r) for r in t.relations.parents],
+                      "child": [rel(r) for r in t.relations.children]},
+        "linkedUserFields": {k: _tf(v) for k, v in t.linked_user_fields.items()},
+    }
+
+
+def _userfield(t: Template, f: Field, type_id: int, resolve: Callable[[str], int]) -> dict[str, Any]:
+    """`field` of userfieldconfig.add (camelCase keys) for one template field."""
+    payload: dict[str, Any] = {
+        "entityId": f"CRM_{type_id}", "fieldName": uf_name(type_id, f.code), "userTypeId": f.type,
+        "xmlId": f.xml_id, "sort": f.sort, "multiple": yn(f.multiple), "mandatory": yn(f.required),
+        "showFilter": f.show_filter_code, "showInList": yn(f.show_in_list), "editInList": "Y",
+        "isSearchable": "N", "editFormLabel": dict(f.label), "listColumnLabel": dict(f.label),
+        "listFilterLabel": dict(f.label), "helpMessage": dict(f.help), "settings": f.settings(resolve),
+    }
+    if f.type == "enumeration":
+        payload["enum"] = [{"value": t.text(o.label), "xmlId": o.code, "sort": o.sort, "def": yn(o.default)}
+                           for o in f.options]
+    return payload
+
+
+def _tf(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def sample_value(field: Any, n: int) -> Any:

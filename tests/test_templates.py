@@ -149,71 +149,12 @@ def test_field_lookup(shipped: dict[str, Template]) -> None:
         hr.field("nope")
 
 
-def test_type_fields_payload(shipped: dict[str, Template]) -> None:
-    resolve = {"car": 1040}.__getitem__
-    payload = shipped["work_order"].type_fields(resolve)
-    assert payload["title"] == "Заказ-наряд"
-    assert payload["code"] == "work_order"
-    assert {k for k in payload if k.startswith("is")} == set(FLAG_NAMES)
-    assert payload["isStagesEnabled"] == "Y" and payload["isCategoriesEnabled"] == "N"
-    assert payload["isUseInUserfieldEnabled"] == "Y"  # implied by the calendar integration
-    assert payload["relations"] == {
-        "parent": [
-            {"entityTypeId": 1040, "isChildrenListEnabled": "true"},
-            {"entityTypeId": 2, "isChildrenListEnabled": "true"},
-        ],
-        "child": [],
-    }
-    assert payload["linkedUserFields"] == {
-        "TASKS_TASK|UF_CRM_TASK": "false",
-        "TASKS_TASK_TEMPLATE|UF_CRM_TASK": "false",
-        "CALENDAR_EVENT|UF_CRM_CAL_EVENT": "true",
-    }
-
-
-def test_type_fields_needs_resolver_for_processes(shipped: dict[str, Template]) -> None:
-    with pytest.raises(ValueError, match="resolver"):
-        shipped["work_order"].type_fields()
-
-
-def test_userfield_payload_enumeration(shipped: dict[str, Template]) -> None:
-    payload = shipped["candidate"].field("candidate_source").userfield_payload(7)
-    assert payload["entityId"] == "CRM_7"
-    assert payload["fieldName"] == "UF_CRM_7_CANDIDATE_SOURCE"
-    assert payload["userTypeId"] == "enumeration"
-    assert payload["xmlId"] == "b24sync:candidate:candidate_source"
-    assert payload["mandatory"] == "Y" and payload["multiple"] == "N"
-    assert payload["editFormLabel"] == {"ru": "Источник", "en": "Source"}
-    assert payload["listColumnLabel"] == payload["listFilterLabel"] == payload["editFormLabel"]
-    assert payload["helpMessage"]["ru"] == "Откуда пришло резюме"
-    assert payload["enum"][0] == {"value": "hh.ru", "xmlId": "hh", "sort": 10, "def": "N"}
-    assert payload["enum"][2]["value"] == "Авито Работа"
-
-
-def test_userfield_payload_crm_link_targets(shipped: dict[str, Template]) -> None:
+def test_crm_link_settings_name_their_targets(shipped: dict[str, Template]) -> None:
     field = shipped["contract"].field("related_orders")
-    payload = field.userfield_payload(12, {"production_order": 1036}.__getitem__)
-    assert payload["userTypeId"] == "crm"
-    assert payload["multiple"] == "Y"
-    assert payload["settings"] == {"DEAL": "Y", "DYNAMIC_1036": "Y"}
-    supplier = shipped["production_order"].field("supplier").userfield_payload(3)
-    assert supplier["settings"] == {"COMPANY": "Y"}
-
-
-def test_userfield_payload_types_map_to_bitrix(shipped: dict[str, Template]) -> None:
-    for t in shipped.values():
-        for f in t.fields:
-            payload = f.userfield_payload(5, lambda code: 1032)
-            assert payload["userTypeId"] == f.type
-            assert payload["fieldName"] == f"UF_CRM_5_{f.code.upper()}"
-            assert payload["showFilter"] in ("N", "I", "S")
-
-
-def test_card_payload(shipped: dict[str, Template]) -> None:
-    data = shipped["candidate"].card_payload(7)
-    assert data[0]["name"] == "candidate" and data[0]["type"] == "section"
-    names = [e["name"] for e in data[0]["elements"]]
-    assert names[:4] == ["TITLE", "CLIENT", "UF_CRM_7_VACANCY", "UF_CRM_7_CANDIDATE_SOURCE"]
+    assert field.settings({"production_order": 1036}.__getitem__) == {"DEAL": "Y", "DYNAMIC_1036": "Y"}
+    assert shipped["production_order"].field("supplier").settings() == {"COMPANY": "Y"}
+    with pytest.raises(ValueError, match="resolver"):
+        field.settings()
 
 
 # --- presets and flags ----------------------------------------------------------------------------

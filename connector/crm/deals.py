@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
+from connector.crm.naming import from_yn
 from connector.crm.schema import PortalFunnel, PortalStage
+from connector.rest import Client
 
 DEAL = 2
 DEFAULT_FUNNEL = "default"
@@ -23,7 +25,7 @@ class FunnelError(LookupError):
     """A deal funnel or stage a rule names that the portal does not have."""
 
 
-def deal_funnels(client: Any) -> list[PortalFunnel]:
+def deal_funnels(client: Client) -> list[PortalFunnel]:
     """Every deal funnel of the portal with its stages (one crm.category.list + one crm.status.list each)."""
     cats = client.call("crm.category.list", {"entityTypeId": DEAL}).result or {}
     out: list[PortalFunnel] = []
@@ -48,25 +50,36 @@ def deal_funnels(client: Any) -> list[PortalFunnel]:
             PortalFunnel(
                 id=cid,
                 name=str(cat.get("name") or ""),
-                is_default=str(cat.get("isDefault")) == "Y",
+                is_default=from_yn(cat.get("isDefault")),
                 stages=stages,
             )
         )
     return out
 
 
-def cached_deal_funnels(client: Any, store: Any, portal: str, *, refresh: bool = False) -> list[PortalFunnel]:
+class MetaStore(Protocol):
+    """The part of `connector.store.Store` this module uses (crm sits below the store)."""
+
+    def meta_get(self, key: str) -> str | None: ...
+
+    def meta_set(self, key: str, value: str) -> None: ...
+
+
+def cached_deal_funnels(
+    client: Client, store: MetaStore | None, portal: str, *, refresh: bool = False
+) -> list[PortalFunnel]:
     """The portal's deal funnels, kept in the store's `_meta` so a sync makes no schema reads;
-    re-read when asked (a stage a rule names is missing, `sync --full`)."""
+    re-read when asked (a stage a rule names is missing, `sync --full`); without a store, always read."""
     key = f"rules.deal_funnels.{portal}"
-    raw = None if refresh else store.meta_get(key)
+    raw = None if refresh or store is None else store.meta_get(key)
     if raw:
         try:
             return [PortalFunnel.model_validate(f) for f in json.loads(raw)]
         except (ValueError, TypeError):
             pass
     funnels = deal_funnels(client)
-    store.meta_set(key, json.dumps([f.model_dump(mode="json") for f in funnels], ensure_ascii=False))
+    if store is not None:
+        store.meta_set(key, json.dumps([f.model_dump(mode="json") for f in funnels], ensure_ascii=False))
     return funnels
 
 
@@ -89,7 +102,7 @@ def find_stage(funnel: PortalFunnel, code: str) -> PortalStage:
 
 
 def items_by_id(
-    client: Any, entity_type_id: int, ids: Iterable[int], select: list[str]
+    client: Client, entity_type_id: int, ids: Iterable[int], select: list[str]
 ) -> dict[int, dict[str, Any]]:
     """Items of one type by id (50 ids per crm.item.list page)."""
     wanted = sorted({int(i) for i in ids if i})

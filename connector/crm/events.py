@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from connector.rest import Client
 from connector.rest.errors import B24Error
 
 ITEM_DELETE_EVENT = "ONCRMDYNAMICITEMDELETE"
@@ -34,7 +35,7 @@ class OfflineReservation(BaseModel):
     deleted: list[DeletedItem] = Field(default_factory=list)
 
 
-def bind_item_delete_offline(client: Any) -> bool:
+def bind_item_delete_offline(client: Client) -> bool:
     """Bind the smart-process item-delete event to the offline queue; False when the portal refuses the app.
 
     Already bound counts as bound. Any other error is raised.
@@ -53,7 +54,7 @@ def bind_item_delete_offline(client: Any) -> bool:
 
 
 def reserve_offline_events(
-    client: Any, process_id: str | None = None, limit: int = OFFLINE_LIMIT
+    client: Client, process_id: str | None = None, limit: int = OFFLINE_LIMIT
 ) -> OfflineReservation:
     """Reserve up to `limit` queue records (`clear=0`); with `process_id`, re-read an earlier reservation.
 
@@ -70,7 +71,7 @@ def reserve_offline_events(
     )
 
 
-def clear_offline_events(client: Any, process_id: str) -> None:
+def clear_offline_events(client: Client, process_id: str) -> None:
     """Remove the records of a reservation from the queue.
 
     https://apidocs.bitrix24.com/api-reference/events/offline-events/event-offline-clear.html

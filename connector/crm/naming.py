@@ -1,33 +1,21 @@
-"""Pure naming rules of Bitrix24 smart processes: UF names, camelCase, stage ids, Y/N, dates, short codes.
+"""Pure naming rules of Bitrix24 smart processes: UF names, stage and directory ids, Y/N, short codes.
 
-Everything here follows the server source (`crm/lib/Service/Converter.php`: field-name casing)
-and has no I/O and no imports from the rest of the connector except constants.
+The one home of these rules: no I/O and no imports from the rest of the connector except
+constants (and `times` for the portal-date rule, re-exported here).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta, timezone
-from functools import lru_cache
 
-# userfieldconfig.add: FIELD_NAME is 4..50 chars of ^[0-9A-Z_]+$ and starts with UF_CRM_{typeId}_.
-UF_NAME_MAX = 50
-UF_PREFIX = "UF_CRM_"
-# Type ids are small autoincrements (3, 7, 16 ...); we reserve 5 digits so a code fits on any portal.
-TYPE_ID_DIGITS_RESERVED = 5
-UF_CODE_MAX = UF_NAME_MAX - len(UF_PREFIX) - TYPE_ID_DIGITS_RESERVED - 1  # 37
+from connector.constants import UF_CODE_MAX as UF_CODE_MAX
+from connector.constants import UF_NAME_MAX, UF_PREFIX
+
+# The portal-date rule lives in times.py; re-exported because crm/items.py imports it from here.
+from connector.times import parse_date as parse_date
 
 _UF_NAME_RE = re.compile(r"^[0-9A-Z_]+$")
-_GENERIC_UF_RES = (
-    re.compile(r"^[A-Z_]+$"),
-    re.compile(r"^UF_CRM_\d{1,4}_[\d_]+$"),
-    re.compile(r"^UF_CRM_\d{1,4}_[A-Z_]+$"),
-)
-_FILTER_PREFIX_RE = re.compile(r"^([=%><!@]*)(.*)$", re.S)
-_UPPER_NAME_RE = re.compile(r"^[A-Z0-9_]+$")
-_STAGE_ID_RE = re.compile(r"^DT(\d+)_(\d+):(.+)$")
-_STAGE_ENTITY_RE = re.compile(r"^DYNAMIC_(\d+)_STAGE_(\d+)$")
-_OFFSET_RE = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
+_UF_SUFFIX_RE = re.compile(r"^UF_CRM_\d+_(.+)$")
 
 # Abbreviations used in crm-link values (C_12, CO_5, D_7, T80_3) for system types.
 SYSTEM_SHORT_CODES: dict[int, str] = {1: "L", 2: "D", 3: "C", 4: "CO", 7: "Q", 31: "SI"}
@@ -51,76 +39,25 @@ def uf_name(type_id: int, code: str) -> str:
 
 def uf_suffix(name: str) -> str:
     """The part after `UF_CRM_{typeId}_` of a portal field name (`UF_CRM_7_VIN` -> `VIN`)."""
-    m = re.match(r"^UF_CRM_\d+_(.+)$", name)
+    m = _UF_SUFFIX_RE.match(name)
     if not m:
         raise ValueError(f"{name!r} is not a smart-process field name (UF_CRM_<typeId>_<CODE>)")
     return m.group(1)
 
 
-def _camelize(upper: str) -> str:
-    """Generic UPPER_SNAKE -> camelCase; an underscore between two digits is kept."""
-    parts = upper.split("_")
-    out = parts[0].lower()
-    for prev, part in zip(parts, parts[1:], strict=False):
-        if prev[-1:].isdecimal() and part[:1].isdecimal():
-            out += "_" + part.lower()
-        else:
-            out += part[:1].upper() + part[1:].lower()
-    return out
-
-
-def uf_camel(upper_name: str) -> str:
-    """The camelCase key crm.item uses for an UPPER field name (server Converter rules).
-
-    `UF_CRM_5_MY_FIELD` -> `ufCrm5MyField`, `UF_CRM_5_1700000000000` -> `ufCrm5_1700000000000`,
-    `UF_CRM_5_FIELD1` -> `ufCrm_5_FIELD1` (special form), `ASSIGNED_BY_ID` -> `assignedById`.
-    """
-    if any(r.match(upper_name) for r in _GENERIC_UF_RES) or not upper_name.startswith("UF_"):
-        return _camelize(upper_name)
-    if upper_name.startswith(UF_PREFIX):
-        return "ufCrm_" + upper_name[len(UF_PREFIX) :]
-    return upper_name
-
-
-def camel_to_upper(name: str) -> str:
-    """Reverse of `uf_camel` for keys and filter keys (`>=createdTime` -> `>=CREATED_TIME`)."""
-    prefix, body = _FILTER_PREFIX_RE.match(name).groups()  # type: ignore[union-attr]
-    if _UPPER_NAME_RE.match(body):
-        return prefix + body
-    if body.startswith("ufCrm_"):
-        return prefix + UF_PREFIX + body[len("ufCrm_") :]
-    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", body)
-    snake = re.sub(r"(?<=[A-Za-z])(?=[0-9])", "_", snake)
-    snake = re.sub(r"(?<=[0-9])(?=[A-Za-z])", "_", snake)
-    return prefix + snake.upper()
+def field_entity_id(type_id: int) -> str:
+    """The user-field owner of a smart process: `CRM_{type id}` (not entityTypeId)."""
+    return f"CRM_{type_id}"
 
 
 # --- stages ----------------------------------------------------------------------------------------
-
-
-def stage_prefix(etid: int, category_id: int) -> str:
-    """`DT{entityTypeId}_{categoryId}` — the STATUS_ID prefix of a smart-process funnel."""
-    return f"DT{int(etid)}_{int(category_id)}"
 
 
 def stage_id(etid: int, category_id: int, code: str) -> str:
     """STATUS_ID `DT{etid}_{cat}:{CODE}` (the value of an item's stageId)."""
     if not code or ":" in code:
         raise ValueError(f"stage code must be non-empty and without ':', got {code!r}")
-    return f"{stage_prefix(etid, category_id)}:{code}"
-
-
-def parse_stage_id(value: str) -> tuple[int, int, str]:
-    """`DT1032_5:NEW` -> (1032, 5, "NEW")."""
-    m = _STAGE_ID_RE.match(value or "")
-    if not m:
-        raise ValueError(f"{value!r} is not a smart-process stage id (DT<entityTypeId>_<categoryId>:<CODE>)")
-    return int(m.group(1)), int(m.group(2)), m.group(3)
-
-
-def stage_code(value: str) -> str:
-    """The template stage code of a STATUS_ID (`DT1032_5:NEW` -> `NEW`)."""
-    return parse_stage_id(value)[2]
+    return f"DT{int(etid)}_{int(category_id)}:{code}"
 
 
 def stage_entity_id(etid: int, category_id: int) -> str:
@@ -128,122 +65,34 @@ def stage_entity_id(etid: int, category_id: int) -> str:
     return f"DYNAMIC_{int(etid)}_STAGE_{int(category_id)}"
 
 
-def parse_stage_entity_id(value: str) -> tuple[int, int]:
-    """`DYNAMIC_1032_STAGE_5` -> (1032, 5)."""
-    m = _STAGE_ENTITY_RE.match(value or "")
-    if not m:
-        raise ValueError(f"{value!r} is not a stage directory id (DYNAMIC_<entityTypeId>_STAGE_<categoryId>)")
-    return int(m.group(1)), int(m.group(2))
-
-
 # --- Y/N -------------------------------------------------------------------------------------------
+
+_TRUE = ("Y", "TRUE", "1")
+_FALSE = ("N", "FALSE", "0", "")
 
 
 def yn(value: bool) -> str:
-    """True -> "Y", False -> "N"."""
+    """True -> "Y", False -> "N" (what the portal takes)."""
     if not isinstance(value, bool):
         raise ValueError(f"expected a bool, got {value!r}")
     return "Y" if value else "N"
 
 
-def from_yn(value: str | bool) -> bool:
-    """ "Y" -> True, "N" -> False (also accepts a bool); anything else is an error."""
+def from_yn(value: object) -> bool:
+    """A portal flag as a bool: "Y"/"N" (also true/false, 1/0, a bool; empty or null is "N").
+
+    server-behaviour.md §3 "Defaults": type flags and linkedUserFields come back as "Y"/"N";
+    relations are written as "true"/"false".
+    Anything else is an error naming the allowed values.
+    """
     if isinstance(value, bool):
         return value
-    if value in ("Y", "y"):
+    text = "" if value is None else str(value).strip().upper()
+    if text in _TRUE:
         return True
-    if value in ("N", "n"):
+    if text in _FALSE:
         return False
-    raise ValueError(f"expected 'Y' or 'N', got {value!r}")
-
-
-# --- dates and times -------------------------------------------------------------------------------
-
-
-def parse_offset(offset: str | timedelta) -> timezone:
-    """`+03:00` / `+0300` / timedelta -> timezone."""
-    if isinstance(offset, timedelta):
-        return timezone(offset)
-    if offset in ("Z", "z"):
-        return UTC
-    m = _OFFSET_RE.match(offset)
-    if not m:
-        raise ValueError(f"bad UTC offset {offset!r}; use +HH:MM, e.g. +03:00")
-    sign = -1 if m.group(1) == "-" else 1
-    return timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3))))
-
-
-def parse_dt(value: str, default_offset: str | timedelta | None = None) -> datetime:
-    """ISO-8601 datetime with an offset (`2021-03-29T02:00:00+02:00`, `...Z`) -> aware datetime in UTC.
-
-    A value without an offset is an error unless `default_offset` says which zone it is in.
-    """
-    text = value.strip() if isinstance(value, str) else value
-    if not isinstance(text, str) or not text:
-        raise ValueError(f"expected an ISO-8601 datetime string, got {value!r}")
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an ISO-8601 datetime (e.g. 2026-01-02T03:04:05+03:00)") from None
-    if dt.tzinfo is None:
-        if default_offset is None:
-            raise ValueError(f"datetime {value!r} has no UTC offset; pass default_offset")
-        dt = dt.replace(tzinfo=parse_offset(default_offset))
-    return dt.astimezone(UTC)
-
-
-def format_dt(value: datetime, offset: str | timedelta | None = None) -> str:
-    """Aware datetime -> `2026-01-02T03:04:05Z` (offset None) or `2026-01-02T06:04:05+03:00`."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime: attach a timezone before formatting")
-    if offset is None:
-        return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-    local = value.astimezone(parse_offset(offset)).replace(microsecond=0)
-    return local.isoformat()
-
-
-def to_utc_iso(value: str, default_offset: str | timedelta | None = None) -> str:
-    """Portal datetime string -> the store's UTC form `2026-01-02T03:04:05Z`."""
-    return format_dt(parse_dt(value, default_offset))
-
-
-def parse_date(value: str) -> date:
-    """A portal date value -> date, for any portal offset.
-
-    Portals return date fields as UTC midnight rendered in the portal offset (server-behaviour.md §1
-    "Item JSON values"; bitrix24-rest.md §9.5): `2025-04-29T03:00:00+03:00`, and on a -05:00 portal
-    `2025-04-28T19:00:00-05:00`, whose naive date part is the previous day. So: `YYYY-MM-DD` is the
-    date; a datetime at UTC midnight means its UTC date; local midnight (`...T00:00:00+03:00`, the
-    source's reading) its local date; any other datetime its local date (the server drops the time).
-    """
-    text = value.strip() if isinstance(value, str) else ""
-    try:
-        return _portal_date(text)
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not a portal date (YYYY-MM-DD or an ISO datetime like 2025-04-29T03:00:00+03:00)"
-        ) from None
-
-
-@lru_cache(maxsize=65536)
-def _portal_date(text: str) -> date:
-    if len(text) == 10:
-        return date.fromisoformat(text)
-    dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-    if dt.tzinfo is not None:
-        utc = dt.astimezone(UTC)
-        if (utc.hour, utc.minute, utc.second, utc.microsecond) == (0, 0, 0, 0):
-            return utc.date()
-    return dt.date()
-
-
-def format_date(value: date) -> str:
-    """date -> `YYYY-MM-DD`."""
-    if isinstance(value, datetime):
-        value = value.date()
-    return value.isoformat()
+    raise ValueError(f"expected 'Y' or 'N' (or true/false, 1/0), got {value!r}")
 
 
 # --- short codes -----------------------------------------------------------------------------------
@@ -268,11 +117,6 @@ def parse_short_code(code: str) -> int:
         allowed = ", ".join(sorted(_SHORT_TO_SYSTEM))
         raise ValueError(f"{code!r} is not a CRM type abbreviation ({allowed} or T<hex entityTypeId>)")
     return int(m.group(1), 16)
-
-
-def crm_link(etid: int, item_id: int) -> str:
-    """A `crm` user-field value `T408_12` / `D_7` / `CO_5`."""
-    return f"{short_code(etid)}_{int(item_id)}"
 
 
 def parse_crm_link(value: str) -> tuple[int, int]:

@@ -8,7 +8,6 @@ per funnel. Writes go through `run_commands`, which packs commands into batches 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,6 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from connector.constants import BATCH_MAX, TYPE_FLAGS
+from connector.crm.naming import field_entity_id, from_yn, stage_entity_id
+from connector.rest import Client
 from connector.rest.paging import page_rows
 from connector.rest.references import BatchRef, batch_ref, glued
 
@@ -150,13 +151,6 @@ class PortalSnapshot(BaseModel):
 # ---------------------------------------------------------------- parsing REST rows
 
 
-def yn(value: Any) -> bool:
-    """Bitrix24's "Y"/"N" (also true/false/1/0) as a bool."""
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().upper() in ("Y", "TRUE", "1")
-
-
 def _labels(value: Any) -> dict[str, str]:
     if isinstance(value, dict):
         return {str(k): str(v) for k, v in value.items() if v not in (None, "")}
@@ -174,8 +168,8 @@ def parse_type(row: dict[str, Any]) -> PortalType:
         return [
             PortalRelation(
                 entity_type_id=int(r["entityTypeId"]),
-                children_list=yn(r.get("isChildrenListEnabled", "Y")),
-                predefined=yn(r.get("isPredefined", "N")),
+                children_list=from_yn(r.get("isChildrenListEnabled", "Y")),
+                predefined=from_yn(r.get("isPredefined", "N")),
             )
             for r in (items or [])
         ]
@@ -186,8 +180,8 @@ def parse_type(row: dict[str, Any]) -> PortalType:
         title=str(row.get("title") or ""),
         code=(str(row["code"]) if row.get("code") else None),
         code_supported="code" in row,
-        flags={k: yn(row[k]) for k in TYPE_FLAGS if k in row},
-        linked_user_fields={k: yn(v) for k, v in linked.items()} if isinstance(linked, dict) else {},
+        flags={k: from_yn(row[k]) for k in TYPE_FLAGS if k in row},
+        linked_user_fields={k: from_yn(v) for k, v in linked.items()} if isinstance(linked, dict) else {},
         parents=rels(relations.get("parent")) if isinstance(relations, dict) else [],
         children=rels(relations.get("child")) if isinstance(relations, dict) else [],
     )
@@ -201,7 +195,7 @@ def parse_field(row: dict[str, Any]) -> PortalField:
             value=str(o.get("value") or ""),
             xml_id=str(o.get("xmlId") or ""),
             sort=int(o.get("sort") or 500),
-            default=yn(o.get("def", "N")),
+            default=from_yn(o.get("def", "N")),
         )
         for o in (row.get("enum") or [])
     ]
@@ -209,14 +203,14 @@ def parse_field(row: dict[str, Any]) -> PortalField:
         id=int(row["id"]),
         field_name=str(row["fieldName"]),
         user_type_id=str(row.get("userTypeId") or ""),
-        multiple=yn(row.get("multiple", "N")),
-        mandatory=yn(row.get("mandatory", "N")),
+        multiple=from_yn(row.get("multiple", "N")),
+        mandatory=from_yn(row.get("mandatory", "N")),
         xml_id=str(row.get("xmlId") or ""),
         sort=int(row.get("sort") or 100),
         show_filter=str(row.get("showFilter") or "N").upper() not in ("N", ""),
         label=_labels(row.get("editFormLabel")),
         help=_labels(row.get("helpMessage")),
-        settings=row.get("settings") if isinstance(row.get("settings"), dict) else {},
+        settings=settings if isinstance(settings := row.get("settings"), dict) else {},
         options=sorted(options, key=lambda o: (o.sort, o.id)),
     )
 
@@ -232,7 +226,7 @@ def parse_stage(row: dict[str, Any]) -> PortalStage:
         sort=int(row.get("SORT") or 0),
         color=str(row.get("COLOR") or ""),
         semantics=_SEMANTICS_IN.get(str(row.get("SEMANTICS") or ""), "process"),  # type: ignore[arg-type]
-        system=yn(row.get("SYSTEM", "N")),
+        system=from_yn(row.get("SYSTEM", "N")),
     )
 
 
@@ -242,7 +236,7 @@ def parse_funnel(row: dict[str, Any]) -> PortalFunnel:
         id=int(row["id"]),
         name=str(row.get("name") or ""),
         sort=int(row.get("sort") or 500),
-        is_default=yn(row.get("isDefault", "N")),
+        is_default=from_yn(row.get("isDefault", "N")),
     )
 
 
@@ -260,20 +254,10 @@ def parse_card(value: Any) -> list[CardSectionConfig] | None:
     return sections
 
 
-def stage_entity_id(entity_type_id: int, category_id: int) -> str:
-    """The `crm.status` directory of a funnel: `DYNAMIC_{etid}_STAGE_{cat}`."""
-    return f"DYNAMIC_{entity_type_id}_STAGE_{category_id}"
-
-
-def field_entity_id(type_id: int) -> str:
-    """The user-field owner of a smart process: `CRM_{type id}` (not entityTypeId)."""
-    return f"CRM_{type_id}"
-
-
 # ---------------------------------------------------------------- reading
 
 
-def read_types(client: Any) -> list[PortalType]:
+def read_types(client: Client) -> list[PortalType]:
     """Every smart process in abbreviated form (`crm.type.list`, 50 per request)."""
     types: list[PortalType] = []
     start = 0
@@ -294,7 +278,7 @@ def supports_code(types: Sequence[PortalType]) -> bool:
     return not types or any(t.code_supported for t in types)
 
 
-def fill_details(client: Any, types: Sequence[PortalType]) -> None:
+def fill_details(client: Client, types: Sequence[PortalType]) -> None:
     """Read relations, fields, funnels, stages, options and the card of `types` in two batched passes."""
     if not types:
         return
@@ -366,7 +350,7 @@ def fill_details(client: Any, types: Sequence[PortalType]) -> None:
             )
 
 
-def scan_types(client: Any) -> list[PortalType]:
+def scan_types(client: Client) -> list[PortalType]:
     """Every smart process in abbreviated form, `>id` keyset-chained (up to 2,500 per HTTP request).
 
     https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-list.html
@@ -374,7 +358,7 @@ def scan_types(client: Any) -> list[PortalType]:
     return [parse_type(r) for r in client.iter_list("crm.type.list", {}, rows_key="types")]
 
 
-def fill_item_schema(client: Any, types: Sequence[PortalType]) -> None:
+def fill_item_schema(client: Client, types: Sequence[PortalType]) -> None:
     """Read what items need of `types` (fields with enum options, funnels, stages) in two batched passes.
 
     The light sibling of `fill_details`: no type details, no card, the first 50 fields of a type.
@@ -422,7 +406,7 @@ def _rows(result: Any, key: str) -> list[dict[str, Any]]:
     return []
 
 
-def _more_fields(client: Any, t: PortalType, total: int | None, have: int) -> list[PortalField]:
+def _more_fields(client: Client, t: PortalType, total: int | None, have: int) -> list[PortalField]:
     """Further pages of `userfieldconfig.list` for a type with more than 50 fields."""
     more: list[PortalField] = []
     while total is not None and have + len(more) < total:
@@ -486,7 +470,12 @@ class Command:
     def references(self) -> list[Ref]:
         """Every `Ref` in the params."""
         found: list[Ref] = []
-        _walk(self.params, lambda r: found.append(r) or r)
+
+        def collect(ref: Ref) -> Ref:
+            found.append(ref)
+            return ref
+
+        _walk(self.params, collect)
         return found
 
 
@@ -544,7 +533,7 @@ def pack(commands: Iterable[Command], size: int = BATCH_MAX) -> list[list[Comman
 
 
 def run_commands(
-    client: Any,
+    client: Client,
     commands: Sequence[Command],
     on_batch: Callable[[CommandRun, list[Command]], None] | None = None,
 ) -> CommandRun:
@@ -580,12 +569,3 @@ def run_commands(
         if missing:
             raise SchemaWriteError(missing[0], "no result returned by the batch")
     return run
-
-
-_UF_SUFFIX = re.compile(r"^UF_CRM_\d+_(.+)$")
-
-
-def uf_suffix(field_name: str) -> str:
-    """The postfix of `UF_CRM_{id}_{POSTFIX}`."""
-    match = _UF_SUFFIX.match(field_name)
-    return match.group(1) if match else field_name

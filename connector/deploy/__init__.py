@@ -12,7 +12,7 @@ t = adopt(client, 1032)                                      # Template (entityT
 from connector.deploy.adopt import AdoptError, adopt
 from connector.deploy.drift import DriftError, drift
 from connector.deploy.engine import apply, plan, portal_key_of
-from connector.deploy.model import ApplyResult, Change, Diff, Drift, DriftItem, Plan, ProcessPlan
+from connector.deploy.model import ApplyResult, Diff, Drift, DriftItem, Plan, SchemaChange, TemplatePlan
 
 __all__ = [
     "AdoptError",
@@ -20,12 +20,12 @@ __all__ = [
     "drift",
     "DriftError",
     "ApplyResult",
-    "Change",
     "Diff",
     "Drift",
     "DriftItem",
     "Plan",
-    "ProcessPlan",
+    "SchemaChange",
+    "TemplatePlan",
     "apply",
     "plan",
     "portal_key_of",

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from connector.constants import UF_CODE_MAX
+from connector.crm.naming import uf_suffix
 from connector.crm.schema import (
     PortalField,
     PortalFunnel,
@@ -20,13 +22,14 @@ from connector.crm.schema import (
     fill_details,
     read_types,
     supports_code,
-    uf_suffix,
 )
 from connector.deploy.binding import IdView, bind_type
 from connector.deploy.desired import from_template
 from connector.deploy.engine import portal_key_of
 from connector.deploy.record import record_binding
 from connector.deploy.relations import SYSTEM_NAMES
+from connector.rest import Client
+from connector.store import Store
 from connector.templates import FIELD_TYPES, Template, parse_template
 from connector.templates.model import (
     CRM_LINK_KEYS,
@@ -36,7 +39,6 @@ from connector.templates.model import (
     STAGE_CODE_MAX,
     STAGE_CODE_RE,
     STANDARD_CARD_FIELDS,
-    UF_CODE_MAX,
     marked_field_code,
 )
 from connector.templates.slug import slug, unique_code
@@ -65,7 +67,9 @@ def find_type(types: list[PortalType], type_ref: int | str) -> PortalType:
     return hits[0]
 
 
-def adopt(client: Any, type_ref: int | str, store: Any = None, *, code: str | None = None) -> Template:
+def adopt(
+    client: Client, type_ref: int | str, store: Store | None = None, *, code: str | None = None
+) -> Template:
     """A template describing the portal's smart process `type_ref` (entityTypeId, code or title).
 
     With `store`, codes recorded by an earlier apply are reused and every portal id is recorded
@@ -173,7 +177,10 @@ def _field_code(f: PortalField) -> str:
     """Our marker's code, else the portal name's suffix, else (UI names are digits) the label."""
     if marked := marked_field_code(f.xml_id):
         return marked
-    suffix = uf_suffix(f.field_name).lower()
+    try:
+        suffix = uf_suffix(f.field_name).lower()
+    except ValueError:  # a field not named UF_CRM_<typeId>_<CODE>: its whole name
+        suffix = f.field_name.lower()
     code = re.sub(r"[^a-z0-9_]", "_", suffix).strip("_")
     if not code or not re.search(r"[a-z]", code):
         code = slug(next(iter(f.label.values()), ""), UF_CODE_MAX) or f"uf_{code}"

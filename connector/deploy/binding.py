@@ -24,6 +24,7 @@ from connector.crm.schema import (
     PortalType,
 )
 from connector.deploy.desired import DesiredField, DesiredFunnel, DesiredOption, DesiredStage, DesiredType
+from connector.store import IdMapEntry, Store
 
 _DEFAULT_SORTS = dict(zip(DEFAULT_STAGE_CODES, (10, 20, 30, 40, 50), strict=True))
 _DEFAULT_SEMANTICS = {"SUCCESS": "success", "FAIL": "failure"}
@@ -32,11 +33,11 @@ _DEFAULT_SEMANTICS = {"SUCCESS": "success", "FAIL": "failure"}
 class IdView:
     """The id map of one portal, or an empty one (`store=None`)."""
 
-    def __init__(self, store: Any, portal: str) -> None:
+    def __init__(self, store: Store | None, portal: str) -> None:
         self.store = store
         self.portal = portal
 
-    def entry(self, kind: str, code: str) -> Any:
+    def entry(self, kind: str, code: str) -> IdMapEntry | None:
         """The id map entry (with `.portal_id`, `.extra`) or None."""
         if self.store is None:
             return None
@@ -60,7 +61,7 @@ class IdView:
         if self.store is not None:
             self.store.idmap.delete(self.portal, kind, code)
 
-    def all(self, kind: str | None = None) -> list[Any]:
+    def all(self, kind: str | None = None) -> list[IdMapEntry]:
         """Every entry of this portal."""
         return [] if self.store is None else self.store.idmap.all(self.portal, kind)
 
@@ -81,7 +82,7 @@ class RenamedView(IdView):
         super().__init__(base.store, base.portal)
         self.new, self.old = new, old
 
-    def entry(self, kind: str, code: str) -> Any:
+    def entry(self, kind: str, code: str) -> IdMapEntry | None:
         """The entry under the new code, else under the old process code."""
         found = super().entry(kind, code)
         if found is None and kind != "type" and code.startswith(self.new + "."):
@@ -178,7 +179,7 @@ def bind_type(desired: DesiredType, snapshot: PortalSnapshot, ids: IdView) -> Ty
 
 def _find_type(
     desired: DesiredType, snapshot: PortalSnapshot, ids: IdView
-) -> tuple[PortalType | None, str, Any]:
+) -> tuple[PortalType | None, str, str | None]:
     codes = [(desired.code, None)] + (
         [(desired.renamed_from, desired.renamed_from)] if desired.renamed_from else []
     )

@@ -8,32 +8,32 @@ from connector.constants import SYSTEM_STAGE_CODES
 from connector.crm.schema import PortalField, PortalType
 from connector.deploy.binding import FieldBinding, FunnelBinding, TypeBinding
 from connector.deploy.desired import DesiredField, DesiredType
-from connector.deploy.model import Change, Diff
+from connector.deploy.model import Diff, Kind, SchemaChange
 from connector.templates.model import STANDARD_CARD_FIELDS, marked_field_code
 
 SHAPED_DEFAULT_STAGES = ("PREPARATION", "CLIENT")
 
 
-def created(process: str, kind: str, code: str, **new: Any) -> Change:
+def created(process: str, kind: Kind, code: str, **new: Any) -> SchemaChange:
     """A create, listing the values the new object gets (in the order given)."""
-    return Change(process=process, kind=kind, action="create", code=code,
-                  diffs=[Diff(attr=attr, new=value) for attr, value in new.items()])
+    return SchemaChange(process=process, kind=kind, action="create", code=code,
+                        diffs=[Diff(attr=attr, new=value) for attr, value in new.items()])
 
 
-def rename_or_update(process: str, kind: str, code: str, renamed_from: str | None, new_code: str,
-                     diffs: list[Diff], note: str = "") -> list[Change]:
+def rename_or_update(process: str, kind: Kind, code: str, renamed_from: str | None, new_code: str,
+                     diffs: list[Diff], note: str = "") -> list[SchemaChange]:
     """A declared rename (`renamed_from`) with its other differences, else an update if anything differs."""
     if renamed_from:
         rename = Diff(attr="code", old=renamed_from, new=new_code)
-        return [Change(process=process, kind=kind, action="rename", code=code, diffs=[rename, *diffs])]
+        return [SchemaChange(process=process, kind=kind, action="rename", code=code, diffs=[rename, *diffs])]
     if diffs:
-        return [Change(process=process, kind=kind, action="update", code=code, diffs=diffs, note=note)]
+        return [SchemaChange(process=process, kind=kind, action="update", code=code, diffs=diffs, note=note)]
     return []
 
 
-def type_changes(b: TypeBinding, allow_destructive: bool) -> list[Change]:
+def type_changes(b: TypeBinding, allow_destructive: bool) -> list[SchemaChange]:
     """Every change for one process, in dependency order."""
-    out: list[Change] = []
+    out: list[SchemaChange] = []
     out += _type_level(b)
     out += field_changes(b, allow_destructive)
     for fb in b.funnels:
@@ -51,18 +51,18 @@ def type_changes(b: TypeBinding, allow_destructive: bool) -> list[Change]:
         )
     out += section_changes(b)
     out += [
-        Change(process=b.code, kind="access", action="manual", code=str(i + 1), note=rule)
+        SchemaChange(process=b.code, kind="access", action="manual", code=str(i + 1), note=rule)
         for i, rule in enumerate(b.desired.access)
     ]
     return out
 
 
-def _delete(process: str, kind: Any, code: str, allowed: bool, what: str, cannot: str = "") -> Change:
+def _delete(process: str, kind: Kind, code: str, allowed: bool, what: str, cannot: str = "") -> SchemaChange:
     if cannot:
-        return Change(
+        return SchemaChange(
             process=process, kind=kind, action="note", code=code, note=f"{what} not in the template; {cannot}"
         )
-    return Change(
+    return SchemaChange(
         process=process,
         kind=kind,
         action="delete",
@@ -72,17 +72,17 @@ def _delete(process: str, kind: Any, code: str, allowed: bool, what: str, cannot
     )
 
 
-def _type_level(b: TypeBinding) -> list[Change]:
+def _type_level(b: TypeBinding) -> list[SchemaChange]:
     d, p = b.desired, b.portal
     if p is None:
         return [
             created(d.code, "type", "", title=d.title, **dict(sorted(d.flags.items())))
         ]
     diffs = type_diffs(d, p)
-    out: list[Change] = []
+    out: list[SchemaChange] = []
     if b.renamed_from and any(x.attr == "code" for x in diffs):
         out.append(
-            Change(
+            SchemaChange(
                 process=d.code,
                 kind="type",
                 action="rename",
@@ -91,7 +91,7 @@ def _type_level(b: TypeBinding) -> list[Change]:
             )
         )
     elif diffs:
-        out.append(Change(process=d.code, kind="type", action="update", code="", diffs=diffs))
+        out.append(SchemaChange(process=d.code, kind="type", action="update", code="", diffs=diffs))
     return out
 
 
@@ -122,18 +122,18 @@ def field_diffs(d: DesiredField, p: PortalField) -> list[Diff]:
     ):
         if old != new:
             diffs.append(Diff(attr=attr, old=old, new=new))
-    for attr, old, new in (("label", p.label, d.label), ("help", p.help, d.help)):
-        if any(old.get(lang) != text for lang, text in new.items()):
-            diffs.append(Diff(attr=attr, old={k: old.get(k) for k in new}, new=new))
+    for attr, had, wants in (("label", p.label, d.label), ("help", p.help, d.help)):
+        if any(had.get(lang) != text for lang, text in wants.items()):
+            diffs.append(Diff(attr=attr, old={k: had.get(k) for k in wants}, new=wants))
     for k, v in sorted(d.settings.items()):
         if str(p.settings.get(k)) != str(v):
             diffs.append(Diff(attr=f"settings.{k}", old=p.settings.get(k), new=v))
     return diffs
 
 
-def field_changes(b: TypeBinding, allow_destructive: bool) -> list[Change]:
+def field_changes(b: TypeBinding, allow_destructive: bool) -> list[SchemaChange]:
     """Field and option changes."""
-    out: list[Change] = []
+    out: list[SchemaChange] = []
     for fb in b.fields:
         d, p = fb.desired, fb.portal
         if p is None:
@@ -141,7 +141,7 @@ def field_changes(b: TypeBinding, allow_destructive: bool) -> list[Change]:
             continue
         if p.user_type_id != d.user_type_id or p.multiple != d.multiple:
             out.append(
-                Change(
+                SchemaChange(
                     process=b.code,
                     kind="field",
                     action="note",
@@ -164,7 +164,7 @@ def field_name_of(f: PortalField) -> str:
     return marked_field_code(f.xml_id) or f.field_name
 
 
-def option_changes(b: TypeBinding, fb: FieldBinding, allow_destructive: bool) -> list[Change]:
+def option_changes(b: TypeBinding, fb: FieldBinding, allow_destructive: bool) -> list[SchemaChange]:
     """Enumeration option changes of one existing field."""
     out = []
     for ob in fb.options:
@@ -195,7 +195,7 @@ def option_changes(b: TypeBinding, fb: FieldBinding, allow_destructive: bool) ->
     return out
 
 
-def funnel_changes(b: TypeBinding, fb: FunnelBinding, allow_destructive: bool) -> list[Change]:
+def funnel_changes(b: TypeBinding, fb: FunnelBinding, allow_destructive: bool) -> list[SchemaChange]:
     """Funnel and stage changes of one funnel."""
     d, p, out = fb.desired, fb.portal, []
     if p is None:
@@ -218,7 +218,7 @@ def funnel_changes(b: TypeBinding, fb: FunnelBinding, allow_destructive: bool) -
         diffs = stage_diffs(ds.name, ds.sort, ds.color, ps.name, ps.sort, ps.color)
         if ps.semantics != ds.semantics:
             out.append(
-                Change(
+                SchemaChange(
                     process=b.code,
                     kind="stage",
                     action="note",
@@ -232,7 +232,7 @@ def funnel_changes(b: TypeBinding, fb: FunnelBinding, allow_destructive: bool) -
         code = f"{d.code}.{s.code}"
         if s.code in SYSTEM_STAGE_CODES and s.system:
             out.append(
-                Change(
+                SchemaChange(
                     process=b.code,
                     kind="stage",
                     action="note",
@@ -242,7 +242,7 @@ def funnel_changes(b: TypeBinding, fb: FunnelBinding, allow_destructive: bool) -
             )
         elif fb.shape_defaults and s.code in SHAPED_DEFAULT_STAGES:
             out.append(
-                Change(
+                SchemaChange(
                     process=b.code,
                     kind="stage",
                     action="delete",
@@ -290,7 +290,7 @@ def desired_card(b: TypeBinding, type_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def section_changes(b: TypeBinding) -> list[Change]:
+def section_changes(b: TypeBinding) -> list[SchemaChange]:
     """One change when the common card differs from the template's sections."""
     if not b.desired.sections:
         return []
@@ -308,7 +308,7 @@ def section_changes(b: TypeBinding) -> list[Change]:
             out.append(created(b.code, "section", name, fields=elements))
         elif old != (name, title, elements):
             out.append(
-                Change(
+                SchemaChange(
                     process=b.code,
                     kind="section",
                     action="update",
@@ -319,7 +319,7 @@ def section_changes(b: TypeBinding) -> list[Change]:
             )
     if not out:
         out.append(
-            Change(
+            SchemaChange(
                 process=b.code,
                 kind="section",
                 action="update",

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from connector.crm.naming import stage_entity_id, yn
 from connector.crm.schema import (
     SEMANTICS_OUT,
     TYPE_FLAGS,
     Command,
     PortalField,
     Ref,
-    stage_entity_id,
 )
 from connector.deploy.binding import FieldBinding, FunnelBinding, TypeBinding
 from connector.deploy.changes import SHAPED_DEFAULT_STAGES, desired_card, field_diffs, stage_diffs, type_diffs
 from connector.deploy.relations import End, RelationPlan
 
 Value = int | Ref
-
-
-def _yn(value: bool) -> str:
-    return "Y" if value else "N"
 
 
 def _tf(value: bool) -> str:
@@ -35,10 +31,10 @@ class TypeIds:
         self.new = b.portal is None
         self.add_key = f"type.{b.code}"
         self.cats_key = f"cats.{b.code}"
-        self.id: Value = Ref(self.add_key, ("type", "id")) if self.new else b.portal.id  # type: ignore[union-attr]
-        self.etid: Value = (
-            Ref(self.add_key, ("type", "entityTypeId")) if self.new else b.portal.entity_type_id
-        )  # type: ignore[union-attr]
+        self.id: Value = Ref(self.add_key, ("type", "id"))
+        self.etid: Value = Ref(self.add_key, ("type", "entityTypeId"))
+        if b.portal is not None:
+            self.id, self.etid = b.portal.id, b.portal.entity_type_id
 
     def fmt(self, pattern: str) -> Any:
         """`pattern` with `{}` replaced by the type id (a Ref for a new type)."""
@@ -54,7 +50,7 @@ def type_payload(b: TypeBinding, only_changed: bool) -> dict[str, Any]:
     d = b.desired
     if not only_changed or b.portal is None:
         out: dict[str, Any] = {"title": d.title, "code": d.code}
-        out.update({k: _yn(v) for k, v in d.flags.items() if k in TYPE_FLAGS})
+        out.update({k: yn(v) for k, v in d.flags.items() if k in TYPE_FLAGS})
         if d.linked_user_fields:
             out["linkedUserFields"] = {k: _tf(v) for k, v in d.linked_user_fields.items()}
         return out
@@ -63,7 +59,7 @@ def type_payload(b: TypeBinding, only_changed: bool) -> dict[str, Any]:
         if diff.attr.startswith("linkedUserFields"):
             out["linkedUserFields"] = {k: _tf(v) for k, v in d.linked_user_fields.items()}
         else:
-            out[diff.attr] = _yn(diff.new) if isinstance(diff.new, bool) else diff.new
+            out[diff.attr] = yn(diff.new) if isinstance(diff.new, bool) else diff.new
     return out
 
 
@@ -139,12 +135,12 @@ def field_payload(fb: FieldBinding, ids: TypeIds) -> dict[str, Any]:
         "entityId": ids.fmt("CRM_{}"),
         "fieldName": ids.fmt("UF_CRM_{}_" + d.uf_suffix),
         "userTypeId": d.user_type_id,
-        "multiple": _yn(d.multiple),
+        "multiple": yn(d.multiple),
         **_changeable(fb),
     }
     payload["listColumnLabel"] = dict(d.label)
     payload["listFilterLabel"] = dict(d.label)
-    payload["showInList"] = _yn(d.show_in_list)
+    payload["showInList"] = yn(d.show_in_list)
     payload["editInList"] = "Y"
     return payload
 
@@ -154,7 +150,7 @@ def _changeable(fb: FieldBinding, allow_destructive: bool = False) -> dict[str, 
     out: dict[str, Any] = {
         "xmlId": d.xml_id,
         "sort": d.sort,
-        "mandatory": _yn(d.mandatory),
+        "mandatory": yn(d.mandatory),
         "showFilter": d.show_filter_code,
         "editFormLabel": dict(d.label),
         "helpMessage": dict(d.help),
@@ -167,7 +163,7 @@ def _changeable(fb: FieldBinding, allow_destructive: bool = False) -> dict[str, 
                 "value": ob.desired.label,
                 "sort": ob.desired.sort,
                 "xmlId": ob.desired.code,
-                "def": _yn(ob.desired.default),
+                "def": yn(ob.desired.default),
             }
             if ob.portal is not None:
                 item["id"] = ob.portal.id
@@ -176,7 +172,7 @@ def _changeable(fb: FieldBinding, allow_destructive: bool = False) -> dict[str, 
             enum.append(
                 {"id": o.id, "del": "Y"}
                 if allow_destructive
-                else {"id": o.id, "value": o.value, "sort": o.sort, "xmlId": o.xml_id, "def": _yn(o.default)}
+                else {"id": o.id, "value": o.value, "sort": o.sort, "xmlId": o.xml_id, "def": yn(o.default)}
             )
         out["enum"] = enum
     return out
@@ -259,7 +255,7 @@ def funnel_commands(b: TypeBinding, ids: TypeIds, allow_destructive: bool) -> li
                     "crm.category.add",
                     {
                         "entityTypeId": ids.etid,
-                        "fields": {"name": d.name, "sort": d.sort, "isDefault": _yn(d.default)},
+                        "fields": {"name": d.name, "sort": d.sort, "isDefault": yn(d.default)},
                     },
                     f"create funnel {b.code}.{d.code}",
                 )
@@ -299,7 +295,10 @@ def stage_commands(
     b: TypeBinding, fb: FunnelBinding, etid: int, category_id: int, allow_destructive: bool
 ) -> list[Command]:
     """crm.status.update (ordered so success stays between process and failure), add, delete."""
-    ups, downs, adds, deletes = [], [], [], []
+    ups: list[tuple[int, Command]] = []
+    downs: list[tuple[int, Command]] = []
+    adds: list[Command] = []
+    deletes: list[Command] = []
     prefix = f"stage.{b.code}.{fb.desired.code}"
     for sb in fb.stages:
         d, p = sb.desired, sb.portal

@@ -11,7 +11,7 @@ from typing import Any
 
 from connector.constants import SYSTEM_ENTITY_TYPES
 from connector.crm.schema import TYPE_FLAGS
-from connector.templates.model import field_marker
+from connector.templates.model import Field, Resolver, Template, field_marker
 
 LANGS = ("ru", "en")
 
@@ -125,7 +125,7 @@ def relation_target(target: str) -> int | str:
     return SYSTEM_ENTITY_TYPES.get(target.lower(), target)
 
 
-def from_template(t: Any, resolve: Any = None) -> DesiredType:
+def from_template(t: Template, resolve: Resolver | None = None) -> DesiredType:
     """Translate a `connector.templates.Template` into a `DesiredType`.
 
     `resolve(process_code) -> entityTypeId` is used for crm-link field settings; a link to a
@@ -149,7 +149,7 @@ def from_template(t: Any, resolve: Any = None) -> DesiredType:
     )
 
 
-def _field(t: Any, f: Any, resolve: Any) -> DesiredField:
+def _field(t: Template, f: Field, resolve: Resolver | None) -> DesiredField:
     try:
         settings = f.settings(resolve)
         pending: list[str] = []
@@ -189,7 +189,7 @@ def _field(t: Any, f: Any, resolve: Any) -> DesiredField:
     )
 
 
-def _funnels(t: Any) -> list[DesiredFunnel]:
+def _funnels(t: Template) -> list[DesiredFunnel]:
     return [
         DesiredFunnel(
             code=fn.code,

@@ -8,8 +8,10 @@ from typing import Any
 from connector.crm.schema import PortalType, fill_details, read_types
 from connector.deploy.binding import IdView
 from connector.deploy.changes import field_name_of
-from connector.deploy.engine import as_templates, load_context, make_plan, portal_key_of
-from connector.deploy.model import Change, Diff, Drift, DriftItem
+from connector.deploy.engine import Templates, as_templates, load_context, make_plan, portal_key_of
+from connector.deploy.model import Diff, Drift, DriftItem, SchemaChange
+from connector.rest import Client
+from connector.store import IdMapEntry, Store
 
 # A plan action seen from the portal: `create` = the portal lacks it, `delete` = the portal has more.
 _AS_DRIFT = {"create": "missing", "delete": "added", "update": "edited", "rename": "edited", "note": "edited"}
@@ -30,7 +32,7 @@ def no_apply_recorded(portal: str, db: str, others: list[str]) -> DriftError:
     return DriftError(text)
 
 
-def drift(client: Any, store: Any, templates: Any = None) -> Drift:
+def drift(client: Client, store: Store | None, templates: Templates | None = None) -> Drift:
     """Compare every applied process (or only those of `templates`) with what apply recorded.
 
     With `templates`, the portal is also compared with them: anything apply would create, change
@@ -64,7 +66,7 @@ def drift(client: Any, store: Any, templates: Any = None) -> Drift:
     return result
 
 
-def _needs_details(types: dict[int, PortalType], entry: Any) -> bool:
+def _needs_details(types: dict[int, PortalType], entry: IdMapEntry) -> bool:
     t = types.get(int(entry.portal_id))
     return t is not None and not t.detailed
 
@@ -73,7 +75,7 @@ def _key(item: DriftItem) -> tuple[str, str, str, str]:
     return item.process, item.kind, item.change, item.code.split(" ", 1)[0]
 
 
-def _from_change(c: Change) -> DriftItem | None:
+def _from_change(c: SchemaChange) -> DriftItem | None:
     """A plan change as a difference between the portal and the template."""
     if c.action not in _AS_DRIFT or (
         c.action == "note" and c.kind in ("funnel", "stage") and "kept" in c.note
@@ -90,7 +92,9 @@ def _from_change(c: Change) -> DriftItem | None:
     )
 
 
-def _against_record(ids: IdView, entries: list[Any], types: dict[int, PortalType]) -> list[DriftItem]:
+def _against_record(
+    ids: IdView, entries: list[IdMapEntry], types: dict[int, PortalType]
+) -> list[DriftItem]:
     items: list[DriftItem] = []
     by_kind: dict[str, list[Any]] = {k: ids.all(k) for k in ("field", "option", "funnel", "stage")}
     for e in entries:
@@ -127,7 +131,9 @@ def _tail(process: str, code: str) -> str:
     return code[len(process) + 1 :]
 
 
-def _fields(process: str, t: PortalType, fields: list[Any], options: list[Any]) -> list[DriftItem]:
+def _fields(
+    process: str, t: PortalType, fields: list[IdMapEntry], options: list[IdMapEntry]
+) -> list[DriftItem]:
     out: list[DriftItem] = []
     by_id = {f.id: f for f in t.fields}
     known = {int(e.portal_id): _tail(process, e.code) for e in fields}
@@ -170,7 +176,7 @@ def _fields(process: str, t: PortalType, fields: list[Any], options: list[Any]) 
                     kind="option",
                     change="edited",
                     code=_tail(process, e.code),
-                    diffs=[Diff(attr="label", old=e.extra["value"], new=hit[1].value)],
+                    diffs=[Diff(attr="label", old=(e.extra or {})["value"], new=hit[1].value)],
                 )
             )
     out += [
@@ -181,7 +187,9 @@ def _fields(process: str, t: PortalType, fields: list[Any], options: list[Any]) 
     return out
 
 
-def _funnels(process: str, t: PortalType, funnels: list[Any], stages: list[Any]) -> list[DriftItem]:
+def _funnels(
+    process: str, t: PortalType, funnels: list[IdMapEntry], stages: list[IdMapEntry]
+) -> list[DriftItem]:
     out: list[DriftItem] = []
     by_id = {f.id: f for f in t.funnels}
     known = {int(e.portal_id) for e in funnels}

@@ -12,12 +12,13 @@ Then the touched types are re-read (2 requests) and every id is recorded in the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from connector.config import portal_key
+from connector.crm.naming import stage_entity_id
 from connector.crm.schema import (
     Command,
     CommandRun,
@@ -29,10 +30,9 @@ from connector.crm.schema import (
     parse_type,
     read_types,
     run_commands,
-    stage_entity_id,
     supports_code,
 )
-from connector.deploy.binding import IdView, TypeBinding, _bind_stages, bind_type
+from connector.deploy.binding import FunnelBinding, IdView, TypeBinding, _bind_stages, bind_type
 from connector.deploy.changes import type_changes
 from connector.deploy.commands import (
     TypeIds,
@@ -44,10 +44,13 @@ from connector.deploy.commands import (
     type_commands,
 )
 from connector.deploy.desired import DesiredType, from_template
-from connector.deploy.model import ApplyResult, Plan, ProcessPlan
+from connector.deploy.model import ApplyResult, Plan, TemplatePlan
 from connector.deploy.record import record_binding
 from connector.deploy.relations import RelationPlan, plan_relations, relation_changes
 from connector.deploy.rules_check import add_rule_checks  # stage rules vs deal funnels
+from connector.rest import Client
+from connector.store import Store
+from connector.templates import Template, load_template
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ log = logging.getLogger(__name__)
 class Context:
     """Everything one plan/apply run knows about one portal."""
 
-    client: Any
+    client: Client
     ids: IdView
     snapshot: PortalSnapshot
     desired: list[DesiredType]
@@ -65,26 +68,29 @@ class Context:
     requests: int = 0
 
 
-def portal_key_of(client: Any) -> str:
+def portal_key_of(client: Client) -> str:
     """The id-map key of the client's portal (`host[:port]` of its REST base URL)."""
     base = getattr(client, "base_url", None) or client.auth.base_url
     return portal_key(str(base))
 
 
-def as_templates(templates: Any) -> list[Any]:
-    """Templates from `Template` objects or paths (a single one or a list)."""
-    from connector.templates import load_template
+# What plan / apply / drift accept: `Template` objects or TOML paths, one or a list.
+TemplateSource = Template | str | Path
+Templates = TemplateSource | Sequence[TemplateSource]
 
-    items = templates if isinstance(templates, list | tuple) else [templates]
+
+def as_templates(templates: Templates) -> list[Template]:
+    """Templates from `Template` objects or paths (a single one or a list)."""
+    items = [templates] if isinstance(templates, Template | str | Path) else list(templates)
     return [load_template(t) if isinstance(t, str | Path) else t for t in items]
 
 
-def _requests(client: Any) -> int:
+def _requests(client: Client) -> int:
     stats = getattr(client, "stats", None)
     return int(getattr(stats, "requests", 0) or 0) if stats is not None else 0
 
 
-def load_context(client: Any, templates: Any, store: Any) -> Context:
+def load_context(client: Client, templates: Templates, store: Store | None) -> Context:
     """Read the portal (≤ 3 requests) and bind every template to it."""
     items = as_templates(templates)
     codes = [t.code for t in items]
@@ -131,7 +137,7 @@ def make_plan(ctx: Context, allow_destructive: bool) -> Plan:
         split = next((i for i, c in enumerate(changes) if c.kind != "type"), len(changes))
         changes[split:split] = relation_changes(code, ctx.relations, allow_destructive, names)
         processes.append(
-            ProcessPlan(
+            TemplatePlan(
                 process=code,
                 exists=b.portal is not None,
                 owned=b.owned,
@@ -144,14 +150,21 @@ def make_plan(ctx: Context, allow_destructive: bool) -> Plan:
     return Plan(portal=ctx.ids.portal, processes=processes, allow_destructive=allow_destructive)
 
 
-def plan(client: Any, templates: Any, store: Any, *, allow_destructive: bool = False) -> Plan:
+def plan(
+    client: Client, templates: Templates, store: Store | None, *, allow_destructive: bool = False
+) -> Plan:
     """What apply would do on this portal, per object in code terms (reads only)."""
     the_plan = make_plan(load_context(client, templates, store), allow_destructive)
     return add_rule_checks(client, as_templates(templates), store, the_plan)
 
 
 def apply(
-    client: Any, templates: Any, store: Any, *, allow_destructive: bool = False, dry_run: bool = False
+    client: Client,
+    templates: Templates,
+    store: Store | None,
+    *,
+    allow_destructive: bool = False,
+    dry_run: bool = False,
 ) -> ApplyResult:
     """Make the portal match the templates; record every portal id in the store's id map."""
     start = _requests(client)
@@ -256,35 +269,30 @@ def _learn_types(ctx: Context, run: CommandRun) -> dict[str, Any]:
 
 def _read_new_funnel_stages(ctx: Context, run: CommandRun, new_types: dict[str, Any]) -> None:
     """Phase 2: one read batch for the stages Bitrix24 put in every funnel created in phase 1."""
-    wanted: dict[str, tuple[TypeBinding, Any]] = {}
+    wanted: dict[str, tuple[TypeBinding, FunnelBinding, PortalFunnel]] = {}
+    calls: dict[str, tuple[str, dict[str, Any]]] = {}
     for code, b in ctx.bindings.items():
         for fb in b.funnels:
             created = fb.portal is not None and (
                 code in new_types or run.results.get(f"cat.{code}.{fb.desired.code}")
             )
-            if created and fb.portal is not None and not fb.portal.stages:
-                wanted[f"s{len(wanted)}"] = (b, fb)
+            if created and b.portal is not None and fb.portal is not None and not fb.portal.stages:
+                key = f"s{len(wanted)}"
+                wanted[key] = (b, fb, fb.portal)
+                calls[key] = ("crm.status.list", {
+                    "filter": {"ENTITY_ID": stage_entity_id(b.portal.entity_type_id, int(fb.portal.id or 0))},
+                    "order": {"SORT": "ASC"},
+                })
     if not wanted:
         return
-    answer = ctx.client.batch_all(
-        {
-            key: (
-                "crm.status.list",
-                {
-                    "filter": {"ENTITY_ID": stage_entity_id(b.portal.entity_type_id, fb.portal.id)},
-                    "order": {"SORT": "ASC"},
-                },
-            )
-            for key, (b, fb) in wanted.items()
-        }
-    )
-    for key, (b, fb) in wanted.items():
+    answer = ctx.client.batch_all(calls)
+    for key, (b, fb, funnel) in wanted.items():
         rows = answer.results.get(key) or []
-        fb.portal.stages = sorted(
+        funnel.stages = sorted(
             (parse_stage(r) for r in rows if isinstance(r, dict)), key=lambda s: (s.sort, s.id)
         )
         fb.predicted = False
-        _bind_stages(b, fb, fb.portal, ctx.ids)
+        _bind_stages(b, fb, funnel, ctx.ids)
 
 
 def _phase3(ctx: Context, allow_destructive: bool) -> list[Command]:
@@ -298,9 +306,9 @@ def _phase3(ctx: Context, allow_destructive: bool) -> list[Command]:
                 if other is not None and other.portal is not None:
                     fb.desired.settings[f"DYNAMIC_{other.portal.entity_type_id}"] = "Y"
         commands += field_commands(b, ids, allow_destructive, pending=True)
-        for fb in b.funnels:
-            if fb.portal is not None and fb.portal.id is not None:
-                commands += stage_commands(b, fb, b.portal.entity_type_id, fb.portal.id, allow_destructive)
+        for nb in b.funnels:
+            if nb.portal is not None and nb.portal.id is not None:
+                commands += stage_commands(b, nb, b.portal.entity_type_id, nb.portal.id, allow_destructive)
         if b.desired.sections and any(c.kind == "section" and c.actionable for c in type_changes(b, False)):
             commands.append(card_command(b, b.portal.id, b.portal.entity_type_id))
     return commands

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from connector.deploy.render import Rendering
 
 Kind = Literal["type", "relation", "field", "option", "funnel", "stage", "section", "access"]
 Action = Literal["create", "update", "delete", "rename", "manual", "note"]
@@ -41,8 +44,11 @@ class Diff(BaseModel):
         return f"{self.attr}: {show(self.old)} → {show(self.new)}"
 
 
-class Change(BaseModel):
-    """One planned change to one object, named in template codes."""
+class SchemaChange(BaseModel):
+    """One planned change to one object of a portal's schema (type, field, funnel ...), named in codes.
+
+    Not the store's change log (`connector.store.Change`): that records edits to local rows.
+    """
 
     process: str
     kind: Kind
@@ -73,8 +79,8 @@ class Change(BaseModel):
         return " ".join(parts)
 
 
-class ProcessPlan(BaseModel):
-    """The plan for one template on one portal."""
+class TemplatePlan(BaseModel):
+    """The plan for one template on one portal (`connector.store.process.ProcessPlan` is a store table's)."""
 
     process: str
     exists: bool
@@ -82,18 +88,18 @@ class ProcessPlan(BaseModel):
     type_id: int | None = None
     entity_type_id: int | None = None
     matched_by: str = ""
-    changes: list[Change] = Field(default_factory=list)
+    changes: list[SchemaChange] = Field(default_factory=list)
 
 
 class Plan(BaseModel):
     """What apply would do on one portal (Terraform-style: create / update / delete / rename / manual)."""
 
     portal: str
-    processes: list[ProcessPlan] = Field(default_factory=list)
+    processes: list[TemplatePlan] = Field(default_factory=list)
     allow_destructive: bool = False
 
     @property
-    def changes(self) -> list[Change]:
+    def changes(self) -> list[SchemaChange]:
         """Every change of every process, in dependency order."""
         return [c for p in self.processes for c in p.changes]
 
@@ -103,7 +109,7 @@ class Plan(BaseModel):
         return any(c.actionable for c in self.changes)
 
     @property
-    def manual(self) -> list[Change]:
+    def manual(self) -> list[SchemaChange]:
         """Steps REST cannot do (access rights): a checklist for a human."""
         return [c for c in self.changes if c.action == "manual"]
 
@@ -127,7 +133,7 @@ class Plan(BaseModel):
             "manual": [{"process": c.process, "step": c.note, "done": False} for c in self.manual],
         }
 
-    def render(self) -> Any:
+    def render(self) -> Rendering:
         """A rich renderable for humans."""
         from connector.deploy.render import render_plan
 
@@ -147,7 +153,7 @@ class ApplyResult(BaseModel):
     remaining: list[str] = Field(default_factory=list)
 
     @property
-    def manual(self) -> list[Change]:
+    def manual(self) -> list[SchemaChange]:
         """The manual checklist (never reported as done)."""
         return self.plan.manual
 
@@ -220,7 +226,7 @@ class Drift(BaseModel):
             "items": [i.model_dump() for i in self.items],
         }
 
-    def render(self) -> Any:
+    def render(self) -> Rendering:
         """A rich renderable for humans."""
         from connector.deploy.render import render_drift
 

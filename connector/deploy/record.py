@@ -51,34 +51,34 @@ def record_binding(ids: IdView, b: TypeBinding) -> None:
                     {"value": ob.portal.value, "field_id": f.id},
                 )
                 _forget_old(ids, "option", f"{code}.{fb.desired.code}", ob.desired.renamed_from, ob.portal.id)
-    for fb in b.funnels:
-        if fb.portal is None or fb.portal.id is None:
+    for nb in b.funnels:
+        if nb.portal is None or nb.portal.id is None:
             continue
         ids.set(
             "funnel",
-            f"{code}.{fb.desired.code}",
-            fb.portal.id,
-            {"name": fb.portal.name, "sort": fb.portal.sort, "created": fb.shape_defaults},
+            f"{code}.{nb.desired.code}",
+            nb.portal.id,
+            {"name": nb.portal.name, "sort": nb.portal.sort, "created": nb.shape_defaults},
         )
-        _forget_old(ids, "funnel", code, fb.desired.renamed_from, fb.portal.id)
-        for sb in fb.stages:
+        _forget_old(ids, "funnel", code, nb.desired.renamed_from, nb.portal.id)
+        for sb in nb.stages:
             s = sb.portal
             if s is None or not s.id:
                 continue
             ids.set(
                 "stage",
-                f"{code}.{fb.desired.code}.{sb.desired.code}",
+                f"{code}.{nb.desired.code}.{sb.desired.code}",
                 s.id,
                 {
                     "status_id": s.status_id,
-                    "category_id": fb.portal.id,
+                    "category_id": nb.portal.id,
                     "name": s.name,
                     "sort": s.sort,
                     "color": s.color,
                     "semantics": s.semantics,
                 },
             )
-            _forget_old(ids, "stage", f"{code}.{fb.desired.code}", sb.desired.renamed_from, s.id)
+            _forget_old(ids, "stage", f"{code}.{nb.desired.code}", sb.desired.renamed_from, s.id)
     for i, section in enumerate(p.card or []):
         ids.set(
             "section",

@@ -8,7 +8,7 @@ from connector.constants import SYSTEM_ENTITY_TYPES
 from connector.crm.schema import PortalSnapshot
 from connector.deploy.binding import TypeBinding
 from connector.deploy.desired import relation_target
-from connector.deploy.model import Change, Diff
+from connector.deploy.model import Diff, SchemaChange
 
 End = int | str  # an entityTypeId, or the code of a process created in this apply
 
@@ -83,15 +83,15 @@ def plan_relations(
     for pair in sorted(observed_pairs(snapshot, include_predefined=False)):
         if pair in wanted:
             continue
-        owner = mine.get(pair[1]) or mine.get(pair[0])
-        if owner is not None:
-            plan.extra.setdefault(owner, []).append(pair)
+        holder = mine.get(pair[1]) or mine.get(pair[0])
+        if holder is not None:
+            plan.extra.setdefault(holder, []).append(pair)
     return plan
 
 
 def relation_changes(
     code: str, rp: RelationPlan, allow_destructive: bool, names: dict[int, str]
-) -> list[Change]:
+) -> list[SchemaChange]:
     """Plan lines for one process's relation changes, both ends named (`deal`, `car`), never by number."""
 
     def label(end: End) -> str:
@@ -100,7 +100,7 @@ def relation_changes(
         return names.get(end) or SYSTEM_NAMES.get(end) or str(end)
 
     out = [
-        Change(
+        SchemaChange(
             process=code,
             kind="relation",
             action="create",
@@ -110,7 +110,7 @@ def relation_changes(
         for p, c in rp.missing.get(code, [])
     ]
     out += [
-        Change(
+        SchemaChange(
             process=code,
             kind="relation",
             action="delete",

@@ -12,7 +12,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from connector.deploy.model import Drift, Plan
+from connector.deploy.model import Diff, Drift, Plan
 
 _STYLE = {
     "create": "green",
@@ -46,7 +46,7 @@ class Rendering(Group):
         return captured.get().rstrip("\n")
 
 
-def _details(diffs: list[Any], note: str) -> str:
+def _details(diffs: list[Diff], note: str) -> str:
     return " — ".join(p for p in ("; ".join(str(d) for d in diffs), note) if p)
 
 

@@ -6,7 +6,6 @@ Every check says how it found its answer (`how`), so a user can repeat it by han
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -14,6 +13,7 @@ import requests
 from pydantic import BaseModel
 
 from connector.rest import AccessDenied, AuthError, B24Error, NotFound, TransportError
+from connector.times import local_moment, offset_text, utc_now
 
 from .side import DoctorError, Side
 
@@ -117,12 +117,11 @@ def _clock(timing: dict[str, Any], facts: Facts) -> Check:
     if not isinstance(stamp, str):
         return Check(check="server time", result="not reported", status="warn",
                      how="`time.date_start` of the first answer was missing")
-    server = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    offset = server.strftime("%z") or "+0000"
-    facts.offset = f"{offset[:3]}:{offset[3:]}"
+    server = local_moment(stamp, "+00:00")
+    facts.offset = offset_text(server)
     facts.server_date = server.date().isoformat()
     facts.server_start = server.timestamp()
-    skew = round(server.timestamp() - datetime.now(UTC).timestamp())
+    skew = round(server.timestamp() - utc_now().timestamp())
     status: Status = "ok" if abs(skew) < 120 else "warn"
     return Check(check="server time", result=f"{stamp} (offset {facts.offset}, local clock {skew:+d} s)",
                  status=status, how="`time.date_start` of the first answer")  # server-behaviour.md §7

@@ -62,8 +62,9 @@ class IdMap:
             kind = _CONTEXT.get(parent)
         elif key == "ID" and parent == "items":  # crm.item.fields: enumeration `items: [{ID, VALUE}]`
             kind = "option"
-        if kind and _as_int(left) is not None and _as_int(right) is not None:
-            self.kinds.setdefault(kind, {})[_as_int(left)] = _as_int(right)  # type: ignore[index]
+        old, new = _as_int(left), _as_int(right)
+        if kind and old is not None and new is not None:
+            self.kinds.setdefault(kind, {})[old] = new
 
     def number(self, kind: str, value: Any) -> Any:
         number = _as_int(value)

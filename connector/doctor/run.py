@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from connector.rest import B24Error, Client
+from connector.times import utc_now
 
 from .checks import Check, run_checks
 from .cleanup import CODE_PREFIX, remove_leftovers
@@ -59,8 +59,8 @@ def run_doctor(client: Client, *, sandbox: bool = False, record: Path | None = N
                 raise DoctorError(f"--sandbox needs rights to create smart processes and fields: "
                                   f"{refused[0].check}: {refused[0].result}")
             report.leftovers_removed = _remove_leftovers(portal)
-            stamp = stamp or datetime.now(UTC).strftime("%Y%m%d%H%M%S") + secrets.token_hex(2)
-            day = facts.server_date or datetime.now(UTC).date().isoformat()
+            stamp = stamp or utc_now().strftime("%Y%m%d%H%M%S") + secrets.token_hex(2)
+            day = facts.server_date or utc_now().date().isoformat()
             values = {"day": day, "moment": f"{day}T10:20:30+00:00"}
             report.behaviours = compare(_observe(portal, stamp, values),
                                         _observe_emulator(facts.offset, stamp, values))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from connector.crm.naming import from_yn
+
 from .cleanup import CODE_PREFIX, TITLE_PREFIX, remove_type
 from .side import Side
 
@@ -103,7 +105,7 @@ def _furnish(sb: Sandbox) -> None:
     """The second funnel, the stage ids of both funnels, and the fields."""
     side = sb.side
     categories = side.call("crm.category.list", {"entityTypeId": sb.etid})["categories"]
-    sb.default_cat = int(next(c["id"] for c in categories if c.get("isDefault") == "Y"))
+    sb.default_cat = int(next(c["id"] for c in categories if from_yn(c.get("isDefault"))))
     second = side.call("crm.category.add", {"entityTypeId": sb.etid,
                                             "fields": {"name": f"{TITLE_PREFIX} second", "sort": 600}})
     sb.second_cat = int(second["category"]["id"])

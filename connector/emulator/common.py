@@ -15,7 +15,7 @@ SPA_NOT_FOUND = "Smart Process Automation was not found"
 
 def state_of(ctx: CallContext) -> PortalState:
     """The portal state behind a call."""
-    return ctx.portal  # type: ignore[no-any-return]
+    return ctx.portal
 
 
 def is_possible_dynamic(entity_type_id: int) -> bool:

@@ -7,7 +7,7 @@ import secrets
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import categories, crmtypes, items, statuses, userfields, users  # noqa: F401  (registers methods)
 from . import cost as cost_model
@@ -18,6 +18,9 @@ from .convert import iso, parse_offset
 from .errors import ApiError
 from .registry import METHODS, CallContext, ListPage, MethodSpec
 from .state import PortalState
+
+if TYPE_CHECKING:
+    from .persist import StateFile
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +137,7 @@ class Emulator:
         self.request_log: list[LogEntry] = []
         self._request_seq = 0
         self._log_lock = threading.Lock()
-        self._store: Any = None
+        self._store: StateFile | None = None
         if state_file:
             from .persist import StateFile
 

@@ -248,7 +248,7 @@ def type_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
     order = parse_order(params.get("order"), _resolve_type_field)
     rows = []
     for smart in sorted(state.types.values(), key=lambda t: t.id):
-        raw = {k: getattr(smart, _attr(k)) if _attr(k) else smart.flag(k) for k in _TYPE_KINDS}
+        raw = {k: getattr(smart, attr) if (attr := _attr(k)) else smart.flag(k) for k in _TYPE_KINDS}
         if flt.predicate(raw):
             rows.append((raw, smart))
     if order:

@@ -274,7 +274,8 @@ class EventHub:
         if not is_numeric(auth_type):
             raise ApiError("ERROR_ARGUMENT", "Argument 'AUTH_TYPE' must be a user id")
         connector = str(params.get("auth_connector") or params.get("AUTH_CONNECTOR") or "")
-        options = params.get("options") if isinstance(params.get("options"), dict) else {}
+        given = params.get("options")
+        options = given if isinstance(given, dict) else {}
         min_timeout = options.get("minTimeout", 1)
         with self._lock:
             for b in self.bindings:

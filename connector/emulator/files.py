@@ -58,7 +58,7 @@ def download(state: PortalState, query: str) -> tuple[int, bytes, str]:
     stored = state.files.get(int(raw)) if raw.isdecimal() else None
     if stored is None:
         return 404, f"file {raw or '(no fileId)'} not found".encode(), "text/plain; charset=utf-8"
-    token = (args.get("auth") or [None])[0]
+    token = next(iter(args.get("auth") or []), None)
     if token is not None and token != stored.token:
         return 403, f"file {stored.id}: the auth token does not match".encode(), "text/plain; charset=utf-8"
     return 200, stored.data, "application/octet-stream"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import ApiError
 
@@ -29,7 +29,7 @@ def _mistyped(name: str, value: Any, kind: str) -> ApiError:
     )
 
 
-def is_numeric(value: Any) -> bool:
+def is_numeric(value: Any) -> TypeGuard[int | float | str]:
     """PHP is_numeric for what JSON or a form can carry."""
     if isinstance(value, bool):
         return False

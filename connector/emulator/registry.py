@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .auth import Auth
+    from .state import PortalState
 
 Handler = Callable[["CallContext", dict[str, Any]], Any]
 
@@ -33,8 +37,8 @@ class ListPage:
 class CallContext:
     """Everything a handler may use: the portal state, who is calling, and the time."""
 
-    portal: Any
-    auth: Any
+    portal: PortalState
+    auth: Auth
     now: float
     extras: dict[str, Any] = field(default_factory=dict)
 

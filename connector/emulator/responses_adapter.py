@@ -20,7 +20,7 @@ def register(emu: Emulator, rsps: Any, base_url: str) -> str:
     base = base_url.rstrip("/")
     pattern = re.compile("^" + re.escape(base) + "/.*")
 
-    def callback(request: Any) -> tuple[int, dict[str, str], bytes]:
+    def callback(request: Any) -> tuple[int, dict[str, str], bytes | io.BufferedReader]:
         parts = urlsplit(request.url)
         body = request.body or b""
         if isinstance(body, str):

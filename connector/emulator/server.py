@@ -97,10 +97,10 @@ def _route(
         return HttpResponse(status, data, ctype)
     params = decode_params(query, body, content_type)
     if path.rstrip("/") == "/oauth/token":
-        status, data = emu.oauth.exchange(params, emu.clock.now(), emu.domain, base_url)
+        status, answer = emu.oauth.exchange(params, emu.clock.now(), emu.domain, base_url)
         if status == 200:
             emu.save()  # the new pair must survive a restart of the state file's portal
-        return HttpResponse(status, encode_json(data))
+        return HttpResponse(status, encode_json(answer))
     m = _WEBHOOK.match(path)
     auth: Auth | ApiError
     if m:
@@ -281,7 +281,7 @@ class EmulatorServer:
     def __init__(self, emu: Emulator, host: str, port: int) -> None:
         self.emulator = emu
         self._httpd = _Server((host, port), _Handler)
-        self.host, self.port = self._httpd.server_address[0], self._httpd.server_address[1]
+        self.host, self.port = str(self._httpd.server_address[0]), self._httpd.server_address[1]
         self.base_url = f"http://{self.host}:{self.port}"
         self._httpd.emulator = emu
         self._httpd.base_url = self.base_url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from .common import field_desc, state_of
@@ -16,7 +17,7 @@ _BAD_ID = ApiError("Invalid identifier.", "An invalid identifier was passed.")
 
 def stage_json(stage: Stage, state: PortalState | None = None) -> dict[str, Any]:
     """A stage row; numbers come back as strings; lead/deal stages add `EXTRA` (system.py)."""
-    row = {
+    row: dict[str, Any] = {
         "ID": str(stage.id),
         "ENTITY_ID": stage.entity_id,
         "STATUS_ID": stage.status_id,
@@ -98,11 +99,13 @@ def status_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
         k = str(key).upper()
         if out and k in out[0]:
             num = k in ("ID", "SORT", "CATEGORY_ID")
-            out.sort(
-                key=lambda r, k=k, num=num: int(r[k]) if num else str(r[k] or ""),
-                reverse=str(direction).upper() == "DESC",
-            )
+            out.sort(key=partial(_order_key, k, num), reverse=str(direction).upper() == "DESC")
     return ListPage(out, total=len(out))
+
+
+def _order_key(key: str, numeric: bool, row: dict[str, Any]) -> tuple[int, str]:
+    """Sort value of one row: the number for ID / SORT / CATEGORY_ID, the text otherwise."""
+    return (int(row[key]), "") if numeric else (0, str(row[key] or ""))
 
 
 @method("crm.status.get")

@@ -175,7 +175,7 @@ def _enum_options(state: PortalState, uf: UserField, raw: Any) -> list[EnumOptio
 
 def _owner_type_ok(state: PortalState, entity_id: str) -> bool:
     m = re.fullmatch(r"CRM_(\d+)", entity_id)
-    return bool(m) and int(m.group(1)) in state.types
+    return m is not None and int(m.group(1)) in state.types
 
 
 @method("userfieldconfig.add", write=True, scope="userfieldconfig")

@@ -24,6 +24,8 @@ dict                ``key[sub]=..``        object
 
 Booleans become ``Y``/``N`` because Bitrix24 reads only ``true``, ``"true"``, ``"y"``, ``"Y"`` as
 true and everything else as false or empty; ``Y``/``N`` is what the portal itself returns.
+`scalar_text` holds this wire rule for both encodings: `rest` sits below `crm`, whose
+`naming.yn`/`from_yn` are the domain's Y/N; a test keeps the two in step.
 Filters on boolean *custom* fields need ``1``/``0``: pass integers for those.
 Operator prefixes (``>=``, ``@``, ``!@``, ``%``, ...) are part of the key and are percent-encoded
 like any other key character. A `BatchRef` value (``$result[label][items][49][id]``, see
@@ -114,7 +116,7 @@ def json_params(value: Any, path: str = "") -> Any:
     if isinstance(value, list | tuple):
         return [json_params(v, f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, bool):
-        return "Y" if value else "N"
+        return scalar_text(value, path)
     if value is None or isinstance(value, str | int | float):
         return value
     if isinstance(value, Decimal):

@@ -89,8 +89,9 @@ def connect_failure(exc: requests.RequestException) -> tuple[str, str] | None:
     for e in chain:
         if isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == errno.ECONNREFUSED:
             return "refused", "nothing listens on that port"
-        if getattr(e, "errno", None) in _UNREACHABLE_ERRNOS:
-            return "unreachable", _UNREACHABLE_ERRNOS[e.errno]  # type: ignore[index]
+        code = getattr(e, "errno", None)
+        if code in _UNREACHABLE_ERRNOS:
+            return "unreachable", _UNREACHABLE_ERRNOS[code]
     if "refused" in str(exc).lower():
         return "refused", "nothing listens on that port"
     return "unreachable", _innermost(exc)

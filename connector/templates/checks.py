@@ -212,7 +212,7 @@ class _Checker:
                 )
             elif isinstance(options, list):
                 ocodes = [
-                    o.get("code") for o in options if isinstance(o, dict) and isinstance(o.get("code"), str)
+                    o["code"] for o in options if isinstance(o, dict) and isinstance(o.get("code"), str)
                 ]
                 for dup in _duplicates(ocodes):
                     self.add(f"{path}.options", f"duplicate option code {dup!r}")
@@ -299,7 +299,7 @@ class _Checker:
             )
         if not by_sem["failure"]:
             self.add(f"{path}.stages", 'a funnel needs at least one stage with semantics = "failure"')
-        sorts = {i: s.get("sort") for i, s in stages if isinstance(s.get("sort"), int)}
+        sorts: dict[int, int] = {i: s["sort"] for i, s in stages if isinstance(s.get("sort"), int)}
         if len(by_sem["success"]) == 1 and by_sem["success"][0] in sorts:
             success_sort = sorts[by_sem["success"][0]]
             for i in by_sem["process"]:

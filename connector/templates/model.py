@@ -1,7 +1,7 @@
 """The process-template model: one smart process described by stable codes (pydantic).
 
-Values that cross into Bitrix24 payloads are built here (`Template.type_fields`,
-`Field.userfield_payload`, `Template.card_payload`); portal ids come from a resolver.
+Templates are the lowest layer above `constants`: deploy turns them into Bitrix24 payloads
+(`connector.deploy`), the store into tables; nothing here knows portal ids except through a resolver.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, PrivateAttr, model_validator
 
-from connector.constants import SYSTEM_ENTITY_TYPES
-from connector.crm.naming import UF_CODE_MAX, uf_name, yn
+from connector.constants import SYSTEM_ENTITY_TYPES, UF_CODE_MAX
 from connector.templates.limits import non_ascii_note
 from connector.templates.presets import FLAG_NAMES, PRESET_NAMES, preset_flags
 from connector.templates.rules import Rule
@@ -63,8 +62,6 @@ assert PRESET_NAMES == Preset.__args__  # type: ignore[attr-defined]
 DEFAULT_STAGE_COLORS: dict[str, str] = {"process": "#22B9FF", "success": "#00FF00", "failure": "#FF0000"}
 SEMANTICS_CODE: dict[str, str] = {"process": "", "success": "S", "failure": "F"}
 
-# Bitrix userTypeId per template field type (our names are the Bitrix names).
-USER_TYPE_IDS: dict[str, str] = {t: t for t in FIELD_TYPES}
 # Keys of the `crm` user-field settings for system targets.
 CRM_LINK_KEYS: dict[str, str] = {
     "lead": "LEAD",
@@ -257,42 +254,6 @@ class Field(_Model):
         if self.type == "boolean":
             return {"DISPLAY": "CHECKBOX"}
         return {}
-
-    def userfield_payload(self, type_id: int, resolve: Resolver | None = None) -> dict[str, Any]:
-        """The `field` of userfieldconfig.add (camelCase keys).
-
-        https://apidocs.bitrix24.com/api-reference/crm/universal/userfieldconfig/userfieldconfig-add.html
-        `resolve(process_code) -> entityTypeId` is needed for crm links to other processes.
-        """
-        payload: dict[str, Any] = {
-            "entityId": f"CRM_{type_id}",
-            "fieldName": uf_name(type_id, self.code),
-            "userTypeId": USER_TYPE_IDS[self.type],
-            "xmlId": self.xml_id,
-            "sort": self.sort,
-            "multiple": yn(self.multiple),
-            "mandatory": yn(self.required),
-            "showFilter": self.show_filter_code,
-            "showInList": yn(self.show_in_list),
-            "editInList": "Y",
-            "isSearchable": "N",
-            "editFormLabel": dict(self.label),
-            "listColumnLabel": dict(self.label),
-            "listFilterLabel": dict(self.label),
-            "helpMessage": dict(self.help),
-            "settings": self.settings(resolve),
-        }
-        if self.type == "enumeration":
-            payload["enum"] = [
-                {
-                    "value": text(o.label, self._language),
-                    "xmlId": o.code,
-                    "sort": o.sort,
-                    "def": yn(o.default),
-                }
-                for o in self.options
-            ]
-        return payload
 
     @property
     def show_filter_code(self) -> str:
@@ -556,49 +517,6 @@ class Template(_Model):
         on = {k for name, ks in LINKED_USER_FIELDS.items() if getattr(self.integrations, name) for k in ks}
         return {k: k in on for k in keys}
 
-    # --- payloads ----------------------------------------------------------------------------
-    def type_fields(self, resolve: Resolver | None = None) -> dict[str, Any]:
-        """The `fields` of crm.type.add / crm.type.update.
-
-        https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-add.html
-        Relations and linkedUserFields use the strings "true"/"false" the server expects on write.
-        """
-        payload: dict[str, Any] = {"title": self.title_text, "code": self.code}
-        payload.update({name: yn(self.flags[name]) for name in FLAG_NAMES})
-        payload["relations"] = {
-            "parent": [self._relation(r, resolve) for r in self.relations.parents],
-            "child": [self._relation(r, resolve) for r in self.relations.children],
-        }
-        payload["linkedUserFields"] = {k: _tf(v) for k, v in self.linked_user_fields.items()}
-        return payload
-
-    @staticmethod
-    def _relation(ref: RelationRef, resolve: Resolver | None) -> dict[str, Any]:
-        return {
-            "entityTypeId": resolve_entity_type_id(ref.target, resolve),
-            "isChildrenListEnabled": _tf(ref.children_list),
-        }
-
-    def card_element_name(self, code: str, type_id: int) -> str:
-        """Card element name of a custom or standard field code."""
-        if code in STANDARD_CARD_FIELDS:
-            return STANDARD_CARD_FIELDS[code][0]
-        return uf_name(type_id, self.field(code).code)
-
-    def card_payload(self, type_id: int) -> list[dict[str, Any]]:
-        """The `data` of crm.item.details.configuration.set (sections named by code)."""
-        return [
-            {
-                "name": section.code,
-                "title": self.text(section.title),
-                "type": "section",
-                "elements": [
-                    {"name": self.card_element_name(c, type_id), "optionFlags": 1} for c in section.fields
-                ],
-            }
-            for section in self.card_sections
-        ]
-
     def access_checklist(self) -> list[str]:
         """Manual steps for CRM role permissions (REST cannot set them)."""
         lines = []
@@ -613,6 +531,3 @@ class Template(_Model):
             )
         return lines
 
-
-def _tf(value: bool) -> str:
-    return "true" if value else "false"
