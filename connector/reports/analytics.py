@@ -15,6 +15,7 @@ from connector.reports.formats import stored_datetime
 from connector.reports.readonly import require_process
 from connector.store.reader import LiveItem, StoreReader
 from connector.templates import Template
+from connector.times import utc_now, utc_text
 
 HOUR = 3600.0
 
@@ -105,11 +106,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def _now(now: datetime | None) -> datetime:
-    return (now or datetime.now(UTC)).astimezone(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (now or utc_now()).astimezone(UTC)
 
 
 def funnel_report(
@@ -148,7 +145,7 @@ def funnel_report(
         funnels.append(FunnelFigures(funnel=funnel.code, funnel_name=funnel.name,
                                      total=sum(s.count for s in stages), stages=stages))
     process_name, labels = names(store, tbl, lang)
-    return FunnelReport(type_code=tbl, generated_at=_iso(_now(now)), money_fields=money, funnels=funnels,
+    return FunnelReport(type_code=tbl, generated_at=utc_text(_now(now)), money_fields=money, funnels=funnels,
                         process_name=process_name, field_labels={c: labels[c] for c in money if c in labels})
 
 
@@ -242,7 +239,7 @@ def time_in_stage_report(
                 p90_hours=_round(percentile(spans, 90)), current=len(current),
                 current_max_hours=_round(max(current) if current else None), semantics=st.semantics,
             ))
-    return TimeInStageReport(type_code=tbl, generated_at=_iso(moment), stages=rows)
+    return TimeInStageReport(type_code=tbl, generated_at=utc_text(moment), stages=rows)
 
 
 def _round(value: float | None) -> float | None:
@@ -270,6 +267,6 @@ def aging_report(
         since = entered.get(key)
         days = round((moment - since).total_seconds() / 86400.0, 2) if since else None
         rows.append(AgingItem(key=key, id=item_id, title=title, funnel_name=info.name, stage_name=st.name,
-                              since=_iso(since) if since else None, days=days))
+                              since=utc_text(since) if since else None, days=days))
     rows.sort(key=lambda r: -1.0 if r.days is None else r.days, reverse=True)
-    return AgingReport(type_code=tbl, generated_at=_iso(moment), items=rows[:limit])
+    return AgingReport(type_code=tbl, generated_at=utc_text(moment), items=rows[:limit])

@@ -20,6 +20,7 @@ from connector.reports.readonly import open_store, require_process
 from connector.reports.report import ReportResult, _emit
 from connector.reports.writers import WriteOptions, plain_columns, write_csv, write_tables
 from connector.store.reader import StoreReader
+from connector.times import utc_now_text
 
 FORMATS = ("html", "csv", "xlsx")
 HEADER = [
@@ -119,7 +120,7 @@ def contracts_report(
     for r in rows:
         urgency[r.company] = min(urgency.get(r.company, 2), rank[r.flag])
     rows.sort(key=lambda r: urgency[r.company])
-    generated = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    generated = utc_now_text()
     return ContractsReport(
         type_code=type_code, days=days, today=today.isoformat(), generated_at=generated, rows=rows
     )

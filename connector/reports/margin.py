@@ -5,7 +5,6 @@ deals that sync copied into `_deals` (sync/rules.py `pull_linked`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,6 +18,7 @@ from connector.reports.readonly import open_store, require_process
 from connector.reports.report import ReportResult, _emit
 from connector.reports.writers import WriteOptions, plain_columns, write_csv, write_tables
 from connector.store.reader import StoreReader
+from connector.times import utc_now_text
 
 FORMATS = ("html", "csv", "xlsx")
 DEAL_HEADER = [
@@ -134,7 +134,7 @@ def margin_report(store: StoreReader, type_code: str, cost_field: str = "cost") 
         t.margin += d.margin
     for t in totals.values():
         t.margin_percent = _percent(t.margin, t.amount)
-    generated = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    generated = utc_now_text()
     return MarginReport(
         type_code=type_code,
         cost_field=cost_field,

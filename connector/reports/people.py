@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from connector.reports.errors import ReportError
 from connector.reports.formats import user_ids
 from connector.reports.readonly import open_store, require_process
 from connector.store.reader import StoreReader
+from connector.times import local_moment, offset_text
 
 if TYPE_CHECKING:
     from connector.rest import Client
@@ -85,15 +85,9 @@ def _offset(date_start: Any) -> str | None:
     if not isinstance(date_start, str):
         return None
     try:
-        moment = datetime.fromisoformat(date_start)
-    except ValueError:
+        return offset_text(local_moment(date_start))
+    except ValueError:  # not a datetime, or one without an offset
         return None
-    delta = moment.utcoffset()
-    if delta is None:
-        return None
-    minutes = int(delta.total_seconds()) // 60
-    sign = "-" if minutes < 0 else "+"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def people_for(open_client: Callable[[], Client], db_path: str | Path, type_code: str, *,

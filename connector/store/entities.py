@@ -10,10 +10,11 @@ overwrites them on every run (they are never pushed).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+
+from connector.times import utc_now_text
 
 if TYPE_CHECKING:
     from connector.store.store import Store
@@ -55,10 +56,6 @@ class Firing(BaseModel):
     at: str = ""
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def firings(store: Store, portal: str | None = None, rule: str | None = None) -> list[Firing]:
     """Recorded firings, oldest first (optionally of one portal / one rule)."""
     sql = "SELECT * FROM _rule_firings WHERE (? IS NULL OR portal = ?) AND (? IS NULL OR rule = ?)"
@@ -93,7 +90,7 @@ def begin_firing(
             "attempts) VALUES (?, ?, ?, ?, ?, 'pending', ?, 1) "
             "ON CONFLICT (portal, rule, entity_type_id, entity_id, transition) "
             "DO UPDATE SET attempts = attempts + 1, at = excluded.at",
-            (portal, rule, entity_type_id, entity_id, transition, _now()),
+            (portal, rule, entity_type_id, entity_id, transition, utc_now_text()),
         )
 
 
@@ -115,7 +112,7 @@ def finish_firing(
             "child_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (portal, rule, entity_type_id, "
             "entity_id, transition) DO UPDATE SET status = excluded.status, result = excluded.result, "
             "child_id = COALESCE(excluded.child_id, child_id), at = excluded.at",
-            (portal, rule, entity_type_id, entity_id, transition, status, result, child_id, _now()),
+            (portal, rule, entity_type_id, entity_id, transition, status, result, child_id, utc_now_text()),
         )
 
 
@@ -129,14 +126,14 @@ def save_deals(store: Store, portal: str, deals: Iterable[Mapping[str, Any]]) ->
     with store.transaction() as conn:
         conn.executemany(
             f"INSERT OR REPLACE INTO _deals (portal, {cols}, pulled_at) VALUES (?, {marks}, ?)",
-            [[portal, *r, _now()] for r in rows],
+            [[portal, *r, utc_now_text()] for r in rows],
         )
     return len(rows)
 
 
 def save_companies(store: Store, portal: str, companies: Iterable[Mapping[str, Any]]) -> int:
     """Replace read-only company rows (id, title)."""
-    rows = [(portal, int(c["id"]), c.get("title"), _now()) for c in companies]
+    rows = [(portal, int(c["id"]), c.get("title"), utc_now_text()) for c in companies]
     with store.transaction() as conn:
         conn.executemany(
             "INSERT OR REPLACE INTO _companies (portal, id, title, pulled_at) VALUES (?, ?, ?, ?)", rows
@@ -146,7 +143,7 @@ def save_companies(store: Store, portal: str, companies: Iterable[Mapping[str, A
 
 def save_contacts(store: Store, portal: str, contacts: Iterable[Mapping[str, Any]]) -> int:
     """Replace read-only contact rows (id, name, company_id)."""
-    rows = [(portal, int(c["id"]), c.get("name"), c.get("company_id"), _now()) for c in contacts]
+    rows = [(portal, int(c["id"]), c.get("name"), c.get("company_id"), utc_now_text()) for c in contacts]
     with store.transaction() as conn:
         conn.executemany(
             "INSERT OR REPLACE INTO _contacts (portal, id, name, company_id, pulled_at) "
@@ -160,7 +157,7 @@ def save_item_dates(
     store: Store, portal: str, tbl: str, rows: Iterable[tuple[int, str | None, str | None]]
 ) -> int:
     """Replace the begin/close dates of one process's items (`begindate`/`closedate`, YYYY-MM-DD)."""
-    data = [(portal, tbl, int(i), b, c, _now()) for i, b, c in rows]
+    data = [(portal, tbl, int(i), b, c, utc_now_text()) for i, b, c in rows]
     with store.transaction() as conn:
         conn.execute("DELETE FROM _item_dates WHERE portal = ? AND tbl = ?", (portal, tbl))
         conn.executemany(

@@ -18,12 +18,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from connector.store import sync_lock as lock_row
+from connector.times import utc_now_text
 
 if TYPE_CHECKING:
     from connector.store import Store
@@ -58,10 +58,6 @@ class SyncLocked(RuntimeError):
             f"store {path} is in use by another sync ({holder.describe()}); waited {waited:.0f} s; "
             "try again later or pass --wait SECONDS"
         )
-
-
-def _now_text() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _start_time(pid: int) -> str | None:
@@ -99,7 +95,7 @@ def _row_alive(row: lock_row.LockRow) -> bool:
 
 def _try_take(conn: sqlite3.Connection, token: str) -> tuple[bool, LockHolder | None]:
     pid = os.getpid()
-    mine = lock_row.LockRow(pid, socket.gethostname(), _now_text(), time.time(), token, _start_time(pid))
+    mine = lock_row.LockRow(pid, socket.gethostname(), utc_now_text(), time.time(), token, _start_time(pid))
     took, previous = lock_row.take(conn, mine, _row_alive)
     return took, _holder(previous) if previous is not None else None
 

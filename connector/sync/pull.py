@@ -35,6 +35,7 @@ from connector.store.stage_moves import StageMoveRow
 from connector.sync.conflicts import diff, merge3
 from connector.sync.fetch import ItemStream
 from connector.sync.report import FailedRow, ProcessFigures
+from connector.times import local_moment, offset_text, parse_moment, portal_text, utc_text
 
 Translated = tuple[dict[int, list[Any]], dict[int, str], list[tuple[dict[str, Any], Exception]]]
 if TYPE_CHECKING:
@@ -48,10 +49,8 @@ def since_filter(cursor: str | None, overlap: float) -> dict[str, Any]:
     """`>=updatedTime` filter for a cursor minus the overlap window (none before the first backfill)."""
     if not cursor:
         return {}
-    dt = datetime.fromisoformat(cursor.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return {">=updatedTime": (dt - timedelta(seconds=overlap)).isoformat(timespec="seconds")}
+    moment = local_moment(cursor, UTC)
+    return {">=updatedTime": portal_text(moment - timedelta(seconds=overlap), offset_text(moment))}
 
 
 def clock_offset(date_start: Any, local_now: float) -> float:
@@ -64,10 +63,8 @@ def clock_offset(date_start: Any, local_now: float) -> float:
     if not date_start:
         return 0.0
     try:
-        server = datetime.fromisoformat(str(date_start).replace("Z", "+00:00"))
-    except ValueError:
-        return 0.0
-    if server.tzinfo is None:
+        server = parse_moment(str(date_start))
+    except ValueError:  # not a datetime, or one without an offset: the offset is unknown
         return 0.0
     return round(server.timestamp() - local_now)
 
@@ -206,10 +203,10 @@ class Puller:
         if cursor is None or self.failed_since is None:
             return cursor
         try:
-            at = datetime.fromisoformat(cursor.replace("Z", "+00:00"))
-        except ValueError:
+            at = parse_moment(cursor)
+        except ValueError:  # not a datetime, or one without an offset
             return cursor
-        return self.failed_since.isoformat() if at.tzinfo and self.failed_since < at else cursor
+        return self.failed_since.isoformat() if self.failed_since < at else cursor
 
     # ---- one chunk, one transaction ----
 
@@ -264,11 +261,9 @@ class Puller:
 
     def _remember_failure(self, updated: Any) -> None:
         try:
-            at = datetime.fromisoformat(str(updated).replace("Z", "+00:00"))
+            at = local_moment(str(updated), UTC)
         except ValueError:
             at = datetime(1970, 1, 1, tzinfo=UTC)  # unknown time: retry everything since the old cursor
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=UTC)
         self.failed_since = at if self.failed_since is None else min(self.failed_since, at)
 
     def _load_local(self, conn: sqlite3.Connection) -> None:
@@ -543,5 +538,4 @@ def server_time(local_utc: str | None, offset: float) -> str | None:
     """A local-clock UTC time (change log `at`) moved onto the portal's clock by `offset` seconds."""
     if not local_utc or not offset:
         return local_utc
-    dt = datetime.fromisoformat(local_utc.replace("Z", "+00:00")) + timedelta(seconds=offset)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_text(parse_moment(local_utc, UTC) + timedelta(seconds=offset))
