@@ -480,6 +480,23 @@ def test_s16_integers_above_2_53_round_trip_exactly(lab: Lab, value: int) -> Non
     assert lab.row(item["id"])["big"] == (value - 1 if value > 0 else value + 1)
 
 
+# ---- any text round-trips: `[]` is empty only in an array column ---------------------------------
+
+
+def test_text_that_reads_like_an_empty_array_is_created_as_text(lab: Lab) -> None:
+    # found by the model test (test_sync_model.py): a new row's note '[]' was taken for an empty value
+    # and not sent, so the portal held none and the pull wrote NULL over the local text
+    lab.sync()
+    key = lab.insert({"title": "brackets", "note": "[]", "tags": "[]"})
+    assert lab.sync().failures == []
+    [item] = lab.items()
+    assert item["xmlId"] == key and item[lab.uf("note")] == "[]"
+    assert not item.get(lab.uf("tags"))  # an empty multiple value is sent as nothing
+    assert lab.sync().failures == []
+    row = lab.row(item["id"])
+    assert row["note"] == "[]" and row["tags"] in (None, "[]")
+
+
 # ---- 17: local SQL means what it says -------------------------------------------------------------
 
 

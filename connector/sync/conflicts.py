@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from connector.crm.items import normalize
+from connector.crm.items import ProcessMap, normalize
 
 Policy = Literal["remote-wins", "local-wins", "newest-wins", "merge", "manual"]
 POLICIES: tuple[str, ...] = ("remote-wins", "local-wins", "newest-wins", "merge", "manual")
@@ -42,6 +42,20 @@ class Settlement(BaseModel):
 
 def _eq(a: Any, b: Any) -> bool:
     return normalize(a) == normalize(b)
+
+
+def array_columns(pmap: ProcessMap) -> frozenset[str]:
+    """The store columns that hold a JSON array: multiple fields and the client contact ids."""
+    arrays = {f.code for f in pmap.fields if f.multiple}
+    return frozenset(arrays | ({"contact_ids"} if pmap.clients else set()))
+
+
+def unset(column: str, value: Any, arrays: frozenset[str]) -> bool:
+    """Whether a stored value holds nothing: NULL, empty text, or `[]` in an array column.
+
+    In a text column `[]` is text like any other and is sent as such.
+    """
+    return value is None or value == "" or (value == "[]" and column in arrays)
 
 
 def diff(a: dict[str, Any], b: dict[str, Any], columns: list[str]) -> list[str]:

@@ -32,7 +32,7 @@ from connector.store import (
     rows,
 )
 from connector.store.stage_moves import StageMoveRow
-from connector.sync.conflicts import diff, merge3
+from connector.sync.conflicts import array_columns, diff, merge3, unset
 from connector.sync.fetch import ItemStream
 from connector.sync.report import FailedRow, ProcessFigures
 from connector.times import local_moment, offset_text, parse_moment, portal_text, utc_text
@@ -423,7 +423,8 @@ class Puller:
         remote = self._synced(rr)
         if base_data is None:  # our create whose response was lost: what it sent is unknown, so
             # the row's values stand as local edits, and columns it left empty take the portal's
-            base = {c: local.get(c) if local.get(c) in (None, "", "[]") else remote.get(c) for c in self.cols}
+            arrays = array_columns(self.pmap)
+            base = {c: local.get(c) if unset(c, local.get(c), arrays) else remote.get(c) for c in self.cols}
         else:
             base = base_data
         conflict = self.open_conflicts.get(key)

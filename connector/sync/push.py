@@ -29,7 +29,7 @@ from connector.crm.items import (
     write_items,
 )
 from connector.store import Change, Store, bases, changelog, inflight, rows
-from connector.sync.conflicts import diff
+from connector.sync.conflicts import array_columns, diff, unset
 from connector.sync.pull import READ_ONLY
 from connector.sync.report import FailedRow, ProcessFigures
 
@@ -73,6 +73,7 @@ class Pusher:
         self.portal, self.figures, self.failures = portal, figures, failures
         self.key_to_id, self.progress = key_to_id, progress
         self.cols = [c for c in pmap.columns()]
+        self.arrays = array_columns(pmap)
         self.files = {f.code for f in pmap.fields if f.type == "file"}
         self.absorb = absorb
         self.requeue: set[str] = set()  # rows to plan again in this run (an insert with a made-up id)
@@ -181,7 +182,7 @@ class Pusher:
         if self._resolve_parents(row) is not None:
             return "wait"
         if row.get("id") is None:
-            cols = [c for c in self.cols if c not in self.files and row.get(c) not in (None, "", "[]")]
+            cols = [c for c in self.cols if c not in self.files and not unset(c, row.get(c), self.arrays)]
             if self.pmap.stages_enabled and "funnel" not in cols:
                 cols.append("funnel")  # the category is always explicit on create: no portal guesswork
             fields = self.tr.to_fields(row, cols)
@@ -230,8 +231,8 @@ class Pusher:
                     # what the lost create sent is unknown: the row keeps every value it holds (a later
                     # push sends what differs), and takes the portal's values where it holds none
                     rr = self.tr.to_row(item)
-                    unset = [c for c in self.cols if row.get(c) in (None, "", "[]")]
-                    self._write_back(conn, key, row, row, rr, sent_cols=[], take=unset)
+                    empty = [c for c in self.cols if unset(c, row.get(c), self.arrays)]
+                    self._write_back(conn, key, row, row, rr, sent_cols=[], take=empty)
             inflight.drop_inflight(conn, self.tbl, keys)
 
     # ---- sending ----
@@ -306,7 +307,7 @@ class Pusher:
         ]
         if op.op == "add":
             unsent_local = [
-                c for c in self.cols if c not in sent_cols and p.read.get(c) not in (None, "", "[]")
+                c for c in self.cols if c not in sent_cols and not unset(c, p.read.get(c), self.arrays)
             ]
         keep = set(lost) | set(edited) | set(unsent_local)
         self._write_back(
