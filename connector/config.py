@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from connector.errors import InputError
+
 Plan = Literal["standard", "enterprise"]
 Policy = Literal["remote-wins", "local-wins", "newest-wins", "merge", "manual"]
 
@@ -26,7 +28,7 @@ WEBHOOK_RE = re.compile(r"^https?://[^/]+/rest/\d+/[^/]+/?$")
 ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
-class ConfigError(Exception):
+class ConfigError(InputError):
     """A configuration problem, with the file and key that caused it."""
 
 

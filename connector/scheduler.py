@@ -40,6 +40,8 @@ from pydantic import (
     model_validator,
 )
 
+from connector.errors import InputError
+
 log = logging.getLogger("b24sync.scheduler")
 
 KINDS = ("sync", "reconcile", "export", "report", "apply")
@@ -72,7 +74,7 @@ def cron_trigger(expr: str) -> CronTrigger:
     return CronTrigger.from_crontab(" ".join(fields))
 
 
-class JobConfigError(ValueError):
+class JobConfigError(InputError, ValueError):
     """Invalid job files; the message names every file and key that is wrong."""
 
 

@@ -125,7 +125,7 @@ def plan_command(
     db: cli.DbOpt = None,
     allow_destructive: DestructiveOpt = False,
 ) -> None:
-    """Show what apply would do, per object in code terms (exit 0 nothing to do, 2 changes)."""
+    """Show what apply would do, per object in code terms (exit 0 nothing to do, 5 changes)."""
     from connector.deploy import plan
     from connector.templates import load_templates
 
@@ -133,7 +133,7 @@ def plan_command(
 
     def work(client: Any, store: Any) -> Outcome:
         p = plan(client, templates, store, allow_destructive=allow_destructive)
-        code = cli.EXIT_USAGE if p.has_changes else cli.EXIT_OK
+        code = cli.EXIT_CHANGES if p.has_changes else cli.EXIT_OK
         return Outcome(p.counts(), code, p.to_json(), p.render())
 
     def missing(client: Any, path: Path) -> Outcome:  # plan only reads: no store file is created
@@ -204,7 +204,7 @@ def drift_command(
     all_portals: cli.AllOpt = False,
     db: cli.DbOpt = None,
 ) -> None:
-    """List what changed on the portal by hand since the last apply (exit 2 on drift).
+    """List what changed on the portal by hand since the last apply (exit 5 on drift).
 
     With FILEs, only their processes, and the portal is also compared with the templates. Without
     FILEs, a store with no apply recorded for this portal is an error (exit 1), never "no drift".
@@ -217,7 +217,7 @@ def drift_command(
 
     def work(client: Any, store: Any) -> Outcome:
         d = drift(client, store, templates)
-        code = cli.EXIT_USAGE if d.has_drift else cli.EXIT_OK
+        code = cli.EXIT_CHANGES if d.has_drift else cli.EXIT_OK
         return Outcome({"drift": len(d.items)}, code, d.to_json(), d.render())
 
     def missing(client: Any, path: Path) -> Outcome:

@@ -1,6 +1,6 @@
 """`b24sync doctor`: does this portal behave the way the connector needs?
 
-Exit codes: 0 nothing differs, 2 differences (or a failed check), 1 could not run.
+Exit codes: 0 nothing differs, 5 differences (or a failed check), 1 could not run.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def doctor(
             raise DoctorError(f"--record {record}: give a new or empty folder (this one holds files)")
         client = main.open_client(ctx, portal)
         report = run_doctor(client, sandbox=sandbox, record=record)
-    except (DoctorError, ConfigError, ValueError) as err:
+    except (DoctorError, ConfigError) as err:
         main.stderr.print(f"[bold red]error:[/] could not run: {escape(str(err))}", highlight=False)
         raise typer.Exit(EXIT_COULD_NOT_RUN) from None
     data: dict[str, Any] = report.model_dump(mode="json")

@@ -24,9 +24,11 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 from connector.cli.errors import (
     EXIT_BUG,
+    EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_FAILED_ROWS,
     EXIT_INTERRUPTED,
+    EXIT_LOCKED,
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
@@ -37,8 +39,8 @@ from connector.cli.errors import (
 )
 from connector.config import Config, PortalRef, load_config, resolve_portal
 
-__all__ = ["EXIT_BUG", "EXIT_ERROR", "EXIT_FAILED_ROWS", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE",
-           "UsageError", "app", "main"]
+__all__ = ["EXIT_BUG", "EXIT_CHANGES", "EXIT_ERROR", "EXIT_FAILED_ROWS", "EXIT_INTERRUPTED", "EXIT_LOCKED",
+           "EXIT_OK", "EXIT_USAGE", "UsageError", "app", "main"]
 
 AREAS = ("emulator_cmd", "template_cmd", "deploy_cmd", "sync_cmd", "report_cmd", "jobs_cmd", "demo_cmd",
          "doctor_cmd", "init_cmd")

@@ -13,13 +13,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from connector.crm.schema import PortalFunnel, PortalStage
+from connector.errors import InputError
 
 DEAL = 2
 DEFAULT_FUNNEL = "default"
 _SEMANTICS = {"S": "success", "F": "failure"}
 
 
-class FunnelError(LookupError):
+class FunnelError(InputError, LookupError):
     """A deal funnel or stage a rule names that the portal does not have."""
 
 

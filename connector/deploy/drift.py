@@ -10,12 +10,13 @@ from connector.deploy.binding import IdView
 from connector.deploy.changes import field_name_of
 from connector.deploy.engine import as_templates, load_context, make_plan, portal_key_of
 from connector.deploy.model import Change, Diff, Drift, DriftItem
+from connector.errors import B24SyncError
 
 # A plan action seen from the portal: `create` = the portal lacks it, `delete` = the portal has more.
 _AS_DRIFT = {"create": "missing", "delete": "added", "update": "edited", "rename": "edited", "note": "edited"}
 
 
-class DriftError(RuntimeError):
+class DriftError(B24SyncError, RuntimeError):
     """Nothing to compare the portal with: no apply recorded for it in this store, and no templates."""
 
 

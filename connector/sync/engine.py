@@ -9,6 +9,7 @@ from typing import Any
 
 from connector.crm import events
 from connector.crm.items import ItemTranslator, ProcessMap, TypeCodes, list_items
+from connector.errors import InputError
 from connector.sync import lock as lockmod
 from connector.sync import maps as mapmod
 from connector.sync.conflicts import check_policy
@@ -25,7 +26,7 @@ TEMPLATES_DDL = """CREATE TABLE IF NOT EXISTS _sync_templates (
 Progress = Callable[[str, str, int], None]  # (process, phase "pull"|"push"|"ids", rows)
 
 
-class SyncError(RuntimeError):
+class SyncError(InputError, RuntimeError):
     """A sync that cannot start: no templates, unknown process, bad policy."""
 
 

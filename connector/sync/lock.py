@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from connector.errors import BusyError
 from connector.store.migrations import SYNC_LOCK_DDL
 
 DEFAULT_WAIT = 60.0  # seconds a sync waits for another one on the same store
@@ -45,7 +46,7 @@ class LockHolder(BaseModel):
         return f"pid {self.pid} on host {self.host}, since {self.since}"
 
 
-class SyncLocked(RuntimeError):
+class SyncLocked(BusyError, RuntimeError):
     """Another sync holds the store; `holder` names it."""
 
     def __init__(self, path: str, holder: LockHolder, waited: float) -> None:

@@ -14,13 +14,14 @@ from connector.constants import SYSTEM_ENTITY_TYPES, SYSTEM_STAGE_CODES
 from connector.crm.items import FieldMap, ProcessMap, TypeCodes
 from connector.crm.naming import stage_id, uf_name
 from connector.crm.schema import PortalType, fill_item_schema, scan_types
+from connector.errors import B24SyncError
 
 MAPS_DDL = """CREATE TABLE IF NOT EXISTS _sync_maps (
     portal TEXT NOT NULL, code TEXT NOT NULL, signature TEXT NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (portal, code))"""
 
 
-class MapError(RuntimeError):
+class MapError(B24SyncError, RuntimeError):
     """A template's process cannot be found on the portal."""
 
 
