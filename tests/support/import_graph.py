@@ -23,7 +23,7 @@ START, END = "<!-- import-graph:start -->", "<!-- import-graph:end -->"
 ISLAND = -1  # the emulator: imports nothing of the client but `connector.constants`
 FACADE = -2  # the package root: `__version__`, and `Portal` imported lazily; any module may read it
 LAYERS: dict[str, int] = {
-    "constants": 0,
+    "constants": 0, "errors": 0,
     "rest": 1,
     "config": 2, "crm": 2, "templates": 2,
     "store": 3,
