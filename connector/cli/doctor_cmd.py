@@ -36,17 +36,16 @@ def doctor(
     ] = None,
 ) -> None:
     """Check a portal before anything else: read-only checks; with --sandbox, behaviour probes."""
+    from connector.api import Portal
     from connector.config import ConfigError
-    from connector.doctor import EXIT_COULD_NOT_RUN, DoctorError, run_doctor
+    from connector.doctor import EXIT_COULD_NOT_RUN, DoctorError
 
     try:
         if not portal:
             raise DoctorError("give --portal NAME|URL (a configured portal name or a webhook URL)")
-        if record is not None and record.exists() and (not record.is_dir() or any(record.iterdir())):
-            raise DoctorError(f"--record {record}: give a new or empty folder (this one holds files)")
-        client = main.open_client(ctx, portal)
-        report = run_doctor(client, sandbox=sandbox, record=record)
-    except (DoctorError, ConfigError) as err:
+        ref = main.portal_ref(ctx, portal)
+        report = Portal(ref, main.open_client(ctx, ref)).doctor(sandbox=sandbox, record=record)
+    except (DoctorError, ConfigError) as err:  # the doctor's own exit code: it could not run
         main.stderr.print(f"[bold red]error:[/] could not run: {escape(str(err))}", highlight=False)
         raise typer.Exit(EXIT_COULD_NOT_RUN) from None
     data: dict[str, Any] = report.model_dump(mode="json")

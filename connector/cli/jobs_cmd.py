@@ -91,14 +91,11 @@ def status_command(
     db: Annotated[Path | None, typer.Option("--db", help="The local store file.")] = None,
 ) -> None:
     """Last runs, cursors, pending local changes, open conflicts and failed rows."""
-    from connector.reports import ReportError, status
+    from connector.api import Portal
     from connector.reports.status import render_status
 
     main = _main()
-    try:
-        report = status(main.resolve_db(ctx, portal, db))
-    except ReportError as exc:
-        raise main.UsageError(str(exc)) from None
+    report = Portal(None, store=main.resolve_db(ctx, portal, db)).status()
     main.emit(ctx, report.model_dump(), lambda: main.stdout.out(render_status(report), highlight=False))
 
 

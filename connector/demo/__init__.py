@@ -231,12 +231,12 @@ class PortalSide:
     def _etid(self, t: Template) -> int:
         entry = self.store.idmap.entry(self.key, "type", t.code)
         assert entry is not None, f"{t.code} was not deployed"
-        return int(entry.extra["entityTypeId"])
+        return int((entry.extra or {})["entityTypeId"])
 
     def _status_id(self, t: Template, funnel: str, stage: str) -> str:
         entry = self.store.idmap.entry(self.key, "stage", f"{t.code}.{funnel}.{stage}")
         assert entry is not None, f"stage {t.code}.{funnel}.{stage} was not deployed"
-        return str(entry.extra["status_id"])
+        return str((entry.extra or {})["status_id"])
 
     def move_stages(self, templates: list[Template]) -> int:
         """Move about a third of the open cards one stage on (sometimes to a failure stage)."""
