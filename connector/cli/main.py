@@ -6,8 +6,7 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -260,7 +259,7 @@ def store_path_of(ctx: typer.Context, portal: str | PortalRef) -> Path:
 def resolve_db(ctx: typer.Context, portal: str | PortalRef | None, db: Path | None) -> Path:
     """The store file: `--db`, else the portal's configured store (no credentials needed).
 
-    Nothing is created here: commands that change the store open it inside `new_store_guard`.
+    Nothing is created here: `Portal` creates the store only for commands that change it.
     """
     if db is None:
         if portal is None:
@@ -268,33 +267,6 @@ def resolve_db(ctx: typer.Context, portal: str | PortalRef | None, db: Path | No
         db = store_path_of(ctx, portal)
     _remember(ctx, store=str(db))
     return db
-
-
-@contextmanager
-def new_store_guard(path: Path, client: Any = None) -> Iterator[None]:
-    """Create the store's folder; remove a store this command created if it fails before the portal answered.
-
-    So a refused portal, a bad webhook or a failed first sync leave no stray store file (nor the
-    `data/` folder it made); a store the portal's answers went into is kept, for the next run to resume.
-    """
-    text = str(path)
-    fresh = text != ":memory:" and not path.exists()
-    folder_fresh = fresh and not path.parent.exists()
-    if fresh:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        yield
-    except BaseException:
-        answered = bool(getattr(getattr(client, "stats", None), "statuses", {}).get(200))
-        if fresh and not answered:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(text + suffix).unlink(missing_ok=True)
-            if folder_fresh:
-                try:
-                    path.parent.rmdir()
-                except OSError:
-                    pass
-        raise
 
 
 def emit(ctx: typer.Context, data: Any, human: Any = None) -> None:
