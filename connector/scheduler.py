@@ -21,10 +21,11 @@ import signal
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
@@ -515,10 +516,10 @@ class JobRunner:
     `announce(line)` hears one line when a run starts and one when it ends (default: the log).
     """
 
-    def __init__(self, jobs: list[Any], env: JobEnv, runners: dict[str, Runner] | None = None,
-                 open_store: Callable[[Path], Any] = _open_store,
+    def __init__(self, jobs: Sequence[Job], env: JobEnv, runners: dict[str, Runner] | None = None,
+                 open_store: Callable[[Path], Store] = _open_store,
                  announce: Callable[[str], None] | None = None, run_at_start: bool = True) -> None:
-        self.jobs = jobs
+        self.jobs = list(jobs)
         self.env = env
         self.runners = dict(RUNNERS if runners is None else runners)
         self.open_store = open_store
@@ -527,7 +528,7 @@ class JobRunner:
         self.stop_event = threading.Event()
         self._scheduled: dict[str, Any] = {}  # job name -> the APScheduler job (in its memory store)
 
-    def run_job(self, job: Any) -> JobOutcome:
+    def run_job(self, job: Job) -> JobOutcome:
         """Run one job now, announced at start and end; never raises (a failure is announced and recorded)."""
         self.announce(f"job {job.name} ({job.kind}) started")
         outcome = self._run_job(job)
@@ -538,7 +539,7 @@ class JobRunner:
             self.announce(line)
         return outcome
 
-    def next_run(self, job: Any) -> datetime | None:
+    def next_run(self, job: Job) -> datetime | None:
         """When the scheduler runs `job` next (None outside `run_forever`, or when stopping).
 
         Read from the job object the memory job store keeps, not via `get_job`, whose lock a
@@ -550,7 +551,7 @@ class JobRunner:
         when = getattr(scheduled, "next_run_time", None)
         return when.replace(tzinfo=None) if when is not None and when.tzinfo is not None else when
 
-    def _run_job(self, job: Any) -> JobOutcome:
+    def _run_job(self, job: Job) -> JobOutcome:
         started = time.monotonic()
         outcome = JobOutcome(job=job.name, kind=job.kind, status="failed")
         store = None
@@ -574,7 +575,7 @@ class JobRunner:
                 store.close()
         return outcome
 
-    def _record(self, store: Any, job: Any, outcome: JobOutcome, before: int) -> None:
+    def _record(self, store: Store, job: Job, outcome: JobOutcome, before: int) -> None:
         """Tag the runs the job's API recorded itself (sync does) with the job name, else add one."""
         with store.transaction() as conn:
             tagged = conn.execute(
@@ -625,7 +626,7 @@ class JobRunner:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
-    def _on_signal(self, signum: int, _frame: Any) -> None:
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.warning("received %s: finishing the running step, then exiting", signal.Signals(signum).name)
         self.stop()
         signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
@@ -635,6 +636,6 @@ class JobRunner:
         self.stop_event.set()
 
 
-def _last_run_id(store: Any) -> int:
+def _last_run_id(store: Store) -> int:
     row = store.conn.execute("SELECT COALESCE(MAX(id), 0) FROM _runs").fetchone()
     return int(row[0])

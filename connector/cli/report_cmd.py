@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import typer
 
 from connector.api import Portal
+from connector.cli import main
 
 FileOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="The local store file (default: the portal's).")]
@@ -34,16 +35,9 @@ OfflineOpt = Annotated[
 ]
 
 
-def _main() -> Any:
-    from connector.cli import main
-
-    return main
-
-
 def _portal(ctx: typer.Context, portal: str | None, db: Path | None) -> Portal:
     """A Portal over the store of `--portal`/`--db`; the portal itself is only reached for names and
     its time zone (so a store-only export needs no credentials), and a failure to reach it is a warning."""
-    main = _main()
     path = main.resolve_db(ctx, portal, db)
     if portal is None:
         return Portal(None, store=path)
@@ -84,7 +78,6 @@ def export_command(
     offline: OfflineOpt = False,
 ) -> None:
     """Export a process's items with labels (stage, funnel, option names, parent titles); no row caps."""
-    main = _main()
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     with _portal(ctx, portal, db) as p:
         result = p.export(type_code, fmt, output, where=where, columns=cols, bom=bom,
@@ -118,7 +111,6 @@ def report_command(
 ) -> None:
     """Funnel counts and sums, conversion, time in stage (median, p90) and items stuck longest;
     margin per deal (production cost vs deal amount); contracts per company by end date."""
-    main = _main()
     with _portal(ctx, portal, db) as p:
         result = p.report(type_code, kind, fmt, output, template=template, tz=tz, headers=headers,
                           dialect=dialect, offline=offline, days=days)
