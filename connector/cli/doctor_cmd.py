@@ -6,13 +6,16 @@ Exit codes: 0 nothing differs, 5 differences (or a failed check), 1 could not ru
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from connector.cli import main
+
+if TYPE_CHECKING:
+    from connector.doctor import DoctorReport
 
 
 def register(app: typer.Typer) -> None:
@@ -54,7 +57,7 @@ def doctor(
     raise typer.Exit(report.exit_code)
 
 
-def _print(report: Any) -> None:
+def _print(report: DoctorReport) -> None:
     from connector.doctor.compare import show
 
     checks = Table(title=f"b24sync doctor: {report.portal}")

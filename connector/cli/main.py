@@ -34,6 +34,9 @@ from connector.cli.errors import (
 )
 from connector.config import Config, PortalRef, load_config, resolve_portal
 
+if TYPE_CHECKING:
+    from connector.rest import Client
+
 _typer_click: ModuleType
 try:  # typer >= 0.20 carries its own copy of click; its exceptions are not click's
     from typer._click import exceptions as _typer_click
@@ -228,7 +231,7 @@ def portal_refs(ctx: typer.Context, portals: list[str] | None, all_portals: bool
     return [resolve_portal(config, n) for n in names]
 
 
-def open_client(ctx: typer.Context, portal: str | PortalRef) -> Any:
+def open_client(ctx: typer.Context, portal: str | PortalRef) -> Client:
     """A REST client for the portal (one per portal per command); long limit pauses go to stderr."""
     from connector.api import client_for
 
