@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from connector.errors import InputError
+
 Plan = Literal["standard", "enterprise"]
 Policy = Literal["remote-wins", "local-wins", "newest-wins", "merge", "manual"]
 
@@ -26,7 +28,7 @@ WEBHOOK_RE = re.compile(r"^https?://[^/]+/rest/\d+/[^/]+/?$")
 ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
-class ConfigError(Exception):
+class ConfigError(InputError):
     """A configuration problem, with the file and key that caused it."""
 
 
@@ -163,20 +165,20 @@ def resolve_portal(config: Config, portal: str, *, allow_http: bool = False) -> 
     pc = config.portals[portal]
     store = config.store_path(portal)
     policy = pc.conflict_policy or config.defaults.conflict_policy
-    common = dict(name=portal, plan=pc.plan, store=store, conflict_policy=policy,
-                  policies=pc.policies, allow_http=pc.allow_http)
+    base = PortalRef(name=portal, url="", plan=pc.plan, store=store, conflict_policy=policy,
+                     policies=pc.policies, allow_http=pc.allow_http)
     webhook_var = webhook_env_var(portal, pc)
     webhook = os.environ.get(webhook_var) or pc.webhook
     if webhook:
         if not WEBHOOK_RE.match(webhook):
             raise ConfigError(f"portal {portal!r}: webhook {redact(webhook)!r} is not https://host/rest/<user>/<code>/")
         _check_scheme(webhook, pc.allow_http, f"portal {portal!r}: webhook")
-        return PortalRef(url=_slash(webhook), **common)
+        return base.model_copy(update={"url": _slash(webhook)})
     if pc.endpoint and pc.client_id:
         _check_scheme(pc.endpoint, pc.allow_http, f"portal {portal!r}: endpoint")
         if pc.token_url:
             _check_scheme(pc.token_url, pc.allow_http, f"portal {portal!r}: token_url")
-        return PortalRef(url=_slash(pc.endpoint), oauth=_oauth_settings(portal, pc), **common)
+        return base.model_copy(update={"url": _slash(pc.endpoint), "oauth": _oauth_settings(portal, pc)})
     raise ConfigError(
         f"portal {portal!r} has no credentials: set {webhook_var} to its webhook URL, "
         "or give endpoint + client_id (with tokens in the environment) in the config"

@@ -21,15 +21,16 @@ import signal
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
+from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -39,6 +40,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
+
+from connector.errors import InputError
+from connector.rest import Client
+from connector.store import Store
+
+if TYPE_CHECKING:
+    from connector.api import Portal
 
 log = logging.getLogger("b24sync.scheduler")
 
@@ -72,7 +81,7 @@ def cron_trigger(expr: str) -> CronTrigger:
     return CronTrigger.from_crontab(" ".join(fields))
 
 
-class JobConfigError(ValueError):
+class JobConfigError(InputError, ValueError):
     """Invalid job files; the message names every file and key that is wrong."""
 
 
@@ -282,7 +291,7 @@ def _key(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "(file)"
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     msg = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "union_tag_invalid":
         return f"key 'kind': unknown kind {error['input'].get('kind')!r}; allowed: {', '.join(KINDS)}"
@@ -319,7 +328,7 @@ def load_job(path: Path, portals: Collection[str] | None = None) -> Job:
         raise JobConfigError(
             f"{path}: key 'portal': unknown portal {job.portal!r}; configured portals: {known}"
         )
-    if getattr(job, "templates", None):
+    if isinstance(job, SyncJob | ReconcileJob | ApplyJob) and job.templates:
         job.templates = _check_templates(path, job.templates)
     return job
 
@@ -361,7 +370,9 @@ def load_jobs(directory: str | Path, portals: Collection[str] | None = None) -> 
     folder = Path(directory)
     if not folder.is_dir():
         raise JobConfigError(f"jobs folder not found: {folder}")
-    jobs, problems, names = [], [], {}
+    jobs: list[Job] = []
+    problems: list[str] = []
+    names: dict[str, Path] = {}
     for path in sorted(folder.glob("*.toml")):
         try:
             job = load_job(path, portals)
@@ -387,11 +398,18 @@ def load_jobs(directory: str | Path, portals: Collection[str] | None = None) -> 
 class JobEnv:
     """What jobs need from outside: a client, the store file and the id-map key of a portal."""
 
-    open_client: Callable[[str], Any]
+    open_client: Callable[[str], Client]
     store_path: Callable[[str, str | None], Path]
     portal_key: Callable[[str], str]
     default_policy: Callable[[str], str] = lambda _portal: "newest-wins"
     now: Callable[[], datetime] = datetime.now
+
+    def portal(self, name: str, store: Store) -> Portal:
+        """The `Portal` a job works through: its client (made on first use), the open store, the key."""
+        from connector.api import Portal
+
+        return Portal(None, store=store, open_client=lambda: self.open_client(name),
+                      key=self.portal_key(name), policy=self.default_policy(name), name=_shown(name))
 
 
 @dataclass
@@ -406,79 +424,57 @@ class JobOutcome:
     seconds: float = 0.0
 
 
-Runner = Callable[[Any, JobEnv, Any], dict[str, Any]]
-
-
-def _templates(files: list[str]) -> list[Any] | None:
-    if not files:
-        return None
-    from connector.templates import load_templates
-
-    return list(load_templates(files))
+Runner = Callable[[Any, JobEnv, Store], dict[str, Any]]
 
 
 def _scalars(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if isinstance(v, str | int | float | bool) or v is None}
 
 
-def run_sync(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
-    """sync / reconcile: `connector.sync.sync(...)`; reconcile is a full pull with the deletion check."""
-    from connector.sync import sync
+def run_sync(job: SyncJob | ReconcileJob, env: JobEnv, store: Store) -> dict[str, Any]:
+    """sync / reconcile: `Portal.sync`; reconcile is a full pull with the deletion check."""
+    from connector.sync import lock
 
     full = job.kind == "reconcile"
     direction = getattr(job, "direction", "both")
-    report = sync(
-        env.open_client(job.portal), store, _templates(job.templates), portal_key=env.portal_key(job.portal),
-        full=full, pull=direction != "push", push=direction != "pull" and not full,
-        policy=job.policy or env.default_policy(job.portal), only=job.processes or None,
+    report = env.portal(job.portal, store).sync(
+        job.templates or None, types=job.processes or None, full=full, pull_only=full or direction == "pull",
+        push_only=direction == "push", policy=job.policy, wait=lock.DEFAULT_WAIT,
     )
     figures = dict(report.summary())
     figures["status"] = "partial" if report.failures else "ok"
     return figures
 
 
-def run_apply(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
-    """apply: `connector.deploy.apply(...)` of the job's templates."""
-    from connector.deploy import apply
-    from connector.sync import prepare_store
-
-    templates = _templates(job.templates)
-    result = apply(env.open_client(job.portal), templates, store, allow_destructive=job.allow_destructive)
-    prepare_store(store, templates)  # as `b24sync apply` does: plain SQL and sync work at once
+def run_apply(job: ApplyJob, env: JobEnv, store: Store) -> dict[str, Any]:
+    """apply: `Portal.apply` of the job's templates (the store gets their tables, as `b24sync apply`)."""
+    result = env.portal(job.portal, store).apply(job.templates, allow_destructive=job.allow_destructive)
     figures = _scalars(result.model_dump(exclude={"plan", "commands"}))
     figures["status"] = "ok" if result.converged else "partial"
     return figures
 
 
-def run_export(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
-    """export: `connector.reports.export(...)` to the job's dated output path."""
-    from connector.reports import export
-    from connector.reports.people import people_for
-
-    people = people_for(lambda: env.open_client(job.portal), store.path, job.type)
-    result = export(store.path, job.type, job.format, job.output_path(env.now()), where=job.where,
-                    columns=job.columns or None, bom=job.bom, tz=people.tz, users=people.users)
+def run_export(job: ExportJob, env: JobEnv, store: Store) -> dict[str, Any]:
+    """export: `Portal.export` to the job's dated output path."""
+    result = env.portal(job.portal, store).export(
+        job.type, job.format, job.output_path(env.now()), where=job.where, columns=job.columns or None,
+        bom=job.bom)
     return {"rows": result.rows, "output": result.output, **never_synced(job, env, store)}
 
 
-def run_report(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
-    """report: `connector.reports.report(...)` to the job's dated output path."""
-    from connector.reports import report
-    from connector.reports.people import people_for
-
-    zone = people_for(lambda: env.open_client(job.portal), store.path, job.type, names=False).tz
-    result = report(store.path, job.type, job.report, job.format, job.output_path(env.now()), tz=zone)
+def run_report(job: ReportJob, env: JobEnv, store: Store) -> dict[str, Any]:
+    """report: `Portal.report` to the job's dated output path."""
+    out = job.output_path(env.now())
+    result = env.portal(job.portal, store).report(job.type, job.report, job.format, out)
     return {"report": result.kind, "output": result.output, **never_synced(job, env, store)}
 
 
-def never_synced(job: Any, env: JobEnv, store: Any) -> dict[str, Any]:
+def never_synced(job: ExportJob | ReportJob, env: JobEnv, store: Store) -> dict[str, Any]:
     """For export/report of an empty process never pulled from the job's portal: status `partial` and a
     note saying so, so an empty file from an unsynced store is never reported as a plain "ok"."""
-    from connector.reports import status
-
     if store.cursor_get(env.portal_key(job.portal), job.type) is not None:
         return {}
-    if status(store.path).processes.get(job.type, 0) > 0:
+    if env.portal(job.portal, store).status().processes.get(job.type, 0) > 0:
         return {}  # rows put there by hand or by another tool: the file is not empty
     return {"status": "partial",
             "note": f"empty: {job.type} was never synced from portal {job.portal!r} into {store.path}; "
@@ -490,10 +486,8 @@ RUNNERS: dict[str, Runner] = {
 }
 
 
-def _open_store(path: Path) -> Any:
+def _open_store(path: Path) -> Store:
     """The portal's store file (its folder is created, as the CLI does for `--db`)."""
-    from connector.store import Store
-
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return Store.open(path)
 
@@ -522,10 +516,10 @@ class JobRunner:
     `announce(line)` hears one line when a run starts and one when it ends (default: the log).
     """
 
-    def __init__(self, jobs: list[Any], env: JobEnv, runners: dict[str, Runner] | None = None,
-                 open_store: Callable[[Path], Any] = _open_store,
+    def __init__(self, jobs: Sequence[Job], env: JobEnv, runners: dict[str, Runner] | None = None,
+                 open_store: Callable[[Path], Store] = _open_store,
                  announce: Callable[[str], None] | None = None, run_at_start: bool = True) -> None:
-        self.jobs = jobs
+        self.jobs = list(jobs)
         self.env = env
         self.runners = dict(RUNNERS if runners is None else runners)
         self.open_store = open_store
@@ -534,7 +528,7 @@ class JobRunner:
         self.stop_event = threading.Event()
         self._scheduled: dict[str, Any] = {}  # job name -> the APScheduler job (in its memory store)
 
-    def run_job(self, job: Any) -> JobOutcome:
+    def run_job(self, job: Job) -> JobOutcome:
         """Run one job now, announced at start and end; never raises (a failure is announced and recorded)."""
         self.announce(f"job {job.name} ({job.kind}) started")
         outcome = self._run_job(job)
@@ -545,7 +539,7 @@ class JobRunner:
             self.announce(line)
         return outcome
 
-    def next_run(self, job: Any) -> datetime | None:
+    def next_run(self, job: Job) -> datetime | None:
         """When the scheduler runs `job` next (None outside `run_forever`, or when stopping).
 
         Read from the job object the memory job store keeps, not via `get_job`, whose lock a
@@ -557,7 +551,7 @@ class JobRunner:
         when = getattr(scheduled, "next_run_time", None)
         return when.replace(tzinfo=None) if when is not None and when.tzinfo is not None else when
 
-    def _run_job(self, job: Any) -> JobOutcome:
+    def _run_job(self, job: Job) -> JobOutcome:
         started = time.monotonic()
         outcome = JobOutcome(job=job.name, kind=job.kind, status="failed")
         store = None
@@ -581,7 +575,7 @@ class JobRunner:
                 store.close()
         return outcome
 
-    def _record(self, store: Any, job: Any, outcome: JobOutcome, before: int) -> None:
+    def _record(self, store: Store, job: Job, outcome: JobOutcome, before: int) -> None:
         """Tag the runs the job's API recorded itself (sync does) with the job name, else add one."""
         tagged = store.tag_runs(job.name, before, "sync" if job.kind in ("sync", "reconcile") else job.kind)
         if not tagged:
@@ -628,7 +622,7 @@ class JobRunner:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
-    def _on_signal(self, signum: int, _frame: Any) -> None:
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.warning("received %s: finishing the running step, then exiting", signal.Signals(signum).name)
         self.stop()
         signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
@@ -638,5 +632,5 @@ class JobRunner:
         self.stop_event.set()
 
 
-def _last_run_id(store: Any) -> int:
-    return int(store.last_run_id())
+def _last_run_id(store: Store) -> int:
+    return store.last_run_id()

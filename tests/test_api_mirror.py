@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from connector import Portal
 from connector.emulator import EmulatorServer
@@ -52,3 +53,96 @@ def test_report_takes_the_template(live_emulator: EmulatorServer, tmp_path: Path
              if s.semantics == "process"]
     positions = [html.find(name) for name in names]
     assert -1 not in positions and positions == sorted(positions), names  # the template's stage order
+
+
+# -- every command that acts on a portal or a store is a Portal method with the same options ---------
+
+COMMAND_METHOD = {
+    "plan": "plan", "apply": "apply", "drift": "drift", "adopt": "adopt", "sync": "sync",
+    "conflicts list": "conflicts", "conflicts resolve": "resolve_conflict", "export": "export",
+    "report": "report", "status": "status", "call": "call", "doctor": "doctor",
+}
+# Which portal and store (the Portal itself), and what only a terminal needs.
+CLI_ONLY = {"portal", "db", "all_portals"} | {"apply.yes", "adopt.output"}  # confirm; where the TOML goes
+RENAMED = {"plan.files": "templates", "apply.files": "templates", "drift.files": "templates",
+           "sync.template": "templates", "conflicts list.all_": "all"}
+PYTHON_ONLY = {"sync.progress"}  # a callback: the CLI draws progress bars with it
+DEFAULT_DIFFERS = {"report.type_code"}  # a positional parameter in Python (margin/contracts pass None)
+
+
+def _cli_commands() -> dict[str, Any]:
+    import typer.main
+
+    from connector.cli.main import app
+
+    found: dict[str, Any] = {}
+
+    def walk(command: Any, path: tuple[str, ...]) -> None:
+        for name, sub in getattr(command, "commands", {}).items():
+            if hasattr(sub, "commands"):
+                walk(sub, (*path, name))
+            else:
+                found[" ".join((*path, name))] = sub
+
+    walk(typer.main.get_command(app), ())
+    return found
+
+
+def _empty(value: Any) -> Any:
+    return None if value in ((), []) else value
+
+
+def test_every_portal_command_has_a_method_with_the_same_options() -> None:
+    import inspect
+
+    cli = _cli_commands()
+    problems = []
+    for path, method_name in COMMAND_METHOD.items():
+        method = inspect.signature(getattr(Portal, method_name))
+        python = {n: p for n, p in method.parameters.items() if n != "self"}
+        for param in cli[path].params:
+            key = f"{path}.{param.name}"
+            if param.name in CLI_ONLY or key in CLI_ONLY:
+                continue
+            name = RENAMED.get(key, param.name)
+            if name not in python:
+                problems.append(f"{path}: option {param.name!r} has no Portal.{method_name}({name}=...)")
+                continue
+            default = python[name].default
+            if (param.param_type_name == "option" and not param.required and key not in DEFAULT_DIFFERS
+                    and _empty(param.default) != _empty(default)):
+                problems.append(f"{path}: {param.name} defaults to {param.default!r}, "
+                                f"Portal.{method_name} to {default!r}")
+        options = {RENAMED.get(f"{path}.{p.name}", p.name) for p in cli[path].params}
+        for name in python:
+            if name not in options and f"{path}.{name}" not in PYTHON_ONLY:
+                problems.append(f"Portal.{method_name}({name}=...) has no option in `b24sync {path}`")
+    assert not problems, "\n".join(problems)
+
+
+def test_portal_methods_return_typed_results() -> None:
+    import inspect
+    import typing
+
+    from connector import api
+
+    for method_name in COMMAND_METHOD.values():
+        hints = typing.get_type_hints(getattr(Portal, method_name), vars(api) | _result_types())
+        assert hints.get("return") not in (None, Any), f"Portal.{method_name} returns {hints.get('return')}"
+        assert "Any" not in str(inspect.signature(getattr(Portal, method_name)).return_annotation)
+
+
+def _result_types() -> dict[str, Any]:
+    from connector.deploy import ApplyResult, Drift, Plan
+    from connector.doctor import DoctorReport
+    from connector.reports import ExportResult, ReportResult, StatusReport
+    from connector.reports.people import PortalPeople
+    from connector.store.models import Conflict
+    from connector.sync import SyncReport
+    from connector.sync.engine import Progress
+    from connector.sync.rules import RuleFiring
+
+    return {"ApplyResult": ApplyResult, "Drift": Drift, "Plan": Plan, "DoctorReport": DoctorReport,
+            "ExportResult": ExportResult, "ReportResult": ReportResult, "StatusReport": StatusReport,
+            "PortalPeople": PortalPeople, "Conflict": Conflict, "SyncReport": SyncReport,
+            "Progress": Progress, "RuleFiring": RuleFiring}

@@ -26,7 +26,7 @@ def test_plan_apply_drift_adopt_exit_codes(
     url, db = live_emulator.webhook_url, str(tmp_path / "p.db")
     base = ["--portal", url, "--db", db]
     code, out = run(capsys, "--json", "plan", HR, *base)
-    assert code == 2 and json.loads(out)["has_changes"] is True
+    assert code == 5 and json.loads(out)["has_changes"] is True
     code, out = run(capsys, "--json", "apply", HR, *base, "--yes")
     assert code == 0 and json.loads(out)["converged"] is True and json.loads(out)["manual"]
     code, out = run(capsys, "plan", HR, *base)
@@ -48,7 +48,7 @@ def test_plan_apply_drift_adopt_exit_codes(
         },
     )
     code, out = run(capsys, "--json", "drift", *base)
-    assert code == 2 and any(i["code"].endswith("_BYHAND") for i in json.loads(out)["items"])
+    assert code == 5 and any(i["code"].endswith("_BYHAND") for i in json.loads(out)["items"])
     target = tmp_path / "adopted.toml"
     code, _ = run(capsys, "adopt", "--portal", url, "--type", "Кандидаты", "-o", str(target), "--db", db)
     assert code == 0 and 'code = "candidate"' in target.read_text(encoding="utf-8")
@@ -107,7 +107,7 @@ def test_plan_with_nothing_to_do_is_one_line_and_values_are_for_people(
     monkeypatch.setattr(cli_main.stdout, "width", 400)  # one table row per line
     url, db = live_emulator.webhook_url, str(tmp_path / "p.db")
     code, out = run(capsys, "plan", "mappings/car_service.toml", "mappings/work_order.toml", "--portal", url)
-    assert code == 2
+    assert code == 5
     row = next(x for x in out.splitlines() if "relation work_order.deal->work_order" in x)
     assert "parent: (none) → deal; child: (none) → work_order" in row
     assert "work_order.2->" not in out and "None" not in out and "'Автомобиль'" not in out

@@ -51,11 +51,11 @@ def test_all_portals_plan_apply_drift_with_summary(
     cfg = ["--config", str(config)]
     code, out = run(capsys, *cfg, "--json", "plan", HR, "--all")
     doc = json.loads(out)  # one JSON document for the whole run
-    assert code == 2
+    assert code == 5
     assert [p["name"] for p in doc["portals"]] == ["alpha", "beta"]
     assert all(p["has_changes"] for p in doc["portals"])
     assert all(m["done"] is False for p in doc["portals"] for m in p["manual"])
-    assert [(r["portal"], r["exit"]) for r in doc["summary"]] == [("alpha", 2), ("beta", 2)]
+    assert [(r["portal"], r["exit"]) for r in doc["summary"]] == [("alpha", 5), ("beta", 5)]
     assert types_on(servers["alpha"]) == [] and types_on(servers["beta"]) == []  # plan writes nothing
 
     code, out = run(capsys, *cfg, "apply", HR, "--portal", "alpha", "--portal", "beta", "--yes")
@@ -87,8 +87,8 @@ def test_all_portals_plan_apply_drift_with_summary(
     )
     code, out = run(capsys, *cfg, "--json", "drift", "--all")
     doc = json.loads(out)
-    assert code == 2
-    assert [(r["portal"], r["drift"], r["exit"]) for r in doc["summary"]] == [("alpha", 0, 0), ("beta", 1, 2)]
+    assert code == 5
+    assert [(r["portal"], r["drift"], r["exit"]) for r in doc["summary"]] == [("alpha", 0, 0), ("beta", 1, 5)]
     code, out = run(capsys, *cfg, "--json", "drift", "--portal", "alpha")
     assert code == 0 and json.loads(out)["has_drift"] is False
 
@@ -137,7 +137,7 @@ def test_plan_prints_field_level_differences_and_the_manual_checklist(
         },
     )
     code, out = run(capsys, "plan", HR, *base)
-    assert code == 2
+    assert code == 5
     line = next(x for x in out.splitlines() if "candidate.city" in x)  # the table may wrap the details
     assert "update" in line and "sort: 999 → 500" in line
     assert "Населённый" in out and "Город" in out and "'Город'" not in out  # values for people, no reprs
@@ -145,7 +145,7 @@ def test_plan_prints_field_level_differences_and_the_manual_checklist(
     assert out.count("[ ] CRM") == 3  # the three declared roles, unchecked
     code, out = run(capsys, "--json", "plan", HR, *base)
     doc = json.loads(out)
-    assert code == 2 and doc["counts"]["update"] == 1 and doc["counts"]["manual"] == 3
+    assert code == 5 and doc["counts"]["update"] == 1 and doc["counts"]["manual"] == 3
     change = next(c for p in doc["processes"] for c in p["changes"] if c["code"] == "city")
     assert {d["attr"] for d in change["diffs"]} == {"label", "sort"}
     assert run(capsys, "apply", HR, *base, "--yes")[0] == 0

@@ -120,7 +120,7 @@ def test_deviated_emulator_reports_exactly_that_difference(capsys: Capture) -> N
     with serve(emu, "127.0.0.1", 0) as server:
         code, out, _ = run(capsys, "--json", "doctor", "--portal", server.webhook_url, "--sandbox")
     body = json.loads(out)
-    assert code == 2 and body["exit_code"] == 2
+    assert code == 5 and body["exit_code"] == 5
     different = [r for r in body["behaviours"] if not r["same"]]
     assert [r["key"] for r in different] == ["noop_update"]
     assert different[0]["portal"]["no-op update"] == "bumped"
@@ -233,7 +233,7 @@ def test_mocked_portal_without_rights_fails_checks_and_refuses_sandbox(capsys: C
         code, out, _ = run(capsys, "--json", "doctor", "--portal", PORTAL)
         body = json.loads(out)
         checks = {c["check"]: c for c in body["checks"]}
-        assert code == 2
+        assert code == 5
         assert checks["TLS"]["status"] == "ok" and "certificate verified" in checks["TLS"]["result"]
         assert checks["scopes"]["status"] == "fail" and "userfieldconfig" in checks["scopes"]["how"]
         assert checks["may create smart processes"]["result"] == "no (ACCESS_DENIED)"
@@ -382,6 +382,6 @@ def test_table_names_the_difference(capsys: Capture) -> None:
     enable(emu, [NOOP_UPDATE_BUMPS])
     with serve(emu, "127.0.0.1", 0) as server:
         code, out, _ = run(capsys, "doctor", "--portal", server.webhook_url, "--sandbox")
-    assert code == 2
+    assert code == 5
     assert "differs: update: no-op keeps updatedTime" in out and out.count("differs:") == 1
     assert "1 behaviour(s) differ from the emulator, 0 check(s) failed" in " ".join(out.split())

@@ -213,8 +213,8 @@ def test_deploy_story_validate_plan_apply_drift_adopt_and_many_portals(
     one, two = emulators(), emulators()
     db1, db2 = tmp_path / "one.db", tmp_path / "two.db"
 
-    # 2. Plan on an empty portal: exit 2, one line per object, the access rules as a manual checklist.
-    plan = cli("plan", HR, "--portal", one.url, "--db", db1, expect=2).out
+    # 2. Plan on an empty portal: exit 5, one line per object, the access rules as a manual checklist.
+    plan = cli("plan", HR, "--portal", one.url, "--db", db1, expect=5).out
     assert "field candidate.vacancy" in plan and "stage candidate.hiring.INTERVIEW" in plan
     assert "Manual steps" in plan and "[ ] CRM → Settings → Access permissions → role «Рекрутер»" in plan
 
@@ -231,13 +231,13 @@ def test_deploy_story_validate_plan_apply_drift_adopt_and_many_portals(
     stage_id, _ = idmap(db1, "stage", "candidate.hiring.INTERVIEW")
     assert len(rows(db1, "SELECT 1 FROM _idmap WHERE kind = 'field' AND code LIKE 'candidate.%'")) == 14
 
-    # 4. Hand edits on the portal through `b24sync call`, then drift finds both (exit 2).
+    # 4. Hand edits on the portal through `b24sync call`, then drift finds both (exit 5).
     field = {"entityId": f"CRM_{type_id}", "fieldName": f"UF_CRM_{type_id}_HOBBY", "userTypeId": "string",
              "editFormLabel": {"ru": "Хобби"}}
     cli("call", "userfieldconfig.add", json.dumps({"moduleId": "crm", "field": field}), "--portal", one.url)
     cli("call", "crm.status.update", json.dumps({"id": stage_id, "fields": {"NAME": "Интервью"}}),
         "--portal", one.url)
-    drift = cli("--json", "drift", "--portal", one.url, "--db", db1, expect=2).json()
+    drift = cli("--json", "drift", "--portal", one.url, "--db", db1, expect=5).json()
     seen = {(i["kind"], i["change"], i["code"]) for i in drift["items"]}
     assert ("field", "added", f"UF_CRM_{type_id}_HOBBY") in seen
     stage = next(i for i in drift["items"] if i["code"] == "hiring.INTERVIEW")

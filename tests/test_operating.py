@@ -293,8 +293,8 @@ def test_commands_that_only_read_create_no_store(live_emulator: EmulatorServer, 
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     url = live_emulator.webhook_url
-    assert cli("plan", str(HR), "--portal", url).exit_code == 2  # changes to make, and no store for it
-    assert cli("drift", str(HR), "--portal", url).exit_code == 2
+    assert cli("plan", str(HR), "--portal", url).exit_code == 5  # changes to make, and no store for it
+    assert cli("drift", str(HR), "--portal", url).exit_code == 5
     for args in (["drift", "--portal", url], ["status", "--portal", url],
                  ["conflicts", "list", "--portal", url], ["export", "-t", "candidate", "--portal", url],
                  ["report", "funnel", "-t", "candidate", "--portal", url]):

@@ -43,7 +43,7 @@ STEPS: dict[str, Step] = {
         0, ["wrote b24sync.toml: portal 'demo'", "$B24SYNC_PORTAL_DEMO_WEBHOOK is set (http://127.0.0.1:"],
         ["b24sync.toml"]),
     "b24sync template validate": Step(0, ["OK: 5 template(s) valid"]),
-    "b24sync plan": Step(2, ["plan for 127.0.0.1:", "type candidate", "to create"]),  # exit 2: changes
+    "b24sync plan": Step(5, ["plan for 127.0.0.1:", "type candidate", "to create"]),  # exit 5: changes
     "b24sync apply": Step(0, [], ["data/demo.db"]),
     "sqlite3 data/demo.db": Step(0),
     "b24sync sync": Step(0, ["pushed 1", "failed 0"]),

@@ -10,8 +10,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from connector.api import Portal, load
 from connector.cli import main as cli
 from connector.cli.errors import describe
+from connector.config import PortalRef
 
 FilesArg = Annotated[
     list[Path], typer.Argument(help="Template files (TOML), e.g. mappings/hr_candidates.toml.")
@@ -29,52 +31,39 @@ class Outcome:
     summary: dict[str, Any]
     code: int
     data: dict[str, Any]
-    human: Any = None
+    human: object = None  # text, a rich renderable, or a callable that prints
 
 
-# Errors that end one portal's run without stopping the others in a multi-portal run.
-PORTAL_ERRORS = ("B24Error", "SchemaWriteError", "StoreError", "ConfigError", "OSError", "DriftError")
-
-Work = Callable[[Any, Any], Outcome]
-MissingStore = Callable[[Any, Path], Outcome]
+Work = Callable[[Portal], Outcome]
 
 
-def _each_portal(
-    ctx: typer.Context,
-    portals: list[str] | None,
-    all_portals: bool,
-    db: Path | None,
-    work: Work,
-    missing: MissingStore | None = None,
-) -> int:
-    """Run `work(client, store)` per portal (own store and id map each); a summary table ends the run.
+def _each_portal(ctx: typer.Context, portals: list[str] | None, all_portals: bool, db: Path | None,
+                 work: Work) -> int:
+    """Run `work(portal)` per portal (own store and id map each); a summary table ends the run.
 
-    With several portals a failing portal is reported in the summary and the others still run;
-    `--json` then prints one document: `{"portals": [...], "summary": [...]}`. When `missing` is
-    given (commands that only read), a store file that does not exist is not created:
-    `missing(client, path)` runs instead. Otherwise a store created by a run that fails before the
-    portal ever answered is removed again.
+    With several portals a portal that fails with a known error (a b24sync error, a file or store
+    error) is reported in the summary and the others still run; a bug stops the run. `--json` then
+    prints one document: `{"portals": [...], "summary": [...]}`.
     """
     from connector.deploy.model import show
-    from connector.store import Store
 
     refs = cli.portal_refs(ctx, portals, all_portals)
     if db is not None and len(refs) > 1:
         raise cli.UsageError("--db names one store file; with several portals each uses its configured store")
     if len(refs) == 1:
-        outcome = _run_one(ctx, refs[0], db, work, Store, missing)
+        outcome = _run_one(ctx, refs[0], db, work)
         cli.emit(ctx, outcome.data, outcome.human)
         return outcome.code
     rows, documents, worst = [], [], 0
     for ref in refs:
         try:
-            outcome = _run_one(ctx, ref, None, work, Store, missing)
+            outcome = _run_one(ctx, ref, None, work)
         except Exception as exc:  # noqa: BLE001 - one portal's failure must not stop the others
-            if not {c.__name__ for c in type(exc).__mro__} & set(PORTAL_ERRORS):
-                raise
             known = describe(exc, portal=ref.key)
-            text = known[0] if known is not None else str(exc)
-            outcome = Outcome({"error": text}, cli.EXIT_ERROR, {"error": text}, f"error: {text}")
+            if known is None:
+                raise
+            text, code = known
+            outcome = Outcome({"error": text}, code, {"error": text}, f"error: {text}")
         summary = dict(outcome.summary)
         if "error" in summary:  # the full text was printed above; the table keeps one short line
             summary["error"] = _short(str(summary["error"]))
@@ -100,21 +89,10 @@ def _short(text: str, limit: int = 60) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _run_one(
-    ctx: typer.Context, ref: Any, db: Path | None, work: Work, store_cls: Any, missing: MissingStore | None
-) -> Outcome:
+def _run_one(ctx: typer.Context, ref: PortalRef, db: Path | None, work: Work) -> Outcome:
     client = cli.open_client(ctx, ref)
-    path = cli.resolve_db(ctx, ref, db)
-    if missing is not None and str(path) != ":memory:" and not path.exists():
-        return missing(client, path)
-    with cli.new_store_guard(path, client):
-        store = store_cls.open(path)
-        try:
-            return work(client, store)
-        finally:
-            close = getattr(store, "close", None)
-            if callable(close):
-                close()
+    with Portal(ref, client, store=cli.resolve_db(ctx, ref, db)) as portal:
+        return work(portal)
 
 
 def plan_command(
@@ -125,21 +103,15 @@ def plan_command(
     db: cli.DbOpt = None,
     allow_destructive: DestructiveOpt = False,
 ) -> None:
-    """Show what apply would do, per object in code terms (exit 0 nothing to do, 2 changes)."""
-    from connector.deploy import plan
-    from connector.templates import load_templates
+    """Show what apply would do, per object in code terms (exit 0 nothing to do, 5 changes)."""
+    templates = load(files)
 
-    templates = load_templates(files)
-
-    def work(client: Any, store: Any) -> Outcome:
-        p = plan(client, templates, store, allow_destructive=allow_destructive)
-        code = cli.EXIT_USAGE if p.has_changes else cli.EXIT_OK
+    def work(portal: Portal) -> Outcome:
+        p = portal.plan(templates, allow_destructive=allow_destructive)
+        code = cli.EXIT_CHANGES if p.has_changes else cli.EXIT_OK
         return Outcome(p.counts(), code, p.to_json(), p.render())
 
-    def missing(client: Any, path: Path) -> Outcome:  # plan only reads: no store file is created
-        return work(client, None)
-
-    raise typer.Exit(_each_portal(ctx, portal, all_portals, db, work, missing))
+    raise typer.Exit(_each_portal(ctx, portal, all_portals, db, work))
 
 
 def apply_command(
@@ -158,24 +130,18 @@ def apply_command(
 
     Without --yes (and without --json) the plan is shown and confirmed per portal.
     """
-    from connector.deploy import apply, plan
-    from connector.sync import prepare_store
-    from connector.templates import load_templates
-
-    templates = load_templates(files)
+    templates = load(files)
     if cli.json_mode(ctx) and not (yes or dry_run):
         raise cli.UsageError("apply with --json cannot ask for confirmation: add --yes (or --dry-run)")
 
-    def work(client: Any, store: Any) -> Outcome:
+    def work(portal: Portal) -> Outcome:
         if not (yes or dry_run):
-            p = plan(client, templates, store, allow_destructive=allow_destructive)
+            p = portal.plan(templates, allow_destructive=allow_destructive)
             cli.stdout.print(p.render())
             if p.has_changes and not typer.confirm("Apply these changes?"):
                 summary = {"writes": 0, "converged": "skipped"}
                 return Outcome(summary, cli.EXIT_OK, {"skipped": True, "plan": p.to_json()}, "skipped")
-        result = apply(client, templates, store, allow_destructive=allow_destructive, dry_run=dry_run)
-        if not dry_run:
-            prepare_store(store, templates)
+        result = portal.apply(templates, allow_destructive=allow_destructive, dry_run=dry_run)
 
         def human() -> None:
             if dry_run:
@@ -204,28 +170,19 @@ def drift_command(
     all_portals: cli.AllOpt = False,
     db: cli.DbOpt = None,
 ) -> None:
-    """List what changed on the portal by hand since the last apply (exit 2 on drift).
+    """List what changed on the portal by hand since the last apply (exit 5 on drift).
 
     With FILEs, only their processes, and the portal is also compared with the templates. Without
     FILEs, a store with no apply recorded for this portal is an error (exit 1), never "no drift".
     """
-    from connector.deploy import drift, portal_key_of
-    from connector.deploy.drift import no_apply_recorded
-    from connector.templates import load_templates
+    templates = load(files) if files else None
 
-    templates = load_templates(files) if files else None
-
-    def work(client: Any, store: Any) -> Outcome:
-        d = drift(client, store, templates)
-        code = cli.EXIT_USAGE if d.has_drift else cli.EXIT_OK
+    def work(portal: Portal) -> Outcome:
+        d = portal.drift(templates)
+        code = cli.EXIT_CHANGES if d.has_drift else cli.EXIT_OK
         return Outcome({"drift": len(d.items)}, code, d.to_json(), d.render())
 
-    def missing(client: Any, path: Path) -> Outcome:
-        if templates is None:
-            raise no_apply_recorded(portal_key_of(client), f"{path} (the file does not exist)", [])
-        return work(client, None)
-
-    raise typer.Exit(_each_portal(ctx, portal, all_portals, db, work, missing))
+    raise typer.Exit(_each_portal(ctx, portal, all_portals, db, work))
 
 
 def adopt_command(
@@ -239,20 +196,11 @@ def adopt_command(
     db: cli.DbOpt = None,
 ) -> None:
     """Write a template from an existing smart process and record its ids in the portal's id map."""
-    from connector.deploy import AdoptError, adopt
-    from connector.store import Store
     from connector.templates import to_toml
 
     client = cli.open_client(ctx, portal)
-    path = cli.resolve_db(ctx, portal, db)
-    with cli.new_store_guard(path, client):
-        store = Store.open(path)
-        try:
-            template = adopt(client, type_ref, store, code=code)
-        except AdoptError as exc:
-            raise cli.UsageError(str(exc)) from None
-        finally:
-            store.close()
+    with Portal(cli.portal_ref(ctx, portal), client, store=cli.resolve_db(ctx, portal, db)) as p:
+        template = p.adopt(type_ref, code=code)
     text = to_toml(template)
     if output is not None:
         output.write_text(text, encoding="utf-8")

@@ -1,18 +1,21 @@
 """`b24sync doctor`: does this portal behave the way the connector needs?
 
-Exit codes: 0 nothing differs, 2 differences (or a failed check), 1 could not run.
+Exit codes: 0 nothing differs, 5 differences (or a failed check), 1 could not run.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from connector.cli import main
+
+if TYPE_CHECKING:
+    from connector.doctor import DoctorReport
 
 
 def register(app: typer.Typer) -> None:
@@ -36,17 +39,16 @@ def doctor(
     ] = None,
 ) -> None:
     """Check a portal before anything else: read-only checks; with --sandbox, behaviour probes."""
+    from connector.api import Portal
     from connector.config import ConfigError
-    from connector.doctor import EXIT_COULD_NOT_RUN, DoctorError, run_doctor
+    from connector.doctor import EXIT_COULD_NOT_RUN, DoctorError
 
     try:
         if not portal:
             raise DoctorError("give --portal NAME|URL (a configured portal name or a webhook URL)")
-        if record is not None and record.exists() and (not record.is_dir() or any(record.iterdir())):
-            raise DoctorError(f"--record {record}: give a new or empty folder (this one holds files)")
-        client = main.open_client(ctx, portal)
-        report = run_doctor(client, sandbox=sandbox, record=record)
-    except (DoctorError, ConfigError, ValueError) as err:
+        ref = main.portal_ref(ctx, portal)
+        report = Portal(ref, main.open_client(ctx, ref)).doctor(sandbox=sandbox, record=record)
+    except (DoctorError, ConfigError) as err:  # the doctor's own exit code: it could not run
         main.stderr.print(f"[bold red]error:[/] could not run: {escape(str(err))}", highlight=False)
         raise typer.Exit(EXIT_COULD_NOT_RUN) from None
     data: dict[str, Any] = report.model_dump(mode="json")
@@ -55,7 +57,7 @@ def doctor(
     raise typer.Exit(report.exit_code)
 
 
-def _print(report: Any) -> None:
+def _print(report: DoctorReport) -> None:
     from connector.doctor.compare import show
 
     checks = Table(title=f"b24sync doctor: {report.portal}")

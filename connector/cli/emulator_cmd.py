@@ -68,7 +68,8 @@ def serve_cmd(
         raise typer.Exit(1) from None
     url = server.webhook_url
     if _wildcard(host):
-        url = url.replace(f"//{server.host}:", "//127.0.0.1:", 1)  # 0.0.0.0 is no address to connect to
+        bound = server.base_url.split("//", 1)[1].rsplit(":", 1)[0]  # the host part of http://host:port
+        url = url.replace(f"//{bound}:", "//127.0.0.1:", 1)  # 0.0.0.0 is no address to connect to
         print(
             f"warning: --host {host} serves on every network interface: anyone who can reach this machine "
             "and learns the webhook code can use this portal; b24sync clients on other machines also need "

@@ -16,19 +16,27 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAILED_ROWS, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+from connector.errors import (
+    EXIT_BUG,
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_FAILED_ROWS,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_USAGE,
+    B24SyncError,
+    UsageError,
+)
+
 CRASH_DIR_ENV = "B24SYNC_CRASH_DIR"
 
 _URL_SECRET = re.compile(r"(/rest/\d+/)[^/\s'\"?]+")
 _PARAM_SECRET = re.compile(r"((?:auth|access_token|refresh_token|client_secret)=)[^&\s'\"]+", re.IGNORECASE)
 
-
-# Errors of the layers below whose message already says what failed (matched by name, no imports).
-DOMAIN_ERRORS = frozenset({"DriftError", "MapError", "SyncError", "SchemaWriteError", "AdoptError"})
-
-
-class UsageError(Exception):
-    """Bad command-line input: exit code 2."""
+__all__ = ["EXIT_BUG", "EXIT_CHANGES", "EXIT_ERROR", "EXIT_FAILED_ROWS", "EXIT_INTERRUPTED", "EXIT_LOCKED",
+           "EXIT_OK", "EXIT_USAGE", "B24SyncError", "UsageError", "bug_line", "describe", "mask",
+           "masked_traceback", "store_line", "write_crash_report"]
 
 
 def mask(text: str) -> str:
@@ -46,24 +54,28 @@ def describe(exc: BaseException, store: str | None = None,
 
     `store` is the store file the command works on and `portal` the portal's host, when known.
     """
-    from connector.config import ConfigError
+    if isinstance(exc, B24SyncError):
+        return _line(exc, store, portal), exc.exit_code
+    if isinstance(exc, sqlite3.Error):  # foreign errors that are no bug: the store file, a file
+        return store_line(exc, store), EXIT_ERROR
+    if isinstance(exc, OSError):
+        return _file_line(exc), EXIT_ERROR
+    return None
+
+
+def _line(exc: B24SyncError, store: str | None, portal: str | None) -> str:
+    """The one line for a b24sync error: the portal or store named, a template's one problem with a hint."""
     from connector.rest import B24Error
     from connector.store import StoreError
 
     problems = getattr(exc, "problems", None)
-    if isinstance(exc, ValueError) and isinstance(problems, list) and len(problems) == 1:  # TemplateError
-        return f"{problems[0]}; fix the template (`b24sync template validate FILE` checks it)", EXIT_USAGE
-    if isinstance(exc, UsageError | ConfigError | ValueError):  # TemplateError, JobConfigError, ... too
-        return str(exc), EXIT_USAGE
+    if isinstance(problems, list) and len(problems) == 1:  # TemplateError
+        return f"{problems[0]}; fix the template (`b24sync template validate FILE` checks it)"
     if isinstance(exc, B24Error):
-        return _portal_line(exc, portal), EXIT_ERROR
-    if isinstance(exc, StoreError | sqlite3.Error):
-        return store_line(exc, store), EXIT_ERROR
-    if isinstance(exc, OSError):
-        return _file_line(exc), EXIT_ERROR
-    if {c.__name__ for c in type(exc).__mro__} & DOMAIN_ERRORS:
-        return str(exc), EXIT_ERROR
-    return None
+        return _portal_line(exc, portal)
+    if isinstance(exc, StoreError):
+        return store_line(exc, store)
+    return str(exc)
 
 
 def _portal_line(exc: BaseException, portal: str | None) -> str:

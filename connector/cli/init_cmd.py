@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from connector.cli import main
 from connector.config import (
     CONFIG_ENV,
     DEFAULT_CONFIG_FILES,
@@ -51,12 +52,6 @@ StoreOpt = Annotated[
 ]
 
 
-def _main() -> Any:
-    from connector.cli import main
-
-    return main
-
-
 def config_target(ctx: typer.Context) -> Path:
     """The file to write: `--config FILE`, else $B24SYNC_CONFIG, else ./b24sync.toml."""
     given = (ctx.find_root().obj or {}).get("config_path")
@@ -65,7 +60,7 @@ def config_target(ctx: typer.Context) -> Path:
 
 def portal_section(name: str, webhook_env: str | None, plan: str, store: str | None) -> str:
     """The `[portals.NAME]` TOML section; raises the CLI's UsageError on a bad name, variable or plan."""
-    usage = _main().UsageError
+    usage = main.UsageError
     if "://" in name:  # never echo a URL: its path holds the webhook's secret code
         raise usage("NAME is the portal's name, not its URL: put the URL in the environment "
                     "(export B24SYNC_PORTAL_<NAME>_WEBHOOK=...) and run `b24sync init NAME`")
@@ -109,7 +104,6 @@ def write_checked(path: Path, text: str, name: str) -> None:
 
 def _report(ctx: typer.Context, path: Path, name: str, variable: str, verb: str) -> None:
     """Say what was written and whether the variable is set (its value redacted, never shown)."""
-    main = _main()
     value = os.environ.get(variable)
     data: dict[str, Any] = {"config": str(path), "portal": name, "webhook_env": variable,
                             "webhook_env_set": bool(value)}
@@ -142,7 +136,6 @@ def init_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config file.")] = False,
 ) -> None:
     """Write the config file (./b24sync.toml or --config FILE) with one portal; secrets stay in the env."""
-    main = _main()
     path = config_target(ctx)
     section = portal_section(name, webhook_env, plan, store)
     if path.exists() and not force:
@@ -161,7 +154,6 @@ def portal_add_command(
     store: StoreOpt = None,
 ) -> None:
     """Add a portal to the config file (created if missing); an existing portal is never replaced."""
-    main = _main()
     path = config_target(ctx)
     section = portal_section(name, webhook_env, plan, store)
     if not path.exists():

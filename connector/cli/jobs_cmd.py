@@ -5,22 +5,19 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from connector.cli import main
 
-def _main() -> Any:
-    from connector.cli import main
-
-    return main
-
-
-def job_env(ctx: typer.Context) -> Any:
-    """The JobEnv of the CLI: portals, clients and store files from the config."""
+if TYPE_CHECKING:
     from connector.scheduler import JobEnv
 
-    main = _main()
+
+def job_env(ctx: typer.Context) -> JobEnv:
+    """The JobEnv of the CLI: portals, clients and store files from the config."""
+    from connector.scheduler import JobEnv
 
     def store_path(portal: str, db: str | None) -> Path:
         return main.resolve_db(ctx, portal, Path(db) if db else None)
@@ -52,7 +49,6 @@ def run_command(
     """
     from connector.scheduler import JobRunner, load_jobs
 
-    main = _main()
     jobs = load_jobs(jobs_dir, portals=set(main.get_config(ctx).portals))
     if only:
         unknown = sorted(set(only) - {j.name for j in jobs})
@@ -91,14 +87,10 @@ def status_command(
     db: Annotated[Path | None, typer.Option("--db", help="The local store file.")] = None,
 ) -> None:
     """Last runs, cursors, pending local changes, open conflicts and failed rows."""
-    from connector.reports import ReportError, status
+    from connector.api import Portal
     from connector.reports.status import render_status
 
-    main = _main()
-    try:
-        report = status(main.resolve_db(ctx, portal, db))
-    except ReportError as exc:
-        raise main.UsageError(str(exc)) from None
+    report = Portal(None, store=main.resolve_db(ctx, portal, db)).status()
     main.emit(ctx, report.model_dump(), lambda: main.stdout.out(render_status(report), highlight=False))
 
 

@@ -6,10 +6,10 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
@@ -17,16 +17,13 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperArgument, TyperGroup
 
-try:  # typer >= 0.20 carries its own copy of click; its exceptions are not click's
-    from typer._click import exceptions as _typer_click
-except ImportError:  # pragma: no cover - older typer uses click itself
-    _typer_click = click.exceptions
-
 from connector.cli.errors import (
     EXIT_BUG,
+    EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_FAILED_ROWS,
     EXIT_INTERRUPTED,
+    EXIT_LOCKED,
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
@@ -37,8 +34,23 @@ from connector.cli.errors import (
 )
 from connector.config import Config, PortalRef, load_config, resolve_portal
 
-__all__ = ["EXIT_BUG", "EXIT_ERROR", "EXIT_FAILED_ROWS", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE",
-           "UsageError", "app", "main"]
+if TYPE_CHECKING:
+    from connector.rest import Client
+
+_typer_click: ModuleType
+try:  # typer >= 0.20 carries its own copy of click; its exceptions are not click's
+    from typer._click import exceptions as _typer_click
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _typer_click = click.exceptions
+
+if TYPE_CHECKING:  # the click classes typer builds its commands from (annotations only)
+    from typer._click import Command as ClickCommand
+    from typer._click import Context as ClickContext
+    from typer._click import Parameter as ClickParameter
+
+
+__all__ = ["EXIT_BUG", "EXIT_CHANGES", "EXIT_ERROR", "EXIT_FAILED_ROWS", "EXIT_INTERRUPTED", "EXIT_LOCKED",
+           "EXIT_OK", "EXIT_USAGE", "UsageError", "app", "main"]
 
 AREAS = ("emulator_cmd", "template_cmd", "deploy_cmd", "sync_cmd", "report_cmd", "jobs_cmd", "demo_cmd",
          "doctor_cmd", "init_cmd")
@@ -66,11 +78,14 @@ class B24Group(TyperGroup):
         super().__init__(**attrs)
         _plain_metavars(self)
 
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
+             **extra: Any) -> Any:
         self.argv = hoist_global_options(list(sys.argv[1:] if args is None else args))
-        return super().main(args=self.argv, prog_name=prog_name or "b24sync", **extra)
+        return super().main(args=self.argv, prog_name=prog_name or "b24sync", complete_var=complete_var,
+                            standalone_mode=standalone_mode, windows_expand_args=windows_expand_args, **extra)
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except CLICK_EXITS:
@@ -84,7 +99,7 @@ class B24Group(TyperGroup):
             raise typer.Exit(report_failure(ctx, exc, self.argv)) from None
 
 
-def _plain_metavars(command: click.Command) -> None:
+def _plain_metavars(command: ClickCommand) -> None:
     """Give every option and argument a metavar that names what to type (recursively)."""
     for param in command.params:
         if isinstance(param, TyperArgument):
@@ -98,7 +113,7 @@ def _plain_metavars(command: click.Command) -> None:
         _plain_metavars(sub)
 
 
-def _type_name(param: click.Parameter) -> str:
+def _type_name(param: ClickParameter) -> str:
     desc = getattr(param, "type_descriptor", None)
     if desc is not None and desc.is_choice and desc.choices:
         return "|".join(str(c) for c in desc.choices)
@@ -108,7 +123,7 @@ def _type_name(param: click.Parameter) -> str:
     return {"int": "N", "float": "NUMBER"}.get(str(bare), "TEXT")
 
 
-def report_failure(ctx: click.Context | None, exc: BaseException, argv: list[str]) -> int:
+def report_failure(ctx: ClickContext | None, exc: BaseException, argv: list[str]) -> int:
     """Print the one line for `exc` (and the traceback with -v for a bug); return the exit code."""
     obj = (ctx.find_root().obj if ctx is not None else None) or {}
     verbose = int(obj.get("verbose") or 0) if isinstance(obj, dict) else 0
@@ -216,7 +231,7 @@ def portal_refs(ctx: typer.Context, portals: list[str] | None, all_portals: bool
     return [resolve_portal(config, n) for n in names]
 
 
-def open_client(ctx: typer.Context, portal: str | PortalRef) -> Any:
+def open_client(ctx: typer.Context, portal: str | PortalRef) -> Client:
     """A REST client for the portal (one per portal per command); long limit pauses go to stderr."""
     from connector.api import client_for
 
@@ -247,7 +262,7 @@ def store_path_of(ctx: typer.Context, portal: str | PortalRef) -> Path:
 def resolve_db(ctx: typer.Context, portal: str | PortalRef | None, db: Path | None) -> Path:
     """The store file: `--db`, else the portal's configured store (no credentials needed).
 
-    Nothing is created here: commands that change the store open it inside `new_store_guard`.
+    Nothing is created here: `Portal` creates the store only for commands that change it.
     """
     if db is None:
         if portal is None:
@@ -255,33 +270,6 @@ def resolve_db(ctx: typer.Context, portal: str | PortalRef | None, db: Path | No
         db = store_path_of(ctx, portal)
     _remember(ctx, store=str(db))
     return db
-
-
-@contextmanager
-def new_store_guard(path: Path, client: Any = None) -> Iterator[None]:
-    """Create the store's folder; remove a store this command created if it fails before the portal answered.
-
-    So a refused portal, a bad webhook or a failed first sync leave no stray store file (nor the
-    `data/` folder it made); a store the portal's answers went into is kept, for the next run to resume.
-    """
-    text = str(path)
-    fresh = text != ":memory:" and not path.exists()
-    folder_fresh = fresh and not path.parent.exists()
-    if fresh:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        yield
-    except BaseException:
-        answered = bool(getattr(getattr(client, "stats", None), "statuses", {}).get(200))
-        if fresh and not answered:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(text + suffix).unlink(missing_ok=True)
-            if folder_fresh:
-                try:
-                    path.parent.rmdir()
-                except OSError:
-                    pass
-        raise
 
 
 def emit(ctx: typer.Context, data: Any, human: Any = None) -> None:
@@ -310,8 +298,10 @@ def call_command(
         raise UsageError(f"PARAMS_JSON is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict):
         raise UsageError("PARAMS_JSON must be a JSON object, e.g. '{\"entityTypeId\": 1032}'")
-    client = open_client(ctx, portal)
-    response = client.call(method, parsed)
+    from connector.api import Portal
+
+    ref = portal_ref(ctx, portal)
+    response = Portal(ref, open_client(ctx, ref), store=ref.store).call(method, parsed)
     out: dict[str, Any] = {"result": response.result}
     for extra in ("total", "next"):
         if getattr(response, extra, None) is not None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import typer
+
+from connector.api import Portal
+from connector.cli import main
 
 FileOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="The local store file (default: the portal's).")]
@@ -32,48 +35,18 @@ OfflineOpt = Annotated[
 ]
 
 
-def _main() -> Any:
-    from connector.cli import main
+def _portal(ctx: typer.Context, portal: str | None, db: Path | None) -> Portal:
+    """A Portal over the store of `--portal`/`--db`; the portal itself is only reached for names and
+    its time zone (so a store-only export needs no credentials), and a failure to reach it is a warning."""
+    path = main.resolve_db(ctx, portal, db)
+    if portal is None:
+        return Portal(None, store=path)
+    shown = urlsplit(portal).hostname or "portal" if "://" in portal else portal  # never the webhook code
 
-    return main
+    def warn(line: str) -> None:
+        main.stderr.print(f"warning: {line}", markup=False, highlight=False)
 
-
-def _run(call: Any) -> Any:
-    """Turn a ReportError into a usage error (exit 2) with its message."""
-    from connector.reports import ReportError
-
-    main = _main()
-    try:
-        return call()
-    except ReportError as exc:
-        raise main.UsageError(str(exc)) from None
-
-
-def _people(
-    ctx: typer.Context, portal: str | None, path: Path, type_code: str, offline: bool, names: bool = True
-) -> Any:
-    """User names (when `names`) and the portal's time zone, when a portal is given and reachable;
-    else empty."""
-    from connector.reports import ReportError
-    from connector.reports.people import PortalPeople, employee_ids, portal_people
-    from connector.rest.retry import RetryPolicy
-
-    if portal is None or offline:
-        return PortalPeople()
-    main = _main()
-    try:
-        ids = employee_ids(path, type_code) if names else set()
-        client = main.open_client(ctx, portal)
-        client.retry = RetryPolicy(max_attempts=2, max_total=5.0)  # names are optional: do not wait long
-        return portal_people(client, ids)
-    except ReportError:
-        return PortalPeople()  # the export itself reports what is wrong with the store or process
-    except Exception as exc:  # noqa: BLE001 — any failure to reach the portal only costs the names
-        reason = type(exc).__name__ if "://" in portal else (str(exc).splitlines() or [""])[0]
-        shown = urlsplit(portal).hostname if "://" in portal else portal  # never the webhook code
-        main.stderr.print(f"warning: user names and time zone not read from portal {shown!r} ({reason}); "
-                          "employees show as #id, times in UTC unless --tz", markup=False, highlight=False)
-        return PortalPeople()
+    return Portal(None, store=path, open_client=lambda: main.open_client(ctx, portal), name=shown, warn=warn)
 
 
 def export_command(
@@ -105,29 +78,16 @@ def export_command(
     offline: OfflineOpt = False,
 ) -> None:
     """Export a process's items with labels (stage, funnel, option names, parent titles); no row caps."""
-    from connector.reports import export
-
-    main = _main()
-    path = main.resolve_db(ctx, portal, db)
-    if fmt == "xlsx" and output is None:
-        raise main.UsageError("--format xlsx needs -o FILE (a workbook is not written to a terminal)")
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    people = _people(ctx, portal, path, type_code, offline)
-    result = _run(lambda: export(path, type_code, fmt, output, where=where, columns=cols, bom=bom,
-                                 include_deleted=include_deleted, headers=headers, dialect=dialect,
-                                 formula_guard=formula_guard, tz=tz or people.tz, users=people.users))
-    if result.rows == 0 and _never_synced(path, type_code):
-        main.stderr.print(f"warning: the export is empty: {type_code} was never synced into {path}; run "
-                          "`b24sync sync` first", markup=False, highlight=False)
+    with _portal(ctx, portal, db) as p:
+        result = p.export(type_code, fmt, output, where=where, columns=cols, bom=bom,
+                          include_deleted=include_deleted, headers=headers, dialect=dialect,
+                          formula_guard=formula_guard, tz=tz, offline=offline)
+        if result.rows == 0 and p.never_synced(type_code):
+            main.stderr.print(f"warning: the export is empty: {type_code} was never synced into "
+                              f"{p.store_path}; run `b24sync sync` first", markup=False, highlight=False)
     if output is not None:
         main.emit(ctx, result.model_dump(), f"{result.rows} rows of {type_code} written to {result.output}")
-
-
-def _never_synced(path: Path, type_code: str) -> bool:
-    """No pull of this process ever reached the store (no cursor for it from any portal)."""
-    from connector.reports import status
-
-    return not any(c.get("tbl") == type_code for c in status(path).cursors)
 
 
 def report_command(
@@ -151,44 +111,13 @@ def report_command(
 ) -> None:
     """Funnel counts and sums, conversion, time in stage (median, p90) and items stuck longest;
     margin per deal (production cost vs deal amount); contracts per company by end date."""
-    from connector.reports import report
-
-    main = _main()
-    path = main.resolve_db(ctx, portal, db)
-    if kind in ("margin", "contracts"):  # reports/margin.py, reports/contracts.py
-        return _linked_report(main, ctx, kind, type_code, fmt, path, output, days)
-    if type_code is None:
-        raise main.UsageError("--type is required: the process code, e.g. --type candidate")
-    tpl = None
-    if template is not None:
-        from connector.templates import load_template
-
-        tpl = load_template(template)
-    if fmt == "xlsx" and output is None:
-        raise main.UsageError("--format xlsx needs -o FILE (a workbook is not written to a terminal)")
-    zone = tz or _people(ctx, portal, path, type_code, offline, names=False).tz  # reports show no employees
-    result = _run(lambda: report(path, type_code, kind, fmt, output, template=tpl, tz=zone, headers=headers,
-                                 dialect=dialect))
+    with _portal(ctx, portal, db) as p:
+        result = p.report(type_code, kind, fmt, output, template=template, tz=tz, headers=headers,
+                          dialect=dialect, offline=offline, days=days)
     if output is not None:
-        main.emit(ctx, result.model_dump(), f"{kind} report of {type_code} written to {result.output}")
-
-
-def _linked_report(main: Any, ctx: Any, kind: str, type_code: str | None, fmt: str, path: Any, output: Any,
-                   days: int) -> None:
-    """`report margin` / `report contracts`: reports that join synced items with their deals/companies."""
-    if fmt == "xlsx" and output is None:
-        raise main.UsageError("--format xlsx needs -o FILE (a workbook is not written to a terminal)")
-    if kind == "margin":
-        from connector.reports.margin import margin
-
-        result = _run(lambda: margin(path, type_code or "production_order", fmt, output))
-    else:
-        from connector.reports.contracts import contracts
-
-        result = _run(lambda: contracts(path, type_code or "contract", fmt, output, days=days))
-    if output is not None:
-        main.emit(ctx, {k: v for k, v in result.model_dump().items() if k != "data"},
-                  f"{kind} report of {result.type_code} written to {result.output}")
+        linked = kind in ("margin", "contracts")  # their figures are long: the file has them
+        data = result.model_dump(exclude={"data"} if linked else None)
+        main.emit(ctx, data, f"{kind} report of {result.type_code} written to {result.output}")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,11 +9,22 @@ import time
 from collections import Counter
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
+
+from connector.api import Portal
+from connector.cli import main
+from connector.rest import Client
+
+if TYPE_CHECKING:
+    from connector.store.models import Conflict
+    from connector.sync import SyncReport
+    from connector.sync.engine import Progress as Progress_
+    from connector.sync.rules import RuleFiring
 
 PROGRESS_EVERY_ENV = "B24SYNC_PROGRESS_EVERY"
 PROGRESS_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
@@ -26,15 +37,6 @@ PolicyOpt = Annotated[
         "(default: the portal's conflict_policy in the config).",
     ),
 ]
-
-
-EXIT_LOCKED = 75  # EX_TEMPFAIL: another sync holds the store; try again later
-
-
-def _main() -> Any:
-    from connector.cli import main
-
-    return main
 
 
 class Tally:
@@ -58,7 +60,7 @@ class Tally:
 class ProgressLines:
     """Off a terminal: one line every `every` seconds with the rows done and the time waited on limits."""
 
-    def __init__(self, console: Any, portal: str, tally: Tally, client: Any, every: float) -> None:
+    def __init__(self, console: Console, portal: str, tally: Tally, client: Client, every: float) -> None:
         self.console, self.portal, self.tally, self.client, self.every = console, portal, tally, client, every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="b24sync-progress", daemon=True)
@@ -81,8 +83,8 @@ class ProgressLines:
 
 
 def _progress(
-    console: Any, portal: str, client: Any, tally: Tally
-) -> tuple[AbstractContextManager[Any], Any]:
+    console: Console, portal: str, client: Client, tally: Tally
+) -> tuple[AbstractContextManager[object], Progress_]:
     """Bars on a terminal, periodic lines elsewhere; and the callback the engine calls."""
     if not console.is_terminal:
         every = float(os.environ.get(PROGRESS_EVERY_ENV) or PROGRESS_EVERY)
@@ -95,7 +97,7 @@ def _progress(
         console=console,
         transient=True,
     )
-    tasks: dict[tuple[str, str], Any] = {}
+    tasks: dict[tuple[str, str], TaskID] = {}
 
     def report(process: str, phase: str, rows: int) -> None:
         tally.add(process, phase, rows)
@@ -107,7 +109,7 @@ def _progress(
     return bars, report
 
 
-def _summary_table(report: Any) -> Table:
+def _summary_table(report: SyncReport) -> Table:
     table = Table(title=f"sync {report.portal}")
     for col in ("process", "pulled", "created", "updated", "deleted", "tombstoned", "conflicts", "failed"):
         table.add_column(col, justify="right" if col != "process" else "left")
@@ -159,61 +161,28 @@ def sync_command(
     ] = False,
 ) -> None:
     """Two-way sync of items between the portal and the local store (one sync per store at a time)."""
-    main = _main()
-    from connector.store import Store
-    from connector.sync import SyncError, SyncLocked, sync
-    from connector.sync.conflicts import check_policy
-
-    if pull_only and push_only:
-        raise main.UsageError("--pull-only and --push-only exclude each other")
     ref = main.portal_ref(ctx, portal)
-    try:
-        pol = check_policy(policy or ref.conflict_policy)
-    except ValueError as exc:
-        raise main.UsageError(str(exc)) from exc
-    templates = _load_templates(main, template)
     path = main.resolve_db(ctx, ref, db)
     client = main.open_client(ctx, ref)
-    if dry_run and not path.exists():
-        raise main.UsageError(f"no store at {path} yet: `--dry-run` previews the stage rules of a synced "
-                              "store; run `b24sync sync` first")
     tally = Tally()
     shown, report_cb = _progress(main.stderr, ref.name, client, tally)
-    with main.new_store_guard(path, client):
-        store = Store.open(path)
+    options: dict[str, Any] = {"types": types, "full": full, "pull_only": pull_only, "push_only": push_only,
+                               "policy": policy, "wait": wait}
+    with Portal(ref, client, store=path) as p:
+        if dry_run:
+            firings = p.sync(template, **options, dry_run=True)
+            return _print_dry_run(ctx, firings)
         try:
-            if dry_run:
-                return _dry_run(main, ctx, client, store, templates, ref.key)
             with shown:
-                report = sync(
-                    client,
-                    store,
-                    templates,
-                    portal_key=ref.key,
-                    full=full,
-                    pull=not push_only,
-                    push=not pull_only,
-                    policy=pol,
-                    policies=dict(ref.policies),
-                    progress=report_cb,
-                    only=list(types or []) or None,
-                    wait=wait,
-                )
-        except SyncError as exc:
-            raise main.UsageError(str(exc)) from exc
-        except SyncLocked as exc:
-            main.stderr.print(f"error: {exc}", markup=False)
-            raise typer.Exit(EXIT_LOCKED) from None
+                report = p.sync(template, **options, progress=report_cb)
         except KeyboardInterrupt:
-            _interrupted(main, tally, path)
-        finally:
-            store.close()
-    main.emit(ctx, report.to_json(), lambda: _print_human(main, report))
+            _interrupted(tally, path)
+    main.emit(ctx, report.to_json(), lambda: _print_human(report))
     if report.failures:
         raise typer.Exit(main.EXIT_FAILED_ROWS)
 
 
-def _interrupted(main: Any, tally: Tally, path: Path) -> None:
+def _interrupted(tally: Tally, path: Path) -> None:
     """Ctrl-C: say what was done and that the next run resumes; exit 130."""
     done = tally.text() or "no rows moved yet"
     main.stderr.print(
@@ -224,17 +193,8 @@ def _interrupted(main: Any, tally: Tally, path: Path) -> None:
     raise typer.Exit(main.EXIT_INTERRUPTED)
 
 
-def _dry_run(main: Any, ctx: Any, client: Any, store: Any, templates: Any, portal: str) -> None:
+def _print_dry_run(ctx: typer.Context, firings: list[RuleFiring]) -> None:
     """`sync --dry-run`: the stage rules' decisions now (sync/rules.py), nothing written."""
-    from connector.sync import SyncError
-    from connector.sync.rules import preview
-
-    try:
-        firings = preview(client, store, templates or [], portal=portal)
-    except SyncError as exc:
-        raise main.UsageError(str(exc)) from exc
-    finally:
-        store.close()
     data = {"dry_run": True, "would_fire": sum(f.status == "would-fire" for f in firings),
             "firings": [f.model_dump() for f in firings]}
 
@@ -247,34 +207,20 @@ def _dry_run(main: Any, ctx: Any, client: Any, store: Any, templates: Any, porta
     main.emit(ctx, data, human)
 
 
-def _print_human(main: Any, report: Any) -> None:
+def _print_human(report: SyncReport) -> None:
     main.stdout.print(_summary_table(report))
-    for f in report.firings:
-        main.stdout.print(f"rule {f['rule']} {f['entity']} [{f['transition']}]: {f['status']} {f['result']}",
-                          markup=False)
+    for firing in report.firings:
+        main.stdout.print(f"rule {firing['rule']} {firing['entity']} [{firing['transition']}]: "
+                          f"{firing['status']} {firing['result']}", markup=False)
     for w in report.warnings:
         main.stdout.print(f"warning: {w}", markup=False)
     for f in report.failures:
         main.stdout.print(f"failed {f.direction} {f.process} key={f.key} id={f.id}: {f.error}", markup=False)
 
 
-def _load_templates(main: Any, files: list[Path] | None) -> list[Any] | None:
-    if not files:
-        return None
-    from connector.templates import TemplateError, load_templates
-
-    try:
-        return list(load_templates([str(f) for f in files]))
-    except TemplateError as exc:
-        raise main.UsageError(str(exc)) from exc
-
-
-def _existing_store(main: Any, ctx: typer.Context, portal: str | None, db: Path | None) -> Path:
-    """The store file, which must exist: conflicts only live in a store that sync has written."""
-    path = main.resolve_db(ctx, portal, db)
-    if str(path) != ":memory:" and not path.exists():
-        raise main.UsageError(f"store file not found: {path} (run `b24sync sync` first, or pass --db PATH)")
-    return path
+def _store_portal(ctx: typer.Context, portal: str | None, db: Path | None) -> Portal:
+    """A Portal over the store of `--portal`/`--db` (no credentials needed: only the store is used)."""
+    return Portal(None, store=main.resolve_db(ctx, portal, db), name=portal)
 
 
 conflicts_app = typer.Typer(help="Items changed on both sides: list and resolve.", no_args_is_help=True)
@@ -288,14 +234,8 @@ def conflicts_list(
     all_: Annotated[bool, typer.Option("--all", help="Include resolved conflicts.")] = False,
 ) -> None:
     """Conflicts recorded by sync (open ones by default)."""
-    main = _main()
-    from connector.store import Store
-
-    store = Store.open(_existing_store(main, ctx, portal, db))
-    try:
-        rows = store.list_conflicts(None, None if all_ else "open")
-    finally:
-        store.close()
+    with _store_portal(ctx, portal, db) as p:
+        rows = p.conflicts(all=all_)
     data = [c.model_dump() for c in rows]
 
     def human() -> None:
@@ -307,7 +247,7 @@ def conflicts_list(
     main.emit(ctx, data, human)
 
 
-def _conflict_line(c: Any) -> str:
+def _conflict_line(c: Conflict) -> str:
     """One conflict on one line: where, which fields, the policy and outcome, and both sides' values."""
     state = "open" if c.status == "open" else f"resolved: {c.resolution}"
     fields = c.fields or sorted(set(c.local) | set(c.remote))
@@ -329,17 +269,8 @@ def conflicts_resolve(
     db: Annotated[Path | None, typer.Option("--db", help="The local store file.")] = None,
 ) -> None:
     """Settle a conflict; the next `sync` pushes the chosen values."""
-    main = _main()
-    from connector.store import Store
-    from connector.sync import resolve_conflict
-
-    store = Store.open(_existing_store(main, ctx, portal, db))
-    try:
-        c = resolve_conflict(store, conflict_id, take)
-    except ValueError as exc:
-        raise main.UsageError(str(exc)) from exc
-    finally:
-        store.close()
+    with _store_portal(ctx, portal, db) as p:
+        c = p.resolve_conflict(conflict_id, take)
     main.emit(ctx, c.model_dump(), f"conflict {conflict_id} resolved: {take}")
 
 

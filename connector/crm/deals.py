@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from connector.crm.naming import from_yn
 from connector.crm.schema import PortalFunnel, PortalStage
+from connector.errors import InputError
 from connector.rest import Client
 
 DEAL = 2
@@ -21,7 +22,7 @@ DEFAULT_FUNNEL = "default"
 _SEMANTICS = {"S": "success", "F": "failure"}
 
 
-class FunnelError(LookupError):
+class FunnelError(InputError, LookupError):
     """A deal funnel or stage a rule names that the portal does not have."""
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from connector.constants import SYSTEM_ENTITY_TYPES
 from connector.crm.naming import parse_crm_link, parse_date, short_code
+from connector.errors import InputError
 from connector.rest.errors import OutcomeUnknown, TransportError, UnexpectedAnswer
 from connector.rest.paging import check_page_ids, page_rows
 from connector.templates import FIELD_TYPES
@@ -33,7 +34,7 @@ WRITE_OUTCOME_UNKNOWN: tuple[type[BaseException], ...] = (OutcomeUnknown, Transp
 """Errors after which an item write may or may not have reached the portal: look it up before re-sending."""
 
 
-class TranslationError(ValueError):
+class TranslationError(InputError, ValueError):
     """A value that cannot be translated between the portal and the store."""
 
 

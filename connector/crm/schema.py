@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from connector.constants import BATCH_MAX, TYPE_FLAGS
 from connector.crm.naming import field_entity_id, from_yn, stage_entity_id
+from connector.errors import B24SyncError
 from connector.rest import Client
 from connector.rest.paging import page_rows
 from connector.rest.references import BatchRef, batch_ref, glued
@@ -489,7 +490,7 @@ class CommandRun:
     calls: int = 0
 
 
-class SchemaWriteError(Exception):
+class SchemaWriteError(B24SyncError):
     """A schema write failed; names the command and the portal's error."""
 
     def __init__(self, command: Command, error: Any) -> None:

@@ -16,14 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from connector.api import Portal
 from connector.config import portal_key
-from connector.deploy import apply, plan
 from connector.emulator import Emulator, serve
 from connector.emulator.clock import VirtualClock
-from connector.reports import export, report
+from connector.reports import report
 from connector.rest import Client, LeakyBucket
 from connector.store import Store
-from connector.sync import sync
 from connector.templates import Field, Template, load_templates
 
 DAY = 86_400.0
@@ -79,18 +78,17 @@ def _story(url: str, templates: list[Template], db: Path, out: Path, clock: Virt
     result = DemoResult(webhook_url=url, store=str(db))
     say(f"emulator listening at {url}")
     with Store.open(db) as store:
-        first = plan(client, templates, store)
-        applied = apply(client, templates, store)
-        again = apply(client, templates, store)
+        api = Portal(None, client, store=store, key=key, policy="merge", name="demo")
+        first = api.plan(templates)
+        applied = api.apply(templates)  # also creates the local tables, as `b24sync apply` does
+        again = api.apply(templates)
         say(f"apply: {applied.write_calls} writes in {applied.requests} requests; "
             f"re-apply: {again.write_calls} writes in {again.requests} requests")
         result.step("apply", changes=len(first.changes), requests=applied.requests,
                     reapply_writes=again.write_calls, reapply_requests=again.requests)
-        for t in templates:
-            store.ensure_process(t)
         local = _insert_local_rows(db, templates, rng, items)
         say(f"inserted {local} rows with plain SQL into {db}")
-        report_ = sync(client, store, templates, portal_key=key, policy="merge")
+        report_ = api.sync(templates)
         result.step("first sync", pushed=report_.pushed, pulled=report_.pulled, requests=report_.requests)
         say(f"first sync: pushed {report_.pushed}, pulled {report_.pulled}")
         portal = PortalSide(client, store, key, rng)
@@ -99,7 +97,7 @@ def _story(url: str, templates: list[Template], db: Path, out: Path, clock: Virt
             moved = portal.move_stages(templates)
             created = portal.create_items(templates, 1)
             edited = _local_edits(db, templates, rng)
-            daily = sync(client, store, templates, portal_key=key, policy="merge", full=(day == days))
+            daily = api.sync(templates, full=(day == days))
             result.step(f"day {day}", portal_moves=moved, portal_creates=created, local_edits=edited,
                         pulled=daily.pulled, pushed=daily.pushed, conflicts=daily.conflicts,
                         requests=daily.requests)
@@ -109,17 +107,17 @@ def _story(url: str, templates: list[Template], db: Path, out: Path, clock: Virt
 
         told = production_story(client, store, key, templates, rng, result.step, say)
         deleted = portal.delete_one(templates[0])
-        final = sync(client, store, templates, portal_key=key, policy="merge", full=True)
+        final = api.sync(templates, full=True)
         result.step("reconcile", portal_deletes=deleted, tombstoned=final.deleted, requests=final.requests)
         say(f"full reconcile: {final.deleted} deletion(s) found")
     now = datetime.fromtimestamp(clock.now(), UTC)
     for t in templates:
         for fmt in ("csv", "xlsx", "jsonl"):
             target = out / f"{t.code}.{fmt}"
-            export(db, t.code, fmt, target, bom=(fmt == "csv"))
+            api.export(t.code, fmt, target, bom=(fmt == "csv"), offline=True)  # employees as #id
             result.outputs.append(str(target))
         target = out / f"{t.code}-report.html"
-        report(db, t.code, "all", "html", target, now=now, template=t)
+        report(db, t.code, "all", "html", target, now=now, template=t)  # `now`: the virtual clock's
         result.outputs.append(str(target))
     if told:
         from connector.demo.production import margin_output
@@ -231,12 +229,12 @@ class PortalSide:
     def _etid(self, t: Template) -> int:
         entry = self.store.idmap.entry(self.key, "type", t.code)
         assert entry is not None, f"{t.code} was not deployed"
-        return int(entry.extra["entityTypeId"])
+        return int((entry.extra or {})["entityTypeId"])
 
     def _status_id(self, t: Template, funnel: str, stage: str) -> str:
         entry = self.store.idmap.entry(self.key, "stage", f"{t.code}.{funnel}.{stage}")
         assert entry is not None, f"stage {t.code}.{funnel}.{stage} was not deployed"
-        return str(entry.extra["status_id"])
+        return str((entry.extra or {})["status_id"])
 
     def move_stages(self, templates: list[Template]) -> int:
         """Move about a third of the open cards one stage on (sometimes to a failure stage)."""

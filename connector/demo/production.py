@@ -102,7 +102,7 @@ def production_story(
     if updates:
         client.batch_all(updates)
     second = sync(client, store, templates, portal_key=key, policy="merge", only=only)
-    moved = sum(1 for f in second.firings if f["status"] == "done" and "moved" in f["result"])
+    moved = sum(1 for f in second.firings if f["status"] == "done" and "moved" in str(f["result"]))
     sync(client, store, templates, portal_key=key, policy="merge", only=only)  # the moved deals' stages
     step("production: orders READY", ready=min(2, len(orders)), deals_moved_on=moved)
     say(f"production: {min(2, len(orders))} order(s) READY; sync moved {moved} deal(s) to FINAL_INVOICE")
@@ -122,16 +122,16 @@ def margin_output(db: Path, out: Path) -> list[str]:
 def _etid(store: Store, key: str) -> int:
     entry = store.idmap.entry(key, "type", PROCESS)
     assert entry is not None, f"{PROCESS} was not deployed"
-    return int(entry.extra["entityTypeId"])
+    return int((entry.extra or {})["entityTypeId"])
 
 
 def _field(store: Store, key: str, code: str) -> str:
     entry = store.idmap.entry(key, "field", f"{PROCESS}.{code}")
     assert entry is not None, f"field {PROCESS}.{code} was not deployed"
-    return str(entry.extra["field_name"])
+    return str((entry.extra or {})["field_name"])
 
 
 def _status(store: Store, key: str, stage: str) -> str:
     entry = store.idmap.entry(key, "stage", f"{PROCESS}.production.{stage}")
     assert entry is not None, f"stage {PROCESS}.production.{stage} was not deployed"
-    return str(entry.extra["status_id"])
+    return str((entry.extra or {})["status_id"])

@@ -28,6 +28,7 @@ from connector.deploy.desired import from_template
 from connector.deploy.engine import portal_key_of
 from connector.deploy.record import record_binding
 from connector.deploy.relations import SYSTEM_NAMES
+from connector.errors import InputError
 from connector.rest import Client
 from connector.store import Store
 from connector.templates import FIELD_TYPES, Template, parse_template
@@ -46,7 +47,7 @@ from connector.templates.slug import slug, unique_code
 _HASH = re.compile(r"^[0-9a-f]{32}$")  # xmlId Bitrix24 generates for options made in the UI
 
 
-class AdoptError(ValueError):
+class AdoptError(InputError, ValueError):
     """The process to adopt was not found (names what was looked for and what exists)."""
 
 

@@ -10,6 +10,7 @@ from connector.deploy.binding import IdView
 from connector.deploy.changes import field_name_of
 from connector.deploy.engine import Templates, as_templates, load_context, make_plan, portal_key_of
 from connector.deploy.model import Diff, Drift, DriftItem, SchemaChange
+from connector.errors import B24SyncError
 from connector.rest import Client
 from connector.store import IdMapEntry, Store
 
@@ -17,7 +18,7 @@ from connector.store import IdMapEntry, Store
 _AS_DRIFT = {"create": "missing", "delete": "added", "update": "edited", "rename": "edited", "note": "edited"}
 
 
-class DriftError(RuntimeError):
+class DriftError(B24SyncError, RuntimeError):
     """Nothing to compare the portal with: no apply recorded for it in this store, and no templates."""
 
 

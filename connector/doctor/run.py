@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from connector.errors import EXIT_CHANGES
 from connector.rest import B24Error, Client
 from connector.times import utc_now
 
@@ -16,11 +17,11 @@ from .cleanup import CODE_PREFIX, remove_leftovers
 from .compare import Row, compare, observe
 from .side import DoctorError, Side, emulator_side, portal_side
 
-EXIT_SAME, EXIT_COULD_NOT_RUN, EXIT_DIFFERENT = 0, 1, 2
+EXIT_SAME, EXIT_COULD_NOT_RUN, EXIT_DIFFERENT = 0, 1, EXIT_CHANGES
 
 
 class DoctorReport(BaseModel):
-    """Everything the doctor found; `exit_code` 0 nothing differs, 2 differences (or a failed check)."""
+    """Everything the doctor found; `exit_code` 0 nothing differs, 5 differences (or a failed check)."""
 
     portal: str
     mode: Literal["read-only", "sandbox"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from connector.emulator import Emulator, EmulatorServer, serve
 from connector.emulator.clock import VirtualClock
+from connector.errors import B24SyncError
 from connector.rest import B24Error, Client, LeakyBucket, RetryPolicy
 
 from .record import Recorder
@@ -18,7 +19,7 @@ DOCTOR_RETRY = RetryPolicy(max_attempts=3, initial_delay=0.3, max_delay=2.0, max
                            max_limit_wait=30.0)
 
 
-class DoctorError(Exception):
+class DoctorError(B24SyncError):
     """The doctor could not run (exit code 1): unreachable portal, refused webhook, no sandbox."""
 
 

@@ -1,5 +1,8 @@
 """Errors raised by exports, reports and status (all are bad input or a bad store file)."""
 
 
-class ReportError(ValueError):
+from connector.errors import InputError
+
+
+class ReportError(InputError, ValueError):
     """A bad request for an export or report: unknown process, column, format or filter."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from connector.errors import PortalError
 
-class B24Error(Exception):
+
+class B24Error(PortalError):
     """An error answered by the portal (or met on the way to it)."""
 
     def __init__(self, code: str, description: str = "", status: int | None = None,

@@ -1,5 +1,8 @@
 """Errors raised by the local store."""
 
 
-class StoreError(Exception):
+from connector.errors import B24SyncError
+
+
+class StoreError(B24SyncError):
     """A store operation got bad input or found the file in an unexpected state."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from connector.crm import events
 from connector.crm.items import ItemTranslator, ProcessMap, TypeCodes, list_items
+from connector.errors import InputError
 from connector.store import Conflict, Store, bases, changelog, conflicts, rows
 from connector.sync import lock as lockmod
 from connector.sync import maps as mapmod
@@ -27,7 +28,7 @@ OVERLAP_SECONDS = 60.0
 Progress = Callable[[str, str, int], None]  # (process, phase "pull"|"push"|"ids", rows)
 
 
-class SyncError(RuntimeError):
+class SyncError(InputError, RuntimeError):
     """A sync that cannot start: no templates, unknown process, bad policy."""
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from connector.errors import BusyError
 from connector.store import sync_lock as lock_row
 from connector.times import utc_now_text
 
@@ -49,7 +50,7 @@ class LockHolder(BaseModel):
         return f"pid {self.pid} on host {self.host}, since {self.since}"
 
 
-class SyncLocked(RuntimeError):
+class SyncLocked(BusyError, RuntimeError):
     """Another sync holds the store; `holder` names it."""
 
     def __init__(self, path: str, holder: LockHolder, waited: float) -> None:

@@ -14,6 +14,7 @@ from connector.constants import SYSTEM_ENTITY_TYPES, SYSTEM_STAGE_CODES
 from connector.crm.items import FieldMap, ProcessMap, TypeCodes
 from connector.crm.naming import stage_id, uf_name
 from connector.crm.schema import PortalType, fill_item_schema, scan_types
+from connector.errors import B24SyncError
 
 if TYPE_CHECKING:
     from connector.rest import Client
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from connector.templates import Funnel, Template
 
 
-class MapError(RuntimeError):
+class MapError(B24SyncError, RuntimeError):
     """A template's process cannot be found on the portal."""
 
 

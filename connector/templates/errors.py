@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from connector.errors import InputError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -21,7 +23,7 @@ class Problem:
         return asdict(self)
 
 
-class TemplateError(ValueError):
+class TemplateError(InputError, ValueError):
     """Raised by the loader with every problem found (never only the first)."""
 
     def __init__(self, problems: list[Problem]):
