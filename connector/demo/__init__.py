@@ -24,6 +24,7 @@ from connector.reports import report
 from connector.rest import Client, LeakyBucket
 from connector.store import Store
 from connector.templates import Field, Template, load_templates
+from connector.times import utc_text
 
 DAY = 86_400.0
 WORDS = ["Иванов", "Петрова", "Сидоров", "Кузнецова", "Смирнов", "Волкова", "Орлов", "Зайцева"]
@@ -185,7 +186,7 @@ def _sample(f: Field, rng: random.Random) -> dict[str, Any]:
                 return (datetime(2026, 1, 1) + timedelta(days=rng.randint(0, 365))).strftime("%Y-%m-%d")
             case "datetime":
                 moment = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=rng.randint(0, 500_000))
-                return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+                return utc_text(moment)
             case "enumeration":
                 return rng.choice(f.options).code
             case "url":
