@@ -9,7 +9,7 @@ from typing import Any
 
 from connector.store.errors import StoreError
 from connector.store.models import Conflict
-from connector.store.sqltext import NOW_SQL, to_json
+from connector.store.sqltext import NOW_SQL, to_json, where_equal
 
 RESOLUTIONS = ("local", "remote", "merged", "dismissed")
 _COLUMNS = ("id, tbl, key, portal_id, fields, local, remote, base, policy, status, resolution, "
@@ -57,14 +57,8 @@ def list_conflicts(conn: sqlite3.Connection, tbl: str | None, status: str | None
     """Conflicts filtered by table and status, oldest first."""
     if status not in (None, "open", "resolved"):
         raise StoreError(f"conflict status {status!r} is unknown; allowed: open, resolved, or None for all")
-    sql, args = f"SELECT {_COLUMNS} FROM _conflicts WHERE 1 = 1", []
-    if tbl is not None:
-        sql += " AND tbl = ?"
-        args.append(tbl)
-    if status is not None:
-        sql += " AND status = ?"
-        args.append(status)
-    return [_conflict(r) for r in conn.execute(sql + " ORDER BY id", args)]
+    where, args = where_equal(tbl=tbl, status=status)
+    return [_conflict(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM _conflicts{where} ORDER BY id", args)]
 
 
 def resolve_conflict(conn: sqlite3.Connection, conflict_id: int, resolution: str) -> Conflict:

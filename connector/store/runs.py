@@ -9,7 +9,7 @@ from typing import Any
 
 from connector.store.errors import StoreError
 from connector.store.models import Run
-from connector.store.sqltext import NOW_SQL, to_json
+from connector.store.sqltext import NOW_SQL, to_json, where_equal
 
 RUN_STATUSES = ("ok", "failed", "partial", "interrupted")
 
@@ -38,15 +38,11 @@ def run_finish(conn: sqlite3.Connection, run_id: int, status: str, figures: Mapp
 
 def last_runs(conn: sqlite3.Connection, limit: int, kind: str | None, portal: str | None) -> list[Run]:
     """Most recent runs first."""
-    sql, args = ("SELECT id, kind, portal, job, started_at, finished_at, status, figures, error "
-                 "FROM _runs WHERE 1 = 1"), []
-    if kind is not None:
-        sql += " AND kind = ?"
-        args.append(kind)
-    if portal is not None:
-        sql += " AND portal = ?"
-        args.append(portal)
-    rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit])
+    where, args = where_equal(kind=kind, portal=portal)
+    rows = conn.execute(
+        "SELECT id, kind, portal, job, started_at, finished_at, status, figures, error "
+        f"FROM _runs{where} ORDER BY id DESC LIMIT ?", [*args, limit],
+    )
     return [Run(id=r[0], kind=r[1], portal=r[2], job=r[3], started_at=r[4], finished_at=r[5], status=r[6],
                 figures=json.loads(r[7]), error=r[8]) for r in rows]
 

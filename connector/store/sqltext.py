@@ -17,6 +17,13 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def where_equal(**filters: object) -> tuple[str, list[object]]:
+    """` WHERE a = ? AND b = ?` (or nothing) for the filters that are not None, with their values."""
+    given = {name: value for name, value in filters.items() if value is not None}
+    clause = " AND ".join(f"{ident(name)} = ?" for name in given)
+    return (f" WHERE {clause}" if clause else ""), list(given.values())
+
+
 def literal(text: str) -> str:
     """Quote an SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
