@@ -332,6 +332,7 @@ class ItemTranslator:
         self.columns = pmap.columns()
         plan = self._compile()
         self.value_columns: tuple[str, ...] = ("id", *(column for column, _, _ in plan))
+        self._lists = {n for n, (_, key, _) in enumerate(plan) if key in self._list_keys()}
         self._keys = tuple(key for _, key, _ in plan)
         self._converters = tuple(conv for _, _, conv in plan)
         self._read = self._compile_reader()
@@ -367,6 +368,11 @@ class ItemTranslator:
             plan.append(("contact_ids", "contactIds", lambda v: _dump([int(x) for x in v or []])))
             plan.append(("company_id", "companyId", _nonzero_int))
         return plan
+
+    def _list_keys(self) -> set[str]:
+        """Item keys whose converter reads a list (multiple fields, contact ids): [] converts to None."""
+        keys = {f.uf_name for f in self.pmap.fields if f.multiple}
+        return keys | ({"contactIds"} if self.pmap.clients else set())
 
     def _funnel_code(self, value: Any) -> str | None:
         cat = _to_int(value)
@@ -406,8 +412,10 @@ class ItemTranslator:
         column indexes only (item keys enter as repr literals), like dataclasses build __init__."""
         names = [f"v{i}" for i in range(len(self._keys))]
         unpack = ", ".join(names) + ","
+        # a multiple value's converter turns [] into None as well: skip that call (most items hold [])
+        empty = [" or {v} == []" if i in self._lists else "" for i in range(len(names))]
         cells = "".join(
-            f"        null if {v} is None or {v} == '' or (o := c{i}({v})) is None else o,\n"
+            f"        null if {v} is None or {v} == ''{empty[i].format(v=v)} or (o := c{i}({v})) is None else o,\n"
             for i, v in enumerate(names)
         )
         source = (
