@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from connector.crm.items import FieldMap, ItemTranslator, ProcessMap, TranslationError
 from connector.emulator import Emulator, serve
 from connector.emulator.common import require_type
-from connector.emulator.itemschema import item_schema
 from connector.emulator.items import _converter, _renderer, output_plan
+from connector.emulator.itemschema import item_schema
 
 PMAP = ProcessMap(
     code="job",
@@ -168,7 +168,8 @@ def test_listed_items_over_loopback_are_the_items_read_one_by_one() -> None:
         url = server.webhook_url
         listed = requests.post(f"{url}crm.item.list", json={"entityTypeId": etid, "start": -1,
                                                             "filter": {">id": ids[59]}}, timeout=30).json()
-        one = requests.post(f"{url}crm.item.get", json={"entityTypeId": etid, "id": ids[60]}, timeout=30).json()
+        one = requests.post(f"{url}crm.item.get", json={"entityTypeId": etid, "id": ids[60]},
+                            timeout=30).json()
     finally:
         server.stop()
     items = listed["result"]["items"]

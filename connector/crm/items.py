@@ -413,9 +413,9 @@ class ItemTranslator:
         names = [f"v{i}" for i in range(len(self._keys))]
         unpack = ", ".join(names) + ","
         # a multiple value's converter turns [] into None as well: skip that call (most items hold [])
-        empty = [" or {v} == []" if i in self._lists else "" for i in range(len(names))]
+        empty = [f" or {v} == []" if i in self._lists else "" for i, v in enumerate(names)]
         cells = "".join(
-            f"        null if {v} is None or {v} == ''{empty[i].format(v=v)} or (o := c{i}({v})) is None else o,\n"
+            f"        null if {v} is None or {v} == ''{empty[i]} or (o := c{i}({v})) is None else o,\n"
             for i, v in enumerate(names)
         )
         source = (
