@@ -175,3 +175,56 @@ def test_listed_items_over_loopback_are_the_items_read_one_by_one() -> None:
     items = listed["result"]["items"]
     assert [i["id"] for i in items] == ids[60:110]  # a keyset page: 50 rows after the given id
     assert items[0] == one["result"]["item"]
+
+
+# ---- bench/compare.py: the scan's end is not a failure ---------------------------------------
+
+
+def _compare_module() -> Any:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "compare.py"
+    spec = importlib.util.spec_from_file_location("bench_compare", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compare_counts_the_refused_page_after_a_short_page_as_the_scans_end() -> None:
+    from urllib.parse import urlsplit
+
+    import responses
+
+    from connector.emulator.server import route
+    from connector.rest import Client
+
+    compare = _compare_module()
+    emu, etid = _portal()
+    emu.seed_items(etid, 120)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        client = Client.from_webhook(emu.register(rsps))
+        rows = list(client.iter_list("crm.item.list", {"entityTypeId": etid}))
+        sent = [c.request for c in rsps.calls]
+    assert len(rows) == 120 and sent[-1].url.rstrip("/").endswith("batch")  # a head page, then one batch
+    parts = urlsplit(sent[-1].url)
+    body = sent[-1].body
+    # the same (read-only) request answered again, as the counting proxy keeps it
+    answer = route(emu, "POST", parts.path, parts.query, body if isinstance(body, bytes) else body.encode(),
+                   sent[-1].headers.get("Content-Type", ""), f"{parts.scheme}://{parts.netloc}").body.decode()
+    params = compare.decode_params(body if isinstance(body, bytes) else body.encode(), "application/json")
+    if not params.get("cmd"):  # form-encoded
+        params = compare.decode_params(body if isinstance(body, bytes) else body.encode(), "")
+    # server-behaviour.md §1 (keyset paging): page p2 holds 20 rows, p3 filters on p2's 50th id
+    assert compare.batch_failures(params, answer.encode()) == ([], 1)
+    # a refusal of any other kind (or after a full page) stays a failure
+    data = json.loads(answer)
+    label = next(iter(data["result"]["result_error"]))
+    data["result"]["result_error"][label]["error"] = "OPERATION_TIME_LIMIT"
+    assert compare.batch_failures(params, json.dumps(data).encode()) == (["OPERATION_TIME_LIMIT"], 0)
+    data["result"]["result_error"][label]["error"] = "INVALID_ARG_VALUE"
+    labels = compare._command_labels(params)
+    before = labels[labels.index(label) - 1]
+    data["result"]["result"][before]["items"] = [{"id": i} for i in range(50)]
+    assert compare.batch_failures(params, json.dumps(data).encode()) == (["INVALID_ARG_VALUE"], 0)
