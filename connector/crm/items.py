@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from operator import itemgetter
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -22,6 +22,9 @@ from connector.crm.naming import parse_crm_link, parse_date, short_code
 from connector.rest.errors import OutcomeUnknown, TransportError, UnexpectedAnswer
 from connector.rest.paging import check_page_ids, page_rows
 from connector.templates import FIELD_TYPES
+
+if TYPE_CHECKING:
+    from connector.rest import Client
 
 # Columns every process table has; `sync` reads and writes the ones that map to item fields.
 SYSTEM_COLUMNS = ("title", "funnel", "stage", "assigned_by_id")
@@ -660,7 +663,7 @@ def list_params(
 
 
 def list_items(
-    client: Any, pmap: ProcessMap, *, filter: dict[str, Any] | None = None, select: list[str] | None = None
+    client: Client, pmap: ProcessMap, *, filter: dict[str, Any] | None = None, select: list[str] | None = None
 ) -> Iterator[dict[str, Any]]:
     """All items matching a filter, keyset-paged (no COUNT), ≤ 2,500 rows per HTTP request.
 
@@ -672,7 +675,7 @@ def list_items(
 
 
 def first_page(
-    client: Any, pmap: ProcessMap, *, filter: dict[str, Any] | None = None, select: list[str] | None = None
+    client: Client, pmap: ProcessMap, *, filter: dict[str, Any] | None = None, select: list[str] | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One 50-row keyset page (start=-1, order id ASC) and the response's `time` object."""
     r = client.call(
@@ -717,7 +720,7 @@ def check_item_stage(item: dict[str, Any], pmap: ProcessMap, method: str) -> Non
         )
 
 
-def find_by_xml_ids(client: Any, pmap: ProcessMap, keys: list[str]) -> dict[str, dict[str, Any]]:
+def find_by_xml_ids(client: Client, pmap: ProcessMap, keys: list[str]) -> dict[str, dict[str, Any]]:
     """Items whose `xmlId` is one of `keys` (lost-create lookup), keyed by xmlId."""
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(keys), 50):
@@ -728,7 +731,7 @@ def find_by_xml_ids(client: Any, pmap: ProcessMap, keys: list[str]) -> dict[str,
     return found
 
 
-def read_items(client: Any, pmap: ProcessMap, ids: list[int]) -> list[dict[str, Any]]:
+def read_items(client: Client, pmap: ProcessMap, ids: list[int]) -> list[dict[str, Any]]:
     """The items with these ids (those still on the portal), read with one `batch` of `crm.item.list`
     commands (50 ids each) per 2,500 ids: the push's pre-read before it overwrites anything.
 
@@ -758,7 +761,7 @@ def read_items(client: Any, pmap: ProcessMap, ids: list[int]) -> list[dict[str, 
     return out
 
 
-def write_items(client: Any, pmap: ProcessMap, ops: list[WriteOp]) -> list[WriteResult]:
+def write_items(client: Client, pmap: ProcessMap, ops: list[WriteOp]) -> list[WriteResult]:
     """Run up to 50 item writes in one `batch` request; per-row results in input order.
 
     https://apidocs.bitrix24.com/api-reference/how-to-call-rest-api/batch.html
