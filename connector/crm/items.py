@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from operator import itemgetter
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -23,6 +23,9 @@ from connector.errors import InputError
 from connector.rest.errors import OutcomeUnknown, TransportError, UnexpectedAnswer
 from connector.rest.paging import check_page_ids, page_rows
 from connector.templates import FIELD_TYPES
+
+if TYPE_CHECKING:
+    from connector.rest import Client
 
 # Columns every process table has; `sync` reads and writes the ones that map to item fields.
 SYSTEM_COLUMNS = ("title", "funnel", "stage", "assigned_by_id")
@@ -333,6 +336,7 @@ class ItemTranslator:
         self.columns = pmap.columns()
         plan = self._compile()
         self.value_columns: tuple[str, ...] = ("id", *(column for column, _, _ in plan))
+        self._lists = {n for n, (_, key, _) in enumerate(plan) if key in self._list_keys()}
         self._keys = tuple(key for _, key, _ in plan)
         self._converters = tuple(conv for _, _, conv in plan)
         self._read = self._compile_reader()
@@ -368,6 +372,11 @@ class ItemTranslator:
             plan.append(("contact_ids", "contactIds", lambda v: _dump([int(x) for x in v or []])))
             plan.append(("company_id", "companyId", _nonzero_int))
         return plan
+
+    def _list_keys(self) -> set[str]:
+        """Item keys whose converter reads a list (multiple fields, contact ids): [] converts to None."""
+        keys = {f.uf_name for f in self.pmap.fields if f.multiple}
+        return keys | ({"contactIds"} if self.pmap.clients else set())
 
     def _funnel_code(self, value: Any) -> str | None:
         cat = _to_int(value)
@@ -407,8 +416,10 @@ class ItemTranslator:
         column indexes only (item keys enter as repr literals), like dataclasses build __init__."""
         names = [f"v{i}" for i in range(len(self._keys))]
         unpack = ", ".join(names) + ","
+        # a multiple value's converter turns [] into None as well: skip that call (most items hold [])
+        empty = [f" or {v} == []" if i in self._lists else "" for i, v in enumerate(names)]
         cells = "".join(
-            f"        null if {v} is None or {v} == '' or (o := c{i}({v})) is None else o,\n"
+            f"        null if {v} is None or {v} == ''{empty[i]} or (o := c{i}({v})) is None else o,\n"
             for i, v in enumerate(names)
         )
         source = (
@@ -653,7 +664,7 @@ def list_params(
 
 
 def list_items(
-    client: Any, pmap: ProcessMap, *, filter: dict[str, Any] | None = None, select: list[str] | None = None
+    client: Client, pmap: ProcessMap, *, filter: dict[str, Any] | None = None, select: list[str] | None = None
 ) -> Iterator[dict[str, Any]]:
     """All items matching a filter, keyset-paged (no COUNT), ≤ 2,500 rows per HTTP request.
 
@@ -665,7 +676,7 @@ def list_items(
 
 
 def first_page(
-    client: Any, pmap: ProcessMap, *, filter: dict[str, Any] | None = None, select: list[str] | None = None
+    client: Client, pmap: ProcessMap, *, filter: dict[str, Any] | None = None, select: list[str] | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One 50-row keyset page (start=-1, order id ASC) and the response's `time` object."""
     r = client.call(
@@ -710,7 +721,7 @@ def check_item_stage(item: dict[str, Any], pmap: ProcessMap, method: str) -> Non
         )
 
 
-def find_by_xml_ids(client: Any, pmap: ProcessMap, keys: list[str]) -> dict[str, dict[str, Any]]:
+def find_by_xml_ids(client: Client, pmap: ProcessMap, keys: list[str]) -> dict[str, dict[str, Any]]:
     """Items whose `xmlId` is one of `keys` (lost-create lookup), keyed by xmlId."""
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(keys), 50):
@@ -721,7 +732,7 @@ def find_by_xml_ids(client: Any, pmap: ProcessMap, keys: list[str]) -> dict[str,
     return found
 
 
-def read_items(client: Any, pmap: ProcessMap, ids: list[int]) -> list[dict[str, Any]]:
+def read_items(client: Client, pmap: ProcessMap, ids: list[int]) -> list[dict[str, Any]]:
     """The items with these ids (those still on the portal), read with one `batch` of `crm.item.list`
     commands (50 ids each) per 2,500 ids: the push's pre-read before it overwrites anything.
 
@@ -751,7 +762,7 @@ def read_items(client: Any, pmap: ProcessMap, ids: list[int]) -> list[dict[str, 
     return out
 
 
-def write_items(client: Any, pmap: ProcessMap, ops: list[WriteOp]) -> list[WriteResult]:
+def write_items(client: Client, pmap: ProcessMap, ops: list[WriteOp]) -> list[WriteResult]:
     """Run up to 50 item writes in one `batch` request; per-row results in input order.
 
     https://apidocs.bitrix24.com/api-reference/how-to-call-rest-api/batch.html

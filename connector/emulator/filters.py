@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timezone
+from functools import partial
 from typing import Any
 
 from .convert import parse_date, parse_datetime
@@ -297,9 +298,13 @@ def sort_rows(rows: list[Row], order: list[tuple[str, bool]]) -> list[Row]:
     for key, desc in reversed(order):
         present = [r for r in rows if r.get(key) is not None]
         missing = [r for r in rows if r.get(key) is None]
-        present.sort(key=lambda r, k=key: _sort_key(r[k]), reverse=desc)
+        present.sort(key=partial(_row_sort_key, key), reverse=desc)
         rows = present + missing if desc else missing + present
     return rows
+
+
+def _row_sort_key(key: str, row: Row) -> Any:
+    return _sort_key(row[key])
 
 
 def _sort_key(v: Any) -> Any:

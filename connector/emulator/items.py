@@ -52,23 +52,60 @@ def _converter(spec: FieldSpec, state: PortalState, base: str) -> Converter | No
     return None
 
 
-def _plan(
+Renderer = Callable[[dict[str, Any]], "dict[str, Any] | list[Any]"]
+_RENDERERS: dict[str, Any] = {}  # compiled renderers by source text
+
+
+def _renderer(fields: list[tuple[str, str, Converter | None, bool]], entity_type_id: int | None) -> Renderer:
+    """One straight-line function per output plan: a dict display, one entry per field, in plan order.
+
+    Same values as assigning the fields in turn (a key named twice keeps its place and its last
+    value); keys enter the source as repr literals, converters as names in its scope.
+    """
+    if not fields:
+        return lambda row: []
+    scope: dict[str, Any] = {"ETID": entity_type_id}
+    cells = []
+    for n, (key, upper, conv, multiple) in enumerate(fields):
+        scope[f"c{n}"] = conv
+        if multiple:
+            each = f"c{n}(v) if v is not None else v" if conv is not None else "v"
+            cells.append(f"{key!r}: [{each} for v in (get({upper!r}) or [])]")
+        elif conv is not None:
+            cells.append(f"{key!r}: None if (x := get({upper!r})) is None else c{n}(x)")
+        else:
+            cells.append(f"{key!r}: get({upper!r})")
+    if entity_type_id is not None:
+        cells.append("'entityTypeId': ETID")
+    body = "".join(f"        {c},\n" for c in cells)
+    source = f"def render(row):\n    get = row.get\n    return {{\n{body}    }}\n"
+    code = _RENDERERS.get(source)
+    if code is None:
+        if len(_RENDERERS) > 256:
+            _RENDERERS.clear()
+        code = _RENDERERS[source] = compile(source, "<item renderer>", "exec")
+    exec(code, scope)  # noqa: S102
+    return scope["render"]  # type: ignore[no-any-return]
+
+
+def output_plan(
     schema: ItemSchema,
     state: PortalState,
     original_uf: bool,
     select: list[FieldSpec] | None,
     base: str,
-) -> list[tuple[str, str, Converter | None, bool]]:
-    """(output key, stored key, converter, multiple) per field; cached per schema and selection."""
+) -> Renderer:
+    """Row -> item JSON for one schema and selection; cached per schema (a list renders many rows)."""
     key = (original_uf, None if select is None else tuple(s.upper for s in select), base)
-    plan: list[tuple[str, str, Converter | None, bool]] | None = schema.plans.get(key)
-    if plan is None:
+    render: Renderer | None = schema.plans.get(key)
+    if render is None:
         if len(schema.plans) > 64:
             schema.plans.clear()
         specs = schema.fields if select is None else select
-        plan = [(s.key(original_uf), s.upper, _converter(s, state, base), s.multiple) for s in specs]
-        schema.plans[key] = plan
-    return plan
+        fields = [(s.key(original_uf), s.upper, _converter(s, state, base), s.multiple) for s in specs]
+        render = _renderer(fields, schema.smart.entity_type_id if select is None else None)
+        schema.plans[key] = render
+    return render
 
 
 def base_of(ctx: CallContext) -> str:
@@ -85,21 +122,7 @@ def item_json(
     base: str | None = None,
 ) -> dict[str, Any] | list[Any]:
     """An item in camelCase (UF keys UPPER with useOriginalUfNames=Y); `select` cuts the keys."""
-    plan = _plan(schema, state, original_uf, select, base or state.base_url)
-    if not plan:
-        return []
-    out: dict[str, Any] = {}
-    get = row.get
-    for key, upper, conv, multiple in plan:
-        value = get(upper)
-        if multiple:
-            value = [conv(v) if conv is not None and v is not None else v for v in (value or [])]
-        elif conv is not None and value is not None:
-            value = conv(value)
-        out[key] = value
-    if select is None:
-        out["entityTypeId"] = schema.smart.entity_type_id
-    return out
+    return output_plan(schema, state, original_uf, select, base or state.base_url)(row)
 
 
 # -- input ------------------------------------------------------------------
@@ -522,8 +545,8 @@ def item_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
     table = state.table(etid)
     rows, total = _query(table, flt, order, offset, count)
     ctx.extras["scan"] = {"table_rows": len(table), "counted": count, "offset": offset}
-    base = base_of(ctx)
-    page = [item_json(schema, r, state, original, select, base) for r in rows]
+    render = output_plan(schema, state, original, select, base_of(ctx))
+    page = [render(r) for r in rows]
     if not count:
         return ListPage({"items": page})
     assert total is not None

@@ -24,11 +24,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector.constants import BATCH_MAX
 from connector.crm.items import ProcessMap, check_item_stage, list_params
 from connector.rest.paging import iter_list_pages
+
+if TYPE_CHECKING:
+    from connector.rest import Client
 
 CHUNK = 5_000  # items per chunk handed to the writer (one transaction each in the pull)
 DEPTH = 2  # chunks allowed to wait in the queue
@@ -57,7 +60,7 @@ class ItemStream:
 
     def __init__(
         self,
-        client: Any,
+        client: Client,
         pmap: ProcessMap,
         filter_: dict[str, Any],
         *,
