@@ -10,15 +10,16 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date
 from decimal import Decimal, InvalidOperation
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from connector import times
 from connector.constants import SYSTEM_ENTITY_TYPES
-from connector.crm.naming import parse_crm_link, parse_date, short_code
+from connector.crm.naming import parse_crm_link, short_code, yn
 from connector.errors import InputError
 from connector.rest.errors import OutcomeUnknown, TransportError, UnexpectedAnswer
 from connector.rest.paging import check_page_ids, page_rows
@@ -104,13 +105,6 @@ _UTC_HOURS: dict[str, str] = {}  # "<date>T<hour>" + offset -> the UTC "<date>T<
 _UTC_HOURS_MAX = 200_000
 
 
-def _slow_utc_text(text: str) -> str:
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def to_utc_text(value: Any) -> str | None:
     """Portal ISO-8601 datetime with offset -> `2026-01-02T03:04:05Z`.
 
@@ -123,38 +117,26 @@ def to_utc_text(value: Any) -> str | None:
         if hour is None and value[10] == "T":
             if len(_UTC_HOURS) >= _UTC_HOURS_MAX:
                 _UTC_HOURS.clear()
-            hour = _UTC_HOURS[key] = _slow_utc_text(value[:13] + ":00:00" + value[19:])[:13]
+            hour = _UTC_HOURS[key] = times.to_utc_text(value[:13] + ":00:00" + value[19:], UTC)[:13]
         if hour is not None:
             return hour + value[13:19] + "Z"
     if _empty(value):
         return None
-    return _slow_utc_text(str(value))
+    return times.to_utc_text(str(value), UTC)
 
 
 def from_utc_text(value: str) -> str:
     """`2026-01-02T03:04:05Z` (or any ISO text) -> ISO-8601 with an explicit offset for the portal."""
-    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).isoformat(timespec="seconds")
+    return times.portal_text(times.parse_moment(value, UTC))
 
 
 def to_date_text(value: Any) -> str | None:
     """Portal date (`2025-04-29`, or UTC/local midnight in any offset) -> `2025-04-29`.
 
-    `naming.parse_date` holds the rule: `2025-04-28T19:00:00-05:00` is 2025-04-29."""
+    `times.parse_date` holds the rule: `2025-04-28T19:00:00-05:00` is 2025-04-29."""
     if _empty(value):
         return None
-    return parse_date(str(value)).isoformat()
-
-
-def parse_offset(text: str) -> timezone:
-    """`+03:00` -> a fixed timezone."""
-    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text)
-    if not m:
-        raise TranslationError(f"bad UTC offset {text!r}; expected +HH:MM")
-    delta = timedelta(hours=int(m.group(2)), minutes=int(m.group(3)))
-    return timezone(-delta if m.group(1) == "-" else delta)
+    return times.parse_date(str(value)).isoformat()
 
 
 def split_money(value: Any) -> tuple[float | None, str | None]:
@@ -596,7 +578,7 @@ class ItemTranslator:
                 raise TranslationError(f"field {f.code!r}: {value!r} is not a finite number")
             return v
         if t == "boolean":
-            return "Y" if to_bool(value) else "N"
+            return yn(bool(to_bool(value)))
         if t == "date":
             return date.fromisoformat(str(value)[:10]).isoformat()
         if t == "datetime":

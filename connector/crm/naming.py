@@ -11,9 +11,6 @@ import re
 from connector.constants import UF_CODE_MAX as UF_CODE_MAX
 from connector.constants import UF_NAME_MAX, UF_PREFIX
 
-# The portal-date rule lives in times.py; re-exported because crm/items.py imports it from here.
-from connector.times import parse_date as parse_date
-
 _UF_NAME_RE = re.compile(r"^[0-9A-Z_]+$")
 _UF_SUFFIX_RE = re.compile(r"^UF_CRM_\d+_(.+)$")
 
