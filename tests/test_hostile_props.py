@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import requests
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from connector.emulator.faults import SHAPE_KINDS, reshape
@@ -88,6 +88,8 @@ answers = st.dictionaries(st.sampled_from(["result", "time", "total"]), json_val
 
 
 @given(st.sampled_from(SHAPE_KINDS), answers)
+@example("ids_float", {"result": [{"id": ""}]})  # found by this test: float('') raised
+@example("ids_float", {"result": {"items": [{"id": "x7", "entityTypeId": "-3"}]}})
 def test_the_emulator_reshapes_any_answer_without_failing(kind: str, body: dict[str, Any]) -> None:
     before = json.dumps(body, sort_keys=True)
     assert isinstance(reshape(kind, body, None), dict)

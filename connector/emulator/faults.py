@@ -220,11 +220,22 @@ def _reshape_result(kind: str, result: Any) -> Any:
         for key in _ID_KEYS:
             if isinstance(row.get(key), int) and kind == "ids_string":
                 row[key] = str(row[key])
-            elif isinstance(row.get(key), int | str) and kind == "ids_float":
+            elif kind == "ids_float" and _numeric(row.get(key)):
                 row[key] = float(row[key]) + 0.5
         if kind == "unknown_stage" and "stageId" in row:
             row["stageId"] = GHOST_STAGE
     return result
+
+
+def _numeric(value: Any) -> bool:
+    """An id the portal sends as a number or as numeric text (an empty or other text stays as it is)."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _nulled(value: Any) -> Any:
