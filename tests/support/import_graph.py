@@ -63,6 +63,10 @@ def _imports(tree: ast.Module, module: str) -> Iterator[tuple[str, bool]]:
             if node.level:
                 base = module.split(".")[: -node.level]
                 yield ".".join([*base, node.module] if node.module else base), eager
+            elif node.module == "connector":  # `from connector import times`: a module of the package
+                for alias in node.names:
+                    is_module = (PACKAGE / alias.name).is_dir() or (PACKAGE / f"{alias.name}.py").is_file()
+                    yield (f"connector.{alias.name}" if is_module else "connector"), eager
             else:
                 yield node.module or "", eager
 
