@@ -144,11 +144,12 @@ def test_ctrl_c_in_a_real_sync_prints_progress_then_what_was_done(slow_portal: E
     first = proc.stderr.readline()  # off a terminal: a progress line every 0.3 s
     proc.send_signal(signal.SIGINT)
     out, rest = proc.communicate(timeout=30)
-    assert first.startswith("sync 127.0.0.1_") or first.startswith("sync 127.0.0.1:"), first + rest
-    assert "s waited on limits" in first
-    assert proc.returncode == 130, rest
-    assert "interrupted after" in rest and "the next `b24sync sync` resumes" in rest and str(db) in rest
-    assert "Traceback" not in rest and out == ""
+    seen = f"exit {proc.returncode}; stderr:\n{first}{rest}stdout:\n{out}"  # all of it, should one fail
+    assert first.startswith("sync 127.0.0.1_") or first.startswith("sync 127.0.0.1:"), seen
+    assert "s waited on limits" in first, seen
+    assert proc.returncode == 130, seen
+    assert "interrupted after" in rest and "the next `b24sync sync` resumes" in rest and str(db) in rest, seen
+    assert "Traceback" not in rest and out == "", seen
 
 
 def test_limit_pauses_of_a_few_seconds_are_announced() -> None:
