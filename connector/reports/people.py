@@ -10,15 +10,13 @@ times in UTC (or in `--tz`).
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from connector.reports.columns import describe
-from connector.reports.errors import ReportError
 from connector.reports.formats import user_ids
 from connector.reports.readonly import open_store, require_process
 from connector.store.reader import StoreReader
@@ -27,7 +25,6 @@ from connector.times import local_moment, offset_text
 if TYPE_CHECKING:
     from connector.rest import Client
 
-log = logging.getLogger("b24sync.reports")
 
 PAGE = 50  # user.get returns at most 50 users a call
 
@@ -88,21 +85,3 @@ def _offset(date_start: Any) -> str | None:
         return offset_text(local_moment(date_start))
     except ValueError:  # not a datetime, or one without an offset
         return None
-
-
-def people_for(open_client: Callable[[], Client], db_path: str | Path, type_code: str, *,
-               names: bool = True) -> PortalPeople:
-    """Names (when `names`) and the time zone for an export or report of a scheduled job or `Portal`.
-
-    Never fails the export: a portal that cannot be asked costs the names (employees show as #id,
-    times in UTC), and says so in the log without the webhook.
-    """
-    try:
-        ids = employee_ids(db_path, type_code) if names else set()
-        return portal_people(open_client(), ids)
-    except ReportError:
-        return PortalPeople()  # the export itself reports what is wrong with the store or process
-    except Exception as exc:  # noqa: BLE001 - names are optional
-        log.warning("user names and time zone not read from the portal (%s); employees show as #id, "
-                    "times in UTC", type(exc).__name__)
-        return PortalPeople()
