@@ -16,27 +16,14 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-from connector.errors import (
-    EXIT_BUG,
-    EXIT_CHANGES,
-    EXIT_ERROR,
-    EXIT_FAILED_ROWS,
-    EXIT_INTERRUPTED,
-    EXIT_LOCKED,
-    EXIT_OK,
-    EXIT_USAGE,
-    B24SyncError,
-    UsageError,
-)
+from connector.errors import EXIT_ERROR, B24SyncError
 
 CRASH_DIR_ENV = "B24SYNC_CRASH_DIR"
 
 _URL_SECRET = re.compile(r"(/rest/\d+/)[^/\s'\"?]+")
 _PARAM_SECRET = re.compile(r"((?:auth|access_token|refresh_token|client_secret)=)[^&\s'\"]+", re.IGNORECASE)
 
-__all__ = ["EXIT_BUG", "EXIT_CHANGES", "EXIT_ERROR", "EXIT_FAILED_ROWS", "EXIT_INTERRUPTED", "EXIT_LOCKED",
-           "EXIT_OK", "EXIT_USAGE", "B24SyncError", "UsageError", "bug_line", "describe", "mask",
-           "masked_traceback", "store_line", "write_crash_report"]
+__all__ = ["bug_line", "describe", "mask", "masked_traceback", "store_line", "write_crash_report"]
 
 
 def mask(text: str) -> str:

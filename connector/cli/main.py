@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperArgument, TyperGroup
 
-from connector.cli.errors import (
+from connector.cli.errors import bug_line, describe, masked_traceback, write_crash_report
+from connector.config import Config, PortalRef, load_config, resolve_portal
+from connector.errors import (
     EXIT_BUG,
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -27,12 +29,7 @@ from connector.cli.errors import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
-    bug_line,
-    describe,
-    masked_traceback,
-    write_crash_report,
 )
-from connector.config import Config, PortalRef, load_config, resolve_portal
 
 if TYPE_CHECKING:
     from connector.rest import Client
