@@ -139,7 +139,10 @@ def test_ctrl_c_in_a_real_sync_prints_progress_then_what_was_done(slow_portal: E
     proc = subprocess.Popen(
         [sys.executable, "-m", "connector", "sync", "--portal", slow_portal.webhook_url, "--db", str(db),
          "--template", str(HR)],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        # a test run started in the background (`pytest &`) inherits SIGINT ignored, and Python then
+        # never raises KeyboardInterrupt: give the child the default a user's terminal gives it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stderr is not None
     first = proc.stderr.readline()  # off a terminal: a progress line every 0.3 s
     proc.send_signal(signal.SIGINT)
