@@ -90,4 +90,8 @@ def test_bulk_bases_leave_null_columns_out(store: Store) -> None:
     store.conn.execute("INSERT INTO car (key, id, title, vin) VALUES ('k1', 1, 't', NULL)")
     store.base_from_rows("car", ["k1"], ["title", "vin", "mileage"])
     raw = store.conn.execute("SELECT data FROM _base WHERE key = 'k1'").fetchone()[0]
+    assert raw == ""  # lazy: the row's own values (tests/test_store_lazy_base.py)
+    assert store.base_get("car", "k1").data == {"title": "t"}
+    store.conn.execute("UPDATE car SET title = 'edited' WHERE key = 'k1'")  # a local edit: made JSON first
+    raw = store.conn.execute("SELECT data FROM _base WHERE key = 'k1'").fetchone()[0]
     assert json.loads(raw) == {"title": "t"}

@@ -166,7 +166,7 @@ def test_a_store_made_by_the_old_code_migrates_cleanly(tmp_path: Path, with_sync
     db = tmp_path / "old.db"
     _old_store(db, with_sync_tables=with_sync_tables)
     with Store.open(db) as store:
-        assert store.meta_get("schema_version") == str(SCHEMA_VERSION) == "6"
+        assert store.meta_get("schema_version") == str(SCHEMA_VERSION) == "7"
         assert _tables(store.conn) == migration_tables()
         kept = stored_templates(store)
         assert [t.code for t in kept] == ([TEMPLATES[0].code] if with_sync_tables else [])
@@ -175,7 +175,7 @@ def test_a_store_made_by_the_old_code_migrates_cleanly(tmp_path: Path, with_sync
             assert store.cached_map("emu", "x", "sig") == "{}"
             assert store.conn.execute("SELECT tbl, key FROM _sync_inflight").fetchall() == [("x", "k1")]
     with Store.open(db) as again:  # opening twice changes nothing
-        assert again.meta_get("schema_version") == "6"
+        assert again.meta_get("schema_version") == "7"
 
 
 def test_an_old_store_syncs_on_from_where_it_was(tmp_path: Path) -> None:

@@ -114,6 +114,9 @@ MIGRATIONS: list[list[str]] = [
             semantics TEXT NOT NULL CHECK (semantics IN ('process', 'success', 'failure')),
             PRIMARY KEY (tbl, funnel, code))""",
     ],
+    [  # 7: the columns a lazy base (`_base.data = ''`) stands for, per process table (store/bases.py)
+        "CREATE TABLE IF NOT EXISTS _base_columns (tbl TEXT PRIMARY KEY, columns TEXT NOT NULL)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -29,16 +29,18 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def json_object_sql(columns: Sequence[str], *, drop_nulls: bool = False) -> str:
+def json_object_sql(columns: Sequence[str], *, drop_nulls: bool = False, row: str = "") -> str:
     """SQL building a JSON object of the named columns (chained: SQLite caps function arguments).
 
     With `drop_nulls`, NULL columns are left out (a merge patch onto `{}`): readers take an absent
-    column as NULL, and sparse rows make a third of the JSON text.
+    column as NULL, and sparse rows make a third of the JSON text. `row` qualifies the column
+    references (`OLD` in a trigger).
     """
-    pairs = [f"'{c}', \"{c}\"" for c in columns]
+    at = f"{row}." if row else ""
+    pairs = [f"'{c}', {at}\"{c}\"" for c in columns]
     expr = "json_object(" + ", ".join(pairs[:60]) + ")"
     for start in range(60, len(pairs), 60):
-        more = [f"'$.\"{c}\"', \"{c}\"" for c in columns[start : start + 60]]
+        more = [f"'$.\"{c}\"', {at}\"{c}\"" for c in columns[start : start + 60]]
         expr = f"json_insert({expr}, " + ", ".join(more) + ")"
     return f"json_patch('{{}}', {expr})" if drop_nulls else expr
 

@@ -54,6 +54,9 @@ def _connect(path: str) -> sqlite3.Connection:
                 raise
             time.sleep(0.05)
     conn.execute("PRAGMA synchronous = NORMAL")
+    # a row that INSERT OR REPLACE removes fires its DELETE triggers too, so a lazy base (store/bases.py)
+    # is turned into JSON before its row goes (no trigger of ours writes the table it fires on)
+    conn.execute("PRAGMA recursive_triggers = ON")
     return conn
 
 
