@@ -220,7 +220,10 @@ class LazyBaseMachine(RuleBasedStateMachine):
             assert got is not None and got.data == want, key
         with self.store.engine_writes() as conn:
             many = bases.bases_of(conn, "car", list(self.expected))
+            read = rows.rows_by(conn, "car", "key", list(self.expected))  # lazy bases read from these
+            from_rows = bases.bases_of(conn, "car", list(self.expected), read)
         assert {k: v[1] for k, v in many.items()} == self.expected
+        assert from_rows == many
 
 
 TestLazyBaseMachine = LazyBaseMachine.TestCase

@@ -84,19 +84,41 @@ def base_get(conn: sqlite3.Connection, tbl: str, key: str) -> BaseSnapshot | Non
                         data=json.loads(row[2] or "{}"))
 
 
-def bases_of(conn: sqlite3.Connection, tbl: str,
-             keys: Sequence[str]) -> dict[str, tuple[str | None, dict[str, Any]]]:
-    """(updated_time, data) of the bases of many rows, by key (rows without a base are left out)."""
+def bases_of(
+    conn: sqlite3.Connection, tbl: str, keys: Sequence[str],
+    rows: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, tuple[str | None, dict[str, Any]]]:
+    """(updated_time, data) of the bases of many rows, by key (rows without a base are left out).
+
+    `rows` (the rows by key, as the caller just read them in this transaction) lets a lazy base be
+    read from its row's values in Python instead of building its JSON in SQL and parsing it.
+    """
     out: dict[str, tuple[str | None, dict[str, Any]]] = {}
-    data_sql = _data_sql(conn, tbl)
+    columns = _recorded(conn, tbl) or []
+    lazy: list[str] = []
     for start in range(0, len(keys), _PART):
         part = list(keys[start : start + _PART])
         marks = ", ".join("?" for _ in part)
         for key, updated, data in conn.execute(
-            f"SELECT key, updated_time, {data_sql} FROM _base WHERE tbl = ? AND key IN ({marks})",
-            [tbl, *part],
+            f"SELECT key, updated_time, data FROM _base WHERE tbl = ? AND key IN ({marks})", [tbl, *part]
         ):
-            out[key] = (updated, json.loads(data or "{}"))
+            if data != LAZY:
+                out[key] = (updated, json.loads(data))
+            elif rows is not None and key in rows:
+                row = rows[key]
+                out[key] = (updated, {c: v for c in columns if (v := row.get(c)) is not None})
+            else:
+                lazy.append(key)
+    if lazy:
+        data_sql = _data_sql(conn, tbl)
+        for start in range(0, len(lazy), _PART):
+            part = lazy[start : start + _PART]
+            marks = ", ".join("?" for _ in part)
+            for key, updated, data in conn.execute(
+                f"SELECT key, updated_time, {data_sql} FROM _base WHERE tbl = ? AND key IN ({marks})",
+                [tbl, *part],
+            ):
+                out[key] = (updated, json.loads(data or "{}"))
     return out
 
 

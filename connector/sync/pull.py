@@ -326,7 +326,8 @@ class Puller:
                 locals_[pid] = by_id[pid]
             elif pid in xml and xml[pid] in by_key and by_key[xml[pid]].get("id") in (None, pid):
                 locals_[pid] = by_key[xml[pid]]  # our create whose response was lost
-        known = bases.bases_of(conn, self.tbl, [r["key"] for r in locals_.values()]) if locals_ else {}
+        by_key_read = {r["key"]: r for r in locals_.values()}
+        known = bases.bases_of(conn, self.tbl, list(by_key_read), by_key_read) if locals_ else {}
         w = _Writes()
         for pid, rr in remote.items():
             local = locals_.get(pid)
