@@ -174,7 +174,9 @@ def run(n: int, profile: cProfile.Profile | None = None) -> dict[str, Any]:
             assert push["report"].processes["car"].updated == K_PUSH, push["report"].to_json()
             # an idle `sync --full`: nothing changed anywhere
             emu.clock.advance(3600)
+            timer["cpu"] = 0.0
             idle = measured_sync(client, store, None, counter, full=True)
+            idle_cpu = timer["cpu"]  # the writer thread's CPU: settling 100% known rows against their bases
             assert idle["report"].processes["car"].tombstoned == 0, idle["report"].to_json()
             store.close()
             bounds = {
@@ -192,6 +194,7 @@ def run(n: int, profile: cProfile.Profile | None = None) -> dict[str, Any]:
                 "map_discovery_requests": first["map_requests"],
                 "apply_seconds": round(apply_seconds, 2),
                 "apply_cpu_seconds": round(apply_cpu, 2),
+                "idle_full_apply_cpu_seconds": round(idle_cpu, 2),
                 "not_applying_seconds": round(first["seconds"] - apply_seconds, 2),
                 "sqlite_rows_per_s": round(pulled / apply_seconds) if apply_seconds else 0,
                 "sqlite_total_rows_written": written,
@@ -249,7 +252,7 @@ def report(r: dict[str, Any]) -> list[str]:
                  f"{r['sqlite_rows_per_cpu_s']:,} per CPU s of the writer thread), "
                  f"writer waiting for items {r['not_applying_seconds']} s; peak RSS {r['peak_rss_mb']} MB")
     lines.append(f"  incremental {r['incremental_seconds']} s, push of 1,000 {r['push_seconds']} s, "
-                 f"idle --full {r['idle_full_seconds']} s")
+                 f"idle --full {r['idle_full_seconds']} s (writer CPU {r['idle_full_apply_cpu_seconds']} s)")
     return lines
 
 
