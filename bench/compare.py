@@ -14,6 +14,9 @@ One run, for N = 10,000 and 100,000 items of the shipped `car` process:
   time, the reader's CPU seconds and peak RSS (`VmHWM`), the portal process's CPU seconds, and the
   emulator's simulated server seconds (the sum of `time.duration` of direct calls and of
   `result_time` entries of batches);
+- at the largest N, the same first sync once more against a server that replays the recorded answers
+  of a first sync byte for byte and at once ("portal replayed"): the client's own speed, with a
+  portal that costs nothing (on these 2 cores the emulator's CPU competes with the client's);
 - then an incremental b24sync sync of k = 100 portal edits at the largest N, beside what a stateless
   peer must do instead (a full re-read, measured above), and a COUNT probe (one page with and one
   without COUNT) for the decision in docs/PERFORMANCE.md.
@@ -326,6 +329,71 @@ class Portal:
                 self.proc.wait()
 
 
+class ReplayedPortal:
+    """Answers every request with the bytes a real run got for the same request (path and body), at
+    once: the client's own cost with a portal that costs nothing. A request never seen gets a 500."""
+
+    def __init__(self, exchanges: list[tuple[str, str, bytes, int, bytes]]) -> None:
+        answers = {(path, body): (status, ctype, answer) for path, ctype, body, status, answer in exchanges}
+        self.unmatched = 0
+        replay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+                return
+
+            def do_POST(self) -> None:  # noqa: N802 - stdlib name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                found = answers.get((self.path, body))
+                if found is None:
+                    replay.unmatched += 1
+                    found = (500, "application/json", b'{"error":"NOT_RECORDED"}')
+                status, _, answer = found
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, webhook_path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{webhook_path}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def measure_replayed(exchanges: list[Any], portal_path: str, info: dict[str, Any], store: Path,
+                     timeout: float) -> dict[str, Any]:
+    """A first sync against the recorded answers of a first sync: the client alone."""
+    for leftover in (store, Path(f"{store}-wal"), Path(f"{store}-shm")):
+        leftover.unlink(missing_ok=True)
+    replay = ReplayedPortal(exchanges)
+    try:
+        args = [sys.executable, __file__, "--case", "b24sync sync", "--url", replay.url(portal_path),
+                "--etid", str(info["etid"]), "--select", json.dumps(info["select"]), "--store", str(store)]
+        try:
+            done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+            lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
+            result = json.loads(lines[-1]) if lines else {"error": failure(done.stderr)}
+        except subprocess.TimeoutExpired:
+            result = {"error": f"stopped after {timeout:g} s"}
+        if replay.unmatched:
+            result = {"error": f"{replay.unmatched} request(s) not in the recording"}
+        return {"case": "b24sync sync, portal replayed", **result, "http_requests": len(exchanges),
+                "count_calls": "-", "http_503": 0, "http_429": 0, "dropped": 0, "portal_cpu_seconds": "-",
+                "server_seconds": "-", "load_average_1m": round(os.getloadavg()[0], 2)}
+    finally:
+        replay.stop()
+
+
 # ---- one case in its own process ------------------------------------------------------------
 
 
@@ -391,8 +459,9 @@ def b24pysdk_read(case: str, url: str, etid: int, select: list[str]) -> int:
 
 
 def measure(case: str, state: Path, info: dict[str, Any], workdir: Path, store: Path, timeout: float,
-            before: Any = None) -> dict[str, Any]:
-    """Start a portal and a proxy, run one case in a child process, and count what went through."""
+            before: Any = None, keep: list[Any] | None = None) -> dict[str, Any]:
+    """Start a portal and a proxy, run one case in a child process, and count what went through
+    (the exchanges themselves are appended to `keep` when given)."""
     portal = Portal(state, workdir)
     try:
         if before is not None:
@@ -410,6 +479,8 @@ def measure(case: str, state: Path, info: dict[str, Any], workdir: Path, store: 
                 result = {"error": f"stopped after {timeout:g} s"}
             load = round(os.getloadavg()[0], 2)
             portal_cpu = round(portal.cpu_seconds() - portal_cpu, 2)
+            if keep is not None:
+                keep.extend(proxy.exchanges)
             return {"case": case, **result, **proxy.figures(), "portal_cpu_seconds": portal_cpu,
                     "load_average_1m": load}
         finally:
@@ -517,17 +588,31 @@ def main() -> None:
             info = seed_state(state, n)
             store = workdir / f"store-{n}.db"
             runs: dict[str, list[dict[str, Any]]] = {case: [] for case in cases}
+            recorded: list[Any] = []  # the exchanges of the last first sync, for the replayed case
             for _ in range(max(1, args.repeat)):  # rounds over all cases: load changes hit every case alike
                 for case in cases:
+                    keep = None
                     if case == "b24sync sync":  # each sync run is a first sync
                         for leftover in (store, Path(f"{store}-wal"), Path(f"{store}-shm")):
                             leftover.unlink(missing_ok=True)
-                    runs[case].append(measure(case, state, info, workdir, store, args.case_timeout))
+                        recorded, keep = [], []
+                    limit = args.case_timeout
+                    runs[case].append(measure(case, state, info, workdir, store, limit, keep=keep))
+                    recorded = keep if keep is not None else recorded
                     print(json.dumps({"n": n, **runs[case][-1]}), flush=True)
             for case in cases:
                 done = [r for r in runs[case] if "seconds" in r]
                 best = min(done, key=lambda r: r["seconds"]) if done else runs[case][-1]
                 rows.append({"n": n, **best, "walls": [r.get("seconds") for r in runs[case]]})
+            if n == max(sizes) and recorded:
+                webhook = recorded[0][0].rsplit("/", 1)[0] + "/"
+                replayed = [measure_replayed(recorded, webhook, info, store, args.case_timeout)
+                            for _ in range(max(1, args.repeat))]
+                for r in replayed:
+                    print(json.dumps({"n": n, **r}), flush=True)
+                done = [r for r in replayed if "seconds" in r]
+                best = min(done, key=lambda r: r["seconds"]) if done else replayed[-1]
+                rows.append({"n": n, **best, "walls": [r.get("seconds") for r in replayed]})
             if n == max(sizes) and "b24sync sync" in cases:
                 edit, limit = edit_items(info, K_EDITS), args.case_timeout
                 row = measure("b24sync incremental", state, info, workdir, store, limit, before=edit)
