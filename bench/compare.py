@@ -60,7 +60,34 @@ K_EDITS = 100
 # ---- the counting proxy --------------------------------------------------------------------
 
 
-class CountingProxy:
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive, no access log."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        return
+
+
+class LoopbackServer:
+    """A threading HTTP server on 127.0.0.1 (a free port), served on a daemon thread."""
+
+    def _start(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.server.handle_error = lambda request, address: None  # a client that hung up: not our figure
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, webhook_path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{webhook_path}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class CountingProxy(LoopbackServer):
     """Forwards HTTP to the emulator unchanged; keeps each request and answer to count afterwards."""
 
     def __init__(self, upstream: str) -> None:
@@ -71,12 +98,7 @@ class CountingProxy:
         self.lock = threading.Lock()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-                return
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - stdlib name
                 self.forward("GET")
 
@@ -103,15 +125,8 @@ class CountingProxy:
                 with proxy.lock:
                     proxy.exchanges.append((self.path, ctype, body, status, answer))
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.handle_error = lambda request, address: None  # a client that hung up: not our figure
         self.local = threading.local()
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, webhook_path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{webhook_path}"
+        self._start(Handler)
 
     def send(self, verb: str, path: str, body: bytes, ctype: str) -> tuple[int, list[tuple[str, str]], bytes]:
         """One exchange with the portal. A connection it resets is opened again (up to 5 tries): the
@@ -133,10 +148,6 @@ class CountingProxy:
                     raise
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def figures(self) -> dict[str, Any]:
         """HTTP requests, COUNT calls, 503s, 429s and simulated server seconds of what went through."""
@@ -329,7 +340,7 @@ class Portal:
                 self.proc.wait()
 
 
-class ReplayedPortal:
+class ReplayedPortal(LoopbackServer):
     """Answers every request with the bytes a real run got for the same request (path and body), at
     once: the client's own cost with a portal that costs nothing. A request never seen gets a 500."""
 
@@ -338,12 +349,7 @@ class ReplayedPortal:
         self.unmatched = 0
         replay = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-                return
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 - stdlib name
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 found = answers.get((self.path, body))
@@ -357,17 +363,19 @@ class ReplayedPortal:
                 self.end_headers()
                 self.wfile.write(answer)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self._start(Handler)
 
-    def url(self, webhook_path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{webhook_path}"
 
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def run_child(case: str, url: str, info: dict[str, Any], store: Path, timeout: float) -> dict[str, Any]:
+    """Run one case in a child process (its own GIL and peak RSS); its JSON figures or an error."""
+    args = [sys.executable, __file__, "--case", case, "--url", url, "--etid", str(info["etid"]),
+            "--select", json.dumps(info["select"]), "--store", str(store)]
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"error": f"stopped after {timeout:g} s"}
+    lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
+    return json.loads(lines[-1]) if lines else {"error": failure(done.stderr)}
 
 
 def measure_replayed(exchanges: list[Any], portal_path: str, info: dict[str, Any], store: Path,
@@ -377,14 +385,7 @@ def measure_replayed(exchanges: list[Any], portal_path: str, info: dict[str, Any
         leftover.unlink(missing_ok=True)
     replay = ReplayedPortal(exchanges)
     try:
-        args = [sys.executable, __file__, "--case", "b24sync sync", "--url", replay.url(portal_path),
-                "--etid", str(info["etid"]), "--select", json.dumps(info["select"]), "--store", str(store)]
-        try:
-            done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-            lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
-            result = json.loads(lines[-1]) if lines else {"error": failure(done.stderr)}
-        except subprocess.TimeoutExpired:
-            result = {"error": f"stopped after {timeout:g} s"}
+        result = run_child("b24sync sync", replay.url(portal_path), info, store, timeout)
         if replay.unmatched:
             result = {"error": f"{replay.unmatched} request(s) not in the recording"}
         return {"case": "b24sync sync, portal replayed", **result, "http_requests": len(exchanges),
@@ -469,14 +470,7 @@ def measure(case: str, state: Path, info: dict[str, Any], workdir: Path, store: 
         proxy = CountingProxy(portal.origin)
         portal_cpu = portal.cpu_seconds()  # after loading the state file
         try:
-            args = [sys.executable, __file__, "--case", case, "--url", proxy.url(portal.path), "--etid",
-                    str(info["etid"]), "--select", json.dumps(info["select"]), "--store", str(store)]
-            try:
-                done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-                lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
-                result = json.loads(lines[-1]) if lines else {"error": failure(done.stderr)}
-            except subprocess.TimeoutExpired:
-                result = {"error": f"stopped after {timeout:g} s"}
+            result = run_child(case, proxy.url(portal.path), info, store, timeout)
             load = round(os.getloadavg()[0], 2)
             portal_cpu = round(portal.cpu_seconds() - portal_cpu, 2)
             if keep is not None:
