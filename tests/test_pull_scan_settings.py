@@ -1,0 +1,104 @@
+"""What a pull's scan changes while it runs, and gives back as it found it.
+
+- The cyclic garbage collector is paused: decoded items and the value lists made from them hold no
+  reference cycles, so it would only rescan them (connector/sync/pull.py, `_no_cyclic_gc`);
+  reference counting still frees them.
+- WAL checkpoints are deferred to the end of the scan (`Store.deferred_checkpoints`): one instead of
+  one per 4 MB written, each of which syncs two files to disk.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sync_lab import Lab, lab_env
+
+from connector.store import Store
+from connector.sync import fetch
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    with lab_env(tmp_path) as env:
+        yield env
+
+
+@pytest.fixture
+def collector_seen(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """gc.isenabled() as seen by the pull at each chunk it takes from the fetch thread."""
+    seen: list[bool] = []
+    original = fetch.ItemStream.__iter__
+
+    def watched(self: fetch.ItemStream) -> Iterator[fetch.Chunk]:
+        for chunk in original(self):
+            seen.append(gc.isenabled())
+            yield chunk
+
+    monkeypatch.setattr(fetch.ItemStream, "__iter__", watched)
+    return seen
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_the_scan_runs_without_the_collector_and_restores_it(
+    lab: Lab, collector_seen: list[bool], enabled_before: bool
+) -> None:
+    for n in range(3):
+        lab.add_remote({"title": f"item {n}"})
+    (gc.enable if enabled_before else gc.disable)()
+    try:
+        report = lab.sync()
+        assert gc.isenabled() is enabled_before
+    finally:
+        gc.enable()
+    assert report.pulled == 3
+    assert collector_seen and not any(collector_seen)
+
+
+def test_a_failing_scan_still_gives_the_collector_back(
+    lab: Lab, collector_seen: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab.add_remote({"title": "item"})
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the writer failed")
+
+    monkeypatch.setattr("connector.sync.pull.Puller._apply_chunk", broken)
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError, match="the writer failed"):
+        lab.sync()
+    assert gc.isenabled()
+    assert collector_seen == [False]
+
+
+def test_checkpoints_wait_for_the_end_of_the_scan_and_then_catch_up(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(3):
+        lab.add_remote({"title": f"item {n}"})
+    seen: list[int] = []
+    original = fetch.ItemStream.__iter__
+
+    def watched(self: fetch.ItemStream) -> Iterator[fetch.Chunk]:
+        for chunk in original(self):
+            seen.append(lab.store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+            yield chunk
+
+    monkeypatch.setattr(fetch.ItemStream, "__iter__", watched)
+    before = lab.store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    lab.sync()
+    assert seen and set(seen) == {0}
+    assert lab.store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == before == 1000
+    busy, frames, copied = lab.store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert busy == 0 and frames == copied  # nothing left behind in the WAL
+
+
+def test_deferred_checkpoints_restore_the_setting_after_an_error(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.db") as store:
+        store.conn.execute("PRAGMA wal_autocheckpoint = 77")
+        with pytest.raises(RuntimeError), store.deferred_checkpoints():
+            assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+            raise RuntimeError("boom")
+        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 77
