@@ -399,7 +399,10 @@ class SyncModel(RuleBasedStateMachine):
         if self._editable(item, r):
             where, arg = self._where(item, r)
             self._local(r, f"UPDATE lab SET {fv[0]} = ? WHERE {where}", (self._column_value(*fv), arg))
-            late.append((item, fv))
+            # an UPDATE to the value the row already holds changes nothing (the change log records
+            # nothing): not a late edit; the portal's concurrent edit of that field flows down
+            if local is None or local[fv[0]] != _norm(*fv):
+                late.append((item, fv))
             RAN["injected"] += 1
 
     def _sync_with_a_fault(self, r: str, at: int, kind: str) -> None:
