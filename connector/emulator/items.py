@@ -97,11 +97,9 @@ def _renderer(fields: list[tuple[str, str, Converter | None, bool]], entity_type
     for n, (key, upper, conv, multiple) in enumerate(fields):
         scope[f"c{n}"] = conv
         memo_type = _MEMO_TYPES.get(getattr(conv, "kind", ""))
-        if multiple:
-            if conv is None:  # list(x) builds what [v for v in x] builds, without a frame per item
-                cells.append(f"{key!r}: list(get({upper!r}) or ())")
-            else:
-                cells.append(f"{key!r}: [c{n}(v) if v is not None else v for v in (get({upper!r}) or [])]")
+        if multiple:  # an empty (or missing) value is [] at once: no comprehension frame for it
+            each = f"[c{n}(v) if v is not None else v for v in x]" if conv is not None else "list(x)"
+            cells.append(f"{key!r}: {each} if (x := get({upper!r})) else []")
         elif conv is not None and memo_type is not None:
             scope[f"m{n}"] = _Memo(conv)
             cells.append(

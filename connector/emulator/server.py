@@ -165,7 +165,8 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("emulator http: %s", _hide_secrets(format % args))
+        if log.isEnabledFor(logging.DEBUG):  # the masked line is built only when someone reads it
+            log.debug("emulator http: %s", _hide_secrets(format % args))
 
     def _serve(self, verb: str) -> None:
         parts = urlsplit(self.path)
