@@ -1,26 +1,39 @@
-"""Emulator benchmark: 100,000 items in one type; keyset vs counted pages; memory.
+"""Emulator benchmark: 100,000 items in one type; keyset vs counted pages; memory; the portal's CPU
+seconds for serving a full keyset scan (issue 13).
+
+The scan figure: a state file with N items of the shipped `car` process (seeded as bench/compare.py
+seeds it), served by `b24sync emulator serve --state <copy> --limits standard` over loopback, read
+once by the client's keyset scan (`Client.iter_list`, chained batches of 50 pages); the figure is the
+serve process's CPU seconds (user + system, /proc) from its first request to its last answer, so
+startup and the state load are not in it. `--repeat` fresh portals; the least disturbed run (lowest
+CPU) is reported beside the median and the load average.
+
+    python bench/bench_emulator.py [N] [--scan-only] [--repeat 3]
 
 Prints figures; the last line is one JSON object. Not a test: nothing here asserts timings.
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import multiprocessing
+import os
 import resource
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from connector.emulator import Emulator
 from connector.emulator.server import route
 
-N_ITEMS = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 ETID = 1032
+N_ITEMS = 100_000  # set from the command line in __main__
 
 
 def rss_mb() -> float:
@@ -67,7 +80,53 @@ def state_file_figures(n_items: int) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def scan_figures(n_items: int, repeat: int) -> dict[str, Any]:
+    """Portal CPU seconds of serving one full keyset scan of `n_items` car items (module docstring)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import compare  # the seeding and the served portal of the side-by-side bench
+
+    from connector.rest import Client
+
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "scan.db"
+        t0 = time.perf_counter()
+        info = compare.seed_state(state, n_items)
+        seed_s = time.perf_counter() - t0
+        params = {"entityTypeId": info["etid"], "select": info["select"], "useOriginalUfNames": "Y"}
+        runs: list[dict[str, float]] = []
+        for _ in range(repeat):
+            portal = compare.Portal(state, Path(tmp))
+            try:
+                client = Client.from_webhook(portal.url, allow_http=True)
+                load = os.getloadavg()[0]
+                cpu0, t0 = portal.cpu_seconds(), time.perf_counter()
+                rows = sum(1 for _ in client.iter_list("crm.item.list", params))
+                cpu = portal.cpu_seconds() - cpu0
+                runs.append({"cpu_s": round(cpu, 2), "wall_s": round(time.perf_counter() - t0, 2),
+                             "load_average_1m": round(max(load, os.getloadavg()[0]), 2)})
+                if rows != n_items:
+                    raise RuntimeError(f"the scan read {rows} items, not {n_items}")
+            finally:
+                portal.stop()
+    best = min(runs, key=lambda r: r["cpu_s"])
+    return {
+        "scan_items": n_items,
+        "scan_state_seed_seconds": round(seed_s, 1),
+        "scan_portal_cpu_seconds": best["cpu_s"],
+        "scan_portal_cpu_us_per_item": round(best["cpu_s"] / max(1, n_items) * 1e6, 1),
+        "scan_portal_cpu_seconds_median": round(statistics.median(r["cpu_s"] for r in runs), 2),
+        "scan_load_average_1m": best["load_average_1m"],
+        "scan_runs": runs,
+    }
+
+
+def main(scan_only: bool, repeat: int) -> None:
+    if scan_only:
+        result = scan_figures(N_ITEMS, repeat)
+        for key, value in result.items():
+            print(f"{key:32} {value}")
+        print(json.dumps(result))
+        return
     emu = Emulator(clock="virtual")
     tid = emu.call("crm.type.add", {"fields": {"title": "Bench", "isClientEnabled": "Y"}})["result"]["type"][
         "id"
@@ -154,6 +213,7 @@ def main() -> None:
         "simulated_list_seconds_total": cost["seconds"],
         **stored,
         "peak_rss_mb_one_portal": round(peak_one_portal, 1),
+        **scan_figures(N_ITEMS, repeat),
     }
     for key, value in result.items():
         print(f"{key:32} {value}")
@@ -161,4 +221,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description="Emulator benchmark (figures, last line one JSON object).")
+    parser.add_argument("items", nargs="?", type=int, default=100_000, help="items in the type (100000)")
+    parser.add_argument("--scan-only", action="store_true", help="only the served keyset scan's CPU")
+    parser.add_argument("--repeat", type=int, default=3, help="fresh portals for the scan figure (3)")
+    args = parser.parse_args()
+    N_ITEMS = args.items
+    main(args.scan_only, max(1, args.repeat))

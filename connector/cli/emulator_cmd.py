@@ -48,6 +48,7 @@ def serve_cmd(
 ) -> None:
     """Serve a portal; prints its webhook URL as the first line, then runs until interrupted."""
     from connector.emulator import Emulator, serve
+    from connector.emulator.server import settle_heap
 
     try:
         _check_code(code)
@@ -61,6 +62,7 @@ def serve_cmd(
     except ValueError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
+    settle_heap()  # this process only serves the loaded portal: its state leaves the cyclic GC's walks
     try:
         server = serve(emu, host, port)
     except OSError as err:

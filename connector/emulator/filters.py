@@ -35,7 +35,11 @@ class IdBounds:
 
 @dataclass
 class CompiledFilter:
-    """A predicate over stored rows plus id bounds for keyset narrowing."""
+    """A predicate over stored rows plus id bounds for keyset narrowing.
+
+    `trivial`: the predicate keeps every row whose id is within `bounds` (no filter, or only integer
+    `>`/`>=`/`<`/`<=` conditions on the id, which the bounds hold exactly), so a walk over the ids
+    within the bounds of a table keyed by id need not call it."""
 
     predicate: Predicate
     bounds: IdBounds = field(default_factory=IdBounds)
@@ -72,7 +76,30 @@ def compile_filter(flt: Any, resolve: Resolver, tz: timezone, id_key: str = "ID"
         )
     bounds = IdBounds()
     pred = _compile_group(flt, resolve, tz, bounds if _logic(flt) == "AND" else None, id_key)
-    return CompiledFilter(pred, bounds, trivial=False)
+    return CompiledFilter(pred, bounds, trivial=_bounds_decide(flt, resolve, id_key))
+
+
+def _bounds_decide(group: dict[str, Any], resolve: Resolver, id_key: str) -> bool:
+    """True when every condition of a top-level AND group is `>`, `>=`, `<` or `<=` on the id with an
+    integer value: the predicate then compares the integer id with int(value) (`normalize`), and
+    `_note_bounds` folded exactly the same comparison into the inclusive bounds."""
+    if _logic(group) != "AND":
+        return False
+    seen = False
+    for raw_key, value in group.items():
+        key = str(raw_key).replace(".", "")
+        if key.lower() == "logic":
+            continue
+        prefix, name = split_prefix(key)
+        if prefix not in (">", ">=", "<", "<=") or isinstance(value, bool) or not is_numeric(value):
+            return False
+        resolved = resolve(name)
+        if resolved is None or resolved[0] != id_key or resolved[1] != "int":
+            return False
+        if not float(value).is_integer():
+            return False
+        seen = True
+    return seen
 
 
 def _logic(group: dict[str, Any]) -> str:

@@ -39,12 +39,21 @@ _CHANGE_IGNORED = (
 Converter = Callable[[Any], Any]
 
 
+class _TimeConverter:
+    """A datetime or date field's output: `iso` / `iso_date` in the portal's zone; `kind` names it."""
+
+    def __init__(self, kind: str, tz: Any) -> None:
+        self.kind, self.tz = kind, tz
+        self.fn = iso if kind == "datetime" else iso_date
+
+    def __call__(self, value: Any) -> Any:
+        return self.fn(value, self.tz)
+
+
 def _converter(spec: FieldSpec, state: PortalState, base: str) -> Converter | None:
     tz = state.tz
-    if spec.kind == "datetime":
-        return lambda v: iso(v, tz)
-    if spec.kind == "date":
-        return lambda v: iso_date(v, tz)
+    if spec.kind in ("datetime", "date"):
+        return _TimeConverter(spec.kind, tz)
     if spec.kind == "bool":
         return yn
     if spec.kind == "file":
@@ -54,13 +63,32 @@ def _converter(spec: FieldSpec, state: PortalState, base: str) -> Converter | No
 
 Renderer = Callable[[dict[str, Any]], "dict[str, Any] | list[Any]"]
 _RENDERERS: dict[str, Any] = {}  # compiled renderers by source text
+# the stored type a time field's converter is memoised for: datetimes are float seconds, dates text
+_MEMO_TYPES = {"datetime": "float", "date": "str"}
+
+
+class _Memo(dict[Any, Any]):
+    """`convert(value)` by value, filled on first use: a time converter is a pure function of the
+    stored value (and the plan's zone), and a page repeats few distinct times. Bounded."""
+
+    def __init__(self, convert: Converter) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __missing__(self, value: Any) -> Any:
+        if len(self) >= 4096:
+            self.clear()
+        out = self[value] = self.convert(value)
+        return out
 
 
 def _renderer(fields: list[tuple[str, str, Converter | None, bool]], entity_type_id: int | None) -> Renderer:
     """One straight-line function per output plan: a dict display, one entry per field, in plan order.
 
     Same values as assigning the fields in turn (a key named twice keeps its place and its last
-    value); keys enter the source as repr literals, converters as names in its scope.
+    value); keys enter the source as repr literals, converters as names in its scope. A time
+    converter is looked up in a `_Memo` when the stored value has the type the field stores (any
+    other value takes the converter itself, so odd values fail or convert exactly as before).
     """
     if not fields:
         return lambda row: []
@@ -68,9 +96,16 @@ def _renderer(fields: list[tuple[str, str, Converter | None, bool]], entity_type
     cells = []
     for n, (key, upper, conv, multiple) in enumerate(fields):
         scope[f"c{n}"] = conv
-        if multiple:
-            each = f"c{n}(v) if v is not None else v" if conv is not None else "v"
-            cells.append(f"{key!r}: [{each} for v in (get({upper!r}) or [])]")
+        memo_type = _MEMO_TYPES.get(getattr(conv, "kind", ""))
+        if multiple:  # an empty (or missing) value is [] at once: no comprehension frame for it
+            each = f"[c{n}(v) if v is not None else v for v in x]" if conv is not None else "list(x)"
+            cells.append(f"{key!r}: {each} if (x := get({upper!r})) else []")
+        elif conv is not None and memo_type is not None:
+            scope[f"m{n}"] = _Memo(conv)
+            cells.append(
+                f"{key!r}: m{n}[x] if type(x := get({upper!r})) is {memo_type} "
+                f"else (None if x is None else c{n}(x))"
+            )
         elif conv is not None:
             cells.append(f"{key!r}: None if (x := get({upper!r})) is None else c{n}(x)")
         else:
@@ -520,6 +555,21 @@ def _select(schema: ItemSchema, raw: Any, original: bool) -> list[FieldSpec] | N
     return [s for s in schema.fields if s.upper in chosen]
 
 
+def _cached_select(schema: ItemSchema, raw: Any, original: bool) -> list[FieldSpec] | None:
+    """`_select`, kept per schema when every name (and dict key) is a string: a scan repeats it."""
+    pairs = raw.items() if isinstance(raw, dict) else enumerate(raw) if isinstance(raw, list) else None
+    if pairs is None or not all(type(v) is str and type(k) in (str, int) for k, v in pairs):
+        return _select(schema, raw, original)
+    names = tuple(raw.items()) if isinstance(raw, dict) else tuple(raw)
+    key = ("select", original, type(raw).__name__, names)
+    if key not in schema.plans:
+        if len(schema.plans) > 64:
+            schema.plans.clear()
+        schema.plans[key] = _select(schema, raw, original)
+    chosen: list[FieldSpec] | None = schema.plans[key]
+    return None if chosen is None else list(chosen)
+
+
 @method("crm.item.list")
 def item_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
     """https://apidocs.bitrix24.com/api-reference/crm/universal/crm-item-list.html"""
@@ -538,7 +588,7 @@ def item_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
     resolver = schema.filter_resolver(original)
     flt = compile_filter(params.get("filter"), resolver, state.tz)
     order = parse_order(params.get("order"), resolver)
-    select = _select(schema, select_raw, original)
+    select = _cached_select(schema, select_raw, original)
     start = int(ctx.extras.get("start", 0))
     count = start != -1
     offset = start // PAGE * PAGE if start > 0 else 0

@@ -4,6 +4,7 @@ body decoding (JSON, form, query), the JSON encoder, and a threaded loopback ser
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import re
@@ -164,7 +165,8 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("emulator http: %s", _hide_secrets(format % args))
+        if log.isEnabledFor(logging.DEBUG):  # the masked line is built only when someone reads it
+            log.debug("emulator http: %s", _hide_secrets(format % args))
 
     def _serve(self, verb: str) -> None:
         parts = urlsplit(self.path)
@@ -311,6 +313,19 @@ class EmulatorServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def settle_heap() -> None:
+    """Exempt every object alive now from the cyclic garbage collector (`gc.freeze`).
+
+    For a process that exists to serve one loaded portal (`b24sync emulator serve`): a loaded state
+    of 100,000 items is ~230,000 tracked containers, and each full collection, triggered by the
+    objects a scan's answers allocate, walked all of them (about 0.8 CPU s of a 100,000-item scan).
+    Frozen objects are still freed when their last reference goes; only cycles among them are never
+    collected. Nothing an answer holds changes. Not for a process that also runs other work (tests).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def serve(emu: Emulator, host: str = "127.0.0.1", port: int = 0) -> EmulatorServer:
