@@ -5,7 +5,6 @@ https://apidocs.bitrix24.com/settings/how-to-call-rest-api/index.html
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -21,6 +20,7 @@ import requests
 from connector.constants import BATCH_MAX
 
 from .auth import Auth, WebhookAuth
+from .decoding import decode_json
 from .encoding import command, json_params
 from .errors import (
     AuthError,
@@ -576,7 +576,7 @@ def check_batch_shape(inner: Any) -> dict[str, Any]:
 
 def _parse_body(content: bytes) -> dict[str, Any] | None:
     try:
-        payload = json.loads(content)
+        payload = decode_json(content)
     except ValueError:
         return None
     return payload if isinstance(payload, dict) else None
