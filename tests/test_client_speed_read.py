@@ -151,3 +151,20 @@ def test_the_client_reads_emulator_answers_unchanged() -> None:
     for row in rows[::997]:
         item = emu.call("crm.item.get", {"entityTypeId": etid, "id": row["id"]})["result"]["item"]
         assert row == {"id": item["id"], "title": item["title"]}
+
+
+class ReadingSession(requests.Session):
+    """Reads every answer before the client does, as `doctor --record` does."""
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        response = super().send(request, **kwargs)
+        assert response.content
+        return response
+
+
+def test_a_body_a_session_already_read_is_used_with_the_cap(origin: str) -> None:
+    client = Client.from_webhook(f"{origin}/rest/1/length-5000/", allow_http=True, session=ReadingSession())
+    assert client.call("profile").result == json.loads(body_of(5000))["result"]
+    client.max_body = 4999
+    with pytest.raises(TransportError, match="5000 bytes, over the 4999-byte limit"):
+        client.call("profile")

@@ -524,7 +524,8 @@ def read_capped(response: requests.Response, limit: int) -> bytes:
         response.close()
         raise BodyTooLarge(f"the answer is {declared} bytes, over the {limit}-byte limit (max_body)",
                            response.status_code)
-    if response.raw is None:  # a body already in memory (a hand-built Response in tests)
+    if response.raw is None or getattr(response, "_content_consumed", False):
+        # a body already in memory: a hand-built Response, or one a session has read (`doctor --record`)
         content = response.content or b""
         if len(content) > limit:
             raise BodyTooLarge(f"the answer is {len(content)} bytes, over the {limit}-byte limit (max_body)",
