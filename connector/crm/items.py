@@ -103,26 +103,47 @@ class ProcessMap(BaseModel):
 
 _UTC_HOURS: dict[str, str] = {}  # "<date>T<hour>" + offset -> the UTC "<date>T<hour>" it stands for
 _UTC_HOURS_MAX = 200_000
+_UTC_TEXTS: dict[str, str] = {}  # exact portal text -> its UTC text (an item's three times often agree)
+_UTC_TEXTS_MAX = 8_192
+_DATE_TEXTS: dict[str, str] = {}  # exact portal date text -> `YYYY-MM-DD` (same bound)
+_SIXTY = "012345"  # first digit of a minute or a second
+_DIGITS = "0123456789"
 
 
 def to_utc_text(value: Any) -> str | None:
     """Portal ISO-8601 datetime with offset -> `2026-01-02T03:04:05Z`.
 
-    The portal's form `2026-01-02T06:04:05+03:00` takes a fast path: the UTC date and hour of each
-    (date, hour, offset) are computed once and remembered; minutes and seconds are copied.
+    Two caches keep the common case cheap, with the output (and errors) of the full parse:
+    - the exact text: `createdTime`, `updatedTime` and `movedTime` of an item are often one moment;
+    - the portal's form `2026-01-02T06:04:05+03:00` (a whole-hour offset): the UTC date and hour of
+      each (date, hour, offset) come from one full parse; minutes and seconds (00-59) are copied.
     """
-    if value.__class__ is str and len(value) == 25 and value[22:] == ":00" and value[19] in "+-":
+    if value.__class__ is not str:
+        return None if _empty(value) else times.to_utc_text(str(value), UTC)
+    known = _UTC_TEXTS.get(value)
+    if known is not None:
+        return known
+    if (len(value) == 25 and value[22:] == ":00" and value[19] in "+-" and value[13] == ":" == value[16]
+            and value[14] in _SIXTY and value[15] in _DIGITS
+            and value[17] in _SIXTY and value[18] in _DIGITS):
         key = value[:13] + value[19:22]
         hour = _UTC_HOURS.get(key)
-        if hour is None and value[10] == "T":
-            if len(_UTC_HOURS) >= _UTC_HOURS_MAX:
-                _UTC_HOURS.clear()
-            hour = _UTC_HOURS[key] = times.to_utc_text(value[:13] + ":00:00" + value[19:], UTC)[:13]
         if hour is not None:
-            return hour + value[13:19] + "Z"
-    if _empty(value):
+            text = hour + value[13:19] + "Z"
+        else:  # the full parse (or its error); its date and hour hold for every minute of that hour
+            text = times.to_utc_text(value, UTC)
+            if len(text) == 20:  # `YYYY-MM-DDTHH:MM:SSZ` (strftime writes year 999 as `999`)
+                if len(_UTC_HOURS) >= _UTC_HOURS_MAX:
+                    _UTC_HOURS.clear()
+                _UTC_HOURS[key] = text[:13]
+    elif value == "":
         return None
-    return times.to_utc_text(str(value), UTC)
+    else:
+        text = times.to_utc_text(value, UTC)
+    if len(_UTC_TEXTS) >= _UTC_TEXTS_MAX:
+        _UTC_TEXTS.clear()
+    _UTC_TEXTS[value] = text
+    return text
 
 
 def from_utc_text(value: str) -> str:
@@ -134,9 +155,18 @@ def to_date_text(value: Any) -> str | None:
     """Portal date (`2025-04-29`, or UTC/local midnight in any offset) -> `2025-04-29`.
 
     `times.parse_date` holds the rule: `2025-04-28T19:00:00-05:00` is 2025-04-29."""
+    if value.__class__ is str:
+        known = _DATE_TEXTS.get(value)
+        if known is not None:
+            return known
     if _empty(value):
         return None
-    return times.parse_date(str(value)).isoformat()
+    text = times.parse_date(str(value)).isoformat()
+    if value.__class__ is str:
+        if len(_DATE_TEXTS) >= _UTC_TEXTS_MAX:
+            _DATE_TEXTS.clear()
+        _DATE_TEXTS[value] = text
+    return text
 
 
 def split_money(value: Any) -> tuple[float | None, str | None]:
@@ -321,6 +351,8 @@ class ItemTranslator:
         self._lists = {n for n, (_, key, _) in enumerate(plan) if key in self._list_keys()}
         self._keys = tuple(key for _, key, _ in plan)
         self._converters = tuple(conv for _, _, conv in plan)
+        by_uf = {f.uf_name: f for f in pmap.fields if f.type == "enumeration" and not f.multiple}
+        self._enum_cells = {n: by_uf[key] for n, key in enumerate(self._keys) if key in by_uf}
         self._read = self._compile_reader()
 
     # portal -> store
@@ -395,15 +427,18 @@ class ItemTranslator:
     def _compile_reader(self) -> Callable[[dict[str, Any], Any], list[Any]]:
         """One straight-line function per map: unpack the item's values (one C call when it carries
         every selected key), convert each non-empty one, `null` for the rest. Built from our own
-        column indexes only (item keys enter as repr literals), like dataclasses build __init__."""
+        column indexes only (item keys enter as repr literals), like dataclasses build __init__.
+        The common values of the common converters are read inline (`_inline`), without a call."""
         names = [f"v{i}" for i in range(len(self._keys))]
         unpack = ", ".join(names) + ","
-        # a multiple value's converter turns [] into None as well: skip that call (most items hold [])
-        empty = [f" or {v} == []" if i in self._lists else "" for i, v in enumerate(names)]
-        cells = "".join(
-            f"        null if {v} is None or {v} == ''{empty[i]} or (o := c{i}({v})) is None else o,\n"
-            for i, v in enumerate(names)
-        )
+        cells = ""
+        for i, v in enumerate(names):
+            # a multiple value's converter turns [] into None as well: skip that call (most items hold [])
+            empty = f"{v} is None or {v} == ''" + (f" or {v} == []" if i in self._lists else "")
+            call = f"null if (o := c{i}({v})) is None else o"
+            inline = self._inline(self._converters[i], v, i)
+            cells += f"        null if {v} is None else {inline} else (null if {empty} else {call}),\n" \
+                if inline else f"        null if {empty} else {call},\n"
         source = (
             "def read(item, null):\n"
             "    try:\n"
@@ -416,7 +451,10 @@ class ItemTranslator:
             "    ]\n"
         )
         scope: dict[str, Any] = {f"c{i}": conv for i, conv in enumerate(self._converters)}
-        scope.update(pick=itemgetter(*self._keys), keys=self._keys)
+        scope.update(pick=itemgetter(*self._keys), keys=self._keys, utc_known=_UTC_TEXTS.get,
+                     date_known=_DATE_TEXTS.get, funnel_of=self.funnel_by_category.get,
+                     stage_of=self.stage_by_id.get)
+        scope.update({f"option_of{i}": self.option_by_id[f.code].get for i, f in self._enum_cells.items()})
         code = _READERS.get(source)
         if code is None:  # one compile per distinct map (syncs build translators on every run)
             if len(_READERS) > 256:
@@ -424,6 +462,26 @@ class ItemTranslator:
             code = _READERS[source] = compile(source, f"<item reader {self.pmap.code}>", "exec")
         exec(code, scope)  # noqa: S102
         return scope["read"]  # type: ignore[no-any-return]
+
+    def _inline(self, convert: Converter, v: str, i: int) -> str | None:
+        """`<value> if <test>`: what `convert(v)` gives for the common values, without the call; the
+        test admits only non-empty inputs that the converter would turn into that very value."""
+        if convert is _to_text:
+            return f"{v} if {v}.__class__ is str and {v}"
+        if convert is _to_int or convert is _nonzero_int:
+            value = v if convert is _to_int else f"({v} or null)"  # _nonzero_int: 0 is empty
+            return f"{value} if {v}.__class__ is int and {INT64[0]} <= {v} <= {INT64[1]}"
+        if convert is to_utc_text:  # the cache never holds ''
+            return f"o if {v}.__class__ is str and (o := utc_known({v})) is not None"
+        if convert is to_date_text:
+            return f"o if {v}.__class__ is str and (o := date_known({v})) is not None"
+        if i in self._enum_cells:  # a known option id (an unknown one is noted by the converter)
+            return f"o if {v}.__class__ is int and (o := option_of{i}({v}))"
+        if convert == self._funnel_code:
+            return f"o if {v}.__class__ is int and (o := funnel_of({v}))"
+        if convert == self._stage_code:
+            return f"o if {v}.__class__ is str and {v} and (o := stage_of({v}))"
+        return None
 
     def to_values(self, item: dict[str, Any], null: Any = None) -> list[Any]:
         """A crm.item (useOriginalUfNames=Y) -> its store values in `value_columns` order (no `key`).
@@ -679,17 +737,30 @@ def first_page(
     return rows, dict(r.time or {})
 
 
+_STAGE_PREFIXES: dict[tuple[int, int], str] = {}  # (entityTypeId, categoryId) -> "DT<type>_<cat>:"
+
+
 def check_item_stage(item: dict[str, Any], pmap: ProcessMap, method: str) -> None:
     """An item's `stageId` belongs to this process and to the item's own funnel (`DT<type>_<cat>:...`).
 
     A stage the map does not know but of the right funnel is kept (one added on the portal by
     hand); a stage of another process or funnel, or a non-string, is a wrong answer.
     """
-    if not pmap.stages_enabled or "stageId" not in item:
+    if not pmap.stages_enabled:
         return
-    stage, category = item["stageId"], item.get("categoryId")
+    stage = item.get("stageId")
     if stage is None:
         return
+    category = item.get("categoryId")
+    if stage.__class__ is str and category.__class__ is int:  # the common case: one cached prefix
+        key = (pmap.entity_type_id, category)
+        prefix = _STAGE_PREFIXES.get(key)
+        if prefix is None:
+            if len(_STAGE_PREFIXES) >= 4_096:
+                _STAGE_PREFIXES.clear()
+            prefix = _STAGE_PREFIXES[key] = f"DT{pmap.entity_type_id}_{category}:"
+        if stage.startswith(prefix):
+            return
     # without `categoryId` in the select, only the process part of the stage id can be checked
     prefix = f"DT{pmap.entity_type_id}_{category}:" if "categoryId" in item else f"DT{pmap.entity_type_id}_"
     category_ok = isinstance(category, int) or "categoryId" not in item
