@@ -32,6 +32,7 @@ figure.
 from __future__ import annotations
 
 import argparse
+import compileall
 import http.client
 import json
 import os
@@ -569,6 +570,9 @@ def main() -> None:
         sys.path.insert(0, str(ROOT))
         print(json.dumps(run_case(args.case, args.url, args.etid, json.loads(args.select), args.store)))
         return
+    # byte-compile b24sync as pip does for the peers' installs (an editable install compiles on first
+    # import, which this machine's PYTHONDONTWRITEBYTECODE=1 would otherwise repeat in every child)
+    compileall.compile_dir(str(ROOT / "connector"), quiet=1)
     cases = [c.strip() for c in args.only.split(",") if c.strip()] or list(CASES)
     Portal.limits = args.limits
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
