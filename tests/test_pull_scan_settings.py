@@ -10,14 +10,17 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sync_lab import Lab, lab_env
 
 from connector.store import Store
 from connector.sync import fetch
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -26,19 +29,24 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         yield env
 
 
-@pytest.fixture
-def collector_seen(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """gc.isenabled() as seen by the pull at each chunk it takes from the fetch thread."""
-    seen: list[bool] = []
+def watch_chunks(monkeypatch: pytest.MonkeyPatch, probe: Callable[[], T]) -> list[T]:
+    """`probe()` as seen by the pull at each chunk it takes from the fetch thread."""
+    seen: list[T] = []
     original = fetch.ItemStream.__iter__
 
     def watched(self: fetch.ItemStream) -> Iterator[fetch.Chunk]:
         for chunk in original(self):
-            seen.append(gc.isenabled())
+            seen.append(probe())
             yield chunk
 
     monkeypatch.setattr(fetch.ItemStream, "__iter__", watched)
     return seen
+
+
+@pytest.fixture
+def collector_seen(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """gc.isenabled() as seen by the pull at each chunk."""
+    return watch_chunks(monkeypatch, gc.isenabled)
 
 
 @pytest.mark.parametrize("enabled_before", [True, False])
@@ -78,19 +86,14 @@ def test_checkpoints_wait_for_the_end_of_the_scan_and_then_catch_up(
 ) -> None:
     for n in range(3):
         lab.add_remote({"title": f"item {n}"})
-    seen: list[int] = []
-    original = fetch.ItemStream.__iter__
+    def autocheckpoint() -> int:
+        return int(lab.store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
 
-    def watched(self: fetch.ItemStream) -> Iterator[fetch.Chunk]:
-        for chunk in original(self):
-            seen.append(lab.store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
-            yield chunk
-
-    monkeypatch.setattr(fetch.ItemStream, "__iter__", watched)
-    before = lab.store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    seen = watch_chunks(monkeypatch, autocheckpoint)
+    before = autocheckpoint()
     lab.sync()
     assert seen and set(seen) == {0}
-    assert lab.store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == before == 1000
+    assert autocheckpoint() == before == 1000
     busy, frames, copied = lab.store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     assert busy == 0 and frames == copied  # nothing left behind in the WAL
 

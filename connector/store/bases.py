@@ -2,7 +2,7 @@
 
 A base is either JSON text, or **lazy**: `data = ''` says "the row's own values of the table's
 recorded base columns" (`_base_columns`). A pull that has just written a row from the portal makes its
-base lazy instead of copying every value into JSON (most of a first sync's SQLite time). The
+base lazy instead of copying every value into JSON (a quarter of a first sync's SQLite time). The
 invariant "a lazy base's row has not changed since" is kept in SQL: triggers `_base_<tbl>_update` and
 `_base_<tbl>_delete` turn a lazy base into JSON from the row's OLD values before any UPDATE or DELETE
 of the row, by anyone (the engine, a user's SQL, a tool). Readers resolve a lazy base with the same
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from connector.store.errors import StoreError
@@ -84,6 +84,17 @@ def base_get(conn: sqlite3.Connection, tbl: str, key: str) -> BaseSnapshot | Non
                         data=json.loads(row[2] or "{}"))
 
 
+def _select(conn: sqlite3.Connection, tbl: str, keys: Sequence[str],
+            data: str) -> Iterator[tuple[str, str | None, str | None]]:
+    """(key, updated_time, `data` expression) of the bases of `keys`, in IN lists of `_PART` keys."""
+    for start in range(0, len(keys), _PART):
+        part = list(keys[start : start + _PART])
+        marks = ", ".join("?" for _ in part)
+        yield from conn.execute(
+            f"SELECT key, updated_time, {data} FROM _base WHERE tbl = ? AND key IN ({marks})", [tbl, *part]
+        )
+
+
 def bases_of(
     conn: sqlite3.Connection, tbl: str, keys: Sequence[str],
     rows: Mapping[str, Mapping[str, Any]] | None = None,
@@ -96,29 +107,16 @@ def bases_of(
     out: dict[str, tuple[str | None, dict[str, Any]]] = {}
     columns = _recorded(conn, tbl) or []
     lazy: list[str] = []
-    for start in range(0, len(keys), _PART):
-        part = list(keys[start : start + _PART])
-        marks = ", ".join("?" for _ in part)
-        for key, updated, data in conn.execute(
-            f"SELECT key, updated_time, data FROM _base WHERE tbl = ? AND key IN ({marks})", [tbl, *part]
-        ):
-            if data != LAZY:
-                out[key] = (updated, json.loads(data))
-            elif rows is not None and key in rows:
-                row = rows[key]
-                out[key] = (updated, {c: v for c in columns if (v := row.get(c)) is not None})
-            else:
-                lazy.append(key)
-    if lazy:
-        data_sql = _data_sql(conn, tbl)
-        for start in range(0, len(lazy), _PART):
-            part = lazy[start : start + _PART]
-            marks = ", ".join("?" for _ in part)
-            for key, updated, data in conn.execute(
-                f"SELECT key, updated_time, {data_sql} FROM _base WHERE tbl = ? AND key IN ({marks})",
-                [tbl, *part],
-            ):
-                out[key] = (updated, json.loads(data or "{}"))
+    for key, updated, data in _select(conn, tbl, keys, "data"):
+        if data != LAZY:
+            out[key] = (updated, json.loads(data or "{}"))
+        elif rows is not None and key in rows:
+            row = rows[key]
+            out[key] = (updated, {c: v for c in columns if (v := row.get(c)) is not None})
+        else:
+            lazy.append(key)
+    for key, updated, data in _select(conn, tbl, lazy, _data_sql(conn, tbl)) if lazy else ():
+        out[key] = (updated, json.loads(data or "{}"))
     return out
 
 
