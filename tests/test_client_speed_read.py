@@ -111,6 +111,25 @@ def test_one_byte_over_max_body_is_refused(origin: str, framing: str) -> None:
         fetch(origin, framing, LIMIT + 1)
 
 
+def test_a_compressed_body_is_inflated_in_small_pieces(origin: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Content-Length counts compressed bytes: one read of it could inflate far past max_body."""
+    from connector.rest import client as client_module
+
+    asked: list[int] = []
+    original = client_module._read_raw
+
+    def recording(raw: Any, amount: int) -> bytes:
+        asked.append(amount)
+        return original(raw, amount)
+
+    monkeypatch.setattr(client_module, "_read_raw", recording)
+    assert fetch(origin, "gzip", LIMIT) == body_of(LIMIT)
+    assert asked and max(asked) <= client_module.ENCODED_CHUNK
+    asked.clear()
+    assert fetch(origin, "length", LIMIT) == body_of(LIMIT)
+    assert asked[0] == LIMIT + 1  # a plain body of declared length: one read
+
+
 def test_a_declared_length_over_the_limit_is_refused_before_reading(origin: str) -> None:
     with pytest.raises(BodyTooLarge, match=f"the answer is {LIMIT + 1} bytes, over the {LIMIT}-byte limit"):
         fetch(origin, "length", LIMIT + 1)

@@ -158,7 +158,7 @@ ANY_VALUE = st.one_of(
 
 
 def per_column(tr: ItemTranslator, item: dict[str, Any]) -> list[Any]:
-    """Every column's converter in turn: absent, None or '' is NULL, a list converter's [] too."""
+    """Every column's converter in turn: absent, None or '' is NULL."""
     out: list[Any] = [int(item["id"])]
     for key, convert in zip(tr._keys, tr._converters, strict=True):
         v = item.get(key)

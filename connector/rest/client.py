@@ -55,7 +55,8 @@ USER_AGENT = "b24sync/0.1 (+https://github.com/b24sync)"
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 5
 MAX_BODY = 64 * 1024 * 1024  # bytes; a larger answer is refused (a full 50-command batch is a few MB)
-READ_CHUNK = 1024 * 1024  # bytes per read of a body without Content-Length
+READ_CHUNK = 1024 * 1024  # bytes per read of a plain body without Content-Length
+ENCODED_CHUNK = 64 * 1024  # bytes per read of a compressed body: each read inflates a bounded piece
 ANNOUNCE_PAUSES_FROM = 5.0  # seconds: a limit pause at least this long is announced in one line
 _LABEL = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -514,10 +515,12 @@ class BodyTooLarge(requests.RequestException):
 def read_capped(response: requests.Response, limit: int) -> bytes:
     """The body of a streamed response, refused (and the connection closed) past `limit` bytes.
 
-    A declared Content-Length over the limit is refused before reading; a body within it is read
-    in one call (http.client clips the read to the declared length: one allocation, few GIL
-    hand-overs), a body without one in `READ_CHUNK` pieces; either is dropped as soon as it passes
-    the limit, so memory stays under `limit` (plus one byte).
+    A declared Content-Length over the limit is refused before reading. A plain body within it is
+    read in one call (http.client clips the read to the declared length: one allocation, few GIL
+    hand-overs), one without it in `READ_CHUNK` pieces; a compressed body (whose Content-Length
+    counts compressed bytes) in `ENCODED_CHUNK` pieces, as before. Reading stops as soon as the body
+    passes the limit, so the body held stays within `limit` (plus one read), and joining the pieces
+    at most doubles it.
     """
     declared = _int_or_none(response.headers.get("Content-Length"))
     if declared is not None and declared > limit:
@@ -531,7 +534,10 @@ def read_capped(response: requests.Response, limit: int) -> bytes:
             raise BodyTooLarge(f"the answer is {len(content)} bytes, over the {limit}-byte limit (max_body)",
                                response.status_code)
         return content
-    step = limit + 1 if declared is not None else READ_CHUNK
+    if response.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+        step = ENCODED_CHUNK
+    else:
+        step = limit + 1 if declared is not None else READ_CHUNK
     chunks: list[bytes] = []
     size = 0
     try:
