@@ -737,9 +737,6 @@ def first_page(
     return rows, dict(r.time or {})
 
 
-_STAGE_PREFIXES: dict[tuple[int, int], str] = {}  # (entityTypeId, categoryId) -> "DT<type>_<cat>:"
-
-
 def check_item_stage(item: dict[str, Any], pmap: ProcessMap, method: str) -> None:
     """An item's `stageId` belongs to this process and to the item's own funnel (`DT<type>_<cat>:...`).
 
@@ -752,15 +749,10 @@ def check_item_stage(item: dict[str, Any], pmap: ProcessMap, method: str) -> Non
     if stage is None:
         return
     category = item.get("categoryId")
-    if stage.__class__ is str and category.__class__ is int:  # the common case: one cached prefix
-        key = (pmap.entity_type_id, category)
-        prefix = _STAGE_PREFIXES.get(key)
-        if prefix is None:
-            if len(_STAGE_PREFIXES) >= 4_096:
-                _STAGE_PREFIXES.clear()
-            prefix = _STAGE_PREFIXES[key] = f"DT{pmap.entity_type_id}_{category}:"
-        if stage.startswith(prefix):
-            return
+    if stage.__class__ is str and category.__class__ is int and stage.startswith(
+        f"DT{pmap.entity_type_id}_{category}:"
+    ):
+        return  # the common case: a stage of the item's own funnel
     # without `categoryId` in the select, only the process part of the stage id can be checked
     prefix = f"DT{pmap.entity_type_id}_{category}:" if "categoryId" in item else f"DT{pmap.entity_type_id}_"
     category_ok = isinstance(category, int) or "categoryId" not in item
