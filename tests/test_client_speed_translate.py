@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from support.translation import per_column
 
 from connector import times
 from connector.crm import items
@@ -155,15 +156,6 @@ ANY_VALUE = st.one_of(
                      "2026-01-02T06:04:05+03:00", "2026-01-02T06:04:05+05:45", "2026-13-02T06:04:05+03:00"]),
     st.lists(st.sampled_from([21, 22, "", None]), max_size=3),
 )
-
-
-def per_column(tr: ItemTranslator, item: dict[str, Any]) -> list[Any]:
-    """Every column's converter in turn: absent, None or '' is NULL."""
-    out: list[Any] = [int(item["id"])]
-    for key, convert in zip(tr._keys, tr._converters, strict=True):
-        v = item.get(key)
-        out.append(None if v is None or v == "" else convert(v))
-    return out
 
 
 @settings(max_examples=500, deadline=None)

@@ -15,6 +15,7 @@ from typing import Any
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.translation import per_column
 
 from connector.crm.items import FieldMap, ItemTranslator, ProcessMap, TranslationError
 from connector.emulator import Emulator, serve
@@ -53,15 +54,6 @@ ANY_VALUE = st.one_of(
 )
 
 
-def reference_values(tr: ItemTranslator, item: dict[str, Any]) -> list[Any]:
-    """Every column in turn: an absent, None or '' value is NULL, else its converter's result."""
-    out: list[Any] = [int(item["id"])]
-    for key, convert in zip(tr._keys, tr._converters, strict=True):
-        v = item.get(key)
-        out.append(None if v is None or v == "" else convert(v))
-    return out
-
-
 def outcome(fn: Any, *args: Any) -> tuple[str, Any]:
     try:
         return "ok", fn(*args)
@@ -75,7 +67,7 @@ def outcome(fn: Any, *args: Any) -> tuple[str, Any]:
 def test_reader_matches_per_column_rules(values: dict[str, Any], item_id: int) -> None:
     tr = ItemTranslator(PMAP)
     item = {"id": item_id, **values}
-    assert outcome(tr.to_values, item) == outcome(reference_values, tr, item)
+    assert outcome(tr.to_values, item) == outcome(per_column, tr, item)
 
 
 def test_empty_lists_of_multiple_fields_are_null_and_full_ones_convert() -> None:
