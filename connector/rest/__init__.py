@@ -2,7 +2,7 @@
 
 from .auth import Auth, OAuthAuth, OAuthTokens, WebhookAuth
 from .client import Client, ClientStats
-from .encoding import command, json_params, php_query
+from .encoding import EncodedParams, command, json_params, php_query
 from .errors import (
     AccessDenied,
     AuthError,
@@ -26,5 +26,5 @@ __all__ = [
     "InvalidArgument", "LeakyBucket", "MethodLedger", "NotFound", "OAuthAuth", "OAuthTokens",
     "OperationTimeLimit", "OutcomeUnknown", "PortalUnreachable", "QueryLimit", "RetryPolicy", "TokenExpired",
     "TransportError",
-    "WebhookAuth", "command", "default_rows_key", "is_read", "json_params", "php_query",
+    "EncodedParams", "WebhookAuth", "command", "default_rows_key", "is_read", "json_params", "php_query",
 ]

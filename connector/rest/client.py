@@ -22,7 +22,7 @@ from connector.constants import BATCH_MAX
 
 from .auth import Auth, WebhookAuth
 from .decoding import decode_json
-from .encoding import command, json_params
+from .encoding import EncodedParams, command, json_params
 from .errors import (
     AuthError,
     B24Error,
@@ -60,7 +60,7 @@ ENCODED_CHUNK = 64 * 1024  # bytes per read of a compressed body: each read infl
 ANNOUNCE_PAUSES_FROM = 5.0  # seconds: a limit pause at least this long is announced in one line
 _LABEL = re.compile(r"^[A-Za-z0-9_]+$")
 
-Command = tuple[str, Mapping[str, Any] | None]
+Command = tuple[str, Mapping[str, Any] | EncodedParams | None]
 PauseListener = Callable[[str], None]
 
 
@@ -196,8 +196,10 @@ class Client:
         if not commands:
             return BatchResult()
         methods = {label: _check_command(label, entry) for label, entry in commands.items()}
-        if any(has_user_reference(entry[1]) for entry in commands.values()):
-            return self._batch_in_segments(commands, methods, halt)
+        if any(_user_reference(entry[1]) for entry in commands.values()):
+            plain = {label: (m, p.params if isinstance(p, EncodedParams) else p)
+                     for label, (m, p) in commands.items()}
+            return self._batch_in_segments(plain, methods, halt)
         return self._send_batch(commands, methods, halt)
 
     def _send_batch(self, commands: Mapping[str, Command], methods: dict[str, str],
@@ -496,9 +498,16 @@ def _check_command(label: Any, entry: Any) -> str:
     method = entry[0]
     if method.lower() == "batch" or not method or "?" in method:
         raise ValueError(f"batch command {label!r}: {method!r} is not allowed (no nested batch, no query)")
-    if entry[1] is not None and not isinstance(entry[1], Mapping):
-        raise ValueError(f"batch command {label!r}: params must be a mapping or None")
+    if entry[1] is not None and not isinstance(entry[1], Mapping | EncodedParams):
+        raise ValueError(f"batch command {label!r}: params must be a mapping, EncodedParams or None")
     return method
+
+
+def _user_reference(params: Mapping[str, Any] | EncodedParams | None) -> bool:
+    """Whether a command's params hold text the batch server would rewrite (checked once if encoded)."""
+    if isinstance(params, EncodedParams):
+        return params.user_reference
+    return has_user_reference(params)
 
 
 # -- what an answer must look like --------------------------------------------------------------

