@@ -19,6 +19,7 @@ import responses
 from connector.crm.items import ProcessMap
 from connector.emulator import Emulator, serve
 from connector.rest import Client
+from connector.rest.ahead import AHEAD
 from connector.rest.errors import TransportError
 from connector.sync.fetch import ItemStream
 
@@ -120,7 +121,8 @@ def test_a_caller_that_leaves_early_stops_the_thread(emu: Emulator, url: str) ->
 
 def test_the_queue_is_bounded_so_memory_stays_flat(emu: Emulator, url: str) -> None:
     """A caller that does not take chunks holds the thread after `depth` chunks (plus the one it builds
-    and the batch it iterates): the producer never reads far ahead."""
+    and the batch it iterates, and at most `AHEAD` batches sent ahead of it): the producer never reads far
+    ahead."""
     pmap = smart_process(emu, 12_500)
     client = Client.from_webhook(url)
     with ItemStream(client, pmap, {}, chunk=500, depth=2) as stream:
@@ -129,7 +131,8 @@ def test_the_queue_is_bounded_so_memory_stays_flat(emu: Emulator, url: str) -> N
             time.sleep(0.01)
         time.sleep(0.2)  # give a runaway producer the chance to show itself
         assert stream._queue.full()
-        assert client.stats.requests == 1  # 2,500 items: 2 chunks queued, a third being built
+        # 2,500 items: 2 chunks queued, a third being built; 2 more batches sent ahead (5 batches exist)
+        assert client.stats.requests == 1 + AHEAD
     assert not stream._thread.is_alive()
 
 

@@ -62,6 +62,7 @@ _LABEL = re.compile(r"^[A-Za-z0-9_]+$")
 
 Command = tuple[str, Mapping[str, Any] | EncodedParams | None]
 PauseListener = Callable[[str], None]
+Peek = Callable[[bytes], None]  # sees a batch answer's raw body before it is decoded
 
 
 @dataclass
@@ -186,9 +187,13 @@ class Client:
 
     # -- batches --------------------------------------------------------------------------------
 
-    def batch(self, commands: Mapping[str, Command], halt: bool = False) -> BatchResult:
+    def batch(self, commands: Mapping[str, Command], halt: bool = False, *,
+              peek: Peek | None = None) -> BatchResult:
         """Run up to 50 commands in one request; per-label results and errors.
 
+        `peek`: called with the raw body of the answer (HTTP 200, before it is decoded), on the
+        calling thread; a keyset scan sends its next batch from it. Not called when the commands
+        must be split (text the batch server would rewrite).
         https://apidocs.bitrix24.com/settings/how-to-call-rest-api/batch.html
         """
         if len(commands) > BATCH_MAX:
@@ -200,14 +205,14 @@ class Client:
             plain = {label: (m, p.params if isinstance(p, EncodedParams) else p)
                      for label, (m, p) in commands.items()}
             return self._batch_in_segments(plain, methods, halt)
-        return self._send_batch(commands, methods, halt)
+        return self._send_batch(commands, methods, halt, peek)
 
     def _send_batch(self, commands: Mapping[str, Command], methods: dict[str, str],
-                    halt: bool) -> BatchResult:
+                    halt: bool, peek: Peek | None = None) -> BatchResult:
         cmd = {label: command(methods[label], commands[label][1]) for label in commands}
         write = any(not is_read(methods[label]) for label in commands)
         payload, _ = self._exchange("batch", {"halt": 1 if halt else 0, "cmd": cmd}, write=write,
-                                    ledger_methods=sorted({methods[label] for label in commands}))
+                                    ledger_methods=sorted({methods[label] for label in commands}), peek=peek)
         return self._batch_result(payload, methods)
 
     def _batch_in_segments(self, commands: Mapping[str, Command], methods: dict[str, str],
@@ -309,7 +314,7 @@ class Client:
     # -- the request loop -----------------------------------------------------------------------
 
     def _exchange(self, method: str, body: dict[str, Any], write: bool,
-                  ledger_methods: list[str]) -> tuple[dict[str, Any], int]:
+                  ledger_methods: list[str], peek: Peek | None = None) -> tuple[dict[str, Any], int]:
         started = self._clock()
         slept = 0.0
         retries = 0
@@ -321,7 +326,7 @@ class Client:
             if waited:
                 self.stats.add(waited_seconds=waited)
             signed, token = self.auth.sign(body)
-            outcome = self._send(method, signed, write)
+            outcome = self._send(method, signed, write, peek)
             if isinstance(outcome, requests.Response):
                 location = outcome.headers.get("Location")
                 if redirects >= MAX_REDIRECTS or not location:
@@ -417,8 +422,8 @@ class Client:
         reset = self.ledger.reset_at(method)
         return reset if reset is not None else self.ledger.now() + self.retry.limit_fallback
 
-    def _send(self, method: str, body: dict[str, Any],
-              write: bool) -> tuple[dict[str, Any], int] | requests.Response | _Failure:
+    def _send(self, method: str, body: dict[str, Any], write: bool,
+              peek: Peek | None = None) -> tuple[dict[str, Any], int] | requests.Response | _Failure:
         started = self._clock()
         try:
             response = self.session.post(self.auth.url(method), json=body, timeout=self.timeout,
@@ -446,6 +451,8 @@ class Client:
         log.debug("%s -> HTTP %s in %.3fs", method, status, self._clock() - started)
         if status in REDIRECTS and response.headers.get("Location"):
             return response
+        if peek is not None and status == 200:
+            peek(content)
         payload = _parse_body(content)
         if payload is None:
             error = body_error(content, response.headers.get("Content-Type", ""), status, method)

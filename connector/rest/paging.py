@@ -5,6 +5,9 @@ request reads one page with a plain call (a short incremental scan costs one sma
 later requests chain `pages_per_request` pages inside one `batch`, page k+1 filtering on
 `$result[p{k}][items][49][id]` (`$result[p{k}][49][ID]` for plain-array methods).
 
+Batch k+1 leaves as soon as its id is known: read from batch k's raw answer before it is decoded,
+or from the decoded answer before its pages are checked and handed on (`ahead.BatchChain`).
+
 When page k is short or empty, the reference of page k+1 points at a row that does not exist;
 the portal then stops descending at the last key it found and substitutes an array, so pages
 after k hold junk or errors. The scan therefore stops at the first short page of a batch and
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.constants import BATCH_MAX, PAGE_SIZE
 
+from .ahead import BatchChain
 from .encoding import EncodedParams
 from .errors import TransportError, UnexpectedAnswer
 from .references import BatchRef, batch_ref
@@ -71,44 +75,51 @@ def iter_list_pages(client: Client, method: str, params: Mapping[str, Any] | Non
     base = _scan_params(method, dict(params or {}), ident)
     caller_filter = base.pop("filter", None) or {}
     last: Any = 0
-    pages = pages_per_request if batch_first else 1
-    chained: dict[str, tuple[str, EncodedParams]] = {}  # pages 1..n-1 are the same in every batch
-    while True:
-        if pages == 1:
-            answer = client.call(method, _page(base, caller_filter, ident, last))
-            if on_time is not None:
-                on_time(answer.time)
-            rows = page_rows(answer.result, key, method)
-            check_page_ids(rows, ident, method, "p0")
-            _check_continues(rows, ident, last, method, "p0")
-            yield from rows
-            if len(rows) < PAGE_SIZE:
-                return
-            last = rows[-1][ident]
-            pages = pages_per_request
-            continue
-        if len(chained) != pages - 1:
-            chained = {f"p{index}": (method, EncodedParams(_page(base, caller_filter, ident,
-                                                                _reference(f"p{index - 1}", key, ident))))
-                       for index in range(1, pages)}
-        commands: dict[str, Command] = {"p0": (method, _page(base, caller_filter, ident, last)), **chained}
-        batch = client.batch(commands, halt=True)
+    while not batch_first or pages_per_request == 1:  # plain calls: the first page, or every page
+        answer = client.call(method, _page(base, caller_filter, ident, last))
         if on_time is not None:
-            on_time(batch.time)
-        for index in range(pages):
-            label = f"p{index}"
-            if label in batch.errors:
-                raise batch.errors[label]
-            if label not in batch.results:
-                raise TransportError("BAD_BATCH", f"chained page {label} is missing from the batch answer",
-                                     200, method)
-            rows = page_rows(batch.results[label], key, method)
-            check_page_ids(rows, ident, method, label)
-            _check_continues(rows, ident, last, method, label)
-            yield from rows
-            if len(rows) < PAGE_SIZE:
-                return
-            last = rows[-1][ident]
+            on_time(answer.time)
+        rows = page_rows(answer.result, key, method)
+        check_page_ids(rows, ident, method, "p0")
+        _check_continues(rows, ident, last, method, "p0")
+        yield from rows
+        if len(rows) < PAGE_SIZE:
+            return
+        last = rows[-1][ident]
+        if pages_per_request > 1:
+            break
+    pages = pages_per_request
+    chained: dict[str, Command] = {}  # pages 1..n-1 are the same in every batch: encoded once
+    for index in range(1, pages):
+        chained[f"p{index}"] = (method, EncodedParams(_page(base, caller_filter, ident,
+                                                            _reference(f"p{index - 1}", key, ident))))
+
+    def build(after: Any) -> dict[str, Command]:
+        return {"p0": (method, _page(base, caller_filter, ident, after)), **chained}
+
+    chain = BatchChain(client, build, f"p{pages - 1}", key, ident)
+    try:
+        while True:
+            batch = chain.take(last)
+            if on_time is not None:
+                on_time(batch.time)
+            chain.send_after(batch)  # the next batch travels while this one is checked and handed on
+            for index in range(pages):
+                label = f"p{index}"
+                if label in batch.errors:
+                    raise batch.errors[label]
+                if label not in batch.results:
+                    text = f"chained page {label} is missing from the batch answer"
+                    raise TransportError("BAD_BATCH", text, 200, method)
+                rows = page_rows(batch.results[label], key, method)
+                check_page_ids(rows, ident, method, label)
+                _check_continues(rows, ident, last, method, label)
+                yield from rows
+                if len(rows) < PAGE_SIZE:
+                    return
+                last = rows[-1][ident]
+    finally:
+        chain.close()
 
 
 def _iter_unpaged(client: Client, method: str, params: dict[str, Any], key: str | None) -> Iterator[Any]:

@@ -4,7 +4,8 @@
 pages in one `batch` from the very first request, so up to 2,500 items cost one request and no
 separate head page) and hands them over in chunks through a bounded queue: while the caller writes
 chunk k to SQLite, the thread is already waiting on the HTTP answer for chunk k+1. Memory stays
-flat: at most `depth` chunks wait in the queue, plus the one being built and the one being written.
+flat: at most `depth` chunks wait in the queue, plus the one being built and the one being written,
+and at most two batches sent ahead of the one being read (`connector/rest/ahead.py`).
 
 The stream also keeps what the pull needs besides the items:
 - `time` / `local_time`: the first response's `time` object (the cursor is its `date_start`) and the
