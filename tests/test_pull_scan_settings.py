@@ -3,13 +3,17 @@
 - The cyclic garbage collector is paused: decoded items and the value lists made from them hold no
   reference cycles, so it would only rescan them (connector/sync/pull.py, `_no_cyclic_gc`);
   reference counting still frees them.
-- WAL checkpoints are deferred to the end of the scan (`Store.deferred_checkpoints`): one instead of
-  one per 4 MB written, each of which syncs two files to disk.
+- WAL checkpoints leave the writer (`Store.deferred_checkpoints`): none on the committing thread (an
+  automatic one every 4 MB syncs two files to disk there), a thread with its own connection copies
+  committed frames meanwhile, and one last checkpoint at the end copies the rest.
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -105,3 +109,35 @@ def test_deferred_checkpoints_restore_the_setting_after_an_error(tmp_path: Path)
             assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
             raise RuntimeError("boom")
         assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 77
+
+
+def _checkpointers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "checkpoint"]
+
+
+def test_committed_pages_reach_the_store_file_while_the_block_runs(tmp_path: Path) -> None:
+    """With automatic checkpoints off, only the background copier can grow the main file mid-block."""
+    path = tmp_path / "s.db"
+    with Store.open(path) as store:
+        store.conn.execute("CREATE TABLE filler (x TEXT)")
+        with store.deferred_checkpoints(every=0.02):
+            assert _checkpointers()
+            start = os.path.getsize(path)
+            with store.transaction() as conn:
+                conn.executemany("INSERT INTO filler VALUES (?)", [("x" * 1000,)] * 2000)  # ~2 MB
+            deadline = time.monotonic() + 5
+            while os.path.getsize(path) < start + 1_000_000 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert os.path.getsize(path) > start + 1_000_000
+        assert not _checkpointers()
+        busy, frames, copied = store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert busy == 0 and frames == copied
+
+
+def test_the_copier_stops_with_the_block_after_an_error_and_is_not_started_in_memory(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.db") as store, pytest.raises(RuntimeError), store.deferred_checkpoints():
+        assert _checkpointers()
+        raise RuntimeError("boom")
+    assert not _checkpointers()
+    with Store.open(":memory:") as store, store.deferred_checkpoints():
+        assert not _checkpointers()

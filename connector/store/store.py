@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -35,7 +36,10 @@ from connector.store.process import ProcessPlan, check_code
 if TYPE_CHECKING:
     from connector.templates import Template
 
+log = logging.getLogger("b24sync.store")
+
 BUSY_TIMEOUT_MS = 30_000
+CHECKPOINT_EVERY = 0.25  # seconds between background checkpoints during a pull
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -58,6 +62,35 @@ def _connect(path: str) -> sqlite3.Connection:
     # is turned into JSON before its row goes (no trigger of ours writes the table it fires on)
     conn.execute("PRAGMA recursive_triggers = ON")
     return conn
+
+
+class _Checkpointer:
+    """A thread copying committed WAL frames into the store file, PASSIVE, until `stop()`."""
+
+    def __init__(self, path: str, every: float) -> None:
+        self.path, self.every = path, every
+        self.done = threading.Event()
+        self.runs = 0
+        self.thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            return  # the last checkpoint, on the writer's connection, copies everything anyway
+        try:
+            while not self.done.wait(self.every):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self.runs += 1
+        except sqlite3.Error as exc:
+            log.debug("background checkpoint stopped: %s", exc)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
 
 
 def open_readonly(path: str | Path) -> sqlite3.Connection:
@@ -143,19 +176,24 @@ class Store:
                 raise
 
     @contextmanager
-    def deferred_checkpoints(self) -> Iterator[None]:
-        """Many write transactions in a row (a pull) with one WAL checkpoint at the end, not one per 4 MB.
+    def deferred_checkpoints(self, every: float = CHECKPOINT_EVERY) -> Iterator[None]:
+        """Many write transactions in a row (a pull): the WAL copied into the store file on a thread.
 
-        Each automatic checkpoint syncs the WAL and the database file to disk (a first sync of 100,000
-        items writes a 60 MB store). Until the checkpoint at the end, commits are consistent but may be lost
-        on power loss (WAL with synchronous=NORMAL): a pull's cursor commits with its last rows, so a
-        lost tail is pulled again by the next sync.
+        A checkpoint is mostly waiting for the disk (copying 32 MB of WAL: 0.48 s wall, 0.10 s CPU), and
+        an automatic one runs on the committing thread every 4 MB. Here the writer never checkpoints:
+        a thread with its own connection copies what has been committed every `every` seconds (a
+        PASSIVE checkpoint blocks no writer), and a last checkpoint when the block ends copies the rest.
+        Until a checkpoint, commits are consistent but may be lost on power loss (WAL with
+        synchronous=NORMAL): a pull's cursor commits with its last rows, so a lost tail is pulled again.
         """
         (before,) = self.conn.execute("PRAGMA wal_autocheckpoint").fetchone()
         self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+        copier = _Checkpointer(self.path, every) if self.path != ":memory:" else None
         try:
             yield
         finally:
+            if copier is not None:
+                copier.stop()
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(before)}")
             if not self.conn.in_transaction:
                 self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
