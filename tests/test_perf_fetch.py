@@ -163,3 +163,12 @@ def test_a_thread_that_ends_without_its_items_is_an_error_not_a_hang(
     with pytest.raises(RuntimeError, match="fetch thread ended without handing over all items"), \
             ItemStream(Client.from_webhook(url), pmap, {}) as stream:
         list(stream)
+
+
+def test_the_first_chunk_is_the_first_requests_items(emu: Emulator, url: str) -> None:
+    """The writer starts after one request (2,500 items), not after two."""
+    pmap = smart_process(emu, 12_000)
+    client = Client.from_webhook(url)
+    with ItemStream(client, pmap, {}) as stream:
+        sizes = [len(chunk.items) for chunk in stream]
+    assert sizes == [2500, 5000, 4500]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from connector.constants import BATCH_MAX
+from connector.constants import BATCH_MAX, PAGE_SIZE
 from connector.crm.items import ProcessMap, check_item_stage, list_params
 from connector.rest.paging import iter_list_pages
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from connector.rest import Client
 
 CHUNK = 5_000  # items per chunk handed to the writer (one transaction each in the pull)
+FIRST_CHUNK = BATCH_MAX * PAGE_SIZE  # the first chunk: the items of the first request
 DEPTH = 2  # chunks allowed to wait in the queue
 _POLL = 0.1  # seconds between checks of the stop flag while the queue is full
 
@@ -146,10 +147,11 @@ class ItemStream:
             )
             buffer: list[dict[str, Any]] = []
             ids = self.seen_ids
+            size = min(self.chunk, FIRST_CHUNK)  # the writer starts after one request, not two
             for item in rows:
-                if len(buffer) >= self.chunk:  # full, and more follow: not the last chunk
+                if len(buffer) >= size:  # full, and more follow: not the last chunk
                     self._put(Chunk(buffer, last=False))
-                    buffer = []
+                    buffer, size = [], self.chunk
                 check_item_stage(item, self.pmap, "crm.item.list")
                 buffer.append(item)
                 if ids is not None:
