@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+
 from .auth import INVALID_CREDENTIALS, NO_AUTH, Auth, webhook_auth
 from .core import METHOD_NOT_FOUND, Emulator, Reply
 from .errors import ApiError
@@ -42,13 +44,45 @@ class HttpResponse:
     stream: Any = None  # chunks written as produced, no Content-Length (fault "huge"/"hang")
 
 
+# Json::encode's flags (server-behaviour.md §7): JSON_HEX_QUOT (a `"` inside a string is written as \u0022),
+# JSON_HEX_TAG, JSON_HEX_AMP, JSON_HEX_APOS, and `/` escaped as PHP does.
+_PHP_ESCAPES = (
+    (b"<", b"\\u003C"), (b">", b"\\u003E"), (b"&", b"\\u0026"), (b"'", b"\\u0027"), (b"/", b"\\/"),
+)
+# an escaped quote: a backslash run of even length from its start (pairs are literal backslashes), then \"
+_ESCAPED_QUOTE = re.compile(rb'(?<!\\)((?:\\\\)*)\\"')
+# orjson writes floats under 1e-4 as 0.00001 or 1e-9, json.dumps as 1e-05 and 1e-09: such answers (or text
+# that only looks so) go through json.dumps, so the bytes are always json.dumps's
+_SMALL_FLOAT = re.compile(rb"\de-|0\.0000")
+# datetimes and dataclasses go to default=str, as json.dumps sends them there
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
 def encode_json(data: Any) -> bytes:
-    """Json::encode with JSON_HEX_TAG|AMP|APOS and unescaped unicode; `/` escaped like PHP."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
-    for ch, esc in (("<", "\\u003C"), (">", "\\u003E"), ("&", "\\u0026"), ("'", "\\u0027"), ("/", "\\/")):
-        if ch in text:  # a search is ~30x cheaper than a replace that finds nothing on large answers
-            text = text.replace(ch, esc)
-    return text.encode("utf-8")
+    """Json::encode with JSON_HEX_TAG|AMP|APOS|QUOT and unescaped unicode; `/` escaped like PHP.
+
+    The bytes are those of `json.dumps(ensure_ascii=False, separators=(",", ":"), default=str)` before the
+    escapes; orjson makes them (a 1.7 MB batch answer: 31 ms -> 3 ms) unless it cannot (keys that are not
+    text, integers past 64 bits, lone surrogates) or its floats would read differently. The emulator never
+    holds NaN or infinities (`decode_params` refuses them, as PHP's json_decode does), the one value
+    the two encoders write differently without a trace.
+    """
+    try:
+        raw = orjson.dumps(data, default=str, option=_ORJSON_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):
+        raw = None
+    if raw is None or _SMALL_FLOAT.search(raw):
+        raw = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+    if b'\\"' in raw:
+        raw = _ESCAPED_QUOTE.sub(rb"\1\\u0022", raw)
+    for ch, esc in _PHP_ESCAPES:
+        if ch in raw:  # a search is ~30x cheaper than a replace that finds nothing on large answers
+            raw = raw.replace(ch, esc)
+    return raw
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def decode_params(query: str, body: bytes, content_type: str) -> dict[str, Any]:
@@ -59,8 +93,8 @@ def decode_params(query: str, body: bytes, content_type: str) -> dict[str, Any]:
     ctype = content_type.split(";")[0].strip().lower()
     text = body.decode("utf-8", errors="replace")
     if ctype == "application/json" or (not ctype and text.lstrip().startswith("{")):
-        try:
-            data = json.loads(text)
+        try:  # NaN and Infinity are not JSON: PHP's json_decode refuses such a body, and so does this
+            data = json.loads(text, parse_constant=_not_json)
         except ValueError:
             data = None
         if isinstance(data, dict):
