@@ -269,7 +269,7 @@ if __name__ == "__main__":  # print the digests of the code on sys.path (record 
 # ---- the id-bound shortcut: `trivial` filters keep exactly the rows within their bounds -------------
 
 ID_VALUES = st.sampled_from([5, 5.0, 5.5, -3, 0, 1000, "5", "5.0", "5 ", "5.5", "1e2", "abc", "", None, True,
-                             "-0", 17, "17"])
+                             "-0", 17, "17", "1e999", "-1e999", "inf", "nan", "1_0", " 5"])
 
 
 @settings(max_examples=400, deadline=None)

@@ -8,7 +8,7 @@ from .common import field_desc, require_crm_admin, require_type, state_of
 from .convert import orm_bool, yn
 from .errors import ApiError
 from .naming import stage_entity_id, stage_prefix
-from .params import as_dict, is_numeric, req_array, req_int
+from .params import as_dict, is_numeric, php_int, req_array, req_int
 from .registry import CallContext, ListPage, method
 from .state import Category, PortalState, Stage
 
@@ -94,7 +94,7 @@ def _sort(fields: dict[str, Any], default: int) -> int:
         return default
     if not is_numeric(fields["sort"]):
         raise ApiError("0", "Field 'SORT' must be an integer")
-    return max(0, int(float(fields["sort"])))
+    return max(0, php_int(fields["sort"]))
 
 
 @method("crm.category.add", write=True)

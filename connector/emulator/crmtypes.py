@@ -13,7 +13,7 @@ from .common import emit, field_desc, is_possible_dynamic, require_crm_admin, st
 from .convert import iso, orm_bool, yn
 from .errors import ApiError
 from .filters import compile_filter, parse_order, sort_rows
-from .params import as_dict, is_numeric, req_array, req_int
+from .params import as_dict, is_numeric, php_int, req_array, req_int
 from .registry import CallContext, ListPage, method
 from .state import LINKED_USER_FIELDS, PortalState, Relation, SmartType
 
@@ -77,7 +77,7 @@ def _allocate_entity_type_id(state: PortalState, fields: dict[str, Any]) -> int:
     """
     raw = fields.get("entityTypeId")
     explicit = raw is not None and raw != ""
-    wanted = int(float(raw)) if explicit and is_numeric(raw) else 0  # ORM integer: text becomes 0
+    wanted = php_int(raw) if explicit and is_numeric(raw) else 0  # ORM integer: text becomes 0
     if explicit and wanted in RESERVED_ENTITY_TYPE_IDS:
         raise ApiError("INVALID_ARG_VALUE", "entityTypeId is out of allowed range")
     auto = state.seq.next("entity_type_id", 2)
@@ -107,7 +107,7 @@ def _apply_relations(state: PortalState, smart: SmartType, relations: Any) -> No
         for raw in as_dict(rel.get(side)).values():
             if not isinstance(raw, dict) or not is_numeric(raw.get("entityTypeId")):
                 continue
-            other = int(float(raw["entityTypeId"]))
+            other = php_int(raw["entityTypeId"])
             if not _known_etid(state, other) or other == etid:
                 continue
             children_list = str(raw.get("isChildrenListEnabled", "true")).lower() == "true"

@@ -13,7 +13,7 @@ from typing import Any
 from connector.constants import SYSTEM_ENTITY_TYPES
 
 from .errors import ApiError
-from .params import is_numeric
+from .params import is_numeric, php_int
 from .php import as_list, is_list_like
 from .registry import CallContext, method
 
@@ -39,7 +39,7 @@ def _entity_type_id(state: Any, params: dict[str, Any]) -> int:
     raw = params.get("entityTypeId")
     if raw is None or raw == "" or not is_numeric(raw):
         raise _error("Parameter 'entityTypeId' is not defined")
-    etid = int(float(raw))
+    etid = php_int(raw)
     finder = getattr(state, "type_by_etid", None)
     known = etid in SYSTEM_CARD_TYPES or (finder is not None and finder(etid) is not None)
     if not known:
@@ -55,7 +55,7 @@ def _category_id(state: Any, etid: int, params: dict[str, Any]) -> int | None:
     if raw not in (None, ""):
         if not is_numeric(raw):
             raise _error(f"Parameter 'extras[categoryId]' must be an integer, got '{raw}'.")
-        return int(float(raw))
+        return php_int(raw)
     finder = getattr(state, "default_category", None)
     default = finder(etid) if finder is not None and etid not in SYSTEM_CARD_TYPES else None
     return int(default.id) if default is not None else None
@@ -73,7 +73,7 @@ def _scope_and_user(ctx: CallContext, params: dict[str, Any]) -> tuple[str, int 
             raise _error("Access denied.")
         return scope, None
     raw = params.get("userId")
-    user = int(float(raw)) if raw not in (None, "") and is_numeric(raw) else caller
+    user = php_int(raw) if raw not in (None, "") and is_numeric(raw) else caller
     if user != caller and not admin:
         raise _error("Access denied.")
     return scope, user

@@ -24,7 +24,7 @@ from connector.emulator.clock import Clock, SystemClock
 from connector.emulator.convert import iso, parse_offset
 from connector.emulator.errors import ApiError
 from connector.emulator.filters import compile_filter, parse_order, sort_rows
-from connector.emulator.params import is_numeric
+from connector.emulator.params import is_numeric, php_int
 from connector.emulator.php import as_list
 from connector.emulator.registry import CallContext, ListPage, method
 
@@ -284,7 +284,7 @@ class EventHub:
                     event,
                     handler if not offline else "",
                     offline,
-                    int(float(auth_type)),
+                    php_int(auth_type),
                     connector,
                 ):
                     raise ApiError("ERROR_HANDLER_ALREADY_EXIST", "Handler already exists!")
@@ -295,7 +295,7 @@ class EventHub:
                     event=event,
                     handler=handler if not offline else "",
                     app=app,
-                    auth_type=int(float(auth_type)),
+                    auth_type=php_int(auth_type),
                     offline=offline,
                     connector=connector,
                     min_timeout=float(min_timeout) if is_numeric(min_timeout) else 1.0,
@@ -313,7 +313,7 @@ class EventHub:
         if not offline and not handler:
             raise _arg_missing("HANDLER")
         auth_type = params.get("auth_type") or params.get("AUTH_TYPE") or 0
-        auth_type = int(float(auth_type)) if is_numeric(auth_type) else 0
+        auth_type = php_int(auth_type) if is_numeric(auth_type) else 0
         with self._lock:
             keep, gone = [], 0
             for b in self.bindings:
@@ -457,9 +457,9 @@ class EventHub:
         clear = _flag(params.get("clear"), default=True)
         with_errors = _flag(params.get("error"), default=False)
         limit = params.get("limit", PAGE)
-        if not is_numeric(limit) or int(float(limit)) < 1:
+        if not is_numeric(limit) or php_int(limit) < 1:
             raise ApiError("ERROR_ARGUMENT", f"Argument 'LIMIT' must be a positive integer, got {limit!r}")
-        limit = min(int(float(limit)), OFFLINE_LIMIT_MAX)
+        limit = min(php_int(limit), OFFLINE_LIMIT_MAX)
         resolve = _resolver(_GET_FIELDS)
         flt = compile_filter(params.get("filter"), resolve, self.tz)
         order = parse_order(params.get("order"), resolve) or [("TIMESTAMP_X", False), ("ID", False)]
@@ -529,7 +529,7 @@ class EventHub:
         flt = compile_filter(params.get("filter"), resolve, self.tz)
         order = parse_order(params.get("order"), resolve) or [("ID", False)]
         start = params.get("start", 0)
-        start = max(0, int(float(start))) if is_numeric(start) else 0
+        start = max(0, php_int(start)) if is_numeric(start) else 0
         with self._lock:
             views = [
                 r.filter_view() | {"_row": r}

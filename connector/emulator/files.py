@@ -14,7 +14,7 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qs
 
-from .params import is_numeric
+from .params import is_numeric, php_int
 from .state import PortalState, StoredFile
 
 DOWNLOAD_PATH = "/bitrix/tools/crm_show_file.php"
@@ -36,7 +36,7 @@ def kept_file(state: PortalState, raw_id: Any) -> dict[str, Any] | None:
     """`{"id": N}` keeps file N when the portal has it; an unknown id resets the value (None)."""
     if not is_numeric(raw_id):
         return None
-    fid = int(float(raw_id))
+    fid = php_int(raw_id)
     return {"id": fid} if fid in state.files else None
 
 
@@ -44,7 +44,7 @@ def file_json(value: Any, state: PortalState, base: str) -> dict[str, Any] | Non
     """A stored file value as items show it: `{id, url, urlMachine}` with absolute urls under `base`."""
     if not isinstance(value, dict) or not is_numeric(value.get("id")):
         return None
-    fid = int(float(value["id"]))
+    fid = php_int(value["id"])
     stored = state.files.get(fid)
     url = f"{base.rstrip('/')}{DOWNLOAD_PATH}?fileId={fid}"
     machine = f"{url}&auth={stored.token}" if stored is not None else url

@@ -12,7 +12,7 @@ from typing import Any
 
 from .convert import parse_date, parse_datetime
 from .errors import ApiError
-from .params import is_numeric
+from .params import is_numeric, php_int
 
 # longest first, so `!=%` wins over `!=` and `!`
 PREFIXES = ("!><", "!=%", "!%=", "><", ">=", "<=", "=%", "%=", "!@", "!=", "!%", ">", "<", "@", "!", "=", "%")
@@ -161,12 +161,12 @@ def _note_bounds(b: IdBounds, prefix: str, value: Any) -> None:
     """Fold an id condition into inclusive integer bounds (or an exact id set)."""
     if isinstance(value, dict | list):
         if prefix in ("", "=", "@"):
-            ids = {int(float(v)) for v in _values(value) if is_numeric(v) and float(v).is_integer()}
+            ids = {php_int(v) for v in _values(value) if is_numeric(v) and float(v).is_integer()}
             b.exact = ids if b.exact is None else b.exact & ids
         return
     if not is_numeric(value):
         return
-    v = float(value)
+    v = float(php_int(value)) if not math.isfinite(float(value)) else float(value)  # as `normalize` reads it
     low = {">": math.floor(v) + 1, ">=": math.ceil(v)}.get(prefix)
     high = {"<": math.ceil(v) - 1, "<=": math.floor(v)}.get(prefix)
     if low is not None and (b.low is None or low > b.low):
@@ -190,7 +190,7 @@ def normalize(kind: str, value: Any, tz: timezone) -> Any:
             return int(value)
         if not is_numeric(value):
             return _NOMATCH
-        return float(value) if kind == "float" else (int(float(value)))
+        return float(value) if kind == "float" else (php_int(value))
     if kind == "datetime":
         ts = parse_datetime(value, tz)
         return _NOMATCH if ts is None else ts

@@ -15,7 +15,7 @@ from .files import file_json, kept_file, store_upload
 from .filters import CompiledFilter, compile_filter, parse_order, sort_rows
 from .itemschema import FieldSpec, ItemSchema, describe, item_schema
 from .naming import parse_stage_entity_id, stage_entity_id
-from .params import as_dict, is_numeric, req_array, req_int, use_original
+from .params import as_dict, is_numeric, php_int, req_array, req_int, use_original
 from .php import as_list, is_list_like
 from .registry import CallContext, ListPage, method
 from .state import ItemTable, PortalState, SmartType, Stage
@@ -198,7 +198,7 @@ def in_one(spec: FieldSpec, value: Any, state: PortalState) -> Any:
         # notes are silent, so the stricter behaviour: exact whenever the text is a whole number
         text = str(value).strip()
         whole = isinstance(value, int) or text.lstrip("+-").isdigit()
-        number = int(text) if whole else int(float(value))
+        number = int(text) if whole else php_int(value)
         if spec.uf is not None and spec.uf.user_type_id == "enumeration":
             if number not in {o.id for o in spec.uf.enum}:
                 raise ApiError("CRM_FIELD_ERROR_VALUE_NOT_VALID", f'Invalid value for field "{spec.title}"')
@@ -268,9 +268,9 @@ def _first_of(stages: list[Stage], semantic: str) -> Stage | None:
 
 
 def _category(state: PortalState, smart: SmartType, raw: Any, title: str) -> int:
-    if not is_numeric(raw) or float(raw) != int(float(raw)):
+    if not is_numeric(raw) or float(raw) != php_int(raw):
         raise ApiError("CRM_FIELD_ERROR_VALUE_NOT_VALID", f'Invalid value for field "{title}"')
-    cat = state.categories.get(int(float(raw)))
+    cat = state.categories.get(php_int(raw))
     if cat is None or cat.entity_type_id != smart.entity_type_id:
         raise ApiError("CRM_FIELD_ERROR_VALUE_NOT_VALID", f'Invalid value for field "{title}"')
     return cat.id

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any, TypeGuard
 
 from .errors import ApiError
 
 _MISSING = object()
+_NUMERIC_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t\n\r\v\f]*")
 
 
 def _value_text(value: Any) -> str:
@@ -30,18 +33,24 @@ def _mistyped(name: str, value: Any, kind: str) -> ApiError:
 
 
 def is_numeric(value: Any) -> TypeGuard[int | float | str]:
-    """PHP is_numeric for what JSON or a form can carry."""
+    """PHP is_numeric for what JSON or a form can carry.
+
+    Text: decimal digits with an optional sign, point and exponent, trailing whitespace allowed; not
+    what Python's float() reads besides (`nan`, `inf`, `1_000`, non-ASCII digits), which PHP refuses.
+    """
     if isinstance(value, bool):
         return False
     if isinstance(value, int | float):
         return True
     if isinstance(value, str):
-        try:
-            float(value.strip())
-            return value.strip() != "" and value == value.lstrip()
-        except ValueError:
-            return False
+        return _NUMERIC_TEXT.fullmatch(value) is not None
     return False
+
+
+def php_int(value: int | float | str) -> int:
+    """`(int)` of a numeric value: truncated toward zero; NaN and infinities are 0, as PHP casts them."""
+    number = float(value)
+    return int(number) if math.isfinite(number) else 0
 
 
 def req_int(params: dict[str, Any], name: str, default: Any = _MISSING) -> int:
@@ -53,7 +62,7 @@ def req_int(params: dict[str, Any], name: str, default: Any = _MISSING) -> int:
         return default
     if not is_numeric(value):
         raise _mistyped(name, value, "int")
-    return int(float(value))
+    return php_int(value)
 
 
 def req_array(params: dict[str, Any], name: str, default: Any = _MISSING) -> Any:

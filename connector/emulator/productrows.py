@@ -13,7 +13,7 @@ from typing import Any
 
 from .common import require_type, state_of
 from .errors import ApiError
-from .params import as_dict, is_numeric, req_array, req_int
+from .params import as_dict, is_numeric, php_int, req_array, req_int
 from .php import as_list
 from .registry import CallContext, method
 from .state import PortalState
@@ -63,9 +63,9 @@ def _owner(state: PortalState, owner_type: Any, owner_id: Any) -> tuple[int, int
     smart = require_type(state, etid)
     if not smart.flag("isLinkWithProductsEnabled"):
         raise ApiError("INVALID_ARG_VALUE", f"Entity type {etid} has no product rows")
-    if not is_numeric(owner_id) or int(float(owner_id)) not in state.table(etid).rows:
+    if not is_numeric(owner_id) or php_int(owner_id) not in state.table(etid).rows:
         raise ApiError("NOT_FOUND", f"Owner {owner_type}_{owner_id} was not found")
-    return etid, int(float(owner_id))
+    return etid, php_int(owner_id)
 
 
 def _value(kind: str, raw: Any, name: str) -> Any:
@@ -77,7 +77,7 @@ def _value(kind: str, raw: Any, name: str) -> Any:
         return None
     if not is_numeric(raw):
         raise ApiError("INVALID_ARG_VALUE", f"Field {name!r} must be a number, got {raw!r}")
-    return int(float(raw)) if kind == "int" else float(raw)
+    return php_int(raw) if kind == "int" else float(raw)
 
 
 def _row(

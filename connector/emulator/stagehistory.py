@@ -16,7 +16,7 @@ from connector.constants import PAGE_SIZE, SYSTEM_ENTITY_TYPES
 from .convert import iso, parse_datetime
 from .errors import ApiError
 from .filters import compile_filter, parse_order, sort_rows
-from .params import is_numeric, req_int
+from .params import is_numeric, php_int, req_int
 from .php import as_list
 from .registry import CallContext, ListPage, method
 
@@ -83,7 +83,7 @@ def _public(row: dict[str, Any], select: list[str], tz: timezone) -> dict[str, A
         if kind == "datetime" and isinstance(value, int | float):
             value = iso(value, tz)
         elif kind == "int" and is_numeric(value):
-            value = int(float(value))
+            value = php_int(value)
         out[upper] = value
     return out
 
@@ -115,7 +115,7 @@ def stagehistory_list(ctx: CallContext, params: dict[str, Any]) -> ListPage:
     ]
     rows = sort_rows(rows, order)
     start = ctx.extras.get("start", params.get("start", 0))
-    start = int(float(start)) if is_numeric(start) else 0
+    start = php_int(start) if is_numeric(start) else 0
     offset = max(0, start // PAGE_SIZE * PAGE_SIZE) if start > 0 else 0
     page = [_public(r, select, tz) for r in rows[offset:offset + PAGE_SIZE]]
     if start == -1:

@@ -8,7 +8,7 @@ from typing import Any
 from .common import field_desc, state_of
 from .errors import ApiError
 from .naming import parse_stage_entity_id, stage_prefix
-from .params import as_dict, is_numeric
+from .params import as_dict, is_numeric, php_int
 from .registry import CallContext, ListPage, method
 from .state import PortalState, Stage
 
@@ -43,9 +43,9 @@ def stage_json(stage: Stage, state: PortalState | None = None) -> dict[str, Any]
 
 def _stage(state: PortalState, params: dict[str, Any], *, missing_error: ApiError) -> Stage:
     raw = params.get("id")
-    if raw is None or not is_numeric(raw) or int(float(raw)) <= 0:
+    if raw is None or not is_numeric(raw) or php_int(raw) <= 0:
         raise missing_error
-    stage = state.stages.get(int(float(raw)))
+    stage = state.stages.get(php_int(raw))
     if stage is None:
         raise ApiError("Status is not found.", "Directory item not found.")
     return stage
@@ -146,7 +146,7 @@ def status_add(ctx: CallContext, params: dict[str, Any]) -> int:
     existing = state.stages_of(str(entity_id))
     if any(s.status_id == full_id for s in existing):
         raise ApiError("ERROR_CORE", "The specified status ID already exists.")
-    sort = int(float(fields["SORT"])) if is_numeric(fields.get("SORT")) else 10
+    sort = php_int(fields["SORT"]) if is_numeric(fields.get("SORT")) else 10
     semantics = _semantics(fields.get("SEMANTICS"), sort, existing)
     color = str(fields.get("COLOR") or "#ACE9FB")
     sid = state.seq.next("status_id")
@@ -183,7 +183,7 @@ def status_update(ctx: CallContext, params: dict[str, Any]) -> bool:
     if "NAME" in fields and str(fields["NAME"]).strip():
         stage.name = str(fields["NAME"])
     if "SORT" in fields and is_numeric(fields["SORT"]):
-        stage.sort = int(float(fields["SORT"]))
+        stage.sort = php_int(fields["SORT"])
     if "COLOR" in fields and isinstance(fields["COLOR"], str):
         stage.color = fields["COLOR"]
     state.touch_schema()

@@ -10,7 +10,7 @@ from .common import emit, state_of
 from .convert import orm_bool, yn
 from .errors import ApiError
 from .filters import compile_filter, parse_order, sort_rows
-from .params import as_dict, is_numeric
+from .params import as_dict, is_numeric, php_int
 from .registry import CallContext, ListPage, method
 from .state import EnumOption, PortalState, UserField
 
@@ -150,7 +150,7 @@ def _enum_options(state: PortalState, uf: UserField, raw: Any) -> list[EnumOptio
     for item in as_dict(raw).values():
         if not isinstance(item, dict):
             raise _deny("Fail to save enumeration field values")
-        oid = int(float(item["id"])) if is_numeric(item.get("id")) else None
+        oid = php_int(item["id"]) if is_numeric(item.get("id")) else None
         if oid is not None and oid in current and str(item.get("del", "N")).upper() == "Y":
             del current[oid]
             continue
@@ -158,7 +158,7 @@ def _enum_options(state: PortalState, uf: UserField, raw: Any) -> list[EnumOptio
         default = item.get("def", "N")
         if value is None or not str(value).strip() or str(default).upper() not in ("Y", "N"):
             raise _deny("Fail to save enumeration field values")
-        sort = int(float(item["sort"])) if is_numeric(item.get("sort")) else 500
+        sort = php_int(item["sort"]) if is_numeric(item.get("sort")) else 500
         if oid is not None and oid in current:
             opt = current[oid]
             opt.value, opt.defaults = str(value), str(default).upper() == "Y"
@@ -212,7 +212,7 @@ def uf_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         field_name=name,
         user_type_id=user_type,
         xml_id=str(field["xmlId"]) if field.get("xmlId") not in (None, "") else None,
-        sort=int(float(field["sort"])) if is_numeric(field.get("sort")) else 100,
+        sort=php_int(field["sort"]) if is_numeric(field.get("sort")) else 100,
         multiple=bool(orm_bool(field.get("multiple", "N"))),
         mandatory=bool(orm_bool(field.get("mandatory", "N"))),
         show_filter=str(field.get("showFilter", "N")),
@@ -237,7 +237,7 @@ def uf_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     state = state_of(ctx)
     _check_module(params)
     uid = params.get("id")
-    uf = state.user_fields.get(int(float(uid))) if is_numeric(uid) else None
+    uf = state.user_fields.get(php_int(uid)) if is_numeric(uid) else None
     raw = params.get("field")
     if uf is None or not isinstance(raw, dict):
         raise _deny("You cannot change the settings of the user field")
@@ -245,7 +245,7 @@ def uf_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     if "xmlId" in field:
         uf.xml_id = None if field["xmlId"] in (None, "") else str(field["xmlId"])
     if is_numeric(field.get("sort")):
-        uf.sort = int(float(field["sort"]))
+        uf.sort = php_int(field["sort"])
     for key, attr in (
         ("mandatory", "mandatory"),
         ("isSearchable", "is_searchable"),
@@ -280,7 +280,7 @@ def uf_get(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     state = state_of(ctx)
     _check_module(params)
     uid = params.get("id")
-    uf = state.user_fields.get(int(float(uid))) if is_numeric(uid) else None
+    uf = state.user_fields.get(php_int(uid)) if is_numeric(uid) else None
     if uf is None:
         raise _deny("You do not have permission to view user field settings")
     return {"field": field_json(uf)}
@@ -371,7 +371,7 @@ def uf_delete(ctx: CallContext, params: dict[str, Any]) -> None:
     state = state_of(ctx)
     _check_module(params)
     uid = params.get("id")
-    uf = state.user_fields.get(int(float(uid))) if is_numeric(uid) else None
+    uf = state.user_fields.get(php_int(uid)) if is_numeric(uid) else None
     if uf is None:
         raise _deny("You cannot delete the user field")
     del state.user_fields[uf.id]
