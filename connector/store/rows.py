@@ -52,8 +52,17 @@ def rows_by(conn: sqlite3.Connection, tbl: str, column: str,
 
 
 def present(conn: sqlite3.Connection, tbl: str, column: str, values: Sequence[Any]) -> set[Any]:
-    """Which of `values` the table holds in `column` (id or key)."""
+    """Which of `values` the table holds in `column` (id or key).
+
+    Dense integer ids (a keyset pull's chunk) are looked up as one range of the index, not value by value.
+    """
     found: set[Any] = set()
+    if len(values) > 64 and all(v.__class__ is int for v in values):
+        low, high = min(values), max(values)
+        if high - low < 2 * len(values):
+            wanted = set(values)
+            sql = f"SELECT {ident(column)} FROM {ident(tbl)} WHERE {ident(column)} BETWEEN ? AND ?"
+            return {r[0] for r in conn.execute(sql, (low, high)) if r[0] in wanted}
     for part in _parts(values):
         sql = f"SELECT {ident(column)} FROM {ident(tbl)} WHERE {ident(column)} IN ({_marks(len(part))})"
         found.update(r[0] for r in conn.execute(sql, part))
