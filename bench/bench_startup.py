@@ -11,6 +11,9 @@ import leaves in `sys.modules` (all, and the connector's own). Cases:
 - `b24sync --help` and `b24sync sync --help` (the console script next to this interpreter, else
   `python -m connector`).
 
+Every run imports the `connector` of this checkout (it is put first on PYTHONPATH), so two checkouts
+can be compared with one installed environment.
+
 Byte-code is compiled first (`compileall`), as pip does on install: with PYTHONDONTWRITEBYTECODE set
 the figures would otherwise include compiling every module. The machine is shared: read the load
 average printed with the figures. Usage: `python bench/bench_startup.py [RUNS]`. The last line printed
@@ -63,11 +66,18 @@ def cases() -> dict[str, list[str]]:
     return commands
 
 
+def child_env() -> dict[str, str]:
+    """The environment of every run: this checkout's `connector` first on the path, whatever is installed."""
+    path = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
 def run_once(command: list[str]) -> tuple[float, float]:
     """Wall and CPU seconds of one run of `command` in a fresh process (its output discarded)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    done = subprocess.run(command, cwd=ROOT, env=child_env(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, check=False)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -78,8 +88,8 @@ def run_once(command: list[str]) -> tuple[float, float]:
 
 def modules_loaded(code: str) -> tuple[int, int]:
     """How many modules `code` leaves in sys.modules: all of them, and the connector's own."""
-    out = subprocess.run([sys.executable, "-c", code + COUNT_MODULES], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout.split()
+    out = subprocess.run([sys.executable, "-c", code + COUNT_MODULES], cwd=ROOT, env=child_env(),
+                         capture_output=True, text=True, check=True).stdout.split()
     return int(out[0]), int(out[1])
 
 
