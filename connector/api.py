@@ -339,10 +339,11 @@ class Portal:
         """
         from connector.reports import ReportError
         from connector.reports.people import PortalPeople, employee_ids, portal_people
-        from connector.rest.retry import RetryPolicy
 
         if offline or not self.has_portal:
             return PortalPeople()
+        from connector.rest.retry import RetryPolicy  # the REST client (requests) only when a portal is asked
+
         try:
             ids = employee_ids(self.store_path, type_code) if names else set()
             client = self.client

@@ -111,3 +111,25 @@ def test_the_store_package_names_no_other_attribute() -> None:
 
     with pytest.raises(AttributeError, match="no attribute 'Reader'"):
         store.Reader  # noqa: B018 - the package's __getattr__ answers StoreReader and ProcessCatalog only
+
+
+def test_a_store_only_export_and_status_reach_for_no_http(tmp_path: Path) -> None:
+    """`b24sync export --db` and `status --db` read the store only: no REST client, no sync engine."""
+    from connector.store import Store
+    from connector.sync.engine import remember_templates
+    from connector.templates import load_template
+
+    template = load_template(ROOT / "mappings" / "hr_candidates.toml")
+    db, out = tmp_path / "hr.db", tmp_path / "hr.csv"
+    with Store.open(db) as store:
+        store.ensure_process(template, lang="ru")
+        remember_templates(store, [template])
+        store.upsert_rows("candidate", [{"id": 7, "title": "Иванов"}, {"id": 8, "title": "Петров"}])
+    code = ("import contextlib, io\nfrom connector.cli.main import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main(['export', '--db', {str(db)!r}, '-t', 'candidate', '-o', {str(out)!r}]) == 0\n"
+            f"    assert main(['status', '--db', {str(db)!r}]) == 0")
+    modules = modules_after(code)
+    assert "Иванов" in out.read_text(encoding="utf-8-sig") and "connector.reports.export" in modules
+    assert loaded(modules, ("requests", "urllib3", "connector.rest", "sqlite_utils", "connector.sync",
+                            "connector.deploy", "connector.emulator")) == []
