@@ -181,6 +181,7 @@ def __getattr__(name: str) -> Any:
         return console(name)  # type: ignore[arg-type]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 PortalOpt = Annotated[
     str, typer.Option("--portal", "-p", help="A configured portal name, or a webhook URL https://host/rest/<user>/<code>/")
 ]
