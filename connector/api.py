@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from connector.config import Config, PortalRef, load_config, resolve_portal, save_tokens
 from connector.errors import B24SyncError, UsageError
-from connector.rest import ApiResponse, Client, OAuthAuth
 from connector.store import Store
 from connector.templates import Template, load_templates
 
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from connector.doctor import DoctorReport
     from connector.reports import ExportResult, ReportResult, StatusReport
     from connector.reports.people import PortalPeople
+    from connector.rest import ApiResponse, Client  # requests: imported when a client is made
     from connector.store.models import Conflict
     from connector.sync import SyncReport
     from connector.sync.engine import Progress
@@ -339,10 +339,11 @@ class Portal:
         """
         from connector.reports import ReportError
         from connector.reports.people import PortalPeople, employee_ids, portal_people
-        from connector.rest.retry import RetryPolicy
 
         if offline or not self.has_portal:
             return PortalPeople()
+        from connector.rest.retry import RetryPolicy  # the REST client (requests) only when a portal is asked
+
         try:
             ids = employee_ids(self.store_path, type_code) if names else set()
             client = self.client
@@ -381,6 +382,8 @@ class Portal:
 
 def client_for(ref: PortalRef) -> Client:
     """The REST client for a resolved portal (webhook, or OAuth with refreshed tokens persisted)."""
+    from connector.rest import Client, OAuthAuth
+
     if ref.oauth:
         settings = dict(ref.oauth)
         token_file = settings.pop("token_file", None)

@@ -137,6 +137,7 @@ def _result_types() -> dict[str, Any]:
     from connector.doctor import DoctorReport
     from connector.reports import ExportResult, ReportResult, StatusReport
     from connector.reports.people import PortalPeople
+    from connector.rest import ApiResponse, Client
     from connector.store.models import Conflict
     from connector.sync import SyncReport
     from connector.sync.engine import Progress
@@ -145,4 +146,4 @@ def _result_types() -> dict[str, Any]:
     return {"ApplyResult": ApplyResult, "Drift": Drift, "Plan": Plan, "DoctorReport": DoctorReport,
             "ExportResult": ExportResult, "ReportResult": ReportResult, "StatusReport": StatusReport,
             "PortalPeople": PortalPeople, "Conflict": Conflict, "SyncReport": SyncReport,
-            "Progress": Progress, "RuleFiring": RuleFiring}
+            "Progress": Progress, "RuleFiring": RuleFiring, "ApiResponse": ApiResponse, "Client": Client}

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from connector.cli import main
 
@@ -43,6 +42,8 @@ def demo(
     result = run_demo(mappings, out, days=days, items=items, seed=seed, say=say)
 
     def human() -> None:
+        from rich.table import Table
+
         table = Table(title="b24sync demo")
         table.add_column("step")
         table.add_column("figures")

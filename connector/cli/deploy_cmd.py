@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from connector.api import Portal, load
 from connector.cli import main as cli
 from connector.cli.errors import describe
-from connector.config import PortalRef
+
+if TYPE_CHECKING:  # the API (rest, store, deploy) is imported by the command that runs, not by --help
+    from connector.api import Portal
+    from connector.config import PortalRef
 
 FilesArg = Annotated[
     list[Path], typer.Argument(help="Template files (TOML), e.g. mappings/hr_candidates.toml.")
@@ -34,7 +35,7 @@ class Outcome:
     human: object = None  # text, a rich renderable, or a callable that prints
 
 
-Work = Callable[[Portal], Outcome]
+Work = Callable[["Portal"], Outcome]
 
 
 def _each_portal(ctx: typer.Context, portals: list[str] | None, all_portals: bool, db: Path | None,
@@ -45,6 +46,8 @@ def _each_portal(ctx: typer.Context, portals: list[str] | None, all_portals: boo
     error) is reported in the summary and the others still run; a bug stops the run. `--json` then
     prints one document: `{"portals": [...], "summary": [...]}`.
     """
+    from rich.table import Table
+
     from connector.deploy.model import show
 
     refs = cli.portal_refs(ctx, portals, all_portals)
@@ -90,6 +93,8 @@ def _short(text: str, limit: int = 60) -> str:
 
 
 def _run_one(ctx: typer.Context, ref: PortalRef, db: Path | None, work: Work) -> Outcome:
+    from connector.api import Portal
+
     client = cli.open_client(ctx, ref)
     with Portal(ref, client, store=cli.resolve_db(ctx, ref, db)) as portal:
         return work(portal)
@@ -104,6 +109,8 @@ def plan_command(
     allow_destructive: DestructiveOpt = False,
 ) -> None:
     """Show what apply would do, per object in code terms (exit 0 nothing to do, 5 changes)."""
+    from connector.api import load
+
     templates = load(files)
 
     def work(portal: Portal) -> Outcome:
@@ -130,6 +137,8 @@ def apply_command(
 
     Without --yes (and without --json) the plan is shown and confirmed per portal.
     """
+    from connector.api import load
+
     templates = load(files)
     if cli.json_mode(ctx) and not (yes or dry_run):
         raise cli.UsageError("apply with --json cannot ask for confirmation: add --yes (or --dry-run)")
@@ -175,6 +184,8 @@ def drift_command(
     With FILEs, only their processes, and the portal is also compared with the templates. Without
     FILEs, a store with no apply recorded for this portal is an error (exit 1), never "no drift".
     """
+    from connector.api import load
+
     templates = load(files) if files else None
 
     def work(portal: Portal) -> Outcome:
@@ -196,6 +207,7 @@ def adopt_command(
     db: cli.DbOpt = None,
 ) -> None:
     """Write a template from an existing smart process and record its ids in the portal's id map."""
+    from connector.api import Portal
     from connector.templates import to_toml
 
     client = cli.open_client(ctx, portal)

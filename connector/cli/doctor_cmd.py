@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from connector.cli import main
 
@@ -39,6 +37,8 @@ def doctor(
     ] = None,
 ) -> None:
     """Check a portal before anything else: read-only checks; with --sandbox, behaviour probes."""
+    from rich.markup import escape
+
     from connector.api import Portal
     from connector.config import ConfigError
     from connector.doctor import EXIT_COULD_NOT_RUN, DoctorError
@@ -58,6 +58,9 @@ def doctor(
 
 
 def _print(report: DoctorReport) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     from connector.doctor.compare import show
 
     checks = Table(title=f"b24sync doctor: {report.portal}")

@@ -9,9 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import re
-import sqlite3
 import sys
-import tempfile
 import traceback
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +39,8 @@ def describe(exc: BaseException, store: str | None = None,
 
     `store` is the store file the command works on and `portal` the portal's host, when known.
     """
+    import sqlite3  # here, not at the top: only the error path needs it
+
     if isinstance(exc, B24SyncError):
         return _line(exc, store, portal), exc.exit_code
     if isinstance(exc, sqlite3.Error):  # foreign errors that are no bug: the store file, a file
@@ -153,6 +153,8 @@ def _file_line(exc: OSError) -> str:
 
 def crash_dir() -> Path:
     """Where crash reports go: $B24SYNC_CRASH_DIR, else <temp>/b24sync."""
+    import tempfile
+
     return Path(os.environ.get(CRASH_DIR_ENV) or Path(tempfile.gettempdir()) / "b24sync")
 
 

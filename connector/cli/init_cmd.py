@@ -15,15 +15,6 @@ from typing import Annotated, Any
 import typer
 
 from connector.cli import main
-from connector.config import (
-    CONFIG_ENV,
-    DEFAULT_CONFIG_FILES,
-    WEBHOOK_RE,
-    ConfigError,
-    env_name,
-    load_config,
-    redact,
-)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -54,12 +45,16 @@ StoreOpt = Annotated[
 
 def config_target(ctx: typer.Context) -> Path:
     """The file to write: `--config FILE`, else $B24SYNC_CONFIG, else ./b24sync.toml."""
+    from connector.config import CONFIG_ENV, DEFAULT_CONFIG_FILES  # the config's models: not for --help
+
     given = (ctx.find_root().obj or {}).get("config_path")
     return Path(given or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILES[0])
 
 
 def portal_section(name: str, webhook_env: str | None, plan: str, store: str | None) -> str:
     """The `[portals.NAME]` TOML section; raises the CLI's UsageError on a bad name, variable or plan."""
+    from connector.config import env_name
+
     usage = main.UsageError
     if "://" in name:  # never echo a URL: its path holds the webhook's secret code
         raise usage("NAME is the portal's name, not its URL: put the URL in the environment "
@@ -86,6 +81,8 @@ def portal_section(name: str, webhook_env: str | None, plan: str, store: str | N
 
 def write_checked(path: Path, text: str, name: str) -> None:
     """Write `text` to `path` only if it loads as a config with portal `name` (via a temporary file)."""
+    from connector.config import ConfigError, load_config
+
     if path.parent != Path():
         path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -104,6 +101,8 @@ def write_checked(path: Path, text: str, name: str) -> None:
 
 def _report(ctx: typer.Context, path: Path, name: str, variable: str, verb: str) -> None:
     """Say what was written and whether the variable is set (its value redacted, never shown)."""
+    from connector.config import DEFAULT_CONFIG_FILES, WEBHOOK_RE, redact
+
     value = os.environ.get(variable)
     data: dict[str, Any] = {"config": str(path), "portal": name, "webhook_env": variable,
                             "webhook_env_set": bool(value)}
@@ -136,6 +135,8 @@ def init_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config file.")] = False,
 ) -> None:
     """Write the config file (./b24sync.toml or --config FILE) with one portal; secrets stay in the env."""
+    from connector.config import env_name
+
     path = config_target(ctx)
     section = portal_section(name, webhook_env, plan, store)
     if path.exists() and not force:
@@ -154,6 +155,8 @@ def portal_add_command(
     store: StoreOpt = None,
 ) -> None:
     """Add a portal to the config file (created if missing); an existing portal is never replaced."""
+    from connector.config import env_name, load_config
+
     path = config_target(ctx)
     section = portal_section(name, webhook_env, plan, store)
     if not path.exists():

@@ -9,16 +9,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import click
 import typer
-from rich.console import Console
-from rich.markup import escape
 from typer.core import TyperArgument, TyperGroup
 
 from connector.cli.errors import bug_line, describe, masked_traceback, write_crash_report
-from connector.config import Config, PortalRef, load_config, resolve_portal
 from connector.errors import (
     EXIT_BUG,
     EXIT_CHANGES,
@@ -31,13 +27,21 @@ from connector.errors import (
     UsageError,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich, the config's pydantic models and the client: imported when first used
+    from rich.console import Console
+
+    from connector.config import Config, PortalRef
     from connector.rest import Client
+
+    stdout: Console  # `main.stdout` / `main.stderr`: made on first use by the module's __getattr__
+    stderr: Console
 
 _typer_click: ModuleType
 try:  # typer >= 0.20 carries its own copy of click; its exceptions are not click's
     from typer._click import exceptions as _typer_click
 except ImportError:  # pragma: no cover - older typer uses click itself
+    import click
+
     _typer_click = click.exceptions
 
 if TYPE_CHECKING:  # the click classes typer builds its commands from (annotations only)
@@ -62,8 +66,15 @@ METAVARS = {
     "tz": "OFFSET", "take": "SIDE", "seed": "N", "items": "N", "days": "N",
 }
 
-CLICK_EXITS = (typer.Exit, typer.Abort, _typer_click.ClickException,
-               click.ClickException, click.exceptions.Exit, click.exceptions.Abort)
+TYPER_EXITS = (typer.Exit, typer.Abort, _typer_click.ClickException)
+
+
+def click_exits() -> tuple[type[BaseException], ...]:
+    """typer's exits, and click's own once something has imported click (typer does not need it)."""
+    click = sys.modules.get("click")
+    if click is None:  # not imported: nothing can raise its exceptions
+        return TYPER_EXITS
+    return (*TYPER_EXITS, click.ClickException, click.exceptions.Exit, click.exceptions.Abort)
 
 
 class B24Group(TyperGroup):
@@ -85,10 +96,10 @@ class B24Group(TyperGroup):
     def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
-        except CLICK_EXITS:
+        except click_exits():
             raise
         except KeyboardInterrupt:
-            stderr.print("interrupted: stopped before the command finished", highlight=False)
+            console("stderr").print("interrupted: stopped before the command finished", highlight=False)
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except BrokenPipeError:  # `b24sync ... | head`: typer ends quietly
             raise
@@ -122,6 +133,9 @@ def _type_name(param: ClickParameter) -> str:
 
 def report_failure(ctx: ClickContext | None, exc: BaseException, argv: list[str]) -> int:
     """Print the one line for `exc` (and the traceback with -v for a bug); return the exit code."""
+    from rich.markup import escape
+
+    stderr = console("stderr")
     obj = (ctx.find_root().obj if ctx is not None else None) or {}
     verbose = int(obj.get("verbose") or 0) if isinstance(obj, dict) else 0
     facts = obj if isinstance(obj, dict) else {}
@@ -149,8 +163,24 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain help: flags shown as flags, not as "--json <bool>"
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-stdout = Console(soft_wrap=True)
-stderr = Console(stderr=True, soft_wrap=True)
+_consoles: dict[str, Console] = {}
+
+
+def console(stream: Literal["stdout", "stderr"]) -> Console:
+    """The rich console printing to stdout or stderr, made on first use (`--help` needs no rich)."""
+    if stream not in _consoles:
+        from rich.console import Console
+
+        _consoles[stream] = Console(stderr=stream == "stderr", soft_wrap=True)
+    return _consoles[stream]
+
+
+def __getattr__(name: str) -> Any:
+    """`main.stdout` and `main.stderr`, the commands' consoles (see `console`)."""
+    if name in ("stdout", "stderr"):
+        return console(name)  # type: ignore[arg-type]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 PortalOpt = Annotated[
     str, typer.Option("--portal", "-p", help="A configured portal name, or a webhook URL https://host/rest/<user>/<code>/")
@@ -199,6 +229,8 @@ def main_options(
 
 def get_config(ctx: typer.Context) -> Config:
     """The loaded config (read once per command)."""
+    from connector.config import load_config
+
     obj = ctx.find_root().obj
     if "config" not in obj:
         obj["config"] = load_config(obj.get("config_path"))
@@ -212,11 +244,15 @@ def json_mode(ctx: typer.Context) -> bool:
 
 def portal_ref(ctx: typer.Context, portal: str) -> PortalRef:
     """Resolve `--portal` (name or webhook URL)."""
+    from connector.config import resolve_portal
+
     return resolve_portal(get_config(ctx), portal)
 
 
 def portal_refs(ctx: typer.Context, portals: list[str] | None, all_portals: bool) -> list[PortalRef]:
     """Resolve a repeated `--portal` or `--all` into portals, in the order given."""
+    from connector.config import resolve_portal
+
     config = get_config(ctx)
     names = list(portals or [])
     if all_portals and names:
@@ -231,11 +267,13 @@ def portal_refs(ctx: typer.Context, portals: list[str] | None, all_portals: bool
 def open_client(ctx: typer.Context, portal: str | PortalRef) -> Client:
     """A REST client for the portal (one per portal per command); long limit pauses go to stderr."""
     from connector.api import client_for
+    from connector.config import PortalRef
 
     ref = portal if isinstance(portal, PortalRef) else portal_ref(ctx, portal)
     _remember(ctx, portal_host=ref.key)
     client = client_for(ref)
-    client.on_pause = lambda line: stderr.print(f"{ref.name}: {line}", markup=False, highlight=False)
+    client.on_pause = lambda line: console("stderr").print(f"{ref.name}: {line}", markup=False,
+                                                           highlight=False)
     return client
 
 
@@ -248,6 +286,8 @@ def _remember(ctx: typer.Context, **facts: Any) -> None:
 
 def store_path_of(ctx: typer.Context, portal: str | PortalRef) -> Path:
     """The portal's store file, found without its credentials (only the config or the URL is read)."""
+    from connector.config import PortalRef
+
     if isinstance(portal, PortalRef):
         return portal.store
     config = get_config(ctx)
@@ -271,6 +311,7 @@ def resolve_db(ctx: typer.Context, portal: str | PortalRef | None, db: Path | No
 
 def emit(ctx: typer.Context, data: Any, human: Any = None) -> None:
     """Print `data` as JSON with `--json`, else the human form (text, a rich renderable, or a callable)."""
+    stdout = console("stdout")
     if json_mode(ctx):
         stdout.out(json.dumps(data, ensure_ascii=False, indent=2, default=str), highlight=False)
     elif callable(human):
@@ -304,7 +345,7 @@ def call_command(
         if getattr(response, extra, None) is not None:
             out[extra] = getattr(response, extra)
     data = out if json_mode(ctx) else response.result
-    stdout.out(json.dumps(data, ensure_ascii=False, indent=2, default=str), highlight=False)
+    console("stdout").out(json.dumps(data, ensure_ascii=False, indent=2, default=str), highlight=False)
 
 
 def _register_areas() -> None:
@@ -362,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_ERROR)
     except KeyboardInterrupt:
-        stderr.print("interrupted", highlight=False)
+        console("stderr").print("interrupted", highlight=False)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - every error leaves as one line and an exit code
         return report_failure(None, exc, hoist_global_options(args))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
 
-from connector.api import Portal
 from connector.cli import main
+
+if TYPE_CHECKING:  # the API (store, reports) is imported by the command that runs, not by --help
+    from connector.api import Portal
 
 FileOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="The local store file (default: the portal's).")]
@@ -38,6 +40,8 @@ OfflineOpt = Annotated[
 def _portal(ctx: typer.Context, portal: str | None, db: Path | None) -> Portal:
     """A Portal over the store of `--portal`/`--db`; the portal itself is only reached for names and
     its time zone (so a store-only export needs no credentials), and a failure to reach it is a warning."""
+    from connector.api import Portal
+
     path = main.resolve_db(ctx, portal, db)
     if portal is None:
         return Portal(None, store=path)

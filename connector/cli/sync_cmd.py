@@ -12,15 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn
-from rich.table import Table
 
-from connector.api import Portal
 from connector.cli import main
-from connector.rest import Client
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the API, the client and rich's bars and tables: imported by the command that runs
+    from rich.console import Console
+    from rich.progress import TaskID
+    from rich.table import Table
+
+    from connector.api import Portal
+    from connector.rest import Client
     from connector.store.models import Conflict
     from connector.sync import SyncReport
     from connector.sync.engine import Progress as Progress_
@@ -90,6 +91,8 @@ def _progress(
         every = float(os.environ.get(PROGRESS_EVERY_ENV) or PROGRESS_EVERY)
         lines = ProgressLines(console, portal, tally, client, every) if every > 0 else nullcontext()
         return lines, tally.add
+    from rich.progress import BarColumn, Progress, TextColumn
+
     bars = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -110,6 +113,8 @@ def _progress(
 
 
 def _summary_table(report: SyncReport) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"sync {report.portal}")
     for col in ("process", "pulled", "created", "updated", "deleted", "tombstoned", "conflicts", "failed"):
         table.add_column(col, justify="right" if col != "process" else "left")
@@ -161,6 +166,8 @@ def sync_command(
     ] = False,
 ) -> None:
     """Two-way sync of items between the portal and the local store (one sync per store at a time)."""
+    from connector.api import Portal
+
     ref = main.portal_ref(ctx, portal)
     path = main.resolve_db(ctx, ref, db)
     client = main.open_client(ctx, ref)
@@ -220,6 +227,8 @@ def _print_human(report: SyncReport) -> None:
 
 def _store_portal(ctx: typer.Context, portal: str | None, db: Path | None) -> Portal:
     """A Portal over the store of `--portal`/`--db` (no credentials needed: only the store is used)."""
+    from connector.api import Portal
+
     return Portal(None, store=main.resolve_db(ctx, portal, db), name=portal)
 
 

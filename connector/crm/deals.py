@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from connector.crm.naming import from_yn
-from connector.crm.schema import PortalFunnel, PortalStage
 from connector.errors import InputError
-from connector.rest import Client
+
+if TYPE_CHECKING:  # the schema's pydantic models are imported when funnels are read
+    from connector.crm.schema import PortalFunnel, PortalStage
+    from connector.rest import Client
 
 DEAL = 2
 DEFAULT_FUNNEL = "default"
@@ -28,6 +30,8 @@ class FunnelError(InputError, LookupError):
 
 def deal_funnels(client: Client) -> list[PortalFunnel]:
     """Every deal funnel of the portal with its stages (one crm.category.list + one crm.status.list each)."""
+    from connector.crm.schema import PortalFunnel, PortalStage
+
     cats = client.call("crm.category.list", {"entityTypeId": DEAL}).result or {}
     out: list[PortalFunnel] = []
     for cat in cats.get("categories") or []:
@@ -71,6 +75,8 @@ def cached_deal_funnels(
 ) -> list[PortalFunnel]:
     """The portal's deal funnels, kept in the store's `_meta` so a sync makes no schema reads;
     re-read when asked (a stage a rule names is missing, `sync --full`); without a store, always read."""
+    from connector.crm.schema import PortalFunnel
+
     key = f"rules.deal_funnels.{portal}"
     raw = None if refresh or store is None else store.meta_get(key)
     if raw:

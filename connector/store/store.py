@@ -9,11 +9,10 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import sqlite_utils
 
 from connector.store import (
     bases,
@@ -34,6 +33,8 @@ from connector.store.models import BaseSnapshot, Change, Conflict, Run, StageMov
 from connector.store.process import ProcessPlan, check_code
 
 if TYPE_CHECKING:
+    import sqlite_utils
+
     from connector.templates import Template
 
 log = logging.getLogger("b24sync.store")
@@ -124,10 +125,16 @@ class Store:
     def __init__(self, conn: sqlite3.Connection, path: str) -> None:
         self.conn = conn
         self.path = path
-        self.db = sqlite_utils.Database(conn)
         self.idmap = IdMap(self)
         self._lock = threading.RLock()
         self._engine_depth = 0
+
+    @cached_property
+    def db(self) -> sqlite_utils.Database:
+        """The file as a `sqlite_utils.Database` (imported on first use: no command needs it)."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
 
     @classmethod
     def open(cls, path: str | Path) -> Store:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from connector.constants import SYSTEM_ENTITY_TYPES, SYSTEM_STAGE_CODES
 from connector.crm.items import FieldMap, ProcessMap, TypeCodes
 from connector.crm.naming import stage_id, uf_name
-from connector.crm.schema import PortalType, fill_item_schema, scan_types
 from connector.errors import B24SyncError
 
 if TYPE_CHECKING:
+    from connector.crm.schema import PortalType
     from connector.rest import Client
     from connector.store import IdMapEntry, Store
     from connector.templates import Funnel, Template
@@ -201,6 +201,8 @@ def _find_type(types: list[PortalType], template: Template) -> PortalType | None
 
 def discover(client: Client, templates: list[Template]) -> dict[str, ProcessMap]:
     """Read the portal schema (3 HTTP requests) and map every template found on it."""
+    from connector.crm.schema import fill_item_schema, scan_types  # pydantic models: only on discovery
+
     types = scan_types(client)
     found: dict[str, PortalType] = {}
     for t in templates:

@@ -32,12 +32,12 @@ from connector.crm.items import (
     write_items,
 )
 from connector.crm.naming import short_code
-from connector.crm.schema import PortalFunnel, PortalStage
 from connector.rest.errors import B24Error
 from connector.store import entities
 from connector.store import rows as table_rows
 
 if TYPE_CHECKING:
+    from connector.crm.schema import PortalFunnel, PortalStage
     from connector.rest import Client
     from connector.store import Store
     from connector.sync.report import SyncReport

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tomllib
 from functools import cache
-from importlib import resources
 
 from connector.constants import READ_ONLY_TYPE_FLAGS, TYPE_FLAGS
 
@@ -16,6 +15,8 @@ PRESET_NAMES: tuple[str, ...] = ("scratch", "all-inclusive", "list")
 
 @cache
 def _load(name: str) -> dict[str, bool]:
+    from importlib import resources  # ~20 ms, needed only once a template is built
+
     text = resources.files("connector.templates").joinpath("presets", f"{name}.toml").read_text("utf-8")
     data = tomllib.loads(text)
     missing = [f for f in FLAG_NAMES if f not in data]
