@@ -167,6 +167,14 @@ def test_a_wrong_guess_is_dropped_and_the_right_batch_sent() -> None:
     assert portal.running == 0
 
 
+def test_after_a_wrong_guess_batches_are_sent_ahead_again() -> None:
+    portal = FakePortal(800, lie_after=100, decode_seconds=0.05)
+    assert [row["id"] for row in _scan(portal)] == list(range(1, 801))
+    # the first batch after the wrong guess left while the one before it was still being decoded (the
+    # wrong one no longer holds a place among the AHEAD batches out)
+    assert portal.spans[400][0] < portal.spans[300][1]
+
+
 def test_an_error_of_a_batch_sent_ahead_comes_after_the_rows_before_it() -> None:
     portal = FakePortal(1000, fail_after=200)
     seen: list[int] = []

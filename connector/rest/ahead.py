@@ -20,6 +20,7 @@ import json
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from connector.constants import PAGE_SIZE
@@ -60,19 +61,38 @@ class BatchChain:
         # AHEAD batches travelling or waiting, and the one being decoded
         self._pool = ThreadPoolExecutor(max_workers=AHEAD + 1, thread_name_prefix="keyset")
         self._lock = threading.Lock()
-        self._sent: dict[Any, Future[BatchResult]] = {}  # the id a batch filters on -> its answer
+        # batches sent and not taken: the id each filters on -> (the id of the batch its id came from, answer)
+        self._sent: dict[Any, tuple[Any, Future[BatchResult]]] = {}
+        self._dropped: list[Future[BatchResult]] = []  # sent on a wrong guess: waited for by close()
+        self._held: dict[Any, Any] = {}  # guesses not sent while AHEAD batches were out, by their batch
         self._closed = False
 
     def take(self, after: Any) -> BatchResult:
-        """The batch of the pages after `after`: the one sent ahead with it, or one sent now."""
+        """The batch of the pages after `after`: the one sent ahead with it, or one sent now.
+
+        Batches sent ahead stay only if they descend from this one (their ids came from its answer, or
+        from a descendant's); any other was sent on a wrong guess and is dropped. The slot this batch
+        frees goes to a guess held back while AHEAD batches were out.
+        """
         with self._lock:
-            future = self._sent.pop(after, None)
-        if future is None:
-            future = self._submit(after)
+            entry = self._sent.pop(after, None)
+            kept: dict[Any, tuple[Any, Future[BatchResult]]] = {}
+            parent = after
+            while child := next((k for k, (p, _) in self._sent.items() if p == parent), None):
+                kept[child] = self._sent.pop(child)
+                parent = child
+            self._dropped.extend(future for _, future in self._sent.values())
+            self._sent = kept
+            held = self._held.get(parent)
+            self._held.clear()
+            if held is not None and held not in kept and len(kept) < AHEAD and not self._closed:
+                kept[held] = (parent, self._submit(held))
+        future = entry[1] if entry is not None else self._submit(after)
         return future.result()
 
-    def send_after(self, batch: BatchResult) -> None:
-        """Send the batch that follows `batch` now (if its last page is full and it has not left yet).
+    def send_after(self, batch: BatchResult, after: Any) -> None:
+        """Send the batch that follows `batch` (read after `after`) now, if its last page is full and that
+        batch has not left yet.
 
         The id is taken before the scan checks the batch's pages: if they fail the check, the scan ends
         with an error and `close()` waits for this batch, whose answer is dropped.
@@ -82,30 +102,30 @@ class BatchChain:
             rows = rows.get(self.key) if isinstance(rows, dict) else None
         if not isinstance(rows, list) or len(rows) != PAGE_SIZE or not isinstance(rows[-1], dict):
             return
-        after = rows[-1].get(self.ident)
-        with self._lock:
-            if self._closed or after is None or after in self._sent:
-                return
-            self._sent[after] = self._submit(after)
+        self._send(rows[-1].get(self.ident), after, limit=False)
 
     def close(self) -> None:
         """Wait for every batch still travelling (their answers are dropped), then stop the workers."""
         with self._lock:
             self._closed = True
-            left, self._sent = list(self._sent.values()), {}
+            left = [*(future for _, future in self._sent.values()), *self._dropped]
+            self._sent = {}
         for future in left:
             future.exception()
         self._pool.shutdown(wait=True)
 
-    def _submit(self, after: Any) -> Future[BatchResult]:
-        return self._pool.submit(self.client.batch, self.build(after), True, peek=self._peek)
-
-    def _peek(self, body: bytes) -> None:
-        """On a worker, with a full answer's raw bytes: send the next batch if its id shows."""
-        after = last_id_in(body, self.last_label, self.key, self.ident)
-        if after is None:
-            return
+    def _send(self, after: Any, parent: Any, *, limit: bool) -> None:
         with self._lock:
-            if self._closed or after in self._sent or len(self._sent) >= AHEAD:
+            if self._closed or after is None or after in self._sent:
                 return
-            self._sent[after] = self._submit(after)
+            if limit and len(self._sent) >= AHEAD:
+                self._held[parent] = after
+                return
+            self._sent[after] = (parent, self._submit(after))
+
+    def _submit(self, after: Any) -> Future[BatchResult]:
+        return self._pool.submit(self.client.batch, self.build(after), True, peek=partial(self._peek, after))
+
+    def _peek(self, after: Any, body: bytes) -> None:
+        """On a worker, with the raw bytes of the batch read after `after`: send the next if its id shows."""
+        self._send(last_id_in(body, self.last_label, self.key, self.ident), after, limit=True)

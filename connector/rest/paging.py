@@ -103,7 +103,7 @@ def iter_list_pages(client: Client, method: str, params: Mapping[str, Any] | Non
             batch = chain.take(last)
             if on_time is not None:
                 on_time(batch.time)
-            chain.send_after(batch)  # the next batch travels while this one is checked and handed on
+            chain.send_after(batch, last)  # the next batch travels while this one is checked and handed on
             for index in range(pages):
                 label = f"p{index}"
                 if label in batch.errors:
