@@ -51,9 +51,6 @@ _PHP_ESCAPES = (
 )
 # an escaped quote: a backslash run of even length from its start (pairs are literal backslashes), then \"
 _ESCAPED_QUOTE = re.compile(rb'(?<!\\)((?:\\\\)*)\\"')
-# orjson writes floats under 1e-4 as 0.00001 or 1e-9, json.dumps as 1e-05 and 1e-09: such answers (or text
-# that only looks so) go through json.dumps, so the bytes are always json.dumps's
-_SMALL_FLOAT = re.compile(rb"\de-|0\.0000")
 # datetimes and dataclasses go to default=str, as json.dumps sends them there
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
@@ -71,14 +68,27 @@ def encode_json(data: Any) -> bytes:
         raw = orjson.dumps(data, default=str, option=_ORJSON_OPTIONS)
     except (TypeError, orjson.JSONEncodeError):
         raw = None
-    if raw is None or _SMALL_FLOAT.search(raw):
+    if raw is None or _small_float_shown(raw):
         raw = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
-    if b'\\"' in raw:
-        raw = _ESCAPED_QUOTE.sub(rb"\1\\u0022", raw)
+    if b'\\"' in raw:  # without an escaped backslash anywhere, every \" is an escaped quote: no regex needed
+        raw = _ESCAPED_QUOTE.sub(rb"\1\\u0022", raw) if b"\\\\" in raw else raw.replace(b'\\"', b"\\u0022")
     for ch, esc in _PHP_ESCAPES:
         if ch in raw:  # a search is ~30x cheaper than a replace that finds nothing on large answers
             raw = raw.replace(ch, esc)
     return raw
+
+
+def _small_float_shown(raw: bytes) -> bool:
+    """Whether orjson may have written a float under 1e-4 (as 0.00001 or 1e-9; json.dumps writes 1e-05 and
+    1e-09); text that only looks so counts too. Literal searches: a regex over a 1.7 MB answer costs 25 ms."""
+    if b"0.0000" in raw:
+        return True
+    at = raw.find(b"e-")
+    while at > 0:
+        if 48 <= raw[at - 1] <= 57:  # a digit before the exponent
+            return True
+        at = raw.find(b"e-", at + 2)
+    return False
 
 
 def _not_json(name: str) -> Any:
