@@ -71,7 +71,6 @@ class _Checkpointer:
     def __init__(self, path: str, every: float) -> None:
         self.path, self.every = path, every
         self.done = threading.Event()
-        self.runs = 0
         self.thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
         self.thread.start()
 
@@ -83,7 +82,6 @@ class _Checkpointer:
         try:
             while not self.done.wait(self.every):
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                self.runs += 1
         except sqlite3.Error as exc:
             log.debug("background checkpoint stopped: %s", exc)
         finally:
