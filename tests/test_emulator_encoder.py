@@ -2,9 +2,9 @@
 
 Flags (§7): JSON_HEX_TAG, JSON_HEX_AMP, JSON_HEX_APOS, JSON_HEX_QUOT, JSON_UNESCAPED_UNICODE; `/` is
 written `\\/`. Compact output. The encoder makes its bytes with orjson where it can and must give
-exactly what the plain reference below gives (json.dumps, then PHP's escapes), for any value the
-emulator can hold. NaN and infinities are not among them: PHP's json_decode refuses them, and so does
-the emulator's body decoding (tested here).
+exactly what the plain reference gives (`tests/support/php_json.py`: json.dumps, then PHP's escapes),
+for any value the emulator can hold. NaN and infinities are not among them: PHP's json_decode refuses
+them, and so does the emulator's body decoding (tested here).
 """
 
 from __future__ import annotations
@@ -16,26 +16,9 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.php_json import php_json
 
 from connector.emulator.server import decode_params, encode_json
-
-
-def reference(data: Any) -> bytes:
-    """json.dumps, JSON_HEX_QUOT by a walk over the escapes, then the other escapes by replacement."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
-    out: list[str] = []
-    i = 0
-    while i < len(text):  # outside strings compact JSON has no backslash
-        if text[i] == "\\":
-            out.append("\\u0022" if text[i + 1] == '"' else text[i:i + 2])
-            i += 2
-        else:
-            out.append(text[i])
-            i += 1
-    text = "".join(out)
-    for ch, esc in (("<", "\\u003C"), (">", "\\u003E"), ("&", "\\u0026"), ("'", "\\u0027"), ("/", "\\/")):
-        text = text.replace(ch, esc)
-    return text.encode("utf-8")
 
 
 @dataclass
@@ -59,7 +42,7 @@ VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.tu
 @settings(max_examples=500, deadline=None)
 @given(VALUES)
 def test_the_encoder_writes_the_reference_bytes(value: Any) -> None:
-    assert encode_json(value) == reference(value)
+    assert encode_json(value) == php_json(value)
 
 
 def test_hex_escapes_on_a_known_answer() -> None:

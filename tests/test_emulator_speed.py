@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.php_json import php_json
 
 from connector.emulator import Emulator
 from connector.emulator.clock import VirtualClock
@@ -175,29 +176,6 @@ def _reference_item(spec_list: list[FieldSpec], row: dict[str, Any], original: b
     return out
 
 
-def _reference_encode(data: Any) -> bytes:
-    """`Json::encode` as server-behaviour.md §7 has it: compact, unescaped unicode, PHP's escapes."""
-    text = _hex_quot(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
-    for ch, esc in (("/", "\\/"), ("<", "\\u003C"), (">", "\\u003E"), ("&", "\\u0026"), ("'", "\\u0027")):
-        text = text.replace(ch, esc)
-    return text.encode("utf-8")
-
-
-def _hex_quot(text: str) -> str:
-    """JSON_HEX_QUOT over compact JSON: every escape `\\"` becomes `\\u0022` (a backslash only occurs in
-    strings, always as the start of a two-character escape or of `\\uXXXX`)."""
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        if text[i] == "\\":
-            out.append("\\u0022" if text[i + 1] == '"' else text[i:i + 2])
-            i += 2
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
-
 def _pages(body: dict[str, Any]) -> list[list[dict[str, Any]]]:
     result = body["result"]
     if "items" in result:
@@ -240,7 +218,7 @@ def test_every_item_of_a_scan_matches_the_generic_rendering_byte_for_byte() -> N
         seen: list[int] = []
         for _, raw in exchanges:
             body = json.loads(raw)
-            assert raw == _reference_encode(body), name  # the encoder: PHP's escapes, nothing else
+            assert raw == php_json(body), name  # the encoder: PHP's escapes, nothing else
             for items in _pages(body):
                 for item in items:
                     row = table.rows[item["id"]]
