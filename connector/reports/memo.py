@@ -42,15 +42,20 @@ class Memo:
         for i, got in enumerate(out):
             if got is _MISS:
                 value = values[i]
-                out[i] = convert(value)
-                misses += 1
-                if kind is not float or value:
-                    seen[value] = out[i]
+                got = seen.get(value, _MISS)  # met earlier in this chunk
+                if got is _MISS:
+                    got = convert(value)
+                    misses += 1
+                    if kind is not float or value:
+                        seen[value] = got
+                out[i] = got
         if misses > len(values) // 2:  # mostly new values: looking them up first only costs
             self.remember = False
             self.seen.clear()
         return out
 
     def _each(self, values: Sequence[Any]) -> list[Any]:
+        if None not in values:
+            return list(map(self.convert, values))
         convert, empty = self.convert, self.empty
         return [empty if v is None else convert(v) for v in values]
