@@ -120,8 +120,8 @@ class Sheet:
 
     def money_column(self, amounts: Sequence[Any], memo: Memo, currencies: Sequence[Any]) -> Part:
         """Amount cells, each with its row's currency format (styles added in the order of use)."""
-        if not plain_numbers(amounts):
-            return each(encoded(map(self.money_cell, amounts, currencies)))
+        if not plain_numbers(amounts) or not set(map(type, currencies)) <= {str, type(None)}:
+            return each(encoded(map(self.money_cell, amounts, currencies)))  # (1 and 1.0 are one key)
         if currencies.count(currencies[0]) == len(currencies):
             return number_column(amounts, memo, self.money_style_if_used(currencies[0], amounts))
         texts = memo.column(amounts)
