@@ -21,11 +21,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.export_pins import CASES, digest, varied_store
 
+from connector.reports.chunks import ColumnChunk, columns_of
 from connector.reports.columns import Column, Kind
 from connector.reports.csvtext import CsvText
 from connector.reports.formats import Display, neutralise, parse_tz
@@ -178,3 +180,23 @@ def test_the_pinned_store_takes_the_fast_paths(stores: dict[str, Path]) -> None:
         CsvText._by_csv_writer = original  # type: ignore[method-assign]
     assert calls[0] == 1  # the header line only: the first chunk (2,000 everyday rows) was not handed over
     assert 2000 not in calls
+
+
+def test_a_column_chunk_is_still_a_sequence_of_rows() -> None:
+    """Chunks with in-memory labels arrive as columns; the row-wise writers and the XLSX row limit
+    (which slices chunks) still see rows."""
+    rows = [(1, "a", None), (2, "b", 2.5), (3, "c", None)]
+    chunk = ColumnChunk([list(c) for c in zip(*rows, strict=True)], 3)
+    assert list(chunk) == rows and len(chunk) == 3 and chunk[1] == rows[1] and chunk[-1] == rows[-1]
+    assert list(chunk[1:]) == rows[1:] and len(chunk[:0]) == 0 and columns_of(chunk) is chunk.columns
+    assert columns_of(rows) == [(1, 2, 3), ("a", "b", "c"), (None, 2.5, None)]
+    with pytest.raises(IndexError):
+        chunk[3]
+    assert list(ColumnChunk([], 2)) == [(), ()]
+    buf = io.BytesIO()
+    book = XlsxBook(buf)
+    columns = [Column("id", "ID", "integer"), Column("t", "T"), Column("x", "X", "number")]
+    assert book.write_sheet("S", columns, [chunk, chunk], Display(), max_rows=4) == 6
+    book.close()
+    sheets = openpyxl.load_workbook(buf).worksheets
+    assert [list(s.iter_rows(min_row=2, values_only=True)) for s in sheets] == [rows + rows[:1], rows[1:]]

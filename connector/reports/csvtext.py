@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from itertools import repeat
 from typing import Any
 
+from connector.reports.chunks import columns_of
 from connector.reports.formats import FORMULA_STARTS, neutralise
 from connector.reports.memo import Memo
 
@@ -75,7 +76,7 @@ class CsvText:
         """The CSV lines of a chunk of rows."""
         if not chunk:
             return ""
-        by_column = list(zip(*chunk, strict=True))
+        by_column = columns_of(chunk)
         converted = [memo.column(by_column[i]) if memo and by_column[i].count(None) != len(chunk)
                      else by_column[i] for i, memo in self.columns]
         if len(converted) > 1:

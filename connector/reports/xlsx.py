@@ -18,6 +18,7 @@ from datetime import date, datetime
 from html import escape
 from typing import IO, Any
 
+from connector.reports.chunks import columns_of
 from connector.reports.columns import Column
 from connector.reports.formats import CURRENCY_SIGNS, Display, finite, stored_date
 from connector.reports.memo import Memo
@@ -148,7 +149,7 @@ class Sheet:
         """`<row>…</row>` for every row of a chunk, as UTF-8."""
         if not chunk:
             return b""
-        by_column = list(zip(*chunk, strict=True))
+        by_column = columns_of(chunk)
         parts = [self.part(column, memo, by_column[i], by_column[cur] if cur is not None else None)
                  for (i, column, cur), memo in zip(self.shown, self.memos, strict=True)]
         return rows_xml(parts, len(chunk))
