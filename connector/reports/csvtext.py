@@ -98,11 +98,12 @@ class CsvText:
         try:
             joined = "\n".join(texts)
         except TypeError:  # numbers (or something else) among the values
-            if not set(map(type, values)) <= _CELL_TYPES:
+            kinds = set(map(type, values))
+            if not kinds <= _CELL_TYPES:
                 return None
-            guarded = guard_column(values) if self.guard else values  # text only, never a number
-            texts = list(map(str, ["" if v is None else v for v in guarded]))  # csv.writer: str(value)
-            joined = "\n".join(texts)
+            guarded = guard_column(values) if self.guard and str in kinds else values  # never a number
+            texts = list(map(str, ["" if v is None else v for v in guarded] if empty else guarded))
+            joined = "\n".join(texts)  # csv.writer writes str(value); a float's str is its repr
         else:
             if self.guard and (texts[0].startswith(FORMULA_STARTS) or _FORMULA_LINE.search(joined)):
                 texts = _neutralised(texts)
