@@ -101,9 +101,10 @@ def text_column(values: Sequence[Any]) -> Part:
     The column is joined and encoded once; what XML cannot hold (control characters, U+FFFE,
     U+FFFF, or NUL, the separator here) sends it value by value through `text_cell`."""
     n = len(values)
+    first = values[0]
+    if values[-1] == first and values.count(first) == n and (first is None or first.__class__ is str):
+        return constant(text_cell(first).encode("utf-8", "replace"))  # one value all the way down
     empty = values.count(None)
-    if empty == n:
-        return constant(EMPTY_B)
     texts = [_NONE_MARK if v is None else v for v in values] if empty else values
     try:
         data = "\x00".join(texts).encode("utf-8", "replace")
