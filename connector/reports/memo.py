@@ -25,9 +25,9 @@ class Memo:
         self.remember = True
         self.seen: dict[type, dict[Any, Any]] = {}
 
-    def column(self, values: Sequence[Any]) -> list[Any]:
-        """The converted column."""
-        kinds = set(map(type, values))
+    def column(self, values: Sequence[Any], kinds: set[type] | None = None) -> list[Any]:
+        """The converted column; `kinds`: the values' types, when known."""
+        kinds = set(map(type, values)) if kinds is None else set(kinds)
         kinds.discard(type(None))
         if len(kinds) != 1 or not self.remember:
             return self._each(values)

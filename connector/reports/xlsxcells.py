@@ -125,14 +125,15 @@ def text_column(values: Sequence[Any]) -> Part:
 def number_column(values: Sequence[Any], reprs: Memo, style: int = 0) -> Part:
     """Number cells for a column of a chunk (what `number_cell` gives for each value); `reprs` is
     the column's memo of `repr_bytes`."""
-    if not plain_numbers(values):
+    kinds = set(map(type, values))
+    if not plain_numbers(values, kinds):
         return each(encoded(map(number_cell, values, repeat(style))))
     n = len(values)
     empty = values.count(None)
     if empty == n:
         return constant(EMPTY_B)
-    if empty or float in set(map(type, values)):
-        texts = reprs.column(values)
+    if empty or float in kinds:
+        texts = reprs.column(values, kinds)
     else:  # integers, often all different (ids): no memory, one join
         texts = "\x00".join(map(repr, values)).encode().split(b"\x00")
     head = f'<c s="{style}"><v>'.encode() if style else b"<c><v>"
@@ -146,9 +147,10 @@ def repr_bytes(value: Any) -> bytes:
     return repr(value).encode()
 
 
-def plain_numbers(values: Sequence[Any]) -> bool:
-    """Every value an int, a finite float or None (what a number format can show)."""
-    kinds = set(map(type, values))
+def plain_numbers(values: Sequence[Any], kinds: set[type] | None = None) -> bool:
+    """Every value an int, a finite float or None (what a number format can show); `kinds`: the
+    values' types, when known."""
+    kinds = set(map(type, values)) if kinds is None else kinds
     return kinds <= {int, float, type(None)} and (
         float not in kinds or all(map(math.isfinite, filter(None, values))))
 
