@@ -27,6 +27,7 @@ from connector.reports.xlsxcells import (
     EMPTY_B,
     ILLEGAL,
     Part,
+    any_cell_bytes,
     bool_cell,
     each,
     encoded,
@@ -80,6 +81,8 @@ class Sheet:
             return Memo(lambda v: bool_cell(v).encode("utf-8", "replace"), EMPTY_B)
         if kind == "employee":
             return Memo(lambda v: text_cell(show.user(v)).encode("utf-8", "replace"), EMPTY_B)
+        if kind == "text":
+            return Memo(any_cell_bytes, EMPTY_B)
         return Memo(repr_bytes)
 
     def part(
@@ -99,7 +102,7 @@ class Sheet:
             return number_column(values, memo, PERCENT)
         if kind in ("datetime", "date", "boolean", "employee"):
             return each(memo.column(values))
-        return text_column(values)
+        return text_column(values, memo)
 
     def datetime_cell(self, value: Any) -> str:
         """A datetime cell in the portal's time zone."""

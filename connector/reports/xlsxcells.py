@@ -95,16 +95,20 @@ def each(cells: Sequence[bytes]) -> Part:
     return (b"", cells, b"")
 
 
-def text_column(values: Sequence[Any]) -> Part:
-    """Inline string cells for a column of a chunk (what `text_cell` gives for each value).
+def text_column(values: Sequence[Any], cells: Memo | None = None) -> Part:
+    """Inline string cells for a column of a chunk (what `any_cell` gives for each value: SQLite
+    keeps a number in a text column a number).
 
     The column is joined and encoded once; what XML cannot hold (control characters, U+FFFE,
-    U+FFFF, or NUL, the separator here) sends it value by value through `text_cell`."""
+    U+FFFF, or NUL, the separator here) sends it value by value through `text_cell`. A column with
+    empty values takes its cells from `cells` (a memo of `any_cell`, as UTF-8) while it repeats."""
     n = len(values)
     first = values[0]
     if values[-1] == first and values.count(first) == n and (first is None or first.__class__ is str):
         return constant(text_cell(first).encode("utf-8", "replace"))  # one value all the way down
     empty = values.count(None)
+    if empty and cells is not None and cells.remember:
+        return each(cells.column(values))
     texts = [_NONE_MARK if v is None else v for v in values] if empty else values
     try:
         data = "\x00".join(texts).encode("utf-8", "replace")
@@ -140,6 +144,11 @@ def number_column(values: Sequence[Any], reprs: Memo, style: int = 0) -> Part:
     if not empty:
         return (head, texts, b"</v></c>")
     return each([EMPTY_B if t is None else head + t + b"</v></c>" for t in texts])
+
+
+def any_cell_bytes(value: Any) -> bytes:
+    """`any_cell` as UTF-8."""
+    return any_cell(value).encode("utf-8", "replace")
 
 
 def repr_bytes(value: Any) -> bytes:
