@@ -71,7 +71,7 @@ class Sheet:
         return f"<row>{cells}</row>"
 
     def _memo(self, column: Column) -> Memo:
-        """What one value of the column becomes, remembered: a whole cell, or (numbers) its repr."""
+        """What one value of the column becomes, remembered: a whole cell (UTF-8), or a number's repr."""
         kind, show = column.kind, self.display
         if kind == "datetime":
             return Memo(lambda v: self.datetime_cell(v).encode("utf-8", "replace"), EMPTY_B)
