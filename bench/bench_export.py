@@ -110,14 +110,14 @@ def compare_writers(db: Path, tmp: Path) -> dict[str, float]:
 
     from connector.reports.columns import describe
     from connector.reports.formats import Display, parse_tz
-    from connector.reports.readonly import connect_readonly
+    from connector.reports.readonly import open_store
     from connector.reports.source import build_query, iter_chunks
     from connector.reports.xlsx import write_book
 
-    conn = connect_readonly(db)
-    query = build_query(conn, "candidate")
-    columns = describe(conn, "candidate", query.header)
-    chunks = list(iter_chunks(conn, query))
+    with open_store(db) as store:
+        query = build_query(store, "candidate")
+        columns = describe(store, "candidate", query.header)
+        chunks = list(iter_chunks(store, query))
     rows = [row for chunk in chunks for row in chunk]
     results: dict[str, float] = {}
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 from connector.store.reader import ProcessCatalog, SqlFunction, StoreReader
@@ -44,11 +43,11 @@ class FastLabel:
 
         return label
 
-    def column(self, chunk: Sequence[tuple[Any, ...]], positions: Sequence[int]) -> list[str | None]:
-        """The labels of a chunk of rows whose inputs sit at `positions` (C-level loops only)."""
-        if len(positions) == 1:
-            return list(map(self.lookup.get, map(itemgetter(positions[0]), chunk)))
-        return list(map(self.lookup.get, zip(*(map(itemgetter(p), chunk) for p in positions), strict=True)))
+    def column(self, inputs: Sequence[Sequence[Any]]) -> list[str | None]:
+        """The labels of a chunk whose input columns are `inputs` (C-level loops only)."""
+        if len(inputs) == 1:
+            return list(map(self.lookup.get, inputs[0]))
+        return list(map(self.lookup.get, zip(*inputs, strict=True)))
 
 
 def fast_labels(store: StoreReader, catalog: ProcessCatalog, template: Template | None) -> list[FastLabel]:

@@ -6,9 +6,9 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
+from connector.reports.chunks import ColumnChunk
 from connector.reports.errors import ReportError
 from connector.reports.labels import FastLabel, fast_labels, functions
 from connector.reports.readonly import require_process
@@ -30,7 +30,7 @@ class ExportQuery:
 
     header: list[str]
     sql: str
-    post: Callable[[Chunk], Chunk] | None = None  # adds the in-memory label columns
+    post: Callable[[Chunk], ColumnChunk] | None = None  # adds the in-memory label columns
     functions: dict[str, SqlFunction] = field(default_factory=dict)  # what the SQL calls (fast labels)
 
 
@@ -103,21 +103,16 @@ def build_query(
 
 def _label_chunks(
     header: Sequence[str], labels: Sequence[FastLabel], fetched: Sequence[str]
-) -> Callable[[Chunk], Chunk]:
-    """A chunk transform: fetched rows (`fetched` columns) plus the labels -> rows in header order."""
+) -> Callable[[Chunk], ColumnChunk]:
+    """A chunk transform: fetched rows (`fetched` columns) plus the labels -> the header's columns."""
     positions = [[fetched.index(c) for c in f.inputs] for f in labels]
     at = {name: i for i, name in enumerate([*fetched, *(f.name for f in labels)])}
     order = [at[name] for name in header]
-    pick: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = (
-        itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
-    )
-    if order == list(range(len(at))):
-        pick = None  # the labels are the last columns and nothing extra was fetched: append them
 
-    def post(chunk: Chunk) -> Chunk:
-        columns = [f.column(chunk, pos) for f, pos in zip(labels, positions, strict=True)]
-        rows = map(tuple.__add__, chunk, zip(*columns, strict=True))
-        return list(map(pick, rows) if pick else rows)
+    def post(chunk: Chunk) -> ColumnChunk:
+        columns: list[Sequence[Any]] = list(zip(*chunk, strict=True)) or [() for _ in fetched]
+        columns += [f.column([columns[p] for p in pos]) for f, pos in zip(labels, positions, strict=True)]
+        return ColumnChunk([columns[i] for i in order], len(chunk))
 
     return post
 
@@ -167,8 +162,9 @@ def _choose_columns(available: list[str], wanted: Sequence[str] | None) -> list[
     return list(dict.fromkeys(wanted))
 
 
-def iter_chunks(store: StoreReader, query: ExportQuery) -> Iterator[list[tuple[Any, ...]]]:
-    """Stream an export query as lists of rows (constant memory); bad SQL becomes a ReportError.
+def iter_chunks(store: StoreReader, query: ExportQuery) -> Iterator[Sequence[tuple[Any, ...]]]:
+    """Stream an export query as chunks of rows (lists of rows, or the rows' columns when labels were
+    added in memory; constant memory); bad SQL becomes a ReportError.
 
     The query may read the process tables, their labels views and `_labels` only."""
     try:

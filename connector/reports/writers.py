@@ -8,18 +8,17 @@ by column for a whole chunk, so the per-row cost stays in C wherever the value n
 from __future__ import annotations
 
 import codecs
-import csv
 import html
-import io
 import json
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
 from typing import IO, Any
 
 from connector.reports.columns import Column, Kind
-from connector.reports.formats import Display, neutralise
+from connector.reports.csvtext import CsvText
+from connector.reports.formats import Display
+from connector.reports.memo import Memo
 from connector.reports.xlsx import XlsxBook
 
 FORMATS = ("csv", "xlsx", "jsonl", "html")
@@ -100,95 +99,25 @@ def _decimal_comma(value: Any) -> Any:
     return plain
 
 
-_FORMULA_LINE = re.compile("\n[=+\\-@\t\r]")  # a value starting like a formula, in a joined column
-_MEMO_LIMIT = 50_000
-
-
-def _guard_column(values: Sequence[Any]) -> Sequence[Any]:
-    """The column with formula-like text neutralised (the same column when nothing needed it).
-
-    A first pass over the joined column (C-level substring search) rules out almost every chunk;
-    only a chunk with a line that starts like a formula is checked value by value."""
-    kinds = set(map(type, values))
-    if str not in kinds:
-        return values
-    texts = filter(None, values) if kinds <= {str, type(None)} else map(str, values)  # all C-level
-    joined = "\n" + "\n".join(texts)
-    if not _FORMULA_LINE.search(joined):
-        return values
-    hits = [i for i, v in enumerate(values) if v.__class__ is str and v[:1] in "=+-@\t\r" and v]
-    if not hits:
-        return values
-    fixed = list(values)
-    for i in hits:
-        fixed[i] = neutralise(fixed[i])
-    return fixed
-
-
-class _Memo:
-    """A converter that remembers its answers (exports repeat dates, amounts and user ids)."""
-
-    def __init__(self, convert: Callable[[Any], Any]) -> None:
-        self.convert = convert
-        self.seen: dict[Any, Any] = {None: None}
-
-    def column(self, values: Sequence[Any]) -> list[Any]:
-        seen = self.seen
-        if len(seen) > _MEMO_LIMIT:
-            seen.clear()
-            seen[None] = None
-        return [seen[v] if v in seen else self._miss(v) for v in values]
-
-    def _miss(self, value: Any) -> Any:
-        result = self.seen[value] = self.convert(value)
-        return result
-
-
 def write_csv(columns: Sequence[Column], rows: Rows, out: IO[bytes], opts: WriteOptions) -> int:
     """CSV in UTF-8: `excel-ru` (`;`, BOM, local times, decimal comma), `excel` (`,`, BOM, local
     times) or `rfc4180` (`,`, no BOM, stored values); formula-like text is neutralised unless
     `formula_guard` is off. Returns the number of rows."""
     dialect = opts.dialect
     bom = opts.bom if opts.bom is not None else dialect != "rfc4180"
-    if bom:  # written by hand: the utf-8-sig codec encodes in Python, row by row
+    if bom:
         out.write(codecs.BOM_UTF8)
-    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
-    text._CHUNK_SIZE = 1 << 16  # type: ignore[attr-defined]  # encode and write in 64 KiB pieces
     shown = [(i, c) for i, c in enumerate(columns) if not c.hidden]
     # dates, numbers and yes/no as the dialect's spreadsheet reads them (Russian Excel: 25.11.2026)
     show = replace(opts.display, lang="ru" if dialect == "excel-ru" else "en")
-    converters = [(i, conv) for i, c in shown if (conv := _csv_converter(c, dialect, show))]
-    plain = not converters and not opts.formula_guard and len(shown) == len(columns)
+    converters = [(i, Memo(conv) if (conv := _csv_converter(c, dialect, show)) else None) for i, c in shown]
+    text = CsvText(";" if dialect == "excel-ru" else ",", converters, opts.formula_guard)
+    out.write(text.header([c.header(opts.headers) for _i, c in shown]).encode("utf-8"))
     n = 0
-    try:
-        writer = csv.writer(text, delimiter=";" if dialect == "excel-ru" else ",", lineterminator="\r\n")
-        writer.writerow([c.header(opts.headers) for _i, c in shown])
-        convert = {i: _Memo(conv) for i, conv in converters}
-        for chunk in rows:
-            writer.writerows(chunk if plain else _csv_chunk(chunk, shown, convert, opts.formula_guard))
-            n += len(chunk)
-        text.flush()
-    finally:
-        text.detach()
+    for chunk in rows:
+        out.write(text.chunk(chunk).encode("utf-8"))
+        n += len(chunk)
     return n
-
-
-def _csv_chunk(
-    chunk: Chunk, shown: list[tuple[int, Column]], converters: dict[int, _Memo], guard: bool
-) -> Iterable[Sequence[Any]]:
-    if not chunk:
-        return []
-    by_column = list(zip(*chunk, strict=True))
-    out: list[Sequence[Any]] = []
-    for i, _column in shown:
-        values: Sequence[Any] = by_column[i]
-        conv = converters.get(i)
-        if conv is not None and values.count(None) != len(values):
-            values = conv.column(values)
-        if guard:
-            values = _guard_column(values)
-        out.append(values)
-    return zip(*out, strict=True)
 
 
 # ---- JSON lines -----------------------------------------------------------------------------------

@@ -1,35 +1,47 @@
 """A streaming XLSX (SpreadsheetML) writer: rows go straight into the zip, memory stays flat.
 
 Chosen on measurement over openpyxl write-only, xlsxwriter constant_memory and pyexcelerate (see
-docs/guide.md, "Export"): cells are built column by column for a chunk of rows, so the per-cell work
-is one small function call. Text is always an inline string cell (`t="inlineStr"`): a title such
-as `=HYPERLINK(...)` can never become a formula. Dates and datetimes are serial numbers with a date
+docs/guide.md, "Export"): cells are built column by column for a chunk of rows (xlsxcells.py), so
+most cells cost a few C-level operations. Text is always an inline string cell: a title such as
+`=HYPERLINK(...)` can never become a formula. Dates and datetimes are serial numbers with a date
 format, shown in the portal's time zone; money gets a number format with its currency sign;
-percentages a percent format. Cells carry no `r` attribute (optional in ECMA-376): an empty value
-is written as `<c/>` so that positions stay right.
+percentages a percent format.
 """
 
 from __future__ import annotations
 
-import math
 import queue
-import re
 import threading
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from html import escape
-from itertools import chain, repeat, zip_longest
-from operator import itemgetter
 from typing import IO, Any
 
+from connector.reports.chunks import columns_of
 from connector.reports.columns import Column
 from connector.reports.formats import CURRENCY_SIGNS, Display, finite, stored_date
+from connector.reports.memo import Memo
+from connector.reports.xlsxcells import (
+    EMPTY,
+    EMPTY_B,
+    ILLEGAL,
+    Part,
+    any_cell_bytes,
+    bool_cell,
+    each,
+    encoded,
+    number_cell,
+    number_column,
+    plain_numbers,
+    repr_bytes,
+    rows_xml,
+    text_cell,
+    text_column,
+)
 
-EMPTY = "<c/>"
 _EPOCH = datetime(1899, 12, 30)
 _EPOCH_DATE = _EPOCH.date()
-_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 # Fixed cell styles (cellXfs indexes); money styles per currency are added after these.
@@ -40,36 +52,6 @@ _DATE_CODES = {"ru": ("dd.mm.yyyy", "dd.mm.yyyy hh:mm"), "en": ("yyyy-mm-dd", "y
 Chunk = Sequence[Sequence[Any]]
 
 
-def text_cell(value: Any) -> str:
-    """An inline string cell (never a formula); None is an empty cell."""
-    if value is None:
-        return EMPTY
-    text = value if value.__class__ is str else str(value)
-    if not text.isprintable():
-        text = _ILLEGAL.sub("", text)
-    if "&" in text or "<" in text or ">" in text:
-        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    if "\r" in text:  # a literal CR would be read back as LF (XML end-of-line handling)
-        text = text.replace("\r", "&#13;")
-    return '<c t="inlineStr"><is><t xml:space="preserve">' + text + "</t></is></c>"
-
-
-def number_cell(value: Any, style: int = 0) -> str:
-    """A number cell (with a style); text that is not a number stays text."""
-    if value is None:
-        return EMPTY
-    if finite(value):
-        return f'<c s="{style}"><v>{value!r}</v></c>' if style else "<c><v>" + repr(value) + "</v></c>"
-    if isinstance(value, bool):
-        return '<c t="b"><v>' + ("1" if value else "0") + "</v></c>"
-    return text_cell(value)
-
-
-def any_cell(value: Any) -> str:
-    """A number cell for a number (SQLite keeps the type per value), else an inline string."""
-    return number_cell(value) if finite(value) else text_cell(value)
-
-
 class Sheet:
     """One worksheet being written: its cells come from column converters applied chunk by chunk."""
 
@@ -77,60 +59,60 @@ class Sheet:
         self.book = book
         self.display = display
         self.headers = headers
-        self._datetimes: dict[str, str] = {}
-        self._names: dict[Any, str | None] = {}
         at = {c.code: i for i, c in enumerate(columns)}
         self.shown = [(i, c, at.get(c.currency) if c.currency else None)
                       for i, c in enumerate(columns) if not c.hidden]
         self.columns = [c for c in columns if not c.hidden]
+        self.memos = [self._memo(c) for c in self.columns]
 
     def header_xml(self) -> str:
         texts = (_clean(escape(c.header(self.headers), False)) for c in self.columns)
         cells = "".join(f'<c t="inlineStr" s="{HEADER}"><is><t>{t}</t></is></c>' for t in texts)
         return f"<row>{cells}</row>"
 
-    def cells(self, column: Column, values: list[Any], currencies: list[Any] | None) -> Iterable[str]:
-        """The cells of one column of a chunk."""
+    def _memo(self, column: Column) -> Memo:
+        """What one value of the column becomes, remembered: a whole cell (UTF-8), or a number's repr."""
         kind, show = column.kind, self.display
+        if kind == "datetime":
+            return Memo(lambda v: self.datetime_cell(v).encode("utf-8", "replace"), EMPTY_B)
+        if kind == "date":
+            return Memo(lambda v: self.date_cell(v).encode("utf-8", "replace"), EMPTY_B)
+        if kind == "boolean":
+            return Memo(lambda v: bool_cell(v).encode("utf-8", "replace"), EMPTY_B)
+        if kind == "employee":
+            return Memo(lambda v: text_cell(show.user(v)).encode("utf-8", "replace"), EMPTY_B)
+        if kind == "text":
+            return Memo(any_cell_bytes, EMPTY_B)
+        return Memo(repr_bytes)
+
+    def part(
+        self, column: Column, memo: Memo, values: Sequence[Any], currencies: Sequence[Any] | None
+    ) -> Part:
+        """The cells of one column of a chunk."""
+        kind = column.kind
         if kind in ("integer", "number"):
-            return number_column(values)
+            return number_column(values, memo)
         if kind == "money":
             if column.fixed_currency:
-                return number_column(values, self.book.money_style(column.fixed_currency))
+                return number_column(values, memo, self.book.money_style(column.fixed_currency))
             if currencies is None:
-                return number_column(values, AMOUNT)
-            return self.money_column(values, currencies)
+                return number_column(values, memo, AMOUNT)
+            return self.money_column(values, memo, currencies)
         if kind == "percent":
-            return number_column(values, PERCENT)
-        if kind == "datetime":
-            cache = self._datetimes
-            return [cache[v] if v in cache else self.datetime_cell(v) for v in values]
-        if kind == "date":
-            return map(self.date_cell, values)
-        if kind == "boolean":
-            return map(_bool_cell, values)
-        if kind == "employee":
-            names = self._names
-            if len(names) > 50_000:
-                names.clear()
-            known = [names[v] if v in names else names.setdefault(v, show.user(v)) for v in values]
-            return text_column(known)
-        return text_column(values)
+            return number_column(values, memo, PERCENT)
+        if kind in ("datetime", "date", "boolean", "employee"):
+            return each(memo.column(values))
+        return text_column(values, memo)
 
     def datetime_cell(self, value: Any) -> str:
-        """A datetime cell in the portal's time zone (remembered per stored value)."""
+        """A datetime cell in the portal's time zone."""
         if value is None:
             return EMPTY
         local: datetime | None = value if value.__class__ is datetime else self.display.local(value)
         if local is None:
             return text_cell(value)
         serial = (local - _EPOCH).total_seconds() / 86400.0
-        cell = f'<c s="{DATETIME}"><v>{serial:.8f}</v></c>'
-        if value.__class__ is str:
-            if len(self._datetimes) > 50_000:
-                self._datetimes.clear()
-            self._datetimes[value] = cell
-        return cell
+        return f'<c s="{DATETIME}"><v>{serial:.8f}</v></c>'
 
     def date_cell(self, value: Any) -> str:
         if value is None:
@@ -140,15 +122,26 @@ class Sheet:
             return text_cell(value)
         return f'<c s="{DATE}"><v>{(day - _EPOCH_DATE).days}</v></c>'
 
-    def money_column(self, amounts: list[Any], currencies: list[Any]) -> Iterable[str]:
-        """Amount cells, each with its row's currency format (a comprehension for plain numbers)."""
-        kinds = set(map(type, amounts))
-        present = [v for v in amounts if v is not None]
-        if not kinds <= {int, float, type(None)} or not all(map(math.isfinite, present)):
-            return map(self.money_cell, amounts, currencies)
-        heads = {c: f'<c s="{self.book.money_style(c)}"><v>' for c in set(currencies)}
-        pairs = zip(amounts, currencies, strict=True)
-        return [EMPTY if a is None else heads[c] + repr(a) + "</v></c>" for a, c in pairs]
+    def money_column(self, amounts: Sequence[Any], memo: Memo, currencies: Sequence[Any]) -> Part:
+        """Amount cells, each with its row's currency format (styles added in the order of use)."""
+        if not plain_numbers(amounts) or not set(map(type, currencies)) <= {str, type(None)}:
+            return each(encoded(map(self.money_cell, amounts, currencies)))  # (1 and 1.0 are one key)
+        if currencies.count(currencies[0]) == len(currencies):
+            return number_column(amounts, memo, self.money_style_if_used(currencies[0], amounts))
+        texts = memo.column(amounts)
+        heads: dict[Any, bytes] = {}
+
+        def head(currency: Any) -> bytes:
+            found = heads[currency] = f'<c s="{self.book.money_style(currency)}"><v>'.encode()
+            return found
+
+        pairs = zip(texts, currencies, strict=True)
+        return each([EMPTY_B if t is None else (heads[c] if c in heads else head(c)) + t + b"</v></c>"
+                     for t, c in pairs])
+
+    def money_style_if_used(self, currency: Any, amounts: Sequence[Any]) -> int:
+        """The currency's style when an amount uses it (else none is added to the book)."""
+        return self.book.money_style(currency) if amounts.count(None) != len(amounts) else 0
 
     def money_cell(self, amount: Any, currency: Any) -> str:
         if amount is None or not finite(amount):
@@ -156,81 +149,18 @@ class Sheet:
         return f'<c s="{self.book.money_style(currency)}"><v>{amount!r}</v></c>'
 
     def rows_xml(self, chunk: Chunk) -> bytes:
-        """`<row>…</row>` for every row of a chunk, as UTF-8 without characters XML cannot hold."""
+        """`<row>…</row>` for every row of a chunk, as UTF-8."""
         if not chunk:
             return b""
-        columns: list[Iterable[bytes]] = []
-        for i, column, cur_at in self.shown:
-            values = list(map(itemgetter(i), chunk))
-            currencies = list(map(itemgetter(cur_at), chunk)) if cur_at is not None else None
-            cells = self.cells(column, values, currencies)
-            columns.append(cells if isinstance(cells, ByteCells) else as_bytes(cells))
-        columns.append(repeat(b"</row><row>", len(chunk) - 1))  # between rows; one join for the chunk
-        return b"<row>" + b"".join(chain.from_iterable(zip_longest(*columns, fillvalue=b""))) + b"</row>"
-
-
-class ByteCells(list):  # type: ignore[type-arg]
-    """Cells already encoded as UTF-8."""
-
-
-def as_bytes(cells: Iterable[str]) -> ByteCells:
-    """Encode a column of cells at once (join, encode, split: no Python code per cell)."""
-    return ByteCells("\x00".join(cells).encode("utf-8", "replace").split(b"\x00"))
-
-
-_OPEN = '<c t="inlineStr"><is><t xml:space="preserve">'
-_CLOSE = "</t></is></c>"
-_NONE_MARK = "\x01"
-_CONTROL_BYTES = bytes([*range(1, 9), 11, 12, *range(14, 32)])  # not NUL: it separates cells
-
-
-def text_column(values: list[Any]) -> Iterable[str] | ByteCells:
-    """Inline string cells for a column of a chunk.
-
-    When the values are all text (or empty), they are escaped, encoded, cleaned of what XML 1.0
-    cannot hold (C0 controls, never part of a multi-byte UTF-8 character) and wrapped with a few
-    C-level operations on the joined column instead of one Python call per cell.
-    """
-    kinds = set(map(type, values))
-    if not kinds <= {str, type(None)}:
-        return map(any_cell, values)
-    if type(None) in kinds:
-        values = [_NONE_MARK if v is None else v for v in values]
-    joined = "\x00".join(values)
-    if joined.count("\x00") != len(values) - 1 or "\ufffe" in joined or "\uffff" in joined:
-        return map(text_cell, values)
-    if "&" in joined or "<" in joined or ">" in joined:
-        joined = joined.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    if "\r" in joined:  # a literal CR would be read back as LF (XML end-of-line handling)
-        joined = joined.replace("\r", "&#13;")
-    wrapped = _OPEN + joined.replace("\x00", _CLOSE + "\x00" + _OPEN) + _CLOSE
-    if type(None) in kinds:
-        wrapped = wrapped.replace(_OPEN + _NONE_MARK + _CLOSE, EMPTY)
-    data = wrapped.encode("utf-8", "replace")
-    return ByteCells(data.translate(None, _CONTROL_BYTES).split(b"\x00"))
-
-
-def number_column(values: list[Any], style: int = 0) -> Iterable[str]:
-    """Number cells for a column of a chunk (a comprehension when every value is a finite number)."""
-    kinds = set(map(type, values))
-    present = [v for v in values if v is not None]
-    if not kinds <= {int, float, type(None)} or not all(map(math.isfinite, present)):
-        return map(number_cell, values, repeat(style))
-    head = f'<c s="{style}"><v>' if style else "<c><v>"
-    return [EMPTY if v is None else head + repr(v) + "</v></c>" for v in values]
-
-
-def _bool_cell(value: Any) -> str:
-    if value is None:
-        return EMPTY
-    if value in (0, 1, True, False):
-        return '<c t="b"><v>' + ("1" if value else "0") + "</v></c>"
-    return text_cell(value)
+        by_column = columns_of(chunk)
+        parts = [self.part(column, memo, by_column[i], by_column[cur] if cur is not None else None)
+                 for (i, column, cur), memo in zip(self.shown, self.memos, strict=True)]
+        return rows_xml(parts, len(chunk))
 
 
 def _clean(xml: str) -> str:
     """Drop characters XML 1.0 cannot hold (control characters other than tab and newlines)."""
-    return _ILLEGAL.sub("", xml)
+    return ILLEGAL.sub("", xml)
 
 
 class Deflater:
