@@ -55,7 +55,9 @@ def test_hex_escapes_on_a_known_answer() -> None:
 
 
 def test_a_body_with_nan_or_infinity_is_not_json_to_the_portal() -> None:
-    """PHP's json_decode refuses the constants; the body's params are then as if it had none."""
+    """PHP's json_decode refuses the constants; the body's params are then as if it had none.
+
+    The reference notes are silent on request bodies with these constants: the stricter behaviour."""
     assert decode_params("", b'{"id": NaN}', "application/json") == {}
     assert decode_params("start=5", b'{"x": Infinity, "y": 1}', "application/json") == {"start": "5"}
     assert decode_params("", b'{"id": 1.5}', "application/json") == {"id": 1.5}

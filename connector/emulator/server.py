@@ -103,7 +103,8 @@ def decode_params(query: str, body: bytes, content_type: str) -> dict[str, Any]:
     ctype = content_type.split(";")[0].strip().lower()
     text = body.decode("utf-8", errors="replace")
     if ctype == "application/json" or (not ctype and text.lstrip().startswith("{")):
-        try:  # NaN and Infinity are not JSON: PHP's json_decode refuses such a body, and so does this
+        # NaN/Infinity are not JSON (PHP's json_decode refuses them); the reference notes are silent: stricter
+        try:
             data = json.loads(text, parse_constant=_not_json)
         except ValueError:
             data = None
