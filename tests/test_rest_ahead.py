@@ -208,6 +208,27 @@ def test_an_answer_that_arrives_after_the_scan_was_left_sends_nothing() -> None:
     assert portal.running == 0
 
 
+@pytest.mark.parametrize("junk", [[1], {"a": 1}, None, True, 1.5])
+def test_a_junk_last_id_sends_nothing_and_leaves_the_refusal_to_the_page_checks(junk: Any) -> None:
+    sent: list[Any] = []
+
+    class Client:
+        def batch(self, commands: Any, *args: Any, **kwargs: Any) -> BatchResult:
+            sent.append(commands)
+            return BatchResult()
+
+    chain = ahead_module.BatchChain(Client(), lambda after: {"after": after}, "p0", "items", "id")  # type: ignore[arg-type]
+    rows = [{"id": n} for n in range(1, 50)] + [{"id": junk}]
+    chain.send_after(BatchResult(results={"p0": {"items": rows}}), 0)
+    chain.close()
+    assert sent == []
+    good = [{"id": n} for n in range(1, 51)]  # the same call with a good id does send
+    chain = ahead_module.BatchChain(Client(), lambda after: {"after": after}, "p0", "items", "id")  # type: ignore[arg-type]
+    chain.send_after(BatchResult(results={"p0": {"items": good}}), 0)
+    chain.close()
+    assert sent == [{"after": 50}]
+
+
 def test_the_emulators_answers_over_loopback_give_the_guess_for_every_full_batch(
         monkeypatch: pytest.MonkeyPatch) -> None:
     emu = Emulator(limits="off")

@@ -102,7 +102,9 @@ class BatchChain:
             rows = rows.get(self.key) if isinstance(rows, dict) else None
         if not isinstance(rows, list) or len(rows) != PAGE_SIZE or not isinstance(rows[-1], dict):
             return
-        self._send(rows[-1].get(self.ident), after, limit=False)
+        last = rows[-1].get(self.ident)
+        if isinstance(last, int | str) and not isinstance(last, bool):  # junk: the page checks refuse it
+            self._send(last, after, limit=False)
 
     def close(self) -> None:
         """Wait for every batch still travelling (their answers are dropped), then stop the workers."""
