@@ -18,6 +18,7 @@ import pytest
 import responses
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.php_json import PHP_ESCAPES, hex_quot
 from test_rest_support import BASE
 
 from connector.rest import Client, RetryPolicy, TransportError
@@ -52,8 +53,11 @@ def outcome(decode: Any, body: bytes) -> tuple[str, Any]:
 
 
 def php_json(value: Any, ascii_only: bool = True) -> bytes:
-    """`json_encode` as PHP writes it: `\\/`, `\\uXXXX` (unless JSON_UNESCAPED_UNICODE)."""
-    text = json.dumps(value, ensure_ascii=ascii_only).replace("/", "\\/")
+    """`json_encode` as PHP writes it: `\\uXXXX` (unless JSON_UNESCAPED_UNICODE), and the portal's
+    JSON_HEX_QUOT|TAG|AMP|APOS and `\\/` escapes (`tests/support/php_json.py`, server-behaviour.md §7)."""
+    text = hex_quot(json.dumps(value, ensure_ascii=ascii_only))
+    for ch, esc in PHP_ESCAPES:
+        text = text.replace(ch, esc)
     return text.encode("utf-8", "surrogatepass")
 
 

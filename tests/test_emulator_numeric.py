@@ -45,3 +45,28 @@ def test_an_id_filter_with_an_infinite_or_odd_number_answers_instead_of_crashing
 
     assert ids("1e999") == ids("0") == [1, 2, 3]  # (int) of the infinity is 0
     assert ids("inf") == ids("nan") == ids("1_0") == []  # text: compared as text, nothing matches
+
+
+def test_a_number_past_the_double_range_is_stored_as_no_value_and_refused_in_a_product_row() -> None:
+    """PHP makes `1e999` INF, which Json::encode cannot write (server-behaviour.md §7 names the encoder; the
+    notes are silent on such values): stored as empty, like other text that is no number; a product row,
+    which refuses text that is no number, refuses it too."""
+    from support.php_json import php_json
+
+    from connector.emulator.server import encode_json
+
+    emu = Emulator(limits="off")
+    created = emu.call("crm.type.add", {"fields": {"title": "T"}})["result"]["type"]
+    tid = created["id"]
+    field = {"entityId": f"CRM_{tid}", "fieldName": f"UF_CRM_{tid}_X", "userTypeId": "double"}
+    emu.call("userfieldconfig.add", {"moduleId": "crm", "field": field})
+    uf = f"ufCrm{tid}X"
+    fields = {"title": "a", uf: "1e999"}
+    answer = emu.call("crm.item.add", {"entityTypeId": created["entityTypeId"], "fields": fields})
+    assert answer["result"]["item"][uf] is None
+    assert encode_json(answer) == php_json(answer)  # no infinity for the two encoders to write differently
+    deal = emu.call("crm.item.add", {"entityTypeId": 2, "fields": {"title": "D"}})["result"]["item"]
+    refused = emu.call("crm.item.productrow.add", {"fields": {
+        "ownerType": "D", "ownerId": deal["id"], "productName": "x", "price": "1e999"}})
+    assert refused.get("error") == "INVALID_ARG_VALUE", refused
+    assert "price" in refused["error_description"]

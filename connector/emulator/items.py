@@ -15,7 +15,7 @@ from .files import file_json, kept_file, store_upload
 from .filters import CompiledFilter, compile_filter, parse_order, sort_rows
 from .itemschema import FieldSpec, ItemSchema, describe, item_schema
 from .naming import parse_stage_entity_id, stage_entity_id
-from .params import as_dict, is_numeric, php_int, req_array, req_int, use_original
+from .params import as_dict, finite_float, is_numeric, php_int, req_array, req_int, use_original
 from .php import as_list, is_list_like
 from .registry import CallContext, ListPage, method
 from .state import ItemTable, PortalState, SmartType, Stage
@@ -204,7 +204,7 @@ def in_one(spec: FieldSpec, value: Any, state: PortalState) -> Any:
                 raise ApiError("CRM_FIELD_ERROR_VALUE_NOT_VALID", f'Invalid value for field "{spec.title}"')
         return number
     if kind == "float":
-        return float(value) if is_numeric(value) and not isinstance(value, bool) else None
+        return finite_float(value) if is_numeric(value) and not isinstance(value, bool) else None
     if kind == "datetime":
         ts = parse_datetime(value, state.tz)
         return _SKIP if ts is None else float(int(ts))

@@ -47,6 +47,17 @@ def is_numeric(value: Any) -> TypeGuard[int | float | str]:
     return False
 
 
+def finite_float(value: int | float | str) -> float | None:
+    """`float` of a numeric value, or None for one past the double range (`1e999`).
+
+    PHP makes that INF, which `Json::encode` cannot write (server-behaviour.md §7 names the encoder;
+    the notes are silent on such values): the stricter behaviour keeps it out of stored data, so an
+    answer never holds NaN or an infinity.
+    """
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
 def php_int(value: int | float | str) -> int:
     """`(int)` of a numeric value: truncated toward zero; NaN and infinities are 0, as PHP casts them."""
     number = float(value)

@@ -13,7 +13,7 @@ from typing import Any
 
 from .common import require_type, state_of
 from .errors import ApiError
-from .params import as_dict, is_numeric, php_int, req_array, req_int
+from .params import as_dict, finite_float, is_numeric, php_int, req_array, req_int
 from .php import as_list
 from .registry import CallContext, method
 from .state import PortalState
@@ -75,9 +75,10 @@ def _value(kind: str, raw: Any, name: str) -> Any:
         return "Y" if str(raw).upper() in ("Y", "1", "TRUE") else "N"
     if raw in (None, "") and name == "taxRate":  # no tax rate; a batch sends null as ""
         return None
-    if not is_numeric(raw):
+    number = finite_float(raw) if is_numeric(raw) else None
+    if number is None:
         raise ApiError("INVALID_ARG_VALUE", f"Field {name!r} must be a number, got {raw!r}")
-    return php_int(raw) if kind == "int" else float(raw)
+    return php_int(raw) if kind == "int" else number
 
 
 def _row(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-_ESCAPES = (("<", "\\u003C"), (">", "\\u003E"), ("&", "\\u0026"), ("'", "\\u0027"), ("/", "\\/"))
+PHP_ESCAPES = (("<", "\\u003C"), (">", "\\u003E"), ("&", "\\u0026"), ("'", "\\u0027"), ("/", "\\/"))
 
 
 def hex_quot(text: str) -> str:
@@ -30,6 +30,6 @@ def hex_quot(text: str) -> str:
 def php_json(data: Any) -> bytes:
     """json.dumps (compact, unescaped unicode, `str()` of other values), then PHP's escapes one by one."""
     text = hex_quot(json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str))
-    for ch, esc in _ESCAPES:
+    for ch, esc in PHP_ESCAPES:
         text = text.replace(ch, esc)
     return text.encode("utf-8")
